@@ -1,0 +1,214 @@
+"""Report maps: one consistent matplotlib style for every stage.
+
+Every map has a basemap drawn from the extract itself (water, roads; tile servers are out of reach
+offline), a legend, a scale bar (matplotlib-scalebar), a north arrow, the OSM attribution and
+Chinese labels set in a CJK font. Plot functions take ``ax=None`` and return ``(fig, ax)``; they
+never call ``show()``. :func:`save_map` writes PNGs atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib as mpl
+from matplotlib import font_manager
+from matplotlib.figure import Figure
+
+from urbanunits import ATTRIBUTION
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    from matplotlib.axes import Axes
+
+    from urbanunits.sources.osm import OSMLayers
+
+__all__ = [
+    "add_map_furniture",
+    "cjk_font_family",
+    "cjk_font_path",
+    "draw_basemap",
+    "map_style",
+    "new_map",
+    "save_map",
+]
+
+logger = logging.getLogger(__name__)
+
+# System fonts tried first, by family name; the bundled Noto Sans CJK is the fallback.
+_CJK_FAMILIES = ("Noto Sans CJK SC", "Source Han Sans SC", "Source Han Sans CN",
+                 "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Microsoft YaHei", "PingFang SC",
+                 "SimHei", "Heiti SC")
+
+ROAD_STYLE: dict[str, tuple[float, str]] = {
+    "motorway": (2.2, "#8c8c8c"), "trunk": (2.0, "#8c8c8c"), "primary": (1.6, "#9a9a9a"),
+    "secondary": (1.2, "#a8a8a8"), "tertiary": (0.8, "#b8b8b8"),
+}
+WATER_COLOR = "#bcd7ee"
+
+
+@cache
+def cjk_font_path() -> Path | None:
+    """Path of the CJK font used on maps, registering the bundled one if no system font has it."""
+    for fe in font_manager.fontManager.ttflist:
+        if fe.name in _CJK_FAMILIES:
+            return Path(fe.fname)
+    try:
+        from noto_cjk_sans_otc import FONT_PATH
+    except ImportError:  # pragma: no cover - dependency of the package
+        logger.warning("no CJK font found; Chinese labels will not render. "
+                       "Install fonts-noto-cjk or `pip install noto-cjk-sans-otc`.")
+        return None
+    path = Path(str(FONT_PATH))
+    font_manager.fontManager.addfont(str(path))
+    return path
+
+
+@cache
+def cjk_font_family() -> str:
+    """Family name of the CJK font (Simplified Chinese face preferred)."""
+    path = cjk_font_path()
+    if path is None:
+        return "DejaVu Sans"
+    names = [fe.name for fe in font_manager.fontManager.ttflist if Path(fe.fname) == path]
+    for pref in _CJK_FAMILIES:
+        if pref in names:
+            return pref
+    return names[0] if names else "DejaVu Sans"
+
+
+@contextmanager
+def map_style() -> Iterator[None]:
+    """Matplotlib settings shared by all maps (applied only inside the block)."""
+    family = cjk_font_family()
+    with mpl.rc_context({
+        "font.family": "sans-serif",
+        "font.sans-serif": [family, "DejaVu Sans"],
+        "axes.unicode_minus": False,
+        "font.size": 9,
+        "legend.fontsize": 8,
+        "legend.title_fontsize": 9,
+        "axes.titlesize": 12,
+    }):
+        yield
+
+
+def new_map(ax: Axes | None = None, *, figsize: tuple[float, float] = (9.0, 9.0)
+            ) -> tuple[Figure, Axes]:
+    """A figure and axes for a map, or the given axes and their figure."""
+    if ax is None:
+        ax = Figure(figsize=figsize, layout="constrained").add_subplot()
+    root = ax.get_figure(root=True)
+    assert isinstance(root, Figure)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    return root, ax
+
+
+def draw_basemap(ax: Axes, layers: OSMLayers, *, roads: bool = True, water: bool = True,
+                 study_area: bool = True, zorder: float = 0) -> None:
+    """Draw water, main roads and the study-area outline from the extract (metric CRS)."""
+    if water and not layers.water.empty:
+        layers.water.plot(ax=ax, color=WATER_COLOR, linewidth=0, zorder=zorder)
+    if water and not layers.waterways.empty:
+        ww = layers.waterways[layers.waterways["waterway"].isin(["river", "canal"])]
+        if not ww.empty:
+            ww.plot(ax=ax, color=WATER_COLOR, linewidth=1.5, zorder=zorder)
+    if roads and not layers.roads.empty:
+        r = layers.roads
+        for cls, (lw, color) in ROAD_STYLE.items():
+            sub = r[r["highway"].astype(str).str.replace("_link", "") == cls]
+            if not sub.empty:
+                sub.plot(ax=ax, color=color, linewidth=lw * 0.6, zorder=zorder + 0.1)
+        minor = r[r["highway"].isin(["residential", "unclassified", "living_street"])]
+        if not minor.empty:
+            minor.plot(ax=ax, color="#d0d0d0", linewidth=0.3, zorder=zorder + 0.05)
+    if study_area:
+        layers.study_area.boundary.plot(ax=ax, color="#555555", linewidth=0.8, linestyle="--",
+                                        zorder=zorder + 5)
+    x0, y0, x1, y1 = layers.study_area.total_bounds
+    pad = 0.02 * max(x1 - x0, y1 - y0)
+    ax.set_xlim(x0 - pad, x1 + pad)
+    ax.set_ylim(y0 - pad, y1 + pad)
+
+
+def add_north_arrow(ax: Axes, *, xy: tuple[float, float] = (0.95, 0.90)) -> None:
+    """A north arrow in axes coordinates (maps are in a projected CRS with north up)."""
+    x, y = xy
+    ax.annotate("N", xy=(x, y), xytext=(x, y - 0.08), xycoords="axes fraction",
+                textcoords="axes fraction", ha="center", va="center", fontsize=11,
+                fontweight="bold", zorder=20,
+                arrowprops={"facecolor": "black", "edgecolor": "black", "width": 3,
+                            "headwidth": 9, "headlength": 10})
+
+
+def add_map_furniture(ax: Axes, *, title: str = "", legend: bool = True,
+                      legend_handles: Sequence[Any] | None = None, legend_title: str = "",
+                      legend_loc: str = "lower left", note: str = "") -> None:
+    """Title, legend, scale bar, north arrow and attribution.
+
+    Parameters
+    ----------
+    ax
+        Map axes in a metric CRS (1 data unit = 1 m).
+    title
+        Map title (Chinese and English welcome).
+    legend
+        Draw a legend.
+    legend_handles
+        Explicit legend handles; otherwise the axes' labelled artists.
+    legend_title
+        Legend heading.
+    legend_loc
+        Matplotlib legend location.
+    note
+        Extra text under the attribution (method, date...).
+    """
+    from matplotlib_scalebar.scalebar import ScaleBar
+
+    if title:
+        ax.set_title(title)
+    if legend:
+        kw: dict[str, Any] = {"loc": legend_loc, "title": legend_title or None, "frameon": True,
+                              "framealpha": 0.9}
+        if legend_handles is not None:
+            ax.legend(handles=list(legend_handles), **kw)
+        else:
+            handles, _labels = ax.get_legend_handles_labels()
+            if handles:
+                ax.legend(**kw)
+    ax.add_artist(ScaleBar(1.0, units="m", location="lower right", length_fraction=0.22,
+                           box_alpha=0.8, font_properties={"size": 8}))
+    add_north_arrow(ax)
+    text = ATTRIBUTION if not note else f"{note}\n{ATTRIBUTION}"
+    ax.text(0.99, -0.01, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
+            color="#444444")
+
+
+def save_map(fig: Figure, path: str | Path, *, dpi: int = 200) -> Path:
+    """Write a figure to PNG atomically and return the path."""
+    from urbanunits.export import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
+    logger.info("map written: %s", path)
+    return path
+
+
+def label_points(ax: Axes, gdf: gpd.GeoDataFrame, column: str, *, fontsize: float = 6.5,
+                 color: str = "#222222", halo: bool = True) -> None:
+    """Label features at their representative points with a white halo."""
+    import matplotlib.patheffects as pe
+
+    effects = [pe.withStroke(linewidth=2, foreground="white")] if halo else None
+    pts = gdf.geometry.representative_point()
+    for (x, y), text in zip(zip(pts.x, pts.y, strict=True), gdf[column], strict=True):
+        if text is None or text != text:  # None or NaN
+            continue
+        ax.text(x, y, str(text), fontsize=fontsize, ha="center", va="center", color=color,
+                path_effects=effects, zorder=15)

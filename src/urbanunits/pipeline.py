@@ -1,0 +1,114 @@
+"""The thin layer that runs stages from a config: load (cached), compute, write, draw.
+
+Notebooks and the CLI call the same functions. Stage logic lives in the stage modules
+(:mod:`urbanunits.units`, :mod:`urbanunits.packages`, :mod:`urbanunits.lifecircle`) as pure
+functions; this module only wires inputs to them and results to the GeoPackage and maps.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+
+from urbanunits.config import Config
+from urbanunits.export import write_layers
+from urbanunits.sources.osm import OSMLayers, read_osm
+
+__all__ = ["StageResult", "load_layers", "load_subdistricts", "run_ingest", "run_units"]
+
+logger = logging.getLogger(__name__)
+
+
+class NotBuiltError(NotImplementedError):
+    """A stage whose issue has not landed yet."""
+
+
+@dataclass
+class StageResult:
+    """What a stage produced: layers written, maps drawn, summary lines, timing."""
+
+    stage: str
+    layers: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    maps: list[Path] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def report(self) -> str:
+        """Human-readable summary for the terminal."""
+        lines = [f"{self.stage}: done in {self.seconds:.1f} s"]
+        lines += [f"  {s}" for s in self.summary]
+        for name, gdf in self.layers.items():
+            lines.append(f"  layer {name}: {len(gdf)} rows")
+        lines += [f"  map {p}" for p in self.maps]
+        return "\n".join(lines)
+
+
+def load_layers(cfg: Config) -> OSMLayers:
+    """Read the configured OSM extract (cached)."""
+    return read_osm(cfg)
+
+
+def load_subdistricts(cfg: Config, layers: OSMLayers) -> gpd.GeoDataFrame | None:
+    """Sub-district polygons from ``inputs.subdistricts``, else OSM admin level 8, else None.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame or None
+        Columns ``subdistrict`` and geometry in the metric CRS.
+    """
+    if cfg.inputs.subdistricts is not None:
+        from urbanunits.sources.boundaries import read_subdistricts
+
+        return read_subdistricts(cfg.inputs.subdistricts, crs=cfg.study_area.crs,
+                                 name_field=cfg.inputs.subdistrict_name_field)
+    admin = layers.admin
+    if admin is not None and not admin.empty:
+        sub = admin[admin["admin_level"] == 8]
+        if not sub.empty:
+            out = sub[["name", "geometry"]].rename(columns={"name": "subdistrict"})
+            out = out[out["subdistrict"].notna()]
+            if not out.empty:
+                return out.dissolve(by="subdistrict", as_index=False).sort_values(
+                    "subdistrict").reset_index(drop=True)
+    return None
+
+
+def run_ingest(cfg: Config) -> StageResult:
+    """Parse the extract (or read the cache) and report layer counts."""
+    t0 = time.perf_counter()
+    layers = load_layers(cfg)
+    res = StageResult("ingest", seconds=time.perf_counter() - t0)
+    res.summary = [f"{k}: {v}" for k, v in layers.summary().items()]
+    res.extra["layers"] = layers
+    return res
+
+
+def run_units(cfg: Config, *, layers: OSMLayers | None = None, write: bool = True,
+              draw: bool = True) -> StageResult:
+    """Update units: blocks → units → classes; writes ``update_units`` and ``blocks``."""
+    from urbanunits import units as units_mod
+
+    t0 = time.perf_counter()
+    layers = layers or load_layers(cfg)
+    subdistricts = load_subdistricts(cfg, layers)
+    result = units_mod.update_units(layers, cfg, subdistricts=subdistricts)
+    res = StageResult("units", layers={"update_units": result.units, "blocks": result.blocks})
+    res.summary = result.summary_lines()
+    res.extra["result"] = result
+    res.extra["layers"] = layers
+    if write:
+        write_layers(cfg.gpkg_path, res.layers)
+    if draw:
+        from urbanunits import maps
+
+        fig, _ = units_mod.plot_units(result.units, layers=layers, cfg=cfg)
+        res.maps.append(maps.save_map(fig, cfg.maps_dir / "update_units.png",
+                                      dpi=cfg.output.map_dpi))
+    res.seconds = time.perf_counter() - t0
+    return res

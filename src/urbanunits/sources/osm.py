@@ -1,0 +1,637 @@
+"""Offline OpenStreetMap ingest: one pass over an extract into every layer the stages need.
+
+The extract (``.osm``, ``.osm.bz2``, ``.osm.gz`` or ``.osm.pbf``) is read once with pyosmium,
+which assembles ways and multipolygon/boundary relations into areas. Everything is projected to the
+config's metric CRS and clipped to the study area. The walk graph follows osmnx's
+``network_type="walk"`` semantics and is simplified and projected by osmnx itself.
+
+Parsed layers are cached (pickle) under ``<output.dir>/cache`` keyed by the file's SHA-256 and the
+config sections that affect parsing, so a second run skips the parse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import pickle
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import osmium
+import osmnx as ox
+import pandas as pd
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from urbanunits._progress import progress
+from urbanunits.config import Category, Config
+from urbanunits.errors import DataError, InputFileError
+
+__all__ = [
+    "OSMLayers",
+    "classify_facilities",
+    "is_walkable",
+    "read_osm",
+    "study_area_polygon",
+]
+
+logger = logging.getLogger(__name__)
+
+WGS84 = "EPSG:4326"
+OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".osc")
+_CACHE_VERSION = 3
+
+# Tags kept on features; the rest are dropped to keep layers (and the cache) small.
+_KEEP_TAGS = (
+    "name", "name:zh", "highway", "railway", "waterway", "natural", "water", "landuse", "leisure",
+    "amenity", "shop", "healthcare", "social_facility", "social_facility:for", "building",
+    "building:levels", "building:age", "start_date", "height", "historic", "heritage", "tourism",
+    "boundary", "admin_level", "place", "bridge", "tunnel", "layer", "area", "service",
+    "ref:NBS", "ref", "addr:street",
+)
+
+# Mirrors osmnx's network_type="walk" filter (osmnx._overpass._get_network_filter, osmnx 2.x),
+# which osmnx applies only to Overpass queries, not to files. Overpass `!~` is a regex search.
+_WALK_EXCLUDE = {
+    "highway": re.compile(r"abandoned|bus_guideway|construction|cycleway|motor|no|planned|"
+                          r"platform|proposed|raceway|razed|rest_area|services"),
+    "area": re.compile(r"yes"),
+    "access": re.compile(r"private"),
+    "foot": re.compile(r"no"),
+    "service": re.compile(r"private"),
+    "sidewalk": re.compile(r"separate"),
+    "sidewalk:both": re.compile(r"separate"),
+    "sidewalk:left": re.compile(r"separate"),
+    "sidewalk:right": re.compile(r"separate"),
+}
+
+_WATER_AREA = {("natural", "water"), ("waterway", "riverbank"), ("landuse", "reservoir"),
+               ("landuse", "basin"), ("waterway", "dock")}
+
+LANDUSE_CLASSES: dict[str, dict[str, set[str]]] = {
+    "residential": {"landuse": {"residential"}},
+    "commercial": {"landuse": {"commercial", "retail"}, "shop": {"mall", "department_store"},
+                   "amenity": {"marketplace"}},
+    "industrial": {"landuse": {"industrial", "railway", "port", "depot", "warehouse"}},
+    "green": {"landuse": {"grass", "forest", "recreation_ground", "meadow", "village_green",
+                          "park", "orchard", "farmland", "cemetery"},
+              "leisure": {"park", "garden", "pitch", "playground", "nature_reserve",
+                          "golf_course", "common", "sports_centre", "stadium"},
+              "natural": {"wood", "scrub", "grassland", "heath", "wetland"}},
+    "public": {"amenity": {"school", "university", "college", "hospital", "kindergarten",
+                           "townhall", "library", "community_centre", "police"},
+               "landuse": {"education", "institutional", "religious", "military"}},
+}
+
+
+@dataclass
+class OSMLayers:
+    """Layers parsed from one OSM extract, in the run's metric CRS.
+
+    Attributes
+    ----------
+    study_area
+        One-row GeoDataFrame: the study-area polygon.
+    walk_graph
+        Simplified, projected osmnx MultiDiGraph of walkable ways (edge ``length`` in metres).
+    roads, railways, waterways
+        Lines with ``osm_id``, the OSM class (``highway``/``railway``/``waterway``), ``name``,
+        ``bridge``, ``tunnel`` and ``layer``.
+    water
+        Water polygons (``osm_id``, ``kind``, ``name``).
+    landuse
+        Land-use polygons with ``luclass`` in residential, commercial, industrial, green, public.
+    residential
+        Named residential areas (compounds): ``osm_id``, ``name``, ``start_date``,
+        ``building_age``, geometry.
+    buildings
+        Footprints with ``levels`` and ``levels_tagged``.
+    pois
+        Every tagged feature useful as a facility, as points (polygons → representative points):
+        ``osm_id``, ``name`` and the amenity/shop/healthcare/social_facility tags.
+    facilities
+        ``pois`` classified by the config's life-circle categories: ``category``, ``subtype``,
+        ``name``, ``source`` (``"osm"``), ``osm_id``.
+    historic
+        Features tagged ``historic`` or ``heritage`` (polygons and points).
+    admin
+        Administrative boundary polygons with ``admin_level`` and ``name``.
+    source
+        The file read.
+    """
+
+    study_area: gpd.GeoDataFrame
+    walk_graph: nx.MultiDiGraph
+    roads: gpd.GeoDataFrame
+    railways: gpd.GeoDataFrame
+    waterways: gpd.GeoDataFrame
+    water: gpd.GeoDataFrame
+    landuse: gpd.GeoDataFrame
+    residential: gpd.GeoDataFrame
+    buildings: gpd.GeoDataFrame
+    pois: gpd.GeoDataFrame
+    historic: gpd.GeoDataFrame
+    admin: gpd.GeoDataFrame
+    source: Path
+    facilities: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
+
+    def summary(self) -> dict[str, int]:
+        """Row counts per layer (nodes/edges for the graph)."""
+        out = {"walk_nodes": self.walk_graph.number_of_nodes(),
+               "walk_edges": self.walk_graph.number_of_edges()}
+        for name in ("roads", "railways", "waterways", "water", "landuse", "residential",
+                     "buildings", "pois", "facilities", "historic", "admin"):
+            out[name] = len(getattr(self, name))
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Study area
+# --------------------------------------------------------------------------------------------
+
+
+def study_area_polygon(cfg: Config) -> gpd.GeoDataFrame:
+    """Return the study area as a one-row GeoDataFrame in the config's metric CRS.
+
+    Parameters
+    ----------
+    cfg
+        The run configuration (``study_area.boundary`` wins over ``study_area.bbox``).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Column ``name`` and a (Multi)Polygon geometry.
+    """
+    crs = cfg.study_area.crs
+    if cfg.study_area.boundary is not None:
+        from urbanunits.sources.boundaries import read_polygons
+
+        gdf = read_polygons(cfg.study_area.boundary, crs=crs, what="study-area boundary")
+        geom = shapely.union_all(gdf.geometry.values)
+    else:
+        assert cfg.study_area.bbox is not None  # checked in config
+        box = shapely.box(*cfg.study_area.bbox)
+        geom = gpd.GeoSeries([box], crs=WGS84).to_crs(crs).iloc[0]
+        # Densify so that the projected bbox edges follow the true meridians/parallels.
+        geom = gpd.GeoSeries([shapely.segmentize(box, 0.0005)], crs=WGS84).to_crs(crs).iloc[0]
+    return gpd.GeoDataFrame({"name": [cfg.title or cfg.name]}, geometry=[geom], crs=crs)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------
+
+
+def is_walkable(tags: dict[str, str]) -> bool:
+    """Whether a way belongs to osmnx's ``walk`` network (see ``_WALK_EXCLUDE``)."""
+    if "highway" not in tags:
+        return False
+    return not any(k in tags and rx.search(tags[k]) for k, rx in _WALK_EXCLUDE.items())
+
+
+def _wanted_area(tags: Any) -> bool:
+    return any(k in tags for k in ("landuse", "leisure", "natural", "building", "amenity", "shop",
+                                   "healthcare", "social_facility", "historic", "heritage",
+                                   "boundary", "place", "tourism")) or (
+        tags.get("waterway") in {"riverbank", "dock"})
+
+
+def _wanted_node(tags: Any) -> bool:
+    return any(k in tags for k in ("amenity", "shop", "healthcare", "social_facility",
+                                   "historic", "heritage", "leisure"))
+
+
+class _Collector:
+    """Accumulates WKB geometries and kept tags during the single osmium pass."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[int, dict[str, str], bytes]] = []
+        self.areas: list[tuple[str, int, dict[str, str], bytes]] = []
+        self.points: list[tuple[int, dict[str, str], bytes]] = []
+        self.walk_nodes: dict[int, tuple[float, float]] = {}
+        self.walk_ways: list[tuple[int, list[int], dict[str, str]]] = []
+        self.n_nodes = 0
+        self.n_ways = 0
+        self.bounds = [np.inf, np.inf, -np.inf, -np.inf]
+
+
+def _keep(tags: Any) -> dict[str, str]:
+    return {k: tags[k] for k in _KEEP_TAGS if k in tags}
+
+
+def _parse(path: Path) -> _Collector:
+    fab = osmium.geom.WKBFactory()
+    col = _Collector()
+    proc = osmium.FileProcessor(str(path)).with_locations().with_areas()
+    with progress(desc=f"reading {path.name}", unit=" objects", unit_scale=True) as bar:
+        for obj in proc:
+            bar.update(1)
+            if isinstance(obj, osmium.osm.Node):
+                col.n_nodes += 1
+                loc = obj.location
+                if loc.valid():
+                    b = col.bounds
+                    b[0] = min(b[0], loc.lon)
+                    b[1] = min(b[1], loc.lat)
+                    b[2] = max(b[2], loc.lon)
+                    b[3] = max(b[3], loc.lat)
+                if len(obj.tags) and _wanted_node(obj.tags) and loc.valid():
+                    col.points.append((obj.id, _keep(obj.tags),
+                                       bytes.fromhex(fab.create_point(obj))))
+            elif isinstance(obj, osmium.osm.Way):
+                col.n_ways += 1
+                tags = obj.tags
+                if not len(tags):
+                    continue
+                if "highway" in tags and is_walkable(dict(tags)):
+                    refs = []
+                    for n in obj.nodes:
+                        if n.location.valid():
+                            col.walk_nodes[n.ref] = (n.location.lon, n.location.lat)
+                            refs.append(n.ref)
+                    if len(refs) >= 2:
+                        col.walk_ways.append((obj.id, refs, _keep(tags)))
+                if any(k in tags for k in ("highway", "railway", "waterway")) or (
+                        tags.get("natural") == "coastline"):
+                    try:
+                        wkb = fab.create_linestring(obj)
+                    except (osmium.InvalidLocationError, RuntimeError):
+                        continue
+                    col.lines.append((obj.id, _keep(tags), bytes.fromhex(wkb)))
+            elif isinstance(obj, osmium.osm.Area):
+                tags = obj.tags
+                if not _wanted_area(tags):
+                    continue
+                try:
+                    wkb = fab.create_multipolygon(obj)
+                except (osmium.InvalidLocationError, RuntimeError):
+                    continue
+                kind = "way" if obj.from_way() else "relation"
+                col.areas.append((kind, obj.orig_id(), _keep(tags), bytes.fromhex(wkb)))
+    return col
+
+
+def _frame(rows: Iterable[tuple[Any, ...]], *, id_pos: int, tag_pos: int, wkb_pos: int,
+           kind_pos: int | None = None) -> gpd.GeoDataFrame:
+    rows = list(rows)
+    if not rows:
+        return gpd.GeoDataFrame({"osm_id": pd.Series(dtype="int64")},
+                                geometry=gpd.GeoSeries([], crs=WGS84), crs=WGS84)
+    tags = pd.DataFrame([r[tag_pos] for r in rows])
+    tags.insert(0, "osm_id", [r[id_pos] for r in rows])
+    if kind_pos is not None:
+        tags.insert(0, "osm_type", [r[kind_pos] for r in rows])
+    geom = shapely.from_wkb([r[wkb_pos] for r in rows])
+    return gpd.GeoDataFrame(tags, geometry=geom, crs=WGS84)
+
+
+def _col(df: pd.DataFrame, name: str) -> pd.Series:
+    if name in df.columns:
+        return df[name]
+    return pd.Series([None] * len(df), index=df.index, dtype="object")
+
+
+def _build_walk_graph(col: _Collector, clip_ll: BaseGeometry, crs: str, *,
+                      simplify: bool) -> nx.MultiDiGraph:
+    """Walk graph in osmnx's format: bidirectional edges, projected.
+
+    Not simplified by default: the intermediate vertices of footways inside compounds are the
+    entry points and snapping targets the life-circle stage needs, and the sparse shortest-path
+    code does not care about a few thousand extra nodes.
+    """
+    G = nx.MultiDiGraph(crs=WGS84, created_with="urbanunits via osmnx")
+    if not col.walk_ways:
+        return ox.project_graph(G, to_crs=crs) if len(G) else _empty_graph(crs)
+    ids = np.fromiter(col.walk_nodes.keys(), dtype=np.int64, count=len(col.walk_nodes))
+    xy = np.array(list(col.walk_nodes.values()), dtype=float)
+    inside = shapely.contains_xy(clip_ll, xy[:, 0], xy[:, 1])
+    keep = set(ids[inside].tolist())
+    edges: list[tuple[int, int, dict[str, Any]]] = []
+    for wid, refs, tags in col.walk_ways:
+        attrs = {"osmid": wid, "highway": tags.get("highway"), "oneway": False}
+        if "name" in tags:
+            attrs["name"] = tags["name"]
+        for u, v in itertools.pairwise(refs):
+            if u == v or u not in keep or v not in keep:
+                continue
+            edges.append((u, v, {**attrs, "reversed": False}))
+            edges.append((v, u, {**attrs, "reversed": True}))
+    used = {e[0] for e in edges}
+    G.add_nodes_from((n, {"x": col.walk_nodes[n][0], "y": col.walk_nodes[n][1]}) for n in used)
+    G.add_edges_from(edges)
+    if G.number_of_edges() == 0:
+        return _empty_graph(crs)
+    G = ox.distance.add_edge_lengths(G)
+    if simplify:
+        G = ox.simplify_graph(G)
+    return ox.project_graph(G, to_crs=crs)
+
+
+def _empty_graph(crs: str) -> nx.MultiDiGraph:
+    return nx.MultiDiGraph(crs=crs)
+
+
+def _levels(df: pd.DataFrame, default: float) -> tuple[pd.Series, pd.Series]:
+    lv = pd.to_numeric(_col(df, "building:levels").astype("string").str.extract(
+        r"(\d+(?:\.\d+)?)")[0], errors="coerce")
+    h = pd.to_numeric(_col(df, "height").astype("string").str.extract(r"(\d+(?:\.\d+)?)")[0],
+                      errors="coerce")
+    lv = lv.fillna((h / 3.0).round())
+    tagged = lv.notna() & (lv > 0)
+    return lv.where(tagged, default).astype(float), tagged
+
+
+def _luclass(df: pd.DataFrame) -> pd.Series:
+    out = pd.Series([None] * len(df), index=df.index, dtype="object")
+    for cls, rules in LANDUSE_CLASSES.items():
+        for key, values in rules.items():
+            if key in df.columns:
+                hit = df[key].isin(values) & out.isna()
+                out[hit] = cls
+    return out
+
+
+def _clip(gdf: gpd.GeoDataFrame, area: BaseGeometry, *,
+          keep_whole: bool = False) -> gpd.GeoDataFrame:
+    if gdf.empty:
+        return gdf
+    hit = gdf.intersects(area)
+    gdf = gdf[hit].copy()
+    if not keep_whole and not gdf.empty:
+        gdf["geometry"] = gdf.geometry.intersection(area)
+        gdf = gdf[~gdf.geometry.is_empty]
+    return gdf.reset_index(drop=True)
+
+
+def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
+    crs = cfg.study_area.crs
+    sa = study_area_polygon(cfg)
+    area = sa.geometry.iloc[0]
+    margin = cfg.osm.graph_margin_m
+    area_ll = gpd.GeoSeries([area.buffer(margin)], crs=crs).to_crs(WGS84).iloc[0]
+    data_box = shapely.box(*col.bounds) if np.isfinite(col.bounds[0]) else None
+    study_ll = gpd.GeoSeries([area], crs=crs).to_crs(WGS84).iloc[0]
+    if data_box is None or not data_box.intersects(study_ll):
+        ext = ("no located nodes" if data_box is None else
+               "data extent " + ", ".join(f"{v:.4f}" for v in col.bounds))
+        raise DataError(path, f"the study area does not overlap the data ({ext})",
+                        "fix study_area.bbox/boundary in the config or use an extract that "
+                        "covers it")
+
+    G = _build_walk_graph(col, area_ll, crs, simplify=cfg.osm.simplify_walk_graph)
+
+    lines = _frame(col.lines, id_pos=0, tag_pos=1, wkb_pos=2).to_crs(crs)
+    buffered = area.buffer(max(50.0, cfg.units.snap_tolerance_m * 4))
+    lines = _clip(lines, buffered)
+    common = ["osm_id", "name", "bridge", "tunnel", "layer"]
+
+    def pick(key: str) -> gpd.GeoDataFrame:
+        sub = lines[_col(lines, key).notna()] if key in lines.columns else lines.iloc[0:0]
+        out = gpd.GeoDataFrame({c: _col(sub, c) for c in [*common, key]}, geometry=sub.geometry,
+                               crs=crs)
+        return out.reset_index(drop=True)
+
+    roads, railways, waterways = pick("highway"), pick("railway"), pick("waterway")
+
+    areas = _frame(col.areas, id_pos=1, tag_pos=2, wkb_pos=3, kind_pos=0).to_crs(crs)
+    areas["geometry"] = shapely.make_valid(areas.geometry.values)
+    areas = areas[areas.geometry.geom_type.isin(["Polygon", "MultiPolygon", "GeometryCollection"])]
+    areas["geometry"] = areas.geometry.apply(_polygonal)
+    areas = areas[~areas.geometry.is_empty]
+    admin_all = areas[(_col(areas, "boundary") == "administrative")]
+    areas = _clip(areas, area)
+
+    def has(key: str, values: set[str] | None = None) -> pd.Series:
+        c = _col(areas, key)
+        return c.isin(values) if values else c.notna()
+
+    is_water = pd.Series(False, index=areas.index)
+    for k, v in _WATER_AREA:
+        is_water |= _col(areas, k) == v
+    water = gpd.GeoDataFrame({"osm_id": areas.loc[is_water, "osm_id"],
+                              "kind": _col(areas, "water")[is_water].fillna(
+                                  _col(areas, "natural")[is_water]),
+                              "name": _col(areas, "name")[is_water]},
+                             geometry=areas.geometry[is_water], crs=crs).reset_index(drop=True)
+
+    luc = _luclass(areas)
+    lu_mask = luc.notna() & ~has("building")
+    landuse = gpd.GeoDataFrame({"osm_id": areas.loc[lu_mask, "osm_id"], "luclass": luc[lu_mask],
+                                "landuse": _col(areas, "landuse")[lu_mask],
+                                "name": _col(areas, "name")[lu_mask]},
+                               geometry=areas.geometry[lu_mask], crs=crs).reset_index(drop=True)
+
+    res_mask = (has("landuse", {"residential"}) & _col(areas, "name").notna()
+                & ~has("building"))
+    res = areas[res_mask]
+    residential = gpd.GeoDataFrame(
+        {"osm_id": res["osm_id"], "osm_type": res["osm_type"], "name": _col(res, "name"),
+         "start_date": _col(res, "start_date"), "building_age": _col(res, "building:age")},
+        geometry=res.geometry, crs=crs).reset_index(drop=True)
+
+    bmask = has("building") & (_col(areas, "building") != "no")
+    b = areas[bmask]
+    levels, tagged = _levels(b, cfg.osm.default_building_levels)
+    buildings = gpd.GeoDataFrame({"osm_id": b["osm_id"], "building": _col(b, "building"),
+                                  "name": _col(b, "name"), "levels": levels,
+                                  "levels_tagged": tagged, "start_date": _col(b, "start_date")},
+                                 geometry=b.geometry, crs=crs).reset_index(drop=True)
+
+    poi_keys = ["amenity", "shop", "healthcare", "social_facility", "social_facility:for",
+                "leisure", "building"]
+    pts = _frame(col.points, id_pos=0, tag_pos=1, wkb_pos=2).to_crs(crs)
+    pts = _clip(pts, area, keep_whole=True)
+    pts.insert(1, "osm_type", "node")
+    apoi = areas[has("amenity") | has("shop") | has("healthcare") | has("social_facility")
+                 | (_col(areas, "name").notna() & ~has("landuse", {"residential"}))].copy()
+    apoi["geometry"] = apoi.geometry.representative_point()
+    apoi = apoi[apoi.intersects(area)]
+    cols = ["osm_type", "osm_id", "name", *poi_keys]
+    pois = pd.concat([pd.DataFrame({c: _col(pts, c) for c in cols}).assign(geometry=pts.geometry),
+                      pd.DataFrame({c: _col(apoi, c) for c in cols}).assign(
+                          geometry=apoi.geometry)], ignore_index=True)
+    pois = gpd.GeoDataFrame(pois, geometry="geometry", crs=crs)
+    pois = pois[_col(pois, "name").notna() | pois[poi_keys[:5]].notna().any(axis=1)]
+    pois = pois.reset_index(drop=True)
+
+    hmask = has("historic") | has("heritage")
+    hist_a = areas[hmask]
+    hist_p = pts[_col(pts, "historic").notna() | _col(pts, "heritage").notna()]
+    historic = gpd.GeoDataFrame(
+        pd.concat([pd.DataFrame({"osm_id": hist_a["osm_id"], "name": _col(hist_a, "name"),
+                                 "historic": _col(hist_a, "historic").fillna(
+                                     _col(hist_a, "heritage")), "geometry": hist_a.geometry}),
+                   pd.DataFrame({"osm_id": hist_p["osm_id"], "name": _col(hist_p, "name"),
+                                 "historic": _col(hist_p, "historic").fillna(
+                                     _col(hist_p, "heritage")), "geometry": hist_p.geometry})],
+                  ignore_index=True), geometry="geometry", crs=crs)
+
+    admin = gpd.GeoDataFrame({"osm_id": admin_all["osm_id"], "osm_type": admin_all["osm_type"],
+                              "admin_level": pd.to_numeric(_col(admin_all, "admin_level"),
+                                                           errors="coerce"),
+                              "name": _col(admin_all, "name"),
+                              "ref_nbs": _col(admin_all, "ref:NBS")},
+                             geometry=admin_all.geometry, crs=crs)
+    admin = admin[admin.intersects(area)].reset_index(drop=True)
+
+    return OSMLayers(study_area=sa, walk_graph=G, roads=roads, railways=railways,
+                     waterways=waterways, water=water, landuse=landuse, residential=residential,
+                     buildings=buildings, pois=pois, historic=historic, admin=admin, source=path)
+
+
+def _polygonal(geom: BaseGeometry) -> BaseGeometry:
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        return geom
+    polys = [g for g in getattr(geom, "geoms", []) if g.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(polys) if polys else shapely.Polygon()
+
+
+# --------------------------------------------------------------------------------------------
+# Facilities
+# --------------------------------------------------------------------------------------------
+
+
+def classify_facilities(pois: gpd.GeoDataFrame,
+                        categories: dict[str, Category]) -> gpd.GeoDataFrame:
+    """Classify OSM points of interest into life-circle categories by tags and name patterns.
+
+    Within a category, tags are tried before names and subtypes in config order; the first
+    match wins. A feature may belong to several categories (a 社区卫生服务中心 with a 日间照料
+    centre, say).
+
+    Parameters
+    ----------
+    pois
+        The ``pois`` layer of :class:`OSMLayers`.
+    categories
+        ``config.lifecircle.categories``.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``category``, ``subtype``, ``name``, ``source`` (``"osm"``), ``osm_id``, ``matched_by``
+        (``"tag"`` or ``"name"``), point geometry in the input CRS.
+    """
+    names = _col(pois, "name").fillna("").astype(str)
+    frames = []
+    for cat_key, cat in categories.items():
+        assigned = pd.Series([None] * len(pois), index=pois.index, dtype="object")
+        how = pd.Series([None] * len(pois), index=pois.index, dtype="object")
+        for st_key, st in cat.subtypes.items():
+            hit = pd.Series(False, index=pois.index)
+            for key, values in st.osm_tags.items():
+                c = _col(pois, key)
+                hit |= c.notna() if "*" in values else c.isin(values)
+            new = hit & assigned.isna()
+            assigned[new] = st_key
+            how[new] = "tag"
+        for st_key, st in cat.subtypes.items():
+            if not st.name_patterns:
+                continue
+            rx = "|".join(f"(?:{p})" for p in st.name_patterns)
+            hit = names.str.contains(rx, regex=True)
+            new = hit & assigned.isna()
+            assigned[new] = st_key
+            how[new] = "name"
+        m = assigned.notna()
+        if m.any():
+            frames.append(gpd.GeoDataFrame({
+                "category": cat_key, "subtype": assigned[m], "name": _col(pois, "name")[m],
+                "source": "osm", "osm_id": pois.loc[m, "osm_id"], "matched_by": how[m]},
+                geometry=pois.geometry[m], crs=pois.crs))
+    if not frames:
+        return gpd.GeoDataFrame({"category": [], "subtype": [], "name": [], "source": [],
+                                 "osm_id": [], "matched_by": []},
+                                geometry=gpd.GeoSeries([], crs=pois.crs), crs=pois.crs)
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=pois.crs)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------
+
+
+def _check_path(path: Path, hint: str) -> None:
+    if not path.exists():
+        fix = hint or "put an OSM extract (.osm, .osm.bz2 or .osm.pbf) there or set inputs.osm"
+        raise InputFileError(path, "OSM extract not found", fix)
+    if path.is_dir():
+        raise InputFileError(path, "is a folder, not an OSM file", "set inputs.osm to a file")
+    if not path.name.lower().endswith(OSM_SUFFIXES):
+        raise InputFileError(path, "unknown OSM file type",
+                             "use .osm, .osm.bz2, .osm.gz or .osm.pbf")
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = None) -> OSMLayers:
+    """Read the configured OSM extract into :class:`OSMLayers` (cached).
+
+    Parameters
+    ----------
+    cfg
+        Run configuration (study area, CRS, parsing options, facility categories).
+    path
+        Read this file instead of ``cfg.inputs.osm``.
+    use_cache
+        Override ``cfg.osm.cache``.
+
+    Returns
+    -------
+    OSMLayers
+        All layers in ``cfg.study_area.crs``.
+    """
+    path = Path(path or cfg.inputs.osm)
+    _check_path(path, cfg.inputs.osm_help)
+    use_cache = cfg.osm.cache if use_cache is None else use_cache
+    key = hashlib.sha256(
+        f"{_CACHE_VERSION}|{file_sha256(path)}|{cfg.digest('study_area', 'osm')}|"
+        f"{cfg.units.snap_tolerance_m}|{ox.__version__}".encode()).hexdigest()[:20]
+    cache = cfg.cache_dir / f"osm-{key}.pkl"
+    layers: OSMLayers | None = None
+    if use_cache and cache.is_file():
+        try:
+            with cache.open("rb") as fh:
+                layers = pickle.load(fh)
+            logger.info("read %s from cache %s", path.name, cache.name)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
+            logger.warning("ignoring unreadable cache %s (%s)", cache, exc)
+            layers = None
+    if layers is None:
+        t0 = time.perf_counter()
+        try:
+            col = _parse(path)
+        except (RuntimeError, OSError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputFileError(path, f"could not be read as OSM data ({first})",
+                                 "check that the file is a complete .osm/.osm.pbf extract "
+                                 "(re-download or re-clip it)") from exc
+        if col.n_nodes == 0 and col.n_ways == 0:
+            raise DataError(path, "the extract contains no OSM nodes or ways",
+                            "use a non-empty extract that covers the study area")
+        layers = _layers_from(col, cfg, path)
+        logger.info("parsed %s in %.1f s", path.name, time.perf_counter() - t0)
+        if use_cache:
+            from urbanunits.export import atomic_path
+
+            cfg.cache_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_path(cache) as tmp, tmp.open("wb") as fh:
+                pickle.dump(layers, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    layers.facilities = classify_facilities(layers.pois, cfg.lifecircle.categories)
+    return layers

@@ -1,0 +1,43 @@
+"""Shared fixtures: the demo config pointed at a temporary output folder, and parsed layers."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+os.environ.setdefault("URBANUNITS_PROGRESS", "0")
+
+from urbanunits.config import Config, Output, load_config
+from urbanunits.sources.osm import OSMLayers, read_osm
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_OSM = ROOT / "data" / "raw" / "lujiazui.osm"
+
+
+def demo_config(out: Path, **changes: object) -> Config:
+    """The shipped demo config with outputs (and caches) under ``out``."""
+    cfg = load_config(ROOT / "configs" / "lujiazui.toml", output=Output(dir=out))
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+@pytest.fixture(scope="session")
+def demo_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    return demo_config(tmp_path_factory.mktemp("demo_out"))
+
+
+@pytest.fixture(scope="session")
+def demo_layers(demo_cfg: Config) -> OSMLayers:
+    return read_osm(demo_cfg)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures() -> object:
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

@@ -1,0 +1,102 @@
+"""CRS guard, GCJ-02/BD-09 conversions and atomic writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from urbanunits.crs import (
+    bd09_to_gcj02,
+    gcj02_to_bd09,
+    gcj02_to_wgs84,
+    require_projected,
+    to_wgs84,
+    wgs84_to_gcj02,
+)
+from urbanunits.errors import CRSError
+from urbanunits.export import atomic_path, list_layers, read_layer, write_layers
+
+
+def test_require_projected() -> None:
+    g = gpd.GeoDataFrame(geometry=[shapely.Point(121.5, 31.2)], crs="EPSG:4326")
+    with pytest.raises(CRSError, match="degrees"):
+        require_projected(g, "f")
+    with pytest.raises(CRSError, match="no CRS"):
+        require_projected(gpd.GeoDataFrame(geometry=[shapely.Point(0, 0)]), "f")
+    require_projected(g.to_crs("EPSG:32651"), "f")
+
+
+def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    r = 6371008.8
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp, dl = p2 - p1, np.radians(lon2 - lon1)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return float(2 * r * np.arcsin(np.sqrt(a)))
+
+
+def test_gcj02_published_vector() -> None:
+    # Test vector used by the eviltransform / coordtransform projects (Beijing, Tiananmen area):
+    # WGS84 (116.3911, 39.9072) -> GCJ-02 approximately (116.39734, 39.90860).
+    lon, lat = wgs84_to_gcj02(116.3911, 39.9072)
+    assert float(lon) == pytest.approx(116.397340, abs=2e-5)
+    assert float(lat) == pytest.approx(39.908600, abs=2e-5)
+
+
+def test_gcj02_offset_in_ningbo_is_a_few_hundred_metres() -> None:
+    lon, lat = 121.55, 29.87
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    d = haversine_m(lon, lat, float(glon), float(glat))
+    assert 300 < d < 700  # the known GCJ-02 shift in east China is ~500 m
+    assert float(glon) > lon  # shifted east-north-east there
+    assert float(glat) < lat + 0.01
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(73.0, 134.0), st.floats(18.0, 53.0))
+def test_round_trips_within_a_metre(lon: float, lat: float) -> None:
+    wlon, wlat = gcj02_to_wgs84(*wgs84_to_gcj02(lon, lat))
+    assert haversine_m(lon, lat, float(wlon), float(wlat)) < 1.0
+    blon, blat = gcj02_to_bd09(lon, lat)
+    glon, glat = bd09_to_gcj02(blon, blat)
+    assert haversine_m(lon, lat, float(glon), float(glat)) < 1.0
+    wlon, wlat = to_wgs84(*gcj02_to_bd09(*wgs84_to_gcj02(lon, lat)), "bd09")
+    assert haversine_m(lon, lat, float(wlon), float(wlat)) < 1.0
+
+
+def test_outside_china_unchanged_and_unknown_system() -> None:
+    lon, lat = wgs84_to_gcj02(2.35, 48.85)
+    assert (float(lon), float(lat)) == (2.35, 48.85)
+    with pytest.raises(CRSError, match="coord_system"):
+        to_wgs84([1.0], [2.0], "baidu")
+
+
+def test_atomic_path_keeps_old_file_on_failure(tmp_path: Path) -> None:
+    dest = tmp_path / "out.txt"
+    dest.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(dest) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+    assert dest.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_write_layers_round_trip_and_replace(tmp_path: Path) -> None:
+    gpkg = tmp_path / "run.gpkg"
+    a = gpd.GeoDataFrame({"name": ["东园一村", "崂山三村"], "n": [1, 2]},
+                         geometry=[shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)],
+                         crs="EPSG:32651")
+    b = gpd.GeoDataFrame({"k": [1.5]}, geometry=[shapely.Point(0, 0)], crs="EPSG:32651")
+    write_layers(gpkg, {"a": a, "b": b})
+    write_layers(gpkg, {"b": b.iloc[0:0]})  # replace one layer, keep the other
+    assert sorted(list_layers(gpkg)) == ["a", "b"]
+    back = read_layer(gpkg, "a")
+    assert list(back["name"]) == ["东园一村", "崂山三村"]
+    assert back.crs == "EPSG:32651"
+    assert len(read_layer(gpkg, "b")) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.gpkg"]
