@@ -43,6 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("lifecircle", parents=[common], help="15-minute life circles (生活圈)")
     sub.add_parser("maps", parents=[common], help="redraw all maps")
     sub.add_parser("all", parents=[common], help="every stage, tables and maps")
+    fetch = sub.add_parser("fetch", parents=[common],
+                           help="download the study area from Overpass (online users)")
+    fetch.add_argument("-o", "--output", default=None,
+                       help="write here instead of the config's inputs.osm")
+    clip = sub.add_parser("clip", parents=[common],
+                          help="cut the study area out of a large .osm.pbf (offline users)")
+    clip.add_argument("pbf", help="a large OSM extract, e.g. china-latest.osm.pbf")
+    clip.add_argument("-o", "--output", default=None,
+                      help="write here instead of the config's inputs.osm")
     return p
 
 
@@ -55,6 +64,24 @@ def _setup_logging(*, verbose: bool, quiet: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+
+def _run_source(args: argparse.Namespace) -> int:
+    """``fetch`` and ``clip``: get the OSM extract the config's ``inputs.osm`` names."""
+    from urbanunits.config import load_config
+
+    cfg = load_config(getattr(args, "config", None))
+    if args.command == "fetch":
+        from urbanunits.sources.fetch import fetch_osm
+
+        lines = fetch_osm(cfg, output=args.output).summary_lines()
+    else:
+        from urbanunits.sources.clip import clip_for_config
+
+        lines = clip_for_config(args.pbf, cfg, output=args.output).summary_lines()
+    print(f"{args.command}: done")
+    print("\n".join(f"  {line}" for line in lines))
+    return 0
 
 
 def _run(command: str, config: str | None) -> int:
@@ -89,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(verbose=verbose, quiet=bool(getattr(args, "quiet", False)))
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
+        if args.command in ("fetch", "clip"):
+            return _run_source(args)
         return _run(args.command, getattr(args, "config", None))
     except UserError as exc:
         if verbose:

@@ -28,6 +28,7 @@ __all__ = [
     "Category",
     "Config",
     "FacilityFile",
+    "FetchConfig",
     "Inputs",
     "LifeCircleConfig",
     "OSMConfig",
@@ -85,6 +86,19 @@ class OSMConfig:
     simplify_walk_graph: bool = False  # osmnx topological simplification of the walk graph
     default_building_levels: float = 6.0  # levels assumed when building:levels is untagged
     cache: bool = True  # cache parsed layers in output.dir/cache
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """Overpass download (``urbanunits fetch``)."""
+
+    overpass_url: str = "https://overpass-api.de/api/interpreter"  # any Overpass interpreter URL
+    timeout_s: float = 300.0  # server-side query timeout ([timeout:]), seconds
+    read_timeout_s: float | None = None  # client wait for data; default timeout_s + 60
+    max_size_mb: int = 1024  # server-side memory limit ([maxsize:]), MiB
+    max_retries: int = 4  # retries after the first request (429/5xx, timeouts, dropped links)
+    backoff_s: float = 15.0  # first retry pause; doubles each time; Retry-After wins if longer
+    check_status: bool = True  # ask <server>/status for a free slot before each request
 
 
 @dataclass(frozen=True)
@@ -247,6 +261,7 @@ class Config:
     study_area: StudyArea = field(default_factory=StudyArea)
     inputs: Inputs = field(default_factory=Inputs)
     osm: OSMConfig = field(default_factory=OSMConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
     units: UnitsConfig = field(default_factory=UnitsConfig)
     packages: PackagesConfig = field(default_factory=PackagesConfig)
     lifecircle: LifeCircleConfig = field(default_factory=LifeCircleConfig)
@@ -421,6 +436,17 @@ def _check(cfg: Config, src: str) -> None:
     if cfg.inputs.inventory_on_missing_coords not in {"skip", "error"}:
         raise err("inputs.inventory_on_missing_coords",
                   f"{cfg.inputs.inventory_on_missing_coords!r}", "use 'skip' or 'error'")
+    f = cfg.fetch
+    if not f.overpass_url.startswith(("http://", "https://")):
+        raise err("fetch.overpass_url", f"{f.overpass_url!r} is not an http(s) URL",
+                  "use e.g. https://overpass-api.de/api/interpreter")
+    for key in ("timeout_s", "max_size_mb"):
+        if getattr(f, key) <= 0:
+            raise err(f"fetch.{key}", "must be > 0")
+    if f.read_timeout_s is not None and f.read_timeout_s <= 0:
+        raise err("fetch.read_timeout_s", "must be > 0")
+    if f.max_retries < 0 or f.backoff_s < 0:
+        raise err("fetch.max_retries" if f.max_retries < 0 else "fetch.backoff_s", "must be ≥ 0")
     u = cfg.units
     if not 0 < u.min_area_m2 < u.max_area_m2:
         raise err("units.min_area_m2", "must be > 0 and below units.max_area_m2")

@@ -57,26 +57,31 @@ def load_layers(cfg: Config) -> OSMLayers:
 def load_subdistricts(cfg: Config, layers: OSMLayers) -> gpd.GeoDataFrame | None:
     """Sub-district polygons from ``inputs.subdistricts``, else OSM admin level 8, else None.
 
+    With ``inputs.subdistrict_codes`` the official NBS codes are joined by name (column
+    ``nbs_code``; matched/unmatched counts are logged).
+
     Returns
     -------
     geopandas.GeoDataFrame or None
-        Columns ``subdistrict`` and geometry in the metric CRS.
+        Columns ``subdistrict``, ``nbs_code`` (and ``district``, ``osm_id`` from OSM) and
+        geometry in the metric CRS.
     """
-    if cfg.inputs.subdistricts is not None:
-        from urbanunits.sources.boundaries import read_subdistricts
+    from urbanunits.sources.boundaries import (
+        join_nbs_codes,
+        read_subdistricts,
+        subdistricts_from_osm,
+    )
 
-        return read_subdistricts(cfg.inputs.subdistricts, crs=cfg.study_area.crs,
-                                 name_field=cfg.inputs.subdistrict_name_field)
-    admin = layers.admin
-    if admin is not None and not admin.empty:
-        sub = admin[admin["admin_level"] == 8]
-        if not sub.empty:
-            out = sub[["name", "geometry"]].rename(columns={"name": "subdistrict"})
-            out = out[out["subdistrict"].notna()]
-            if not out.empty:
-                return out.dissolve(by="subdistrict", as_index=False).sort_values(
-                    "subdistrict").reset_index(drop=True)
-    return None
+    codes = cfg.inputs.subdistrict_codes
+    if cfg.inputs.subdistricts is not None:
+        sub = read_subdistricts(cfg.inputs.subdistricts, crs=cfg.study_area.crs,
+                                name_field=cfg.inputs.subdistrict_name_field)
+        return join_nbs_codes(sub, codes)[0] if codes is not None else sub
+    found = subdistricts_from_osm(layers, codes_csv=codes)
+    if found.subdistricts.empty:
+        return None
+    logger.info("sub-districts from OSM: %s", "; ".join(found.summary_lines()))
+    return found.subdistricts
 
 
 def run_ingest(cfg: Config) -> StageResult:
@@ -85,6 +90,14 @@ def run_ingest(cfg: Config) -> StageResult:
     layers = load_layers(cfg)
     res = StageResult("ingest", seconds=time.perf_counter() - t0)
     res.summary = [f"{k}: {v}" for k, v in layers.summary().items()]
+    if not layers.admin.empty:
+        from urbanunits.sources.boundaries import subdistricts_from_osm
+
+        found = subdistricts_from_osm(layers, codes_csv=cfg.inputs.subdistrict_codes)
+        res.summary += found.summary_lines()
+        for name in ("subdistricts", "districts"):
+            if not getattr(found, name).empty:
+                res.layers[name] = getattr(found, name)
     res.extra["layers"] = layers
     return res
 
