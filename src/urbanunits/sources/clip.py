@@ -99,12 +99,23 @@ class _Scan:
     def __init__(self) -> None:
         self.scanned = 0
         self.inside = 0
+        self.last_id = -(1 << 62)
         self.extent = [np.inf, np.inf, -np.inf, -np.inf]
 
     def extent_text(self) -> str:
         if not np.isfinite(self.extent[0]):
             return "no located nodes"
         return "data extent " + ", ".join(f"{v / _COORD_SCALE:.4f}" for v in self.extent)
+
+
+def _check_sorted(ids: np.ndarray, scan: _Scan, src: Path) -> None:
+    # The later passes (IdTracker reference completion) need files sorted by type and ID.
+    if len(ids) and (ids[0] <= scan.last_id or bool(np.any(np.diff(ids) <= 0))):
+        raise DataError(src, "nodes are not sorted by ID",
+                        "sort the file first (`osmium sort IN -o OUT`); downloads from "
+                        "Geofabrik are sorted")
+    if len(ids):
+        scan.last_id = int(ids[-1])
 
 
 def _track_batch(ids: np.ndarray, x: np.ndarray, y: np.ndarray, box: tuple[int, int, int, int],
@@ -136,11 +147,13 @@ def _nodes_python(src: Path, box: tuple[int, int, int, int], tracker: osmium.IdT
         xs.append(loc.x)
         ys.append(loc.y)
         if len(ids) >= batch:
+            _check_sorted(np.array(ids, dtype=np.int64), scan, src)
             _track_batch(np.array(ids, dtype=np.int64), np.array(xs), np.array(ys), box,
                          tracker, scan)
             tick(len(ids))
             ids, xs, ys = [], [], []
     if ids:
+        _check_sorted(np.array(ids, dtype=np.int64), scan, src)
         _track_batch(np.array(ids, dtype=np.int64), np.array(xs), np.array(ys), box, tracker,
                      scan)
         tick(len(ids))
@@ -156,15 +169,17 @@ def _nodes_index(src: Path, box: tuple[int, int, int, int], tracker: osmium.IdTr
     """Pass 1 in C++: locations go to a file-backed index, read back in numpy batches."""
     idx_path = workdir / "nodes.idx"
     index = osmium.index.create_map(f"sparse_file_array,{idx_path}")
-    state = {"last_id": -1, "checked": False}
+    checked = False
 
     def flush() -> None:
+        nonlocal checked
         n = index.used_memory() // _INDEX_DTYPE.itemsize
         if n == 0:
             return
         rows = np.fromfile(idx_path, dtype=_INDEX_DTYPE, count=n)
         ids = rows["id"].astype(np.int64)
-        if not state["checked"]:
+        _check_sorted(ids, scan, src)
+        if not checked:
             # Check once that the file holds what libosmium's get() returns for these IDs.
             for i in (0, n - 1):
                 try:
@@ -173,12 +188,7 @@ def _nodes_index(src: Path, box: tuple[int, int, int, int], tracker: osmium.IdTr
                     raise _IndexLayoutError(str(exc)) from exc
                 if (loc.x, loc.y) != (int(rows["x"][i]), int(rows["y"][i])):
                     raise _IndexLayoutError("location mismatch")
-            state["checked"] = True
-        if ids[0] <= state["last_id"] or (n > 1 and bool(np.any(np.diff(ids) <= 0))):
-            raise DataError(src, "nodes are not sorted by ID",
-                            "sort the file first (`osmium sort IN -o OUT`); downloads from "
-                            "Geofabrik are sorted")
-        state["last_id"] = int(ids[-1])
+            checked = True
         _track_batch(ids, rows["x"], rows["y"], box, tracker, scan)
         tick(n)
         index.clear()
