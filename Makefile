@@ -16,6 +16,8 @@ help:
 	@echo "make lifecircle  15-minute life circles (生活圈)"
 	@echo "make maps        redraw every map"
 	@echo "make all         every stage, tables and maps"
+	@echo "make fetch       download the study area's OSM data from Overpass (online)"
+	@echo "make clip PBF=f  cut the study area out of a large .osm.pbf (offline)"
 	@echo "make test        run the test suite"
 	@echo "make bench       city-scale benchmarks (slow)"
 	@echo "CONFIG=configs/ningbo.toml selects another config"
@@ -49,6 +51,10 @@ all: $(STAMP)
 
 fetch: $(STAMP)
 	$(BIN)/urbanunits fetch --config $(CONFIG)
+
+clip: $(STAMP)
+	@test -n "$(PBF)" || { echo "usage: make clip PBF=path/to/big.osm.pbf [CONFIG=...]"; exit 2; }
+	$(BIN)/urbanunits clip "$(PBF)" --config $(CONFIG)
 
 test: $(STAMP)
 	URBANUNITS_PROGRESS=0 $(BIN)/python -m pytest -q -n 2 --dist loadfile

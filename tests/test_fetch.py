@@ -283,3 +283,23 @@ def test_retry_after_forms() -> None:
     assert _retry_after_s(None) is None and _retry_after_s("soon") is None
     now = 1_445_412_400.0  # 2015-10-21T07:26:40Z
     assert _retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT", now=now) == pytest.approx(80.0)
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ('overpass_url = "ftp://example.org/api"', "fetch.overpass_url"),
+    ("read_timeout_s = -1.0", "fetch.read_timeout_s"),
+    ("max_retries = -1", "fetch.max_retries"),
+    ("timeout_s = 0", "fetch.timeout_s"),
+    ("retries = 3", "fetch.retries"),
+])
+def test_fetch_config_errors_name_the_key(tmp_path: Path, text: str, key: str) -> None:
+    from urbanunits.config import load_config
+    from urbanunits.errors import ConfigError
+
+    p = tmp_path / "configs" / "x.toml"
+    p.parent.mkdir()
+    p.write_text(f'name = "x"\n[study_area]\nbbox = [121.49, 31.23, 121.50, 31.24]\n'
+                 f"[fetch]\n{text}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    assert key in info.value.one_line()
