@@ -269,8 +269,12 @@ def test_query_asks_for_everything_the_ingest_needs(demo_cfg: Config) -> None:
         assert f'way["{key}"]' in q, key
     assert 'relation["type"="multipolygon"]' in q
     assert 'relation["boundary"="administrative"]["admin_level"~"^(6|8)$"]' in q
+    # ... and the ones enclosing the whole area, found through the box centre.
+    cy, cx = map(float, re.findall(r"is_in\(([-\d.]+),([-\d.]+)\)->\.enclosing;", q)[0])
+    assert (cx, cy) == pytest.approx(((bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2), abs=1e-6)
+    assert 'rel(pivot.enclosing)["boundary"="administrative"]' in q
     # Overpass boxes are (south, west, north, east); the box grows the study area by the margin.
-    south, west, north, east = map(float, re.findall(r"\(([-\d.,]+)\)", q)[0].split(","))
+    south, west, north, east = map(float, re.findall(r'way\["highway"\]\(([-\d.,]+)\)', q)[0].split(","))
     assert (west, south, east, north) == pytest.approx(bbox, abs=1e-6)
     sa = demo_cfg.study_area.bbox
     assert sa is not None

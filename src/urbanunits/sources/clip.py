@@ -5,7 +5,9 @@ only what the ingest needs: every node inside the study area grown by ``osm.grap
 way with at least one such node *with all its nodes* (so roads and rivers crossing the edge stay
 whole), and every relation with a kept member. Multipolygon relations and administrative boundaries
 of ``admin_level`` 6 and finer are completed with all their member ways, so district and
-sub-district (街道) polygons that reach beyond the box can still be assembled.
+sub-district (街道) polygons that reach beyond the box can still be assembled. A boundary that
+encloses the whole box without any member way inside it is not kept (the rule of Overpass' bbox
+queries and ``osmium extract`` too); ``inputs.subdistricts`` covers that case.
 
 Memory does not grow with the input: the file is never loaded, and the only state is libosmium's
 ID sets (``osmium.IdTracker``), bitmaps over the OSM ID space. Their size depends on how the kept

@@ -109,12 +109,16 @@ def overpass_query(bbox_ll: tuple[float, float, float, float], *, timeout_s: flo
     bb = f"({y0:.6f},{x0:.6f},{y1:.6f},{x1:.6f})"  # Overpass order: south, west, north, east
     way_keys = list(dict.fromkeys([*_WAY_KEYS, *extra_keys]))
     node_keys = list(dict.fromkeys([*_NODE_KEYS, *extra_keys]))
+    # Districts/sub-districts enclosing the box centre, even if none of their ways crosses the box.
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     lines = [f"[out:xml][timeout:{int(timeout_s)}][maxsize:{int(max_size_mb) * 1024 * 1024}];",
+             f"is_in({cy:.6f},{cx:.6f})->.enclosing;",
              "("]
     lines += [f"  way[{_quote(k)}]{bb};" for k in way_keys]
     lines += [f"  node[{_quote(k)}]{bb};" for k in node_keys]
     lines += [f'  relation["type"="multipolygon"]{bb};',
               f'  relation["boundary"="administrative"]["admin_level"~"^(6|8)$"]{bb};',
+              '  rel(pivot.enclosing)["boundary"="administrative"]["admin_level"~"^(6|8)$"];',
               ");",
               "(._;>;);",
               "out meta;"]
@@ -321,9 +325,9 @@ def _facility_keys(cfg: Config) -> list[str]:
 
 def _convert(src: Path, dest: Path) -> None:
     """Rewrite an OSM XML file in ``dest``'s format (e.g. PBF), atomically, streaming."""
-    with atomic_path(dest) as tmp, osmium.SimpleWriter(
+    with atomic_path(dest) as tmp, osmium.io.Reader(str(src)) as reader, osmium.SimpleWriter(
             osmium.io.File(str(tmp), osmium_format(dest))) as writer:
-        osmium.apply(osmium.io.Reader(str(src)), writer)
+        osmium.apply(reader, writer)
 
 
 def fetch_osm(cfg: Config, *, output: str | Path | None = None,
