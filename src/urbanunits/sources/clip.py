@@ -12,17 +12,16 @@ queries and ``osmium extract`` too); ``inputs.subdistricts`` covers that case.
 Memory does not grow with the input: the file is never loaded, and the only state is libosmium's
 ID sets (``osmium.IdTracker``), bitmaps over the OSM ID space. Their size depends on how the kept
 IDs spread over that space, not on the input size: at most about 1.6 GB for nodes with today's
-13-billion node IDs, a few MB for a synthetic extract with dense IDs. Five passes, each in
-libosmium's C++ apart from the first:
+13-billion node IDs, a few MB for a synthetic extract with dense IDs. Four passes, the filtering
+done by libosmium in C++:
 
 1. node locations go into a file-backed sparse index (libosmium ``sparse_file_array``) a few million
    at a time; each batch is read back with numpy and the IDs inside the box are tracked;
-2. ways that reference a tracked node (``IdTracker.complete_forward_references``);
-3. relations that reference a tracked node or way (the only pass with Python per object, and
-   relations are few);
-4. the nodes of every kept way (``IdTracker.complete_backward_references``);
-5. the tracked objects are copied to the output (``IdTracker.id_filter`` feeding a
-   ``SimpleWriter``).
+2. ways that reference a tracked node, then relations that reference a tracked node or way
+   (``IdTracker.contains_filter``; Python sees only the kept objects);
+3. the nodes of every kept way (``IdTracker.complete_backward_references``);
+4. the tracked objects are copied to the output (``IdTracker.id_filter`` feeding a
+   ``SimpleWriter``, no Python per object).
 
 Pass 1 with one Python call per node runs at about 2 MB/s (``method="python"``, kept as the
 reference implementation the tests compare against); the index method is an order of magnitude
@@ -292,15 +291,17 @@ def clip_osm(src: str | Path, dest: str | Path, *, bbox_ll: tuple[float, float, 
     logger.info("clip: %s of %s nodes inside the box", f"{scan.inside:,}", f"{scan.scanned:,}")
 
     t = time.perf_counter()
-    tracker.complete_forward_references(str(src), relation_depth=-1)  # ways only
-    times["ways"] = time.perf_counter() - t
-
-    t = time.perf_counter()
     relations: list[int] = []
     member_ways: list[int] = []
     member_nodes: list[int] = []
-    rel_filter = tracker.contains_filter()
-    for obj in osmium.FileProcessor(str(src), osmium.osm.RELATION).with_filter(rel_filter):
+    # libosmium passes on only ways with a tracked node and relations with a tracked member;
+    # ways are tracked as they come, so relations (later in the file) see them.
+    refs = tracker.contains_filter()
+    for obj in osmium.FileProcessor(str(src), osmium.osm.WAY | osmium.osm.RELATION
+                                    ).with_filter(refs):
+        if isinstance(obj, osmium.osm.Way):
+            tracker.add_way(obj.id)
+            continue
         rel = cast(osmium.osm.Relation, obj)
         relations.append(rel.id)
         if _completable(rel.tags, complete_min_admin_level):
@@ -309,7 +310,7 @@ def clip_osm(src: str | Path, dest: str | Path, *, bbox_ll: tuple[float, float, 
                     member_ways.append(m.ref)
                 elif m.type == "n":
                     member_nodes.append(m.ref)
-    times["relations"] = time.perf_counter() - t
+    times["ways, relations"] = time.perf_counter() - t
 
     t = time.perf_counter()
     for way_id in member_ways:
