@@ -21,6 +21,7 @@ from urbanunits.config import Config, StudyArea
 from urbanunits.errors import DataError, InputFileError
 from urbanunits.sources._extent import region_bbox_ll
 from urbanunits.sources.clip import clip_for_config, clip_osm
+from urbanunits.sources.osm import read_osm
 
 from .conftest import DEMO_OSM, demo_config
 
@@ -169,6 +170,13 @@ def test_clip_keeps_exactly_the_area_with_whole_ways(tmp_path: Path, big_pbf: Pa
     assert (b.bottom_left.lon, b.bottom_left.lat) == pytest.approx(region[:2], abs=1e-7)
     prov = (out.parent / "PROVENANCE.md").read_text(encoding="utf-8")
     assert "small.osm.pbf — clipped" in prov and str(big_pbf.resolve()) in prov
+
+    # The ingest reads the clip: same compounds and roads in the study area as from the source.
+    ours = read_osm(cfg, path=out, use_cache=False)
+    full = read_osm(cfg, path=big_pbf, use_cache=False)
+    assert set(ours.residential["name"]) == set(full.residential["name"])
+    assert len(ours.roads) == len(full.roads) > 0
+    assert ours.walk_graph.number_of_edges() == full.walk_graph.number_of_edges()
 
 
 def test_index_and_python_node_passes_agree(tmp_path: Path, big_pbf: Path) -> None:
