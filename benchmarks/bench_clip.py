@@ -30,7 +30,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 EXTENT = (118.0, 27.0, 123.0, 31.5)
 NINGBO = (121.45, 29.78, 121.68, 29.98)  # configs/ningbo.toml study area
 MAX_NODE_ID = 13_000_000_000
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 __all__ = ["generate_pbf", "main"]
 
@@ -75,7 +75,7 @@ def generate_pbf(path: Path, *, n_nodes: int, seed: int = 7) -> Path:
     way_of = np.repeat(np.arange(len(lengths)), lengths)
     lon = np.clip(x0[way_of] + walk[:, 0], -180, 180)
     lat = np.clip(y0[way_of] + walk[:, 1], -90, 90)
-    gaps = rng.integers(1, 2 * MAX_NODE_ID // n, size=n)
+    gaps = rng.integers(1, 2 * MAX_NODE_ID // len(lengths), size=n)  # way starts spread IDs
     gaps[~first] = 1 + rng.integers(0, 3, size=int((~first).sum()))
     ids = np.cumsum(gaps)
     tagged = rng.random(n) < 0.03
