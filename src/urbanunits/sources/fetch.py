@@ -208,7 +208,7 @@ def _attempt(session: requests.Session, url: str, query: str, dest: Path, *,
         with session.post(url, data={"data": query}, timeout=timeout, stream=True) as r:
             if r.status_code in _RETRY_STATUS:
                 raise _TransientError(f"HTTP {r.status_code} {r.reason}",
-                                 _retry_after_s(r.headers.get("Retry-After")))
+                                      _retry_after_s(r.headers.get("Retry-After")))
             if r.status_code != 200:
                 body = r.text[:300]
                 m = re.search(r"<p><strong[^>]*>Error</strong>:\s*(.*?)</p>", body, re.S)
