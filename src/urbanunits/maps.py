@@ -194,7 +194,9 @@ def save_map(fig: Figure, path: str | Path, *, dpi: int = 200) -> Path:
     from urbanunits.export import atomic_path
 
     path = Path(path)
-    with atomic_path(path) as tmp:
+    # Text resolves its font family when drawn, so render inside the map style too (otherwise
+    # Chinese labels fall back to DejaVu Sans and come out as boxes).
+    with atomic_path(path) as tmp, map_style():
         fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
     logger.info("map written: %s", path)
     return path
@@ -212,3 +214,114 @@ def label_points(ax: Axes, gdf: gpd.GeoDataFrame, column: str, *, fontsize: floa
             continue
         ax.text(x, y, str(text), fontsize=fontsize, ha="center", va="center", color=color,
                 path_effects=effects, zorder=15)
+
+
+# --- packages maps ---
+
+__all__ += ["plot_packages"]
+
+
+def _package_colors(n: int) -> list[Any]:
+    """Distinct colours for n packages (tab10, then tab20's lighter shades, then cycled)."""
+    base = list(mpl.colormaps["tab10"].colors)
+    base = [c for i, c in enumerate(base) if i != 7]  # grey is reserved for new communities
+    extra = list(mpl.colormaps["tab20"].colors)[1::2]
+    palette = base + [c for i, c in enumerate(extra) if i != 7]
+    return [palette[i % len(palette)] for i in range(n)]
+
+
+def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
+                  layers: OSMLayers, title: str = "", ax: Axes | None = None
+                  ) -> tuple[Figure, Axes]:
+    """Map renewal packages over the old and new communities.
+
+    Each package has its own colour: a light fill and a thick outline for the package, its
+    member communities filled in that colour and outlined in black. New communities are grey.
+    Package ids are labelled with their floor area and households; packages above a ceiling or
+    below a floor are marked in the legend.
+
+    Parameters
+    ----------
+    packages
+        ``renewal_packages`` layer (``package_id``, ``n_communities``, ``floor_area_m2``,
+        ``households``, ``above_ceiling``, ``below_floor``), metric CRS.
+    communities
+        ``old_communities`` layer (``name``, ``is_old``, ``package_id``), same CRS.
+    layers
+        OSM layers for the basemap.
+    title
+        Map title (a place name); the stage name is added.
+    ax
+        Axes to draw on (a new figure otherwise).
+
+    Returns
+    -------
+    tuple
+        ``(fig, ax)``.
+    """
+    import matplotlib.patheffects as pe
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    with map_style():
+        fig, ax = new_map(ax, figsize=(10.0, 10.0))
+        draw_basemap(ax, layers)
+        comm = communities.copy()
+        pts = comm.geometry.geom_type == "Point"
+        if pts.any():
+            comm.loc[pts, "geometry"] = comm.geometry[pts].buffer(30.0)
+        new = comm[~comm["is_old"].astype(bool)]
+        old = comm[comm["is_old"].astype(bool)]
+        handles: list[Any] = []
+        if not new.empty:
+            new.plot(ax=ax, facecolor="#d9d9d9", edgecolor="#8c8c8c", linewidth=0.5, zorder=2)
+            label_points(ax, new, "name", fontsize=5.5, color="#6b6b6b")
+            handles.append(Patch(facecolor="#d9d9d9", edgecolor="#8c8c8c",
+                                 label="其他小区 Other (newer) community"))
+        unpackaged = old[old["package_id"].isna()] if "package_id" in old.columns else old
+        if not unpackaged.empty:
+            unpackaged.plot(ax=ax, facecolor="white", edgecolor="black", linewidth=0.6,
+                            hatch="////", zorder=3)
+            handles.append(Patch(facecolor="white", edgecolor="black", hatch="////",
+                                 label="老旧小区（未入片区） Old, not packaged"))
+        pk = packages.sort_values("package_id").reset_index(drop=True)
+        colors = _package_colors(len(pk))
+        halo = [pe.withStroke(linewidth=2.5, foreground="white")]
+        for i, color in enumerate(colors):
+            row = pk.iloc[i]
+            gs = pk.iloc[[i]]
+            gs.plot(ax=ax, facecolor=color, alpha=0.18, edgecolor="none", zorder=2.5)
+            style = "--" if bool(row.get("below_floor", False)) else "-"
+            gs.boundary.plot(ax=ax, color=color, linewidth=2.0, linestyle=style, zorder=4)
+            members = old[old["package_id"] == row["package_id"]]
+            if not members.empty:
+                members.plot(ax=ax, facecolor=color, alpha=0.75, edgecolor="black",
+                             linewidth=0.6, zorder=3)
+            flag = ("  ▲" if bool(row.get("above_ceiling", False)) else
+                    "  ▽" if bool(row.get("below_floor", False)) else "")
+            handles.append(Patch(
+                facecolor=color, edgecolor=color, alpha=0.8,
+                label=f"{row['package_id']}: {int(row['n_communities'])} 个小区, "
+                      f"{row['floor_area_m2'] / 1e4:,.1f} 万m², "
+                      f"{row['households']:,.0f} 户{flag}"))
+        if not old.empty:
+            label_points(ax, old, "name", fontsize=6.0, color="#1a1a1a")
+        if not pk.empty:
+            # Package ids go to the top edge of each outline so they do not hide member names.
+            xs = (pk.geometry.bounds["minx"] + pk.geometry.bounds["maxx"]) / 2
+            ys = pk.geometry.bounds["maxy"]
+            for x, y, pid, color in zip(xs, ys, pk["package_id"], colors, strict=True):
+                ax.text(x, y, str(pid), fontsize=12, ha="center",
+                        va="bottom", color=color, path_effects=halo, zorder=16)
+        if pk["above_ceiling"].astype(bool).any() if not pk.empty else False:
+            handles.append(Line2D([], [], linestyle="none", marker="^", color="black",
+                                  label="▲ 单个小区超过上限 One community above a ceiling"))
+        if pk["below_floor"].astype(bool).any() if not pk.empty else False:
+            handles.append(Line2D([], [], color="#444444", linestyle="--", linewidth=1.5,
+                                  label="▽ 低于下限 Below a floor (dashed outline)"))
+        full = f"片区化改造 Renewal packages — {title}" if title else "片区化改造 Renewal packages"
+        add_map_furniture(ax, title=full, legend_handles=handles,
+                          legend_title="改造片区 Renewal packages", legend_loc="upper left",
+                          note="Floor area = footprints × levels (estimated); "
+                               "households = floor area / m² per household")
+    return fig, ax

@@ -112,3 +112,55 @@ def run_units(cfg: Config, *, layers: OSMLayers | None = None, write: bool = Tru
                                       dpi=cfg.output.map_dpi))
     res.seconds = time.perf_counter() - t0
     return res
+
+
+# --- packages stage ---
+
+__all__ += ["run_packages"]
+
+
+def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
+                 units: gpd.GeoDataFrame | None = None, write: bool = True,
+                 draw: bool = True) -> StageResult:
+    """Renewal packages: inventory → links → packages.
+
+    Writes layers ``old_communities``, ``renewal_packages``, ``package_links`` and the updated
+    ``update_units``, and the map ``renewal_packages.png``. Without ``units`` the units stage is
+    run in memory first; if it is not available the packages are built without units (no
+    ``unit_id``, no ``update_units`` layer) and a warning says so.
+    """
+    from urbanunits import packages as pk
+
+    t0 = time.perf_counter()
+    layers = layers or load_layers(cfg)
+    subdistricts = load_subdistricts(cfg, layers)
+    if units is None:
+        try:
+            units = run_units(cfg, layers=layers, write=False, draw=False).layers["update_units"]
+        except NotBuiltError:
+            logger.warning("the units stage is not available; packages are built without "
+                           "update units (no unit_id, update_units not updated)")
+            units = None
+    communities = pk.build_inventory(layers, cfg, units=units)
+    barriers = pk.hard_barriers(layers, kinds=cfg.packages.hard_barriers)
+    result = pk.renewal_packages(communities, cfg, units=units, barriers=barriers,
+                                 subdistricts=subdistricts)
+    out = {"old_communities": result.communities, "renewal_packages": result.packages,
+           "package_links": result.links}
+    if result.units is not None:
+        out["update_units"] = result.units
+    res = StageResult("packages", layers=out)
+    res.summary = result.summary_lines()
+    res.extra["result"] = result
+    res.extra["layers"] = layers
+    if write:
+        write_layers(cfg.gpkg_path, res.layers)
+    if draw:
+        from urbanunits import maps
+
+        fig, _ = maps.plot_packages(result.packages, result.communities, layers=layers,
+                                    title=cfg.title)
+        res.maps.append(maps.save_map(fig, cfg.maps_dir / "renewal_packages.png",
+                                      dpi=cfg.output.map_dpi))
+    res.seconds = time.perf_counter() - t0
+    return res
