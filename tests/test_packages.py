@@ -26,9 +26,10 @@ X0, Y0 = 355_000.0, 3_455_000.0
 
 
 def make_cfg(**pkg: Any) -> Config:
-    base = dict(link_distance_m=150.0, hard_barriers=["river", "rail"], min_floor_area_m2=0.0,
-                max_floor_area_m2=1e12, min_households=0, max_households=10**9,
-                prefer_same_subdistrict=True)
+    base: dict[str, Any] = {
+        "link_distance_m": 150.0, "hard_barriers": ["river", "rail"], "min_floor_area_m2": 0.0,
+        "max_floor_area_m2": 1e12, "min_households": 0, "max_households": 10**9,
+        "prefer_same_subdistrict": True}
     base.update(pkg)
     return Config(name="t", packages=PackagesConfig(**base))
 
@@ -447,7 +448,7 @@ def test_demo_map_and_pipeline(demo_layers: OSMLayers, demo_cfg: Config, tmp_pat
     assert u["old_floor_area_m2"].sum() == pytest.approx(c.loc[c["is_old"], "floor_area_m2"].sum())
     assert res.maps and res.maps[0].stat().st_size > 10_000
     result = res.extra["result"]
-    fig, ax = maps.plot_packages(result.packages, result.communities, layers=demo_layers)
+    _, ax = maps.plot_packages(result.packages, result.communities, layers=demo_layers)
     texts = {t.get_text() for t in ax.texts}
     assert set(result.packages["package_id"]) <= texts
     assert "东园一村" in texts and "汤臣一品" in texts

@@ -223,9 +223,8 @@ __all__ += ["plot_packages"]
 
 def _package_colors(n: int) -> list[Any]:
     """Distinct colours for n packages (tab10, then tab20's lighter shades, then cycled)."""
-    base = list(mpl.colormaps["tab10"].colors)
-    base = [c for i, c in enumerate(base) if i != 7]  # grey is reserved for new communities
-    extra = list(mpl.colormaps["tab20"].colors)[1::2]
+    base = [mpl.colormaps["tab10"](i) for i in range(10) if i != 7]  # grey = new communities
+    extra = [mpl.colormaps["tab20"](i) for i in range(1, 20, 2)]
     palette = base + [c for i, c in enumerate(extra) if i != 7]
     return [palette[i % len(palette)] for i in range(n)]
 

@@ -4,8 +4,8 @@ Ningbo renews old residential communities (老旧小区) in packages rather than
 time, so that financing, construction and shared public assets are planned together. This module
 
 1. builds the **community inventory** (:func:`build_inventory`): the user's file when
-   ``inputs.inventory`` is set, otherwise the named OSM residential areas, each classed old or new by
-   documented, configurable rules (:func:`classify_communities`);
+   ``inputs.inventory`` is set, otherwise the named OSM residential areas, each classed old or
+   new by documented, configurable rules (:func:`classify_communities`);
 2. **estimates** floor area from building footprints × levels, households from floor area and
    population from households or a population raster (:func:`estimate_floor_area`);
 3. **links** old communities whose boundaries are within ``link_distance_m`` and that are not
@@ -224,9 +224,9 @@ def estimate_floor_area(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFra
         inter = shapely.area(shapely.intersection(geoms[c_i], bgeo[b_i]))
         levels = buildings["levels"].to_numpy(dtype=float)[b_i]
         lt = buildings["levels_tagged"].to_numpy(dtype=bool)[b_i]
-        floor = np.bincount(c_i, weights=inter * levels, minlength=n)
-        foot = np.bincount(c_i, weights=inter, minlength=n)
-        tagged = np.bincount(c_i, weights=inter * lt, minlength=n)
+        floor = np.bincount(c_i, weights=inter * levels, minlength=n).astype(float)
+        foot = np.bincount(c_i, weights=inter, minlength=n).astype(float)
+        tagged = np.bincount(c_i, weights=inter * lt, minlength=n).astype(float)
         barea = shapely.area(bgeo[b_i])
         mostly = inter > 0.5 * np.maximum(barea, 1e-9)
         nb = np.bincount(c_i[mostly], minlength=n)

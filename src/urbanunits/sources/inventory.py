@@ -124,8 +124,8 @@ def _canonical_columns(columns: list[str], path: Path, *, csv: bool) -> dict[str
         key = str(col).strip().lower()
         if key == "geometry" and not csv:
             continue
-        canon = lookup.get(key)
-        if canon is None:
+        found = lookup.get(key)
+        if found is None:
             close = difflib.get_close_matches(key, list(lookup), n=1, cutoff=0.75)
             if close and lookup[close[0]] not in {lookup.get(str(c).strip().lower())
                                                   for c in columns}:
@@ -133,6 +133,7 @@ def _canonical_columns(columns: list[str], path: Path, *, csv: bool) -> dict[str
                                 f"is not a known column; did you mean {lookup[close[0]]!r}?",
                                 f"rename it; {_expected_text(csv=csv)}")
             continue
+        canon = found
         if canon in seen:
             raise DataError(f"{path}: column {col!r}",
                             f"gives {canon!r} a second time (also {seen[canon]!r})",
