@@ -265,6 +265,8 @@ def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
     with map_style():
         fig, ax = new_map(ax, figsize=(10.0, 10.0))
         draw_basemap(ax, layers)
+        if not layers.buildings.empty:
+            layers.buildings.plot(ax=ax, color="#ebebeb", linewidth=0, zorder=1)
         comm = communities.copy()
         pts = comm.geometry.geom_type == "Point"
         if pts.any():
@@ -298,11 +300,12 @@ def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
                              linewidth=0.6, zorder=3)
             flag = ("  ▲" if bool(row.get("above_ceiling", False)) else
                     "  ▽" if bool(row.get("below_floor", False)) else "")
+            fa, hh = float(row["floor_area_m2"]), float(row["households"])
+            size = (f"{fa / 1e4:,.1f} 万m², {hh:,.0f} 户" if fa == fa and hh == hh
+                    else "面积未知 floor area unknown")
             handles.append(Patch(
                 facecolor=color, edgecolor=color, alpha=0.8,
-                label=f"{row['package_id']}: {int(row['n_communities'])} 个小区, "
-                      f"{row['floor_area_m2'] / 1e4:,.1f} 万m², "
-                      f"{row['households']:,.0f} 户{flag}"))
+                label=f"{row['package_id']}: {int(row['n_communities'])} 个小区, {size}{flag}"))
         if not old.empty:
             label_points(ax, old, "name", fontsize=6.0, color="#1a1a1a")
         if not pk.empty:

@@ -957,9 +957,9 @@ class PackagesResult:
         if len(pk):
             for col, unit in (("n_communities", ""), ("floor_area_m2", " m²"),
                               ("households", "")):
-                v = pk[col].astype(float)
+                v = pk[col].astype(float).dropna()
                 out.append(f"  {col}: min {v.min():,.0f}, median {v.median():,.0f}, "
-                           f"max {v.max():,.0f}{unit}")
+                           f"max {v.max():,.0f}{unit}" if len(v) else f"  {col}: unknown")
         return out + self.report.lines()
 
 
@@ -1054,8 +1054,9 @@ def renewal_packages(communities: gpd.GeoDataFrame, cfg: Config, *,
         report.oversize.append((row["package_id"], row["member_names"],
                                 float(row["floor_area_m2"]), float(row["households"])))
     report.below_floor = packages.loc[packages["below_floor"], "package_id"].tolist()
-    report.cross_subdistrict = packages.loc[packages["subdistricts"].str.contains(";"),
-                                            "package_id"].tolist()
+    report.cross_subdistrict = [pid for pid, subs in zip(packages["package_id"],
+                                                         packages["subdistricts"], strict=True)
+                                if ";" in str(subs)]
     report.outside_study_area = comm.loc[~comm["in_study_area"].astype(bool),
                                          "community_id"].astype(str).tolist()
     report.no_floor_area = old.loc[old["floor_area_m2"].isna(), "community_id"].tolist()
@@ -1083,8 +1084,15 @@ def _describe(old: gpd.GeoDataFrame, pids: list[str], faces: gpd.GeoSeries,
             "households", "population", "unit_ids", "subdistricts", "polsby_popper",
             "fill_ratio", "span_m", "above_ceiling", "below_floor"]
     if old.empty:
-        return gpd.GeoDataFrame({c: [] for c in cols}, geometry=gpd.GeoSeries([], crs=crs),
-                                crs=crs)
+        empty = {c: pd.Series([], dtype=object) for c in cols}
+        for c in ("n_communities",):
+            empty[c] = pd.Series([], dtype="int64")
+        for c in ("floor_area_m2", "households", "population", "polsby_popper", "fill_ratio",
+                  "span_m"):
+            empty[c] = pd.Series([], dtype=float)
+        for c in ("above_ceiling", "below_floor"):
+            empty[c] = pd.Series([], dtype=bool)
+        return gpd.GeoDataFrame(empty, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
     g = np.asarray(old.geometry.values)
     is_pt = shapely.get_type_id(g) == 0
     shapes = np.where(is_pt, shapely.buffer(g, POINT_RADIUS_M), g)
@@ -1134,10 +1142,11 @@ def _describe(old: gpd.GeoDataFrame, pids: list[str], faces: gpd.GeoSeries,
         "fill_ratio": np.where(area > 0, member_area / np.maximum(area, 1e-9), np.nan).round(3),
         "span_m": (2 * shapely.minimum_bounding_radius(outline_arr)).round(0),
     }, geometry=outline_arr, crs=crs)
-    f = out["floor_area_m2"].fillna(0)
-    h = out["households"].fillna(0)
-    out["above_ceiling"] = (f > p.max_floor_area_m2) | (h > p.max_households)
-    out["below_floor"] = (f < p.min_floor_area_m2) | (h < p.min_households)
+    # Flags from the unrounded totals, with the tolerance cluster_packages uses.
+    f = tot["floor_area_m2"].fillna(0).to_numpy()
+    h = tot["households"].fillna(0).to_numpy()
+    out["above_ceiling"] = (f > p.max_floor_area_m2 + 1e-6) | (h > p.max_households + 1e-6)
+    out["below_floor"] = (f < p.min_floor_area_m2 - 1e-6) | (h < p.min_households - 1e-6)
     return out[[*cols, "geometry"]]
 
 
@@ -1160,11 +1169,13 @@ def _update_units(units: gpd.GeoDataFrame, comm: gpd.GeoDataFrame) -> gpd.GeoDat
     out = units.copy()
     old = comm[comm["is_old"].astype(bool) & comm["unit_id"].notna()]
     grp = old.groupby("unit_id")
-    out["n_old_communities"] = out["unit_id"].map(grp.size()).fillna(0).astype(int)
-    out["old_floor_area_m2"] = out["unit_id"].map(grp["floor_area_m2"].sum()).fillna(0.0)
+    count = grp.size().to_dict()
+    floor = grp["floor_area_m2"].sum().to_dict()
     pk = old[old["package_id"].notna()].groupby("unit_id")["package_id"].agg(
-        lambda s: _join(sorted(s)))
-    out["package_ids"] = out["unit_id"].map(pk).fillna("")
+        lambda s: _join(sorted(s))).to_dict()
+    out["n_old_communities"] = [int(count.get(u, 0)) for u in out["unit_id"]]
+    out["old_floor_area_m2"] = [float(floor.get(u, 0.0)) for u in out["unit_id"]]
+    out["package_ids"] = [str(pk.get(u, "")) for u in out["unit_id"]]
     # TODO(lead): once units.py offers a reclassification (e.g. "old-community renewal" when
     # n_old_communities > 0), call it here so unit_class reflects the inventory.
     return out
