@@ -469,3 +469,16 @@ def test_no_old_communities_gives_no_packages() -> None:
     assert res.communities["package_id"].isna().all()
     assert res.units["n_old_communities"].tolist() == [0]
     assert res.summary_lines()[:2] == ["communities: 2 (0 old, 2 new)", "packages: 0"]
+
+
+def test_many_packages_get_neighbour_distinct_colours_and_a_short_legend(
+        demo_layers: OSMLayers) -> None:
+    from urbanunits import maps
+
+    comm = squares([(250.0 * i, 0.0) for i in range(40)])  # gaps of 190 m
+    res = pk.renewal_packages(comm, make_cfg(link_distance_m=100.0))
+    assert len(res.packages) == 40
+    colors = maps._package_colors(res.packages)
+    assert all(colors[i] != colors[i + 1] for i in range(39))
+    _, ax = maps.plot_packages(res.packages, res.communities, layers=demo_layers)
+    assert len(ax.get_legend().get_texts()) <= 3

@@ -221,12 +221,31 @@ def label_points(ax: Axes, gdf: gpd.GeoDataFrame, column: str, *, fontsize: floa
 __all__ += ["plot_packages"]
 
 
-def _package_colors(n: int) -> list[Any]:
-    """Distinct colours for n packages (tab10, then tab20's lighter shades, then cycled)."""
-    base = [mpl.colormaps["tab10"](i) for i in range(10) if i != 7]  # grey = new communities
-    extra = [mpl.colormaps["tab20"](i) for i in range(1, 20, 2)]
-    palette = base + [c for i, c in enumerate(extra) if i != 7]
-    return [palette[i % len(palette)] for i in range(n)]
+_PACKAGE_PALETTE = (
+    [mpl.colormaps["tab10"](i) for i in range(10) if i != 7]  # grey is for other communities
+    + [mpl.colormaps["tab20"](i) for i in range(1, 20, 2) if i != 15])
+#: Above this many packages the legend summarises instead of listing every package.
+_LEGEND_MAX_PACKAGES = 15
+#: Above this many communities their names are left off (package ids are always shown).
+_NAME_MAX_COMMUNITIES = 200
+
+
+def _package_colors(packages: gpd.GeoDataFrame) -> list[Any]:
+    """One colour per package: all distinct when the palette suffices, otherwise a greedy
+    graph colouring (networkx) so that packages within 300 m of each other differ."""
+    import networkx as nx
+    import shapely
+
+    n = len(packages)
+    if n <= len(_PACKAGE_PALETTE):
+        return [_PACKAGE_PALETTE[i] for i in range(n)]
+    geoms = packages.geometry.values
+    i, j = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=300.0)
+    G = nx.Graph()
+    G.add_nodes_from(range(n))
+    G.add_edges_from((int(a), int(b)) for a, b in zip(i, j, strict=True) if a < b)
+    col = nx.greedy_color(G, strategy="largest_first")
+    return [_PACKAGE_PALETTE[col[k] % len(_PACKAGE_PALETTE)] for k in range(n)]
 
 
 def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
@@ -259,6 +278,7 @@ def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
         ``(fig, ax)``.
     """
     import matplotlib.patheffects as pe
+    import numpy as np
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -276,7 +296,8 @@ def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
         handles: list[Any] = []
         if not new.empty:
             new.plot(ax=ax, facecolor="#d9d9d9", edgecolor="#8c8c8c", linewidth=0.5, zorder=2)
-            label_points(ax, new, "name", fontsize=5.5, color="#6b6b6b")
+            if len(comm) <= _NAME_MAX_COMMUNITIES:
+                label_points(ax, new, "name", fontsize=5.5, color="#6b6b6b")
             handles.append(Patch(facecolor="#d9d9d9", edgecolor="#8c8c8c",
                                  label="其他小区 Other (newer) community"))
         unpackaged = old[old["package_id"].isna()] if "package_id" in old.columns else old
@@ -286,39 +307,54 @@ def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
             handles.append(Patch(facecolor="white", edgecolor="black", hatch="////",
                                  label="老旧小区（未入片区） Old, not packaged"))
         pk = packages.sort_values("package_id").reset_index(drop=True)
-        colors = _package_colors(len(pk))
+        colors = _package_colors(pk)
         halo = [pe.withStroke(linewidth=2.5, foreground="white")]
-        for i, color in enumerate(colors):
-            row = pk.iloc[i]
-            gs = pk.iloc[[i]]
-            gs.plot(ax=ax, facecolor=color, alpha=0.18, edgecolor="none", zorder=2.5)
-            style = "--" if bool(row.get("below_floor", False)) else "-"
-            gs.boundary.plot(ax=ax, color=color, linewidth=2.0, linestyle=style, zorder=4)
-            members = old[old["package_id"] == row["package_id"]]
+        below = pk["below_floor"].astype(bool).to_numpy() if not pk.empty else np.zeros(0, bool)
+        above = pk["above_ceiling"].astype(bool).to_numpy() if not pk.empty else below
+        if not pk.empty:
+            pk.plot(ax=ax, color=colors, alpha=0.18, edgecolor="none", zorder=2.5)
+            for mask, style in ((~below, "-"), (below, "--")):
+                if mask.any():
+                    pk[mask].boundary.plot(ax=ax, color=[c for c, m in zip(colors, mask,
+                                                                           strict=True) if m],
+                                           linewidth=2.0, linestyle=style, zorder=4)
+            color_of = dict(zip(pk["package_id"], colors, strict=True))
+            members = old[old["package_id"].isin(color_of)]
             if not members.empty:
-                members.plot(ax=ax, facecolor=color, alpha=0.75, edgecolor="black",
-                             linewidth=0.6, zorder=3)
-            flag = ("  ▲" if bool(row.get("above_ceiling", False)) else
-                    "  ▽" if bool(row.get("below_floor", False)) else "")
-            fa, hh = float(row["floor_area_m2"]), float(row["households"])
-            size = (f"{fa / 1e4:,.1f} 万m², {hh:,.0f} 户" if fa == fa and hh == hh
-                    else "面积未知 floor area unknown")
-            handles.append(Patch(
-                facecolor=color, edgecolor=color, alpha=0.8,
-                label=f"{row['package_id']}: {int(row['n_communities'])} 个小区, {size}{flag}"))
-        if not old.empty:
+                members.plot(ax=ax, color=[color_of[p] for p in members["package_id"]],
+                             alpha=0.75, edgecolor="black", linewidth=0.6, zorder=3)
+        if len(pk) <= _LEGEND_MAX_PACKAGES:
+            for i, color in enumerate(colors):
+                row = pk.iloc[i]
+                flag = "  ▲" if above[i] else "  ▽" if below[i] else ""
+                fa, hh = float(row["floor_area_m2"]), float(row["households"])
+                size = (f"{fa / 1e4:,.1f} 万m², {hh:,.0f} 户" if fa == fa and hh == hh
+                        else "面积未知 floor area unknown")
+                handles.append(Patch(
+                    facecolor=color, edgecolor=color, alpha=0.8,
+                    label=f"{row['package_id']}: {int(row['n_communities'])} 个小区, "
+                          f"{size}{flag}"))
+        else:
+            handles.append(Patch(facecolor=_PACKAGE_PALETTE[0], edgecolor=_PACKAGE_PALETTE[0],
+                                 alpha=0.8, label=f"{len(pk)} 个片区 packages "
+                                 "(one colour each; neighbours differ)"))
+        if not old.empty and len(comm) <= _NAME_MAX_COMMUNITIES:
             label_points(ax, old, "name", fontsize=6.0, color="#1a1a1a")
         if not pk.empty:
-            # Package ids go to the top edge of each outline so they do not hide member names.
-            xs = (pk.geometry.bounds["minx"] + pk.geometry.bounds["maxx"]) / 2
-            ys = pk.geometry.bounds["maxy"]
-            for x, y, pid, color in zip(xs, ys, pk["package_id"], colors, strict=True):
-                ax.text(x, y, str(pid), fontsize=12, ha="center",
-                        va="bottom", color=color, path_effects=halo, zorder=16)
-        if pk["above_ceiling"].astype(bool).any() if not pk.empty else False:
+            # Package ids sit on the top vertex of each outline so they do not hide member names
+            # (the top of the bounding box may fall inside a neighbouring package).
+            import shapely
+
+            tops = [xy[np.argmax(xy[:, 1])] if len(xy) else (np.nan, np.nan)
+                    for xy in (shapely.get_coordinates(g) for g in pk.geometry.values)]
+            id_size = 12 if len(pk) <= 30 else 7
+            for (x, y), pid, color in zip(tops, pk["package_id"], colors, strict=True):
+                ax.text(x, y, str(pid), fontsize=id_size, ha="center", va="bottom", color=color,
+                        path_effects=halo, zorder=16)
+        if above.any():
             handles.append(Line2D([], [], linestyle="none", marker="^", color="black",
                                   label="▲ 单个小区超过上限 One community above a ceiling"))
-        if pk["below_floor"].astype(bool).any() if not pk.empty else False:
+        if below.any():
             handles.append(Line2D([], [], color="#444444", linestyle="--", linewidth=1.5,
                                   label="▽ 低于下限 Below a floor (dashed outline)"))
         full = f"片区化改造 Renewal packages — {title}" if title else "片区化改造 Renewal packages"
