@@ -86,8 +86,9 @@ def map_style() -> Iterator[None]:
     """Matplotlib settings shared by all maps (applied only inside the block)."""
     family = cjk_font_family()
     with mpl.rc_context({
-        "font.family": "sans-serif",
-        "font.sans-serif": [family, "DejaVu Sans"],
+        # Concrete family names, not "sans-serif": text resolves its font when drawn, which may
+        # be after this context has closed (fig.savefig outside the with-block).
+        "font.family": [family, "DejaVu Sans"],
         "axes.unicode_minus": False,
         "font.size": 9,
         "legend.fontsize": 8,
@@ -182,7 +183,7 @@ def add_map_furniture(ax: Axes, *, title: str = "", legend: bool = True,
             if handles:
                 ax.legend(**kw)
     ax.add_artist(ScaleBar(1.0, units="m", location="lower right", length_fraction=0.22,
-                           box_alpha=0.8, font_properties={"size": 8}))
+                           box_alpha=0.8, font_properties={"size": 8, "family": cjk_font_family()}))
     add_north_arrow(ax)
     text = ATTRIBUTION if not note else f"{note}\n{ATTRIBUTION}"
     ax.text(0.99, -0.01, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
