@@ -9,13 +9,14 @@ Method
    water it crosses; the river itself still separates its banks. Minor roads of the
    ``split_highways`` classes (tertiary, then residential) are added as *split lines*: they only
    cut blocks that are too large.
-2. **Faces.** A dangling end of a line that stops within ``snap_tolerance_m`` of another line is
-   extended to it (lines that "almost meet"). All lines are then noded together with snap
-   rounding on a 1 cm grid and polygonized into the finest faces (*atoms*); dangles that still
-   lead nowhere are ignored by the polygonizer. Shared-edge lengths between atoms, and which
-   kind of line runs along each shared edge, come from matching the atoms' boundary segments:
-   all atoms come from one noding, so neighbours share identical vertices and the match is exact
-   and vectorised (no pairwise geometry work).
+2. **Faces.** A dangling end of a line that stops within ``snap_tolerance_m`` of another line
+   is extended to it (lines that "almost meet"); one within max(50 m, 4 × ``snap_tolerance_m``)
+   of the study-area edge is extended to the edge, since extracts cut roads there. All lines are
+   then noded together with snap rounding on a 1 cm grid and polygonized into the finest faces
+   (*atoms*); dangles that still lead nowhere are ignored by the polygonizer. Shared-edge
+   lengths between atoms, and which kind of line runs along each shared edge, come from matching
+   the atoms' boundary segments: all atoms come from one noding, so neighbours share identical
+   vertices and the match is exact and vectorised (no pairwise geometry work).
 3. **Water.** Atoms that are at least ``min_water_share`` water are dropped.
 4. **Blocks.** Atoms joined across edges that lie on no barrier line form barrier-bounded blocks
    (connected components, :func:`scipy.sparse.csgraph.connected_components`).
@@ -24,11 +25,12 @@ Method
    level whose parts are all within bounds is used; failing that, the level that puts the most
    area within bounds; failing that, the block stays whole and is reported.
 6. **Merge.** Blocks below ``min_area_m2`` or thinner than ``sliver_width_m`` (2·area/perimeter,
-   about the width of a long strip; dual-carriageway medians, corner triangles) are merged,
-   smallest first, into the neighbour with the longest shared edge in the same sub-district.
-   Neighbours across a road are preferred; a merge may not exceed ``max_area_m2``. Rivers, rail and
-   water edges are crossed only to absorb a sliver with no other neighbour; sub-district
-   boundaries never. Blocks that cannot be merged stay as units and are reported with the reason.
+   about the width of a long strip: dual-carriageway medians, corner triangles) are merged,
+   smallest first, into the neighbour with the longest shared edge in the same sub-district. A
+   small block merges only across a road and only if the result stays within ``max_area_m2``; a
+   sliver joins the block it runs along whatever the size, and crosses rail or water only when
+   it has no road edge. Sub-district boundaries are never crossed. Blocks that cannot merge stay
+   as units and are reported with the reason.
 7. **Attributes, classes and ids.** See :func:`classify_units` for the class rules and
    :func:`assign_unit_ids` for the id scheme.
 
@@ -619,8 +621,7 @@ def assign_subdistricts(faces: gpd.GeoDataFrame, subdistricts: gpd.GeoDataFrame 
     pts = shapely.point_on_surface(faces.geometry.values)
     p, q = shapely.STRtree(sd.geometry.values).query(pts, predicate="within")
     if len(p):
-        first = np.r_[True, p[1:] != p[:-1]]
-        order = np.lexsort((q, p))
+        order = np.lexsort((q, p))  # several matches (overlapping polygons): first by name
         p, q = p[order], q[order]
         first = np.r_[True, p[1:] != p[:-1]]
         out.iloc[p[first]] = sd["subdistrict"].to_numpy()[q[first]]
@@ -1250,7 +1251,8 @@ def update_units(layers: OSMLayers, cfg: Config, *,
     -------
     UnitsResult
         ``units`` columns: ``unit_id``, ``subdistrict``, ``area_m2``, ``size_status``
-        (``within``, ``below_min`` or ``above_max``), ``n_blocks``, ``share_residential``,
+        (``within``, ``below_min`` or ``above_max``), ``size_note`` (why a unit is out of
+        bounds, else ""), ``n_blocks``, ``share_residential``,
         ``share_commercial``, ``share_industrial``, ``share_green``, ``share_public``,
         ``n_residential_areas``, ``n_historic``, ``n_old_communities``, ``old_floor_area_m2``,
         ``unit_class``, ``class_label``, geometry. ``blocks`` columns: ``block_id``,
@@ -1360,13 +1362,14 @@ def update_units(layers: OSMLayers, cfg: Config, *,
     for k in np.flatnonzero(status == "above_max"):
         notes = [n for n in info["split_note"].to_numpy()[merge == k] if n]
         reasons[k] = notes[0] if notes else "grew above the maximum absorbing slivers"
+    units["size_note"] = reasons
     report = pd.DataFrame({"unit_id": units["unit_id"], "subdistrict": units["subdistrict"],
                            "area_m2": units["area_m2"].round(1), "size_status": status,
                            "reason": reasons})
     report = report[report["size_status"] != "within"].sort_values("unit_id")
     report = report.reset_index(drop=True)
 
-    cols = ["unit_id", "subdistrict", "area_m2", "size_status", "n_blocks",
+    cols = ["unit_id", "subdistrict", "area_m2", "size_status", "size_note", "n_blocks",
             *[f"share_{c}" for c in _SHARE_CLASSES], "n_residential_areas", "n_historic",
             "n_old_communities", "old_floor_area_m2", "unit_class", "class_label", "geometry"]
     units["area_m2"] = units["area_m2"].round(1)
