@@ -195,7 +195,8 @@ def save_map(fig: Figure, path: str | Path, *, dpi: int = 200) -> Path:
     from urbanunits.export import atomic_path
 
     path = Path(path)
-    with atomic_path(path) as tmp:
+    # Fonts are resolved when the figure is drawn, so the CJK style must be active here too.
+    with map_style(), atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
     logger.info("map written: %s", path)
     return path
@@ -213,3 +214,98 @@ def label_points(ax: Axes, gdf: gpd.GeoDataFrame, column: str, *, fontsize: floa
             continue
         ax.text(x, y, str(text), fontsize=fontsize, ha="center", va="center", color=color,
                 path_effects=effects, zorder=15)
+
+
+# --- units maps ---
+
+__all__ += ["plot_units"]  # appended here so that stage sections merge cleanly
+
+
+def plot_units(units: gpd.GeoDataFrame, *, layers: OSMLayers, title: str = "",
+               ax: Axes | None = None, barriers: gpd.GeoDataFrame | None = None,
+               label: bool = True) -> tuple[Figure, Axes]:
+    """Map of update units (更新单元) coloured by class, with ids, barriers and size flags.
+
+    Parameters
+    ----------
+    units
+        The ``update_units`` layer (``unit_id``, ``unit_class``, ``size_status``), metric CRS.
+    layers
+        OSM layers for the basemap (water, roads, study area).
+    title
+        Place name, shown after the map title.
+    ax
+        Axes to draw on; a new figure when ``None``.
+    barriers
+        Prepared barrier lines (``UnitsResult.barriers``) to draw; when ``None`` they are taken
+        from ``layers`` with the default barrier classes.
+    label
+        Write unit ids on the map.
+
+    Returns
+    -------
+    tuple of (matplotlib.figure.Figure, matplotlib.axes.Axes)
+        The figure and axes.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from urbanunits.units import CLASS_COLORS, CLASS_LABELS
+
+    with map_style():
+        fig, ax = new_map(ax, figsize=(11.0, 9.0))
+        draw_basemap(ax, layers, roads=True, water=True, study_area=True, zorder=0)
+        handles: list[Any] = []
+        counts = units["unit_class"].value_counts() if not units.empty else {}
+        for cls, color in CLASS_COLORS.items():
+            sub = units[units["unit_class"] == cls]
+            if sub.empty:
+                continue
+            sub.plot(ax=ax, color=color, alpha=0.55, linewidth=0, zorder=1)
+            handles.append(Patch(facecolor=color, alpha=0.55, edgecolor="none",
+                                 label=f"{CLASS_LABELS[cls]} ({counts[cls]})"))
+        if barriers is None:
+            from urbanunits.config import UnitsConfig
+            from urbanunits.units import barrier_lines
+
+            d = UnitsConfig()
+            barriers = barrier_lines(layers, highways=d.barrier_highways,
+                                     railways=d.barrier_railways,
+                                     waterways=d.barrier_waterways, water_edges=False)
+        kind = barriers["kind"] if "kind" in barriers.columns else None
+        if kind is not None:
+            styles: list[tuple[str, str, float, Any, str]] = [
+                ("road", "#4d4d4d", 1.3, "-", "主要道路 Main road (barrier)"),
+                ("rail", "#000000", 1.3, (0, (4, 2)), "铁路 Rail"),
+                ("subdistrict", "#7a0177", 1.8, (0, (6, 2, 1, 2)),
+                 "街道边界 Sub-district boundary")]
+            for k, color, lw, ls, text in styles:
+                sub = barriers[kind == k]
+                if not sub.empty:
+                    sub.plot(ax=ax, color=color, linewidth=lw, linestyle=ls, zorder=3)
+                    handles.append(Line2D([], [], color=color, linewidth=lw, linestyle=ls,
+                                          label=text))
+        units.boundary.plot(ax=ax, color="white", linewidth=2.2, zorder=4)
+        units.boundary.plot(ax=ax, color="#222222", linewidth=0.9, zorder=5)
+        handles.append(Line2D([], [], color="#222222", linewidth=0.9,
+                              label="更新单元边界 Unit boundary"))
+        out = units[units["size_status"] != "within"] if "size_status" in units.columns \
+            else units.iloc[0:0]
+        if not out.empty:
+            out.plot(ax=ax, facecolor="none", edgecolor="#c0000099", hatch="//", linewidth=1.2,
+                     zorder=6)
+            handles.append(Patch(facecolor="none", edgecolor="#c0000099", hatch="//",
+                                 label="规模超限 Outside size bounds"))
+        handles.append(Patch(facecolor=WATER_COLOR, edgecolor="none", label="水域 Water"))
+        if label and not units.empty:
+            text = units["unit_id"].astype(str)
+            if len(units) <= 150 and "area_m2" in units.columns:
+                text = text + "\n" + (units["area_m2"] / 1e4).map("{:.1f} ha".format)
+            label_points(ax, units.assign(_label=text), "_label", fontsize=6.0)
+        heading = "更新单元 Update units"
+        add_map_furniture(ax, title=f"{heading} — {title}" if title else heading, legend=False,
+                          note=f"{len(units)} units; ids ordered by sub-district, then rows "
+                               "north → south, west → east")
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=True,
+                  framealpha=0.95, title="单元类型 Unit class", borderaxespad=0.0)
+    return fig, ax

@@ -107,7 +107,8 @@ def run_units(cfg: Config, *, layers: OSMLayers | None = None, write: bool = Tru
     if draw:
         from urbanunits import maps
 
-        fig, _ = maps.plot_units(result.units, layers=layers, title=cfg.title)
+        fig, _ = maps.plot_units(result.units, layers=layers, title=cfg.title,
+                                 barriers=result.barriers)
         res.maps.append(maps.save_map(fig, cfg.maps_dir / "update_units.png",
                                       dpi=cfg.output.map_dpi))
     res.seconds = time.perf_counter() - t0
