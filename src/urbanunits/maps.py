@@ -142,7 +142,9 @@ def add_north_arrow(ax: Axes, *, xy: tuple[float, float] = (0.95, 0.90)) -> None
     x, y = xy
     ax.annotate("N", xy=(x, y), xytext=(x, y - 0.08), xycoords="axes fraction",
                 textcoords="axes fraction", ha="center", va="center", fontsize=11,
-                zorder=20,  # the bundled CJK font has no bold face
+                zorder=20,  # regular weight: the bundled CJK font has no bold face
+                bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.8,
+                      "edgecolor": "none"},
                 arrowprops={"facecolor": "black", "edgecolor": "black", "width": 3,
                             "headwidth": 9, "headlength": 10})
 
