@@ -348,7 +348,8 @@ class Entries:
 def polygon_entries(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: float) -> Entries:
     """Network nodes inside each polygon or within ``entry_buffer_m`` of it.
 
-    Points and missing geometries get no node entries (points use their snap).
+    Only nodes with at least one edge count. Points and missing geometries get no node
+    entries (points use their snap).
 
     Parameters
     ----------
@@ -371,6 +372,8 @@ def polygon_entries(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: float
         empty = np.empty(0, dtype=np.intp)
         return Entries(empty, empty, np.empty(0))
     src, node = net.node_tree.query(g[idx], predicate="dwithin", distance=entry_buffer_m)
+    linked = np.diff(net.csr.indptr)[node] > 0  # an isolated node is no way in
+    src, node = src[linked], node[linked]
     owner = idx[src]
     offset = shapely.distance(g[owner], net.node_points[node])
     return Entries(owner.astype(np.intp), node.astype(np.intp), offset)
