@@ -94,7 +94,8 @@ class LifeCircleResult:
         and population meeting the standard.
     units, packages
         Layers ``lifecircle_units`` / ``lifecircle_packages`` (population-weighted share covered
-        per category) when the communities carry ``unit_id`` / ``package_id`` or zones were given.
+        per category) when the communities carry ``unit_id`` / ``package_id`` or zones were
+        given; with the zones' geometry when given, attribute tables otherwise.
     isochrones
         Layer ``isochrones`` (walkable area within each facility's standard) when asked for.
     notes
@@ -107,8 +108,8 @@ class LifeCircleResult:
     facilities: gpd.GeoDataFrame
     gaps: gpd.GeoDataFrame
     coverage: pd.DataFrame
-    units: gpd.GeoDataFrame | None = None
-    packages: gpd.GeoDataFrame | None = None
+    units: pd.DataFrame | None = None
+    packages: pd.DataFrame | None = None
     isochrones: gpd.GeoDataFrame | None = None
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -466,7 +467,7 @@ def _assign_zone(out: gpd.GeoDataFrame, zones: gpd.GeoDataFrame | None, key: str
 
 
 def coverage_by_zone(lc: gpd.GeoDataFrame, key: str, categories: Mapping[str, Category], *,
-                     zones: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
+                     zones: gpd.GeoDataFrame | None = None) -> pd.DataFrame:
     """Population-weighted share of residents covered per category, per unit or package.
 
     Parameters
@@ -478,15 +479,15 @@ def coverage_by_zone(lc: gpd.GeoDataFrame, key: str, categories: Mapping[str, Ca
     categories
         The configured categories.
     zones
-        Zone polygons with ``key``; their geometry is used, otherwise the communities of each
-        zone are dissolved.
+        Zone polygons with ``key``: the result gets their geometry; without them it is an
+        attribute table.
 
     Returns
     -------
-    geopandas.GeoDataFrame
+    pandas.DataFrame or geopandas.GeoDataFrame
         One row per zone: ``n_communities``, ``population``, per category ``<cat>_n_ok`` and
         ``<cat>_share`` (population-weighted; NaN when the zone's population is 0),
-        ``all_share``, geometry.
+        ``all_n_ok``, ``all_share`` (and geometry with ``zones``).
     """
     df = lc[lc[key].notna()].copy()
     df["_w"] = _weights(df["population"])
@@ -505,8 +506,9 @@ def coverage_by_zone(lc: gpd.GeoDataFrame, key: str, categories: Mapping[str, Ca
         geom = zones[[key, zones.geometry.name]].to_crs(lc.crs).drop_duplicates(key)
         res = geom.merge(g, on=key, how="right")
         return gpd.GeoDataFrame(res, geometry=zones.geometry.name, crs=lc.crs)
-    shapes = df[[key, "geometry"]].dissolve(by=key).reset_index()
-    return gpd.GeoDataFrame(shapes.merge(g, on=key), geometry="geometry", crs=lc.crs)
+    # Without zone polygons the table stays attribute-only (join it on the id in GIS):
+    # dissolving thousands of compounds would cost more than the whole network analysis.
+    return g
 
 
 # --------------------------------------------------------------------------------------------

@@ -100,18 +100,12 @@ class WalkNetwork:
         if self.crs is not None and not self.crs.is_projected:
             raise CRSError("walk graph", f"graph is in {self.crs.to_string()} (degrees)",
                            "project it first, e.g. osmnx.project_graph(G, to_crs='EPSG:32651')")
-        if geometry is None:
-            coords = np.stack([np.column_stack([self.x[u_arr], self.y[u_arr]]),
-                               np.column_stack([self.x[v_arr], self.y[v_arr]])], axis=1)
-            geom = shapely.linestrings(coords) if len(u_arr) else np.empty(0, dtype=object)
-        else:
-            geom = np.asarray(geometry, dtype=object)
         # A loop without its own geometry is a zero-length line: useless for snapping and
         # never on a shortest path.
         keep = (u_arr != v_arr) | (geometry is not None)
         self.edge_u, self.edge_v = u_arr[keep], v_arr[keep]
         self.edge_len = length[keep]
-        self.edge_geom = geom[keep]
+        self._geometry = None if geometry is None else np.asarray(geometry, dtype=object)[keep]
         self.csr = _symmetric_csr(self.edge_u, self.edge_v, self.edge_len, n)
 
     @classmethod
@@ -186,6 +180,17 @@ class WalkNetwork:
         return shapely.points(self.x, self.y)
 
     @cached_property
+    def edge_geom(self) -> NDArray[np.object_]:
+        """Edge linestrings (straight segments unless the graph gave geometries)."""
+        if self._geometry is not None:
+            return self._geometry
+        if len(self.edge_u) == 0:
+            return np.empty(0, dtype=object)
+        u, v = self.edge_u, self.edge_v
+        return shapely.linestrings(np.stack([np.column_stack([self.x[u], self.y[u]]),
+                                             np.column_stack([self.x[v], self.y[v]])], axis=1))
+
+    @cached_property
     def node_tree(self) -> shapely.STRtree:
         """Spatial index of the nodes."""
         return shapely.STRtree(self.node_points)
@@ -200,28 +205,31 @@ class WalkNetwork:
                 f"crs={self.crs.to_string() if self.crs else None})")
 
 
-def _symmetric_min(u: NDArray[np.intp], v: NDArray[np.intp], w: NDArray[np.float64]
-                   ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
-    """Both directions of every edge, loops dropped, the minimum weight per node pair."""
-    rows = np.concatenate([u, v])
-    cols = np.concatenate([v, u])
-    data = np.concatenate([w, w])
-    off = rows != cols
-    rows, cols, data = rows[off], cols[off], data[off]
-    # scipy would *sum* duplicate entries; keep the minimum instead.
-    order = np.lexsort((data, cols, rows))
-    rows, cols, data = rows[order], cols[order], data[order]
-    first = np.ones(len(rows), dtype=bool)
-    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-    return rows[first], cols[first], data[first]
+def _undirected_min(u: NDArray[np.intp], v: NDArray[np.intp], w: NDArray[np.float64], n: int
+                    ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
+    """One entry per unordered node pair with its minimum weight; loops dropped."""
+    lo, hi = np.minimum(u, v), np.maximum(u, v)
+    off = lo != hi
+    lo, hi, w = lo[off], hi[off], w[off]
+    key = lo.astype(np.int64) * n + hi
+    order = np.lexsort((w, key))
+    ks = key[order]
+    first = np.ones(len(ks), dtype=bool)
+    first[1:] = ks[1:] != ks[:-1]
+    sel = order[first]
+    return lo[sel], hi[sel], w[sel]
 
 
 def _symmetric_csr(u: NDArray[np.intp], v: NDArray[np.intp], w: NDArray[np.float64],
                    n: int) -> sp.csr_array:
-    """Symmetric CSR with the minimum weight per node pair (both directions, parallels)."""
-    rows, cols, data = _symmetric_min(u, v, w)
-    # Explicit zero-length entries are kept: csgraph treats explicit sparse zeros as edges.
-    return sp.csr_array((data, (rows, cols)), shape=(n, n))
+    """Symmetric CSR with the minimum weight per node pair (both directions, parallels).
+
+    scipy would *sum* duplicate entries, hence the explicit minimum. Zero-length entries stay
+    explicit: csgraph treats explicit sparse zeros as edges.
+    """
+    lo, hi, w = _undirected_min(u, v, w, n)
+    return sp.csr_array((np.concatenate([w, w]), (np.concatenate([lo, hi]),
+                                                  np.concatenate([hi, lo]))), shape=(n, n))
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,18 +441,18 @@ class Router:
         last[:-1] = e_s[1:] != e_s[:-1]
         prev_node = np.where(first, net.edge_u[e_s], np.roll(node_s, 1))
         prev_along = np.where(first, 0.0, np.roll(a_s, 1))
-        r, c, w = _symmetric_min(
+        lo, hi, w = _undirected_min(
             np.concatenate([prev_node, node_s[last], virtual]),
             np.concatenate([node_s, net.edge_v[e_s[last]], pendant]),
             np.concatenate([np.maximum(a_s - prev_along, 0.0),
                             np.maximum(net.edge_len[e_s[last]] - a_s[last], 0.0),
-                            snap.offset_m[ok]]))
+                            snap.offset_m[ok]]), self.n_total)
         # Every new entry touches a new node, so none collides with the base matrix. Built
         # from COO rather than by sparse addition, which would drop zero-length edges.
         base = net.csr.tocoo()
         self.csr = sp.csr_array(
-            (np.concatenate([base.data, w]),
-             (np.concatenate([base.row, r]), np.concatenate([base.col, c]))),
+            (np.concatenate([base.data, w, w]),
+             (np.concatenate([base.row, lo, hi]), np.concatenate([base.col, hi, lo]))),
             shape=(self.n_total, self.n_total))
 
     def distances(self, sources: ArrayLike, *, limit_m: float = np.inf) -> NDArray[np.float64]:
