@@ -207,3 +207,25 @@ def test_subtype_not_in_category_is_refused(tmp_path: Path) -> None:
     path = _csv(tmp_path, pd.DataFrame({"name": ["n"], "lon": LON[:1], "lat": LAT[:1]}))
     with pytest.raises(DataError, match="not a subtype"):
         read_facility_file(FacilityFile(path=path, subtype="b"), "x", cat, crs=CRS)
+
+
+def test_ningbo_config_files_load() -> None:
+    """The shipped Ningbo facility files load under the Ningbo config: kindergartens picked
+    out of the schools file by name, hospitals and malls by fixed subtype, schools by pattern."""
+    from urbanunits.config import load_config
+    from urbanunits.sources.facilities import load_facilities
+    from urbanunits.sources.osm import study_area_polygon
+
+    cfg = load_config(ROOT / "configs" / "ningbo.toml")
+    area = study_area_polygon(cfg).geometry.iloc[0].buffer(cfg.osm.graph_margin_m)
+    fac, notes = load_facilities(cfg, None, area=area)
+    counts = fac.groupby(["category", "subtype"]).size()
+    assert counts[("clinic", "health_centre")] > 20
+    assert counts[("commerce", "mall")] > 100
+    assert counts[("childcare", "kindergarten")] > 0
+    assert {"primary", "secondary"} <= set(fac.loc[fac["category"] == "education", "subtype"])
+    kg = fac[fac["category"] == "childcare"]
+    assert kg["name"].str.contains("幼儿园|托育|托儿所|早教").all()
+    assert any(n.startswith("elderly_care: no facility") for n in notes)
+    assert any("outside the study area" in n for n in notes)  # county-wide files
+    assert fac["facility_id"].is_unique

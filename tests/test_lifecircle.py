@@ -297,3 +297,24 @@ def test_bad_facility_file_stops_the_stage_and_writes_nothing(
     assert "bad.csv: column 'lon'" in err and "lon_field" in err
     assert not (tmp_path / "out" / "lujiazui.gpkg").exists()
     assert not list((tmp_path / "out").glob("maps/*.png"))
+
+
+def test_one_search_per_subtype_never_per_facility(monkeypatch: pytest.MonkeyPatch) -> None:
+    """However many facilities and communities, the stage runs one Dijkstra per subtype."""
+    from urbanunits import network
+
+    calls: list[int] = []
+    real = network.dijkstra
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(len(np.atleast_1d(kwargs["indices"])))
+        assert kwargs.get("min_only") is True
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(network, "dijkstra", counting)
+    rows = [("clinic", "station", x, 0) for x in range(0, 1000, 50)] + [
+        ("clinic", "centre", 990, 0), ("childcare", "kindergarten", 300, 0)]
+    life_circle(street(), communities(), facilities(rows), LC)
+    # clinic.station (20 sources), clinic.centre, childcare.kindergarten; the empty
+    # elderly_care.day_care needs no search
+    assert sorted(calls) == [1, 1, 20]

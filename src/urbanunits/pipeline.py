@@ -148,9 +148,13 @@ def _fallback_communities(layers: OSMLayers, cfg: Config) -> gpd.GeoDataFrame:
 
 def run_lifecircle(cfg: Config, *, layers: OSMLayers | None = None, write: bool = True,
                    draw: bool = True) -> StageResult:
-    """15-minute life circles: writes ``lifecircle``, ``facilities``, ``service_gaps``,
-    ``lifecircle_summary`` (+ ``lifecircle_units``/``_packages``/``isochrones`` when available)
-    and one map per category."""
+    """15-minute life circles: walking distances, coverage, gaps; layers and one map per category.
+
+    Writes ``lifecircle``, ``facilities``, ``service_gaps`` and ``lifecircle_summary`` (plus
+    ``lifecircle_units``/``lifecircle_packages`` when communities carry ``unit_id``/
+    ``package_id``, and ``isochrones`` when ``lifecircle.isochrones`` is on) and
+    ``maps/lifecircle_<category>.png``.
+    """
     from urbanunits import lifecircle as lc_mod
     from urbanunits.sources.facilities import load_facilities
 
