@@ -8,7 +8,10 @@ with shapely's ``project``, and point-to-point distances by the explicit formula
                                         end_f(x) + D(x, y) + end_c(y) )
 
 where ``a`` is the position along the edge, ``end(x)`` the distance along the edge to end ``x``
-and ``D`` networkx's node-to-node distance.
+and ``D`` networkx's node-to-node distance. A community polygon's distance is the minimum over
+the nodes within the entry buffer (plus the node's distance to the polygon); with none, over
+every point where an edge lies inside it (its extreme positions suffice); with no such edge, its
+nearest street point.
 """
 
 from __future__ import annotations
@@ -115,6 +118,19 @@ def community_distance(g: Graph, D: dict[int, dict[int, float]], facilities: lis
                    if i in linked and community.distance(p) <= entry_buffer_m]
         if entries:
             return min(point_to_node(g, D, f, i) + off for i, off in entries for f in fac)
+        crossings = []
+        for i, (u, v, length) in enumerate(g.edges):
+            if u == v:
+                continue
+            line = g.line(i)
+            inside = line.intersection(community)
+            if inside.is_empty:
+                continue
+            pos = [line.project(shapely.Point(xy)) / line.length * length
+                   for xy in shapely.get_coordinates(inside)]
+            crossings += [Attach(i, min(pos), 0.0), Attach(i, max(pos), 0.0)]
+        if crossings:
+            return min(point_to_point(g, D, f, c) for c in crossings for f in fac)
     c = attach(g, community, max_snap_m)
     if c is None:
         return math.inf

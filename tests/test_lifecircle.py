@@ -318,3 +318,16 @@ def test_one_search_per_subtype_never_per_facility(monkeypatch: pytest.MonkeyPat
     # clinic.station (20 sources), clinic.centre, childcare.kindergarten; the empty
     # elderly_care.day_care needs no search
     assert sorted(calls) == [1, 1, 20]
+
+
+def test_no_facilities_at_all_and_missing_geometry() -> None:
+    comm = communities()
+    comm.loc[comm.index[0], "geometry"] = None
+    empty = facilities([]).iloc[0:0]
+    res = life_circle(street(), comm, empty, LC)
+    lc = res.communities
+    assert not lc.loc[0, "on_network"] and np.isnan(lc.loc[0, "clinic_dist_m"])
+    assert lc[[f"{c}_dist_m" for c in CATS]].isna().all().all()
+    assert set(res.gaps["reason"]) == {"no_facility", "off_network"}
+    assert len(res.gaps) == len(comm) * len(CATS)
+    assert res.coverage.set_index("category").at["all", "n_ok"] == 0

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from urbanunits.errors import CRSError, DataError
 from urbanunits.network import (
-    Entries,
     Router,
+    Snap,
     WalkNetwork,
+    community_access,
     min_over_entries,
     polygon_entries,
     snap_to_edges,
@@ -127,19 +128,11 @@ def test_snapped_points_and_polygons_match_oracle(case: tuple[int, Graph]) -> No
     comms = np.array(cpts + polys, dtype=object)
     max_snap, buf = 40.0, 15.0
 
-    entries = polygon_entries(net, comms, entry_buffer_m=buf)
-    fallback = np.bincount(entries.owner, minlength=len(comms)) == 0
+    access = community_access(net, comms, entry_buffer_m=buf, max_snap_m=max_snap)
     snap_f = snap_to_edges(net, fac, max_snap_m=max_snap)
-    snap_c = snap_to_edges(net, comms[fallback], max_snap_m=max_snap)
-    from urbanunits.network import Snap
-
-    router = Router(net, Snap.concat(snap_f, snap_c))
-    q_c = router.point_node[len(fac):]
-    owner = np.flatnonzero(fallback)
-    on = q_c >= 0
-    all_entries = Entries.concat(entries, Entries(owner[on], q_c[on], np.zeros(int(on.sum()))))
-    got = min_over_entries(router.distances(router.point_node[:len(fac)]), all_entries,
-                           len(comms))
+    router = Router(net, Snap.concat(snap_f, access.snap))
+    entries = access.entries(router.point_node[len(fac):])
+    got = min_over_entries(router.distances(router.point_node[:len(fac)]), entries, len(comms))
 
     D = oracle.all_pairs(g)
     fac_att = [oracle.attach(g, p, max_snap) for p in fac]
@@ -268,3 +261,20 @@ def test_demo_snapping_matches_oracle(demo_layers: OSMLayers) -> None:
             assert math.isinf(got)
         else:
             assert got == pytest.approx(want, abs=0.01)
+
+
+def test_polygon_crossed_by_streets_without_nodes_enters_where_they_pass() -> None:
+    """A compound crossed by two streets, no node within the buffer: it is entered at the ends
+    of each street's stretch inside it, the best one counting."""
+    xy = np.array([[0.0, 0.0], [1000.0, 0.0], [430.0, -500.0], [430.0, 500.0]])
+    g = Graph(xy, [(0, 1, 1000.0), (2, 3, 1000.0)])
+    net = to_network(g)
+    box = shapely.box(400, -30, 460, 30)  # both streets cross it; their crossing is no node
+    access = community_access(net, [box], entry_buffer_m=15, max_snap_m=50)
+    assert len(access.nodes) == 0 and len(access.snap) == 4
+    for fx, fy, want in [(900.0, 0.0, 440.0), (0.0, 0.0, 400.0), (430.0, 500.0, 470.0)]:
+        router = Router(net, Snap.concat(snap_to_edges(net, shapely.points([[fx, fy]]),
+                                                       max_snap_m=5), access.snap))
+        got = min_over_entries(router.distances(router.point_node[:1]),
+                               access.entries(router.point_node[1:]), 1)
+        assert got[0] == pytest.approx(want)

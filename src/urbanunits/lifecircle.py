@@ -11,8 +11,9 @@ Distances come from :mod:`urbanunits.network`: the walk graph becomes a sparse m
 facility and community is snapped to it, and each facility subtype costs one multi-source
 Dijkstra search (never one per facility or community). A community's distance is the minimum
 over its entry points: the network nodes inside its polygon or within ``entry_buffer_m`` of it
-(plus the straight walk from the polygon to the node), or, for a point or a polygon with no node
-nearby, its snap to the nearest street (plus the snap distance). A community or facility farther
+(plus the straight walk from the polygon to the node); for a polygon with no node nearby, the
+points where streets pass through it; for a point, or a polygon with neither, its snap to the
+nearest street (plus the snap distance). A community or facility farther
 than ``max_snap_m`` from every street, or in a part of the network no facility can reach, is
 *unreachable*: ``NaN`` distance, never 0 m and never a huge number, and the gap says why.
 """
@@ -39,8 +40,8 @@ from urbanunits.network import (
     Router,
     Snap,
     WalkNetwork,
+    community_access,
     min_over_entries,
-    polygon_entries,
     snap_to_edges,
 )
 
@@ -267,22 +268,14 @@ def life_circle(graph: nx.MultiDiGraph | WalkNetwork, communities: gpd.GeoDataFr
 
     t = time.perf_counter()
     n = len(communities)
-    cgeom = communities.geometry.to_numpy()
-    node_entries = polygon_entries(net, cgeom, entry_buffer_m=lc.entry_buffer_m)
-    fallback = np.bincount(node_entries.owner, minlength=n) == 0
+    access = community_access(net, communities.geometry.to_numpy(),
+                              entry_buffer_m=lc.entry_buffer_m, max_snap_m=lc.max_snap_m)
     snap_f = snap_to_edges(net, fac.geometry.to_numpy(), max_snap_m=lc.max_snap_m)
-    snap_c = snap_to_edges(net, cgeom[fallback], max_snap_m=lc.max_snap_m)
-    router = Router(net, Snap.concat(snap_f, snap_c))
+    router = Router(net, Snap.concat(snap_f, access.snap))
     q_fac = router.point_node[:len(fac)]
-    q_com = router.point_node[len(fac):]
-    fb_owner = np.flatnonzero(fallback)
-    on = q_com >= 0
-    entries = Entries.concat(node_entries, Entries(fb_owner[on], q_com[on],
-                                                   np.zeros(int(on.sum()))))
+    entries = access.entries(router.point_node[len(fac):])
     n_entries = np.bincount(entries.owner, minlength=n)
-    access = np.full(n, np.inf)
-    np.minimum.at(access, node_entries.owner, node_entries.offset_m)
-    access[fb_owner] = snap_c.offset_m
+    access_m = access.access_m(n)
     seconds["snap"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -298,7 +291,7 @@ def life_circle(graph: nx.MultiDiGraph | WalkNetwork, communities: gpd.GeoDataFr
             dist_sub[key, s] = d
     seconds["search"] = time.perf_counter() - t
 
-    out = _community_table(communities, cats, lc, dist_sub, n_entries, access)
+    out = _community_table(communities, cats, lc, dist_sub, n_entries, access_m)
     fac_out = fac.copy()
     fac_out["snap_m"] = np.where(np.isfinite(snap_f.offset_m), snap_f.offset_m, np.nan)
     fac_out["on_network"] = snap_f.ok

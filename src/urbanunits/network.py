@@ -41,10 +41,13 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "Access",
     "Entries",
     "Router",
     "Snap",
     "WalkNetwork",
+    "community_access",
+    "crossing_snaps",
     "min_over_entries",
     "polygon_entries",
     "snap_to_edges",
@@ -385,6 +388,119 @@ def polygon_entries(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: float
     owner = idx[src]
     offset = shapely.distance(g[owner], net.node_points[node])
     return Entries(owner.astype(np.intp), node.astype(np.intp), offset)
+
+
+def crossing_snaps(net: WalkNetwork, geoms: ArrayLike) -> tuple[NDArray[np.intp], Snap]:
+    """Where edges pass through polygons: the first and last point of each edge inside each.
+
+    Along an edge the distance to anywhere is ``min(a + D(u), L - a + D(v))`` for position
+    ``a``, so over the part of the edge inside a polygon the best entry is one of that part's
+    two ends: these two points (snap distance 0) stand for the whole crossing.
+
+    Parameters
+    ----------
+    net
+        The walk network.
+    geoms
+        Polygons in the network's CRS.
+
+    Returns
+    -------
+    tuple
+        Polygon position of each snap point, and the snap points.
+    """
+    g = np.asarray(geoms, dtype=object)
+    empty = (np.empty(0, dtype=np.intp),
+             Snap(np.empty(0, dtype=np.intp), np.empty(0), np.empty(0)))
+    if len(g) == 0 or len(net.edge_u) == 0:
+        return empty
+    poly, edge = net.edge_tree.query(g, predicate="intersects")
+    if len(poly) == 0:
+        return empty
+    lines = net.edge_geom[edge]
+    coords, which = shapely.get_coordinates(shapely.intersection(lines, g[poly]),
+                                            return_index=True)
+    frac = shapely.line_locate_point(lines[which], shapely.points(coords), normalized=True)
+    lo = np.full(len(poly), np.inf)
+    hi = np.full(len(poly), -np.inf)
+    np.minimum.at(lo, which, frac)
+    np.maximum.at(hi, which, frac)
+    ok = np.isfinite(lo)
+    e = np.concatenate([edge[ok], edge[ok]]).astype(np.intp)
+    along = np.clip(np.concatenate([lo[ok], hi[ok]]), 0.0, 1.0) * net.edge_len[e]
+    owner = np.concatenate([poly[ok], poly[ok]]).astype(np.intp)
+    return owner, Snap(e, along, np.zeros(len(e)))
+
+
+@dataclass(frozen=True)
+class Access:
+    """How communities reach the network, before the snap points are attached.
+
+    Attributes
+    ----------
+    nodes
+        Entries at network nodes inside or near polygons.
+    snap_owner
+        Community of each snap point.
+    snap
+        Snap points still to attach (see :meth:`entries`): where streets cross polygons that
+        have no node entry, and the nearest street point of points and of polygons neither
+        holding a node nor crossed by a street.
+    """
+
+    nodes: Entries
+    snap_owner: NDArray[np.intp]
+    snap: Snap
+
+    def entries(self, point_node: NDArray[np.intp]) -> Entries:
+        """All entries, given the graph node of each snap point (-1 where unsnapped)."""
+        on = point_node >= 0
+        return Entries.concat(self.nodes, Entries(self.snap_owner[on], point_node[on],
+                                                  np.zeros(int(on.sum()))))
+
+    def access_m(self, n_owners: int) -> NDArray[np.float64]:
+        """Straight metres from each community to its nearest entry (inf if none found)."""
+        out = np.full(n_owners, np.inf)
+        np.minimum.at(out, self.nodes.owner, self.nodes.offset_m)
+        np.minimum.at(out, self.snap_owner, self.snap.offset_m)
+        return out
+
+
+def community_access(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: float,
+                     max_snap_m: float) -> Access:
+    """Entry points of communities (polygons or points).
+
+    A polygon is entered through every network node inside it or within ``entry_buffer_m``
+    (plus the straight walk to the node). A polygon with no such node but crossed by streets is
+    entered where they pass through it. Points, and polygons with neither, use their nearest
+    street point within ``max_snap_m`` (plus the snap distance); beyond it they have no entry.
+
+    Parameters
+    ----------
+    net
+        The walk network.
+    geoms
+        Community geometries in the network's CRS.
+    entry_buffer_m
+        Metres around a polygon in which nodes are entry points.
+    max_snap_m
+        Maximum snap distance in metres.
+
+    Returns
+    -------
+    Access
+        Node entries and the snap points to attach to a :class:`Router`.
+    """
+    g = np.asarray(geoms, dtype=object)
+    n = len(g)
+    nodes = polygon_entries(net, g, entry_buffer_m=entry_buffer_m)
+    rest = np.flatnonzero(np.bincount(nodes.owner, minlength=n) == 0)
+    cross_owner, cross = crossing_snaps(net, g[rest])
+    cross_owner = rest[cross_owner]
+    rest = rest[~np.isin(rest, cross_owner)]
+    near = snap_to_edges(net, g[rest], max_snap_m=max_snap_m)
+    return Access(nodes, np.concatenate([cross_owner, rest]).astype(np.intp),
+                  Snap.concat(cross, near))
 
 
 def min_over_entries(dist: NDArray[np.float64], entries: Entries, n_owners: int
