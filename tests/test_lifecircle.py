@@ -279,6 +279,16 @@ def test_map_artists(demo_layers: OSMLayers, demo_cfg: Config) -> None:
     n_fail = int((~res.communities["childcare_ok"]).sum())
     assert any(t.startswith("未达标") and f"({n_fail})" in t for t in texts)
     assert fig is ax.get_figure(root=True)
+    # every character on the map exists in the CJK font (no tofu boxes)
+    from matplotlib.text import Text
+
+    from .test_maps import _cmap_for_family
+
+    path = maps.cjk_font_path()
+    assert path is not None
+    cmap = _cmap_for_family(path, maps.cjk_font_family())
+    shown = "".join(t.get_text() for t in fig.findobj(Text))
+    assert not sorted({c for c in shown if not c.isspace() and ord(c) not in cmap})
 
 
 def test_bad_facility_file_stops_the_stage_and_writes_nothing(
