@@ -242,9 +242,20 @@ def test_demo_communities_match_networkx(demo_layers: OSMLayers, demo_cfg: Confi
 
 def test_demo_end_to_end(tmp_path: Path, demo_layers: OSMLayers) -> None:
     cfg = demo_config(tmp_path)
+    pipeline.run_units(cfg, layers=demo_layers, draw=False)
     res = pipeline.run_lifecircle(cfg, layers=demo_layers)
     layers = set(export.list_layers(cfg.gpkg_path))
-    assert {"lifecircle", "facilities", "service_gaps", "lifecircle_summary"} <= layers
+    assert {"lifecircle", "facilities", "service_gaps", "lifecircle_summary",
+            "lifecircle_units", "update_units"} <= layers
+    # per-unit summary: population-weighted shares recomputed from the community layer
+    lcu = export.read_layer(cfg.gpkg_path, "lifecircle")
+    per_unit = export.read_layer(cfg.gpkg_path, "lifecircle_units").set_index("unit_id")
+    assert per_unit.geometry.notna().all()
+    for uid, grp in lcu.groupby("unit_id"):
+        w = grp["population"]
+        if w.sum() > 0:
+            want = (w * grp["childcare_ok"]).sum() / w.sum()
+            assert per_unit.at[uid, "childcare_share"] == pytest.approx(want)
     lc = export.read_layer(cfg.gpkg_path, "lifecircle")
     assert len(lc) == len(demo_layers.residential) and lc["community_id"].is_unique
     for key, cat in cfg.lifecircle.categories.items():

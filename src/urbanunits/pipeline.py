@@ -146,6 +146,15 @@ def _fallback_communities(layers: OSMLayers, cfg: Config) -> gpd.GeoDataFrame:
     return out
 
 
+def _written_layer(cfg: Config, name: str) -> gpd.GeoDataFrame | None:
+    """A layer an earlier stage wrote to the run's GeoPackage, or None."""
+    from urbanunits.export import list_layers, read_layer
+
+    if cfg.gpkg_path.is_file() and name in list_layers(cfg.gpkg_path):
+        return read_layer(cfg.gpkg_path, name)
+    return None
+
+
 def run_lifecircle(cfg: Config, *, layers: OSMLayers | None = None, write: bool = True,
                    draw: bool = True) -> StageResult:
     """15-minute life circles: walking distances, coverage, gaps; layers and one map per category.
@@ -165,7 +174,11 @@ def run_lifecircle(cfg: Config, *, layers: OSMLayers | None = None, write: bool 
     communities = _fallback_communities(layers, cfg)
     area = layers.study_area.geometry.iloc[0].buffer(cfg.osm.graph_margin_m)
     facilities, notes = load_facilities(cfg, layers.facilities, area=area)
-    result = lc_mod.life_circle(layers.walk_graph, communities, facilities, cfg.lifecircle)
+    units = _written_layer(cfg, "update_units")
+    if units is None:
+        notes.append("no update_units layer yet: run `urbanunits units` for per-unit summaries")
+    result = lc_mod.life_circle(layers.walk_graph, communities, facilities, cfg.lifecircle,
+                                units=units)
     res = StageResult("lifecircle", layers=result.layers())
     res.summary = notes + result.summary_lines()
     res.extra["result"] = result
