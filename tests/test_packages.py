@@ -482,3 +482,51 @@ def test_many_packages_get_neighbour_distinct_colours_and_a_short_legend(
     assert all(colors[i] != colors[i + 1] for i in range(39))
     _, ax = maps.plot_packages(res.packages, res.communities, layers=demo_layers)
     assert len(ax.get_legend().get_texts()) <= 3
+
+
+def test_demo_with_units_stage_reclassifies_units(demo_layers: OSMLayers,
+                                                   demo_cfg: Config) -> None:
+    from urbanunits import units as units_mod
+
+    units = units_mod.update_units(demo_layers, demo_cfg).units
+    comm = pk.build_inventory(demo_layers, demo_cfg, units=units)
+    assert comm["unit_id"].notna().all()
+    bar = pk.hard_barriers(demo_layers, kinds=demo_cfg.packages.hard_barriers)
+    res = pk.renewal_packages(comm, demo_cfg, units=units, barriers=bar)
+    u = res.units
+    assert u["n_old_communities"].sum() == comm["is_old"].sum()
+    for _, row in u.iterrows():
+        inside = comm[comm["is_old"] & (comm["unit_id"] == row["unit_id"])]
+        assert row["n_old_communities"] == len(inside)
+        assert row["old_floor_area_m2"] == pytest.approx(inside["floor_area_m2"].sum())
+    renew = u["unit_class"] == "old_community_renewal"
+    assert renew.any()
+    assert (u.loc[renew, "n_old_communities"] >= 1).all()
+    assert (units["n_old_communities"] == 0).all()  # the input units are not mutated
+    # Every old community lies (mostly) in the unit it was given.
+    for _, c in comm[comm["is_old"]].iterrows():
+        unit = units.loc[units["unit_id"] == c["unit_id"]].geometry.iloc[0]
+        assert unit.intersection(c.geometry).area >= 0.5 * c.geometry.area - 1e-6
+
+
+def test_map_text_is_all_in_the_cjk_font(demo_layers: OSMLayers) -> None:
+    import matplotlib.text
+
+    from urbanunits import maps
+
+    from .test_maps import _cmap_for_family
+
+    comm = squares([(0, 0), (100, 0), (3000, 0)], floor_area_m2=[900_000, 1_000, 1_000],
+                   is_old=[True, True, True])
+    comm.loc[2, "is_old"] = False
+    comm["in_study_area"] = True
+    res = pk.renewal_packages(comm, make_cfg(max_floor_area_m2=400_000, min_floor_area_m2=5e4,
+                                             link_distance_m=10.0))
+    _, ax = maps.plot_packages(res.packages, res.communities, layers=demo_layers, title="测试")
+    text = "".join(t.get_text() for t in ax.findobj(matplotlib.text.Text))
+    assert "▲" in text and "▽" in text
+    path = maps.cjk_font_path()
+    assert path is not None
+    cmap = _cmap_for_family(path, maps.cjk_font_family())
+    missing = sorted({ch for ch in text if not ch.isspace() and ord(ch) not in cmap})
+    assert not missing, missing

@@ -229,7 +229,9 @@ class LifeCircleConfig:
     max_snap_m: float = 150.0  # farther from the network ⇒ unreachable
     entry_buffer_m: float = 15.0  # nodes this close to a community polygon are its entry points
     dedupe_m: float = 30.0  # same-category facilities this close with the same name merge
+    search_limit_m: float = 3000.0  # nearest-facility search stops here (≥ every distance_m)
     isochrones: bool = False
+    isochrone_buffer_m: float = 25.0  # half-width of the walkable strip in isochrone polygons
     categories: dict[str, Category] = field(default_factory=lambda: default_categories())
 
 
@@ -444,9 +446,18 @@ def _check(cfg: Config, src: str) -> None:
         raise err("packages.hard_barriers", f"unknown barrier class(es) {sorted(bad)}",
                   "use river, rail, motorway, trunk or primary")
     lc = cfg.lifecircle
-    for key in ("walk_speed_m_s", "elderly_walk_speed_m_s", "max_snap_m"):
+    for key in ("walk_speed_m_s", "elderly_walk_speed_m_s", "max_snap_m", "search_limit_m",
+                "isochrone_buffer_m"):
         if getattr(lc, key) <= 0:
             raise err(f"lifecircle.{key}", "must be > 0")
+    for key in ("entry_buffer_m", "dedupe_m"):
+        if getattr(lc, key) < 0:
+            raise err(f"lifecircle.{key}", "must be ≥ 0")
+    longest = max((st.distance_m for c in lc.categories.values() for st in c.subtypes.values()),
+                  default=0.0)
+    if lc.search_limit_m < longest:
+        raise err("lifecircle.search_limit_m", f"{lc.search_limit_m:g} m is shorter than the "
+                  f"longest standard ({longest:g} m)", f"set it to at least {longest:g}")
     for cat_key, cat in lc.categories.items():
         if not cat.subtypes:
             raise err(f"lifecircle.categories.{cat_key}.subtypes", "no subtypes",

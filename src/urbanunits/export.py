@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import pandas as pd
@@ -21,7 +22,17 @@ import pyogrio
 
 from urbanunits.errors import InputFileError
 
-__all__ = ["atomic_path", "list_layers", "read_layer", "write_layers"]
+if TYPE_CHECKING:
+    from urbanunits.config import Config
+
+__all__ = [
+    "atomic_path",
+    "list_layers",
+    "read_layer",
+    "run_metadata",
+    "write_layers",
+    "write_tables",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +72,13 @@ def atomic_path(dest: str | Path, *, copy_existing: bool = False) -> Iterator[Pa
                 leftover.unlink()
 
 
-def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]) -> Path:
+STYLES_TABLE = "layer_styles"
+METADATA_TABLE = "run_metadata"
+
+
+def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame], *,
+                 styles: Mapping[str, str] | None = None,
+                 metadata: pd.DataFrame | None = None) -> Path:
     """Write (or replace) layers in a GeoPackage atomically, keeping its other layers.
 
     Parameters
@@ -70,6 +87,11 @@ def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.Da
         The GeoPackage path.
     layers
         Layer name → GeoDataFrame (spatial) or DataFrame (attribute-only table).
+    styles
+        Layer name → QGIS QML, stored in the ``layer_styles`` table as each layer's default
+        style (rows for other layers are kept).
+    metadata
+        Replaces the ``run_metadata`` table (key/value rows, see :func:`run_metadata`).
 
     Returns
     -------
@@ -78,14 +100,111 @@ def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.Da
     """
     gpkg = Path(gpkg)
     with atomic_path(gpkg, copy_existing=True) as tmp:
-        existing = set(list_layers(tmp)) if tmp.exists() else set()
         for name, df in layers.items():
-            if name in existing:
-                pyogrio.write_dataframe(df.iloc[0:0], tmp, layer=name, driver="GPKG",
-                                        layer_options={"OVERWRITE": "YES"})
             _write_one(tmp, name, df)
+        if styles:
+            _write_styles(tmp, styles, {n: df for n, df in layers.items()
+                                        if isinstance(df, gpd.GeoDataFrame)})
+        if metadata is not None:
+            _write_one(tmp, METADATA_TABLE, metadata)
     logger.info("wrote %s to %s", ", ".join(layers), gpkg)
     return gpkg
+
+
+def _write_styles(path: Path, styles: Mapping[str, str],
+                  layers: Mapping[str, gpd.GeoDataFrame]) -> None:
+    """Store QML styles the way QGIS does, in a ``layer_styles`` attribute table."""
+    from datetime import UTC, datetime
+
+    rows = []
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for name, qml in styles.items():
+        geom_col = layers[name].geometry.name if name in layers else "geom"
+        rows.append({"f_table_catalog": "", "f_table_schema": "", "f_table_name": name,
+                     # GDAL names the geometry column "geom" in GeoPackages it writes
+                     "f_geometry_column": "geom" if geom_col == "geometry" else geom_col,
+                     "styleName": f"urbanunits {name}", "styleQML": qml, "styleSLD": "",
+                     "useAsDefault": True, "description": "urbanunits report style",
+                     "owner": "urbanunits", "ui": "", "update_time": now})
+    new = pd.DataFrame(rows)
+    if STYLES_TABLE in list_layers(path):
+        old = pyogrio.read_dataframe(path, layer=STYLES_TABLE, read_geometry=False)
+        old = old[~old["f_table_name"].isin(list(styles))]
+        new = pd.concat([old[new.columns], new], ignore_index=True)
+    _write_one(path, STYLES_TABLE, new)
+
+
+def run_metadata(cfg: Config, *, inputs: Mapping[str, Path] | None = None) -> pd.DataFrame:
+    """Key/value rows describing a run: version, config, inputs and their hashes, time, licence.
+
+    Parameters
+    ----------
+    cfg
+        The run's config (its TOML text is stored when it came from a file).
+    inputs
+        Role → path of every input file read (hashed with SHA-256).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``key`` and ``value``.
+    """
+    from datetime import UTC, datetime
+
+    from urbanunits import ATTRIBUTION, __version__
+    from urbanunits.sources.osm import file_sha256
+
+    rows = [("toolkit", "urbanunits"), ("version", __version__),
+            ("run_name", cfg.name),
+            ("created_utc", datetime.now(UTC).isoformat(timespec="seconds")),
+            ("crs", cfg.study_area.crs), ("attribution", ATTRIBUTION),
+            ("licence", "Map data © OpenStreetMap contributors, available under the Open "
+                        "Database License (ODbL 1.0): https://www.openstreetmap.org/copyright")]
+    if cfg.source is not None and Path(cfg.source).is_file():
+        rows += [("config_path", str(cfg.source)),
+                 ("config_toml", Path(cfg.source).read_text(encoding="utf-8"))]
+    for role, path in (inputs or {}).items():
+        p = Path(path)
+        if p.is_file():
+            rows += [(f"input:{role}", str(p)), (f"sha256:{role}", file_sha256(p))]
+    return pd.DataFrame(rows, columns=["key", "value"])
+
+
+def write_tables(folder: str | Path, tables: Mapping[str, pd.DataFrame], *,
+                 workbook: str = "tables.xlsx") -> list[Path]:
+    """Write each table as CSV (UTF-8 with BOM, for Excel) and all of them as one XLSX workbook.
+
+    Parameters
+    ----------
+    folder
+        Output folder (created).
+    tables
+        Sheet/file name → table. Geometry columns are dropped.
+    workbook
+        File name of the workbook.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
+    folder = Path(folder)
+    written = []
+    clean = {name: pd.DataFrame(df.drop(columns=[c for c in df.columns if c == "geometry"
+                                                 or str(df[c].dtype) == "geometry"]))
+             for name, df in tables.items()}
+    for name, df in clean.items():
+        dest = folder / f"{name}.csv"
+        with atomic_path(dest) as tmp:
+            df.to_csv(tmp, index=False, encoding="utf-8-sig")
+        written.append(dest)
+    dest = folder / workbook
+    with atomic_path(dest) as tmp:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
+            for name, df in clean.items():
+                df.to_excel(xl, sheet_name=name[:31], index=False)
+        written.append(dest)
+    return written
 
 
 def _write_one(path: Path, name: str, df: gpd.GeoDataFrame | pd.DataFrame) -> None:

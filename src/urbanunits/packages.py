@@ -934,7 +934,9 @@ class PackagesResult:
         One row per package (layer ``renewal_packages``).
     units
         Copy of the update units with ``n_old_communities``, ``old_floor_area_m2`` and
-        ``package_ids`` filled (None without units).
+        ``package_ids`` filled and, for units-stage output (with ``share_*`` columns),
+        ``unit_class`` re-derived by :func:`urbanunits.units.reclassify_units` (None without
+        units).
     links
         The link graph as lines between nearest points (``from_id``, ``to_id``, ``distance_m``).
     report
@@ -1176,6 +1178,10 @@ def _update_units(units: gpd.GeoDataFrame, comm: gpd.GeoDataFrame) -> gpd.GeoDat
     out["n_old_communities"] = [int(count.get(u, 0)) for u in out["unit_id"]]
     out["old_floor_area_m2"] = [float(floor.get(u, 0.0)) for u in out["unit_id"]]
     out["package_ids"] = [str(pk.get(u, "")) for u in out["unit_id"]]
-    # TODO(lead): once units.py offers a reclassification (e.g. "old-community renewal" when
-    # n_old_communities > 0), call it here so unit_class reflects the inventory.
+    if "share_residential" in out.columns:
+        # Units from the units stage carry land-use shares: re-run its class rules now that the
+        # old communities are known (a unit with one becomes old_community_renewal).
+        from urbanunits.units import reclassify_units
+
+        out = reclassify_units(out)
     return out

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pandas as pd
 
 from urbanunits.config import Config
 from urbanunits.export import write_layers
@@ -33,7 +34,7 @@ class StageResult:
     """What a stage produced: layers written, maps drawn, summary lines, timing."""
 
     stage: str
-    layers: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    layers: dict[str, gpd.GeoDataFrame | pd.DataFrame] = field(default_factory=dict)
     maps: list[Path] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -107,10 +108,95 @@ def run_units(cfg: Config, *, layers: OSMLayers | None = None, write: bool = Tru
     if draw:
         from urbanunits import maps
 
-        fig, _ = maps.plot_units(result.units, layers=layers, title=cfg.title)
+        fig, _ = maps.plot_units(result.units, layers=layers, title=cfg.title,
+                                 barriers=result.barriers)
         res.maps.append(maps.save_map(fig, cfg.maps_dir / "update_units.png",
                                       dpi=cfg.output.map_dpi))
     res.seconds = time.perf_counter() - t0
+    return res
+
+
+# --- lifecircle stage ---
+
+__all__ += ["run_lifecircle"]
+
+
+def _fallback_communities(layers: OSMLayers, cfg: Config) -> gpd.GeoDataFrame:
+    """Communities from OSM residential compounds, for runs before the packages stage exists.
+
+    ``community_id`` is the OSM id; population = Σ building footprint (m²) × levels inside the
+    compound ÷ ``packages.m2_per_household`` × ``packages.persons_per_household``.
+    """
+    res = layers.residential
+    out = gpd.GeoDataFrame({"community_id": res["osm_id"].to_numpy(),
+                            "name": res["name"].to_numpy()},
+                           geometry=res.geometry.to_numpy(), crs=res.crs)
+    b = layers.buildings
+    floor = pd.Series(0.0, index=out.index)
+    if len(b) and len(out):
+        parts = gpd.overlay(gpd.GeoDataFrame({"levels": b["levels"].to_numpy()},
+                                             geometry=b.geometry.to_numpy(), crs=b.crs),
+                            out[["geometry"]].reset_index(names="_c"), how="intersection",
+                            keep_geom_type=True)
+        floor = (parts.area * parts["levels"]).groupby(parts["_c"]).sum().reindex(
+            out.index, fill_value=0.0)
+    p = cfg.packages
+    out["floor_area_m2"] = floor.to_numpy()
+    out["population"] = (floor / p.m2_per_household * p.persons_per_household).round().to_numpy()
+    return out
+
+
+def _written_layer(cfg: Config, name: str) -> gpd.GeoDataFrame | None:
+    """A layer an earlier stage wrote to the run's GeoPackage, or None."""
+    from urbanunits.export import list_layers, read_layer
+
+    if cfg.gpkg_path.is_file() and name in list_layers(cfg.gpkg_path):
+        return read_layer(cfg.gpkg_path, name)
+    return None
+
+
+def run_lifecircle(cfg: Config, *, layers: OSMLayers | None = None, write: bool = True,
+                   draw: bool = True) -> StageResult:
+    """15-minute life circles: walking distances, coverage, gaps; layers and one map per category.
+
+    Writes ``lifecircle``, ``facilities``, ``service_gaps`` and ``lifecircle_summary`` (plus
+    ``lifecircle_units``/``lifecircle_packages`` when communities carry ``unit_id``/
+    ``package_id``, and ``isochrones`` when ``lifecircle.isochrones`` is on) and
+    ``maps/lifecircle_<category>.png``.
+    """
+    from urbanunits import lifecircle as lc_mod
+    from urbanunits.sources.facilities import load_facilities
+
+    t0 = time.perf_counter()
+    layers = layers or load_layers(cfg)
+    # Until the packages stage lands, communities come from OSM residential compounds; at merge
+    # time this becomes the packages result (layer `old_communities`).
+    communities = _fallback_communities(layers, cfg)
+    area = layers.study_area.geometry.iloc[0].buffer(cfg.osm.graph_margin_m)
+    facilities, notes = load_facilities(cfg, layers.facilities, area=area)
+    units = _written_layer(cfg, "update_units")
+    if units is None:
+        notes.append("no update_units layer yet: run `urbanunits units` for per-unit summaries")
+    result = lc_mod.life_circle(layers.walk_graph, communities, facilities, cfg.lifecircle,
+                                units=units)
+    res = StageResult("lifecircle", layers=result.layers())
+    res.summary = notes + result.summary_lines()
+    res.extra["result"] = result
+    res.extra["layers"] = layers
+    if write:
+        write_layers(cfg.gpkg_path, res.layers)
+    if draw:
+        from urbanunits import maps
+
+        for key in cfg.lifecircle.categories:
+            fig, _ = maps.plot_lifecircle(result.communities, result.facilities, key,
+                                          layers=layers, cfg=cfg)
+            res.maps.append(maps.save_map(fig, cfg.maps_dir / f"lifecircle_{key}.png",
+                                          dpi=cfg.output.map_dpi))
+    res.seconds = time.perf_counter() - t0
+    res.summary.append(f"stage time {res.seconds:.1f} s (life-circle computation "
+                       f"{result.seconds['total']:.2f} s, of which searches "
+                       f"{result.seconds['search']:.2f} s)")
     return res
 
 
