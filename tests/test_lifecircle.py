@@ -19,6 +19,7 @@ from urbanunits.config import Category, Config, LifeCircleConfig, Subtype
 from urbanunits.errors import CRSError, DataError
 from urbanunits.lifecircle import GAP_REASONS, life_circle
 from urbanunits.network import WalkNetwork
+from urbanunits.packages import build_inventory
 from urbanunits.sources.osm import OSMLayers
 
 from . import oracle
@@ -215,7 +216,7 @@ def test_isochrones_cover_the_reachable_street() -> None:
 
 def test_demo_communities_match_networkx(demo_layers: OSMLayers, demo_cfg: Config) -> None:
     """Every demo community's distance to each subtype equals the brute-force oracle."""
-    communities = pipeline._fallback_communities(demo_layers, demo_cfg)
+    communities = build_inventory(demo_layers, demo_cfg)
     net = WalkNetwork.from_graph(demo_layers.walk_graph)
     rng = np.random.default_rng(11)
     x0, y0, x1, y1 = demo_layers.study_area.total_bounds
@@ -281,7 +282,7 @@ def test_demo_end_to_end(tmp_path: Path, demo_layers: OSMLayers) -> None:
 
 
 def test_map_artists(demo_layers: OSMLayers, demo_cfg: Config) -> None:
-    communities = pipeline._fallback_communities(demo_layers, demo_cfg)
+    communities = build_inventory(demo_layers, demo_cfg)
     res = life_circle(demo_layers.walk_graph, communities, demo_layers.facilities, demo_cfg)
     fig, ax = maps.plot_lifecircle(res.communities, res.facilities, "childcare",
                                    layers=demo_layers, cfg=demo_cfg)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "atomic_path",
+    "layer_styles",
     "list_layers",
     "read_layer",
     "run_metadata",
@@ -252,3 +253,85 @@ def read_layer(gpkg: str | Path, layer: str) -> gpd.GeoDataFrame:
         raise InputFileError(gpkg, f"has no layer {layer!r} (layers: {', '.join(names)})",
                              "run the stage that makes it first")
     return gpd.read_file(gpkg, layer=layer, engine="pyogrio")
+
+
+# --- QGIS styles for the run's layers ---------------------------------------------------------
+
+CATEGORY_COLORS: dict[str, str] = {"elderly_care": "#7b2c8f", "childcare": "#e08214",
+                                   "clinic": "#c0392b", "commerce": "#2c3e91",
+                                   "education": "#0f6f6f"}
+_MISSING_BREAKS = [(-0.5, 0.5, "#1a9850", "0 缺项 none missing"),
+                   (0.5, 1.5, "#a6d96a", "1 类缺项 one missing"),
+                   (1.5, 2.5, "#fee08b", "2 类缺项 two missing"),
+                   (2.5, 3.5, "#fc8d59", "3 类缺项 three missing"),
+                   (3.5, 99.0, "#d73027", "4+ 类缺项 four or more missing")]
+_SHARE_BREAKS = [(-0.01, 0.5, "#d73027", "< 50 %"), (0.5, 0.8, "#fee08b", "50–80 %"),
+                 (0.8, 0.95, "#a6d96a", "80–95 %"), (0.95, 1.01, "#1a9850", "≥ 95 %")]
+
+
+def _kind(gdf: gpd.GeoDataFrame) -> str:
+    types = set(gdf.geometry.geom_type.dropna())
+    if types and types <= {"Point", "MultiPoint"}:
+        return "marker"
+    if types and types <= {"LineString", "MultiLineString"}:
+        return "line"
+    return "fill"
+
+
+def layer_styles(layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]) -> dict[str, str]:
+    """QGIS QML styles matching the report maps, for the spatial layers among ``layers``.
+
+    Parameters
+    ----------
+    layers
+        Layer name → data, as written to the run's GeoPackage.
+
+    Returns
+    -------
+    dict
+        Layer name → QML document (only spatial layers get a style).
+    """
+    from urbanunits import _qml
+    from urbanunits.maps import cjk_font_family
+    from urbanunits.units import CLASS_COLORS, CLASS_LABELS
+
+    font = cjk_font_family()
+    styles: dict[str, str] = {}
+    for name, df in layers.items():
+        if not isinstance(df, gpd.GeoDataFrame):
+            continue
+        kind = _kind(df)
+        cols = set(df.columns)
+        if name == "update_units":
+            qml = _qml.categorized(kind, "unit_class", {
+                k: (c, CLASS_LABELS.get(k, k)) for k, c in CLASS_COLORS.items()},
+                alpha=0.75, label_field="unit_id", font=font)
+        elif name == "blocks":
+            qml = _qml.single(kind, "#ffffff", alpha=0.0, outline="#888888", width_mm=0.2,
+                              font=font)
+        elif name == "old_communities":
+            classes = {v: ("#d95f02" if old else "#7570b3",
+                           "老旧小区 Old community" if old else "其他小区 Newer community")
+                       for v, old in (("1", True), ("true", True), ("0", False),
+                                      ("false", False))}
+            qml = _qml.categorized(kind, "is_old", classes, alpha=0.8, label_field="name",
+                                   font=font)
+        elif name == "renewal_packages":
+            qml = _qml.single(kind, "#fdb462", alpha=0.35, outline="#b35806", width_mm=0.8,
+                              label_field="package_id", font=font)
+        elif name in {"facilities", "service_gaps", "isochrones"} and "category" in cols:
+            qml = _qml.categorized(kind, "category", {k: (c, k) for k, c in
+                                                      CATEGORY_COLORS.items()},
+                                   alpha=0.35 if name == "isochrones" else 0.9,
+                                   label_field="name" if "name" in cols else None, font=font)
+        elif name == "lifecircle" and "n_missing" in cols:
+            qml = _qml.graduated(kind, "n_missing", _MISSING_BREAKS, alpha=0.8,
+                                 label_field="name" if "name" in cols else None, font=font)
+        elif name.startswith("lifecircle_") and "all_share" in cols:
+            qml = _qml.graduated(kind, "all_share", _SHARE_BREAKS, alpha=0.6,
+                                 label_field=next((c for c in ("unit_id", "package_id")
+                                                   if c in cols), None), font=font)
+        else:
+            qml = _qml.single(kind, "#6a9fb5", alpha=0.6, font=font)
+        styles[name] = qml
+    return styles
