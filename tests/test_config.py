@@ -81,3 +81,22 @@ def test_digest_tracks_content(tmp_path: Path) -> None:
     b = load_config(write(tmp_path, MINIMAL + "[units]\nmin_area_m2 = 1234.0\n"))
     assert a.digest("osm") == b.digest("osm")
     assert a.digest("units") != b.digest("units")
+
+
+def test_every_config_key_is_documented() -> None:
+    """Each key the code reads appears, in backticks, in configs/README.md."""
+    import dataclasses
+
+    from urbanunits import config as c
+
+    doc = (ROOT / "configs" / "README.md").read_text(encoding="utf-8")
+    missing = []
+    for cls in (c.Config, c.StudyArea, c.Inputs, c.OSMConfig, c.UnitsConfig, c.PackagesConfig,
+                c.LifeCircleConfig, c.Output, c.Category, c.Subtype, c.FacilityFile):
+        for f in dataclasses.fields(cls):
+            if f.name == "source":
+                continue
+            forms = (f"`{f.name}`", f"`[{f.name}]`", f"{f.name}.", f".{f.name}`")
+            if not any(form in doc for form in forms):
+                missing.append(f"{cls.__name__}.{f.name}")
+    assert not missing, missing

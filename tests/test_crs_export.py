@@ -100,3 +100,46 @@ def test_write_layers_round_trip_and_replace(tmp_path: Path) -> None:
     assert back.crs == "EPSG:32651"
     assert len(read_layer(gpkg, "b")) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.gpkg"]
+
+
+def test_styles_metadata_and_tables(tmp_path: Path, demo_cfg) -> None:  # type: ignore[no-untyped-def]
+    import xml.etree.ElementTree as ET
+
+    import openpyxl
+    import pyogrio
+
+    from urbanunits import _qml
+    from urbanunits.export import run_metadata, write_tables
+
+    gpkg = tmp_path / "run.gpkg"
+    a = gpd.GeoDataFrame({"cls": ["x", "y"], "name": ["东园一村", "汤臣一品"]},
+                         geometry=[shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)],
+                         crs="EPSG:32651")
+    qml_a = _qml.categorized("fill", "cls", {"x": ("#ff0000", "X 类"), "y": ("#00ff00", "Y")},
+                             label_field="name")
+    write_layers(gpkg, {"a": a, "b": a}, styles={"a": qml_a, "b": _qml.single("fill", "#123456")},
+                 metadata=run_metadata(demo_cfg, inputs={"osm": demo_cfg.inputs.osm}))
+    # Restyling one layer keeps the other's row.
+    write_layers(gpkg, {"a": a}, styles={"a": _qml.graduated("fill", "n", [(0, 1, "#ffffff", "0–1")])})
+    styles = pyogrio.read_dataframe(gpkg, layer="layer_styles", read_geometry=False)
+    assert sorted(styles["f_table_name"]) == ["a", "b"]
+    assert styles["useAsDefault"].all()
+    for qml in styles["styleQML"]:
+        root = ET.fromstring(qml.split("\n", 1)[1])
+        assert root.tag == "qgis"
+        assert root.find("renderer-v2") is not None
+    meta = dict(pyogrio.read_dataframe(gpkg, layer="run_metadata", read_geometry=False)
+                .itertuples(index=False, name=None))
+    assert "OpenStreetMap contributors" in meta["attribution"]
+    assert len(meta["sha256:osm"]) == 64
+    assert 'name = "lujiazui"' in meta["config_toml"]
+
+    files = write_tables(tmp_path / "tables", {"units": a, "communities": a.drop(columns="cls")})
+    csv = tmp_path / "tables" / "units.csv"
+    assert csv.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert "东园一村" in csv.read_text(encoding="utf-8-sig")
+    assert "geometry" not in csv.read_text(encoding="utf-8-sig")
+    wb = openpyxl.load_workbook(tmp_path / "tables" / "tables.xlsx")
+    assert wb.sheetnames == ["units", "communities"]
+    assert wb["units"]["B2"].value == "东园一村"
+    assert len(files) == 3

@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Any
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: no ipywidgets dependency in notebooks
 
 __all__ = ["progress", "progress_enabled"]
 

@@ -86,25 +86,15 @@ def _run_source(args: argparse.Namespace) -> int:
 
 def _run(command: str, config: str | None) -> int:
     from urbanunits import pipeline
-    from urbanunits.config import load_config
+    from urbanunits.config import Config, load_config
 
     cfg = load_config(config)
-    runners: dict[str, Callable[..., pipeline.StageResult]] = {
-        "ingest": pipeline.run_ingest,
-        "units": pipeline.run_units,
+    runners: dict[str, Callable[[Config], pipeline.StageResult]] = {
+        "ingest": pipeline.run_ingest, "units": pipeline.run_units,
+        "packages": pipeline.run_packages, "lifecircle": pipeline.run_lifecircle,
+        "maps": pipeline.run_maps, "all": pipeline.run_all,
     }
-    for name in ("packages", "lifecircle", "maps", "all"):
-        fn = getattr(pipeline, f"run_{name}", None)
-        if fn is not None:
-            runners[name] = fn
-    if command not in runners:
-        print(f"{command}: not built yet", file=sys.stderr)
-        return 0
-    try:
-        result = runners[command](cfg)
-    except pipeline.NotBuiltError as exc:
-        print(f"{command}: not built yet ({exc})", file=sys.stderr)
-        return 0
+    result = runners[command](cfg)
     print(result.report())
     return 0
 

@@ -124,11 +124,15 @@ class PackagesConfig:
     """Old-community inventory rules and renewal-package clustering (packages stage)."""
 
     old_before_year: int = 2000  # built before this year ⇒ old
+    # Name rules (regex), used when no start_date/building:age year is tagged. When both lists
+    # match, the match ending later in the name wins (the type word at the end decides).
     old_name_patterns: list[str] = field(default_factory=lambda: [
-        r"新村$", r"[一二三四五六七八九十\d]+村$", r"工房", r"宿舍", r"公房", r"小区$", r"大楼$"])
+        r"新[村邨]$", r"[一二三四五六七八九十\d]+村$", r"工房", r"宿舍", r"公房", r"职工住宅",
+        r"家属院", r"小区$", r"大楼$"])
     new_name_patterns: list[str] = field(default_factory=lambda: [
         r"花园", r"公馆", r"名苑", r"名邸", r"天下", r"一品", r"壹号", r"公寓$", r"凯旋", r"滨江园",
-        r"御", r"府$", r"湾$", r"苑$", r"园$", r"城$"])
+        r"华庭", r"豪庭", r"国际", r"墅", r"御", r"府$", r"湾$", r"苑$", r"园$", r"城$", r"庭$"])
+    fallback_far: float = 1.5  # floor-area ratio for communities without mapped footprints
     m2_per_household: float = 70.0  # gross floor area per household
     persons_per_household: float = 2.6
     link_distance_m: float = 300.0  # boundaries this close may join one package
@@ -239,7 +243,9 @@ class LifeCircleConfig:
     max_snap_m: float = 150.0  # farther from the network ⇒ unreachable
     entry_buffer_m: float = 15.0  # nodes this close to a community polygon are its entry points
     dedupe_m: float = 30.0  # same-category facilities this close with the same name merge
+    search_limit_m: float = 3000.0  # nearest-facility search stops here (≥ every distance_m)
     isochrones: bool = False
+    isochrone_buffer_m: float = 25.0  # half-width of the walkable strip in isochrone polygons
     categories: dict[str, Category] = field(default_factory=lambda: default_categories())
 
 
@@ -458,7 +464,7 @@ def _check(cfg: Config, src: str) -> None:
         raise err("packages.min_floor_area_m2", "must be ≥ 0 and ≤ packages.max_floor_area_m2")
     if not 0 <= p.min_households <= p.max_households:
         raise err("packages.min_households", "must be ≥ 0 and ≤ packages.max_households")
-    for key in ("m2_per_household", "persons_per_household", "link_distance_m"):
+    for key in ("m2_per_household", "persons_per_household", "link_distance_m", "fallback_far"):
         if getattr(p, key) <= 0:
             raise err(f"packages.{key}", "must be > 0")
     bad = set(p.hard_barriers) - {"river", "rail", "trunk", "motorway", "primary"}
@@ -466,9 +472,18 @@ def _check(cfg: Config, src: str) -> None:
         raise err("packages.hard_barriers", f"unknown barrier class(es) {sorted(bad)}",
                   "use river, rail, motorway, trunk or primary")
     lc = cfg.lifecircle
-    for key in ("walk_speed_m_s", "elderly_walk_speed_m_s", "max_snap_m"):
+    for key in ("walk_speed_m_s", "elderly_walk_speed_m_s", "max_snap_m", "search_limit_m",
+                "isochrone_buffer_m"):
         if getattr(lc, key) <= 0:
             raise err(f"lifecircle.{key}", "must be > 0")
+    for key in ("entry_buffer_m", "dedupe_m"):
+        if getattr(lc, key) < 0:
+            raise err(f"lifecircle.{key}", "must be ≥ 0")
+    longest = max((st.distance_m for c in lc.categories.values() for st in c.subtypes.values()),
+                  default=0.0)
+    if lc.search_limit_m < longest:
+        raise err("lifecircle.search_limit_m", f"{lc.search_limit_m:g} m is shorter than the "
+                  f"longest standard ({longest:g} m)", f"set it to at least {longest:g}")
     for cat_key, cat in lc.categories.items():
         if not cat.subtypes:
             raise err(f"lifecircle.categories.{cat_key}.subtypes", "no subtypes",

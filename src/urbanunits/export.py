@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import pandas as pd
@@ -21,7 +22,18 @@ import pyogrio
 
 from urbanunits.errors import InputFileError
 
-__all__ = ["atomic_path", "list_layers", "read_layer", "write_layers"]
+if TYPE_CHECKING:
+    from urbanunits.config import Config
+
+__all__ = [
+    "atomic_path",
+    "layer_styles",
+    "list_layers",
+    "read_layer",
+    "run_metadata",
+    "write_layers",
+    "write_tables",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +73,13 @@ def atomic_path(dest: str | Path, *, copy_existing: bool = False) -> Iterator[Pa
                 leftover.unlink()
 
 
-def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]) -> Path:
+STYLES_TABLE = "layer_styles"
+METADATA_TABLE = "run_metadata"
+
+
+def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame], *,
+                 styles: Mapping[str, str] | None = None,
+                 metadata: pd.DataFrame | None = None) -> Path:
     """Write (or replace) layers in a GeoPackage atomically, keeping its other layers.
 
     Parameters
@@ -70,6 +88,11 @@ def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.Da
         The GeoPackage path.
     layers
         Layer name → GeoDataFrame (spatial) or DataFrame (attribute-only table).
+    styles
+        Layer name → QGIS QML, stored in the ``layer_styles`` table as each layer's default
+        style (rows for other layers are kept).
+    metadata
+        Replaces the ``run_metadata`` table (key/value rows, see :func:`run_metadata`).
 
     Returns
     -------
@@ -78,14 +101,111 @@ def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.Da
     """
     gpkg = Path(gpkg)
     with atomic_path(gpkg, copy_existing=True) as tmp:
-        existing = set(list_layers(tmp)) if tmp.exists() else set()
         for name, df in layers.items():
-            if name in existing:
-                pyogrio.write_dataframe(df.iloc[0:0], tmp, layer=name, driver="GPKG",
-                                        layer_options={"OVERWRITE": "YES"})
             _write_one(tmp, name, df)
+        if styles:
+            _write_styles(tmp, styles, {n: df for n, df in layers.items()
+                                        if isinstance(df, gpd.GeoDataFrame)})
+        if metadata is not None:
+            _write_one(tmp, METADATA_TABLE, metadata)
     logger.info("wrote %s to %s", ", ".join(layers), gpkg)
     return gpkg
+
+
+def _write_styles(path: Path, styles: Mapping[str, str],
+                  layers: Mapping[str, gpd.GeoDataFrame]) -> None:
+    """Store QML styles the way QGIS does, in a ``layer_styles`` attribute table."""
+    from datetime import UTC, datetime
+
+    rows = []
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for name, qml in styles.items():
+        geom_col = layers[name].geometry.name if name in layers else "geom"
+        rows.append({"f_table_catalog": "", "f_table_schema": "", "f_table_name": name,
+                     # GDAL names the geometry column "geom" in GeoPackages it writes
+                     "f_geometry_column": "geom" if geom_col == "geometry" else geom_col,
+                     "styleName": f"urbanunits {name}", "styleQML": qml, "styleSLD": "",
+                     "useAsDefault": True, "description": "urbanunits report style",
+                     "owner": "urbanunits", "ui": "", "update_time": now})
+    new = pd.DataFrame(rows)
+    if STYLES_TABLE in list_layers(path):
+        old = pyogrio.read_dataframe(path, layer=STYLES_TABLE, read_geometry=False)
+        old = old[~old["f_table_name"].isin(list(styles))]
+        new = pd.concat([old[new.columns], new], ignore_index=True)
+    _write_one(path, STYLES_TABLE, new)
+
+
+def run_metadata(cfg: Config, *, inputs: Mapping[str, Path] | None = None) -> pd.DataFrame:
+    """Key/value rows describing a run: version, config, inputs and their hashes, time, licence.
+
+    Parameters
+    ----------
+    cfg
+        The run's config (its TOML text is stored when it came from a file).
+    inputs
+        Role → path of every input file read (hashed with SHA-256).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``key`` and ``value``.
+    """
+    from datetime import UTC, datetime
+
+    from urbanunits import ATTRIBUTION, __version__
+    from urbanunits.sources.osm import file_sha256
+
+    rows = [("toolkit", "urbanunits"), ("version", __version__),
+            ("run_name", cfg.name),
+            ("created_utc", datetime.now(UTC).isoformat(timespec="seconds")),
+            ("crs", cfg.study_area.crs), ("attribution", ATTRIBUTION),
+            ("licence", "Map data © OpenStreetMap contributors, available under the Open "
+                        "Database License (ODbL 1.0): https://www.openstreetmap.org/copyright")]
+    if cfg.source is not None and Path(cfg.source).is_file():
+        rows += [("config_path", str(cfg.source)),
+                 ("config_toml", Path(cfg.source).read_text(encoding="utf-8"))]
+    for role, path in (inputs or {}).items():
+        p = Path(path)
+        if p.is_file():
+            rows += [(f"input:{role}", str(p)), (f"sha256:{role}", file_sha256(p))]
+    return pd.DataFrame(rows, columns=["key", "value"])
+
+
+def write_tables(folder: str | Path, tables: Mapping[str, pd.DataFrame], *,
+                 workbook: str = "tables.xlsx") -> list[Path]:
+    """Write each table as CSV (UTF-8 with BOM, for Excel) and all of them as one XLSX workbook.
+
+    Parameters
+    ----------
+    folder
+        Output folder (created).
+    tables
+        Sheet/file name → table. Geometry columns are dropped.
+    workbook
+        File name of the workbook.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
+    folder = Path(folder)
+    written = []
+    clean = {name: pd.DataFrame(df.drop(columns=[c for c in df.columns if c == "geometry"
+                                                 or str(df[c].dtype) == "geometry"]))
+             for name, df in tables.items()}
+    for name, df in clean.items():
+        dest = folder / f"{name}.csv"
+        with atomic_path(dest) as tmp:
+            df.to_csv(tmp, index=False, encoding="utf-8-sig")
+        written.append(dest)
+    dest = folder / workbook
+    with atomic_path(dest) as tmp:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
+            for name, df in clean.items():
+                df.to_excel(xl, sheet_name=name[:31], index=False)
+        written.append(dest)
+    return written
 
 
 def _write_one(path: Path, name: str, df: gpd.GeoDataFrame | pd.DataFrame) -> None:
@@ -133,3 +253,85 @@ def read_layer(gpkg: str | Path, layer: str) -> gpd.GeoDataFrame:
         raise InputFileError(gpkg, f"has no layer {layer!r} (layers: {', '.join(names)})",
                              "run the stage that makes it first")
     return gpd.read_file(gpkg, layer=layer, engine="pyogrio")
+
+
+# --- QGIS styles for the run's layers ---------------------------------------------------------
+
+CATEGORY_COLORS: dict[str, str] = {"elderly_care": "#7b2c8f", "childcare": "#e08214",
+                                   "clinic": "#c0392b", "commerce": "#2c3e91",
+                                   "education": "#0f6f6f"}
+_MISSING_BREAKS = [(-0.5, 0.5, "#1a9850", "0 缺项 none missing"),
+                   (0.5, 1.5, "#a6d96a", "1 类缺项 one missing"),
+                   (1.5, 2.5, "#fee08b", "2 类缺项 two missing"),
+                   (2.5, 3.5, "#fc8d59", "3 类缺项 three missing"),
+                   (3.5, 99.0, "#d73027", "4+ 类缺项 four or more missing")]
+_SHARE_BREAKS = [(-0.01, 0.5, "#d73027", "< 50 %"), (0.5, 0.8, "#fee08b", "50–80 %"),
+                 (0.8, 0.95, "#a6d96a", "80–95 %"), (0.95, 1.01, "#1a9850", "≥ 95 %")]
+
+
+def _kind(gdf: gpd.GeoDataFrame) -> str:
+    types = set(gdf.geometry.geom_type.dropna())
+    if types and types <= {"Point", "MultiPoint"}:
+        return "marker"
+    if types and types <= {"LineString", "MultiLineString"}:
+        return "line"
+    return "fill"
+
+
+def layer_styles(layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]) -> dict[str, str]:
+    """QGIS QML styles matching the report maps, for the spatial layers among ``layers``.
+
+    Parameters
+    ----------
+    layers
+        Layer name → data, as written to the run's GeoPackage.
+
+    Returns
+    -------
+    dict
+        Layer name → QML document (only spatial layers get a style).
+    """
+    from urbanunits import _qml
+    from urbanunits.maps import cjk_font_family
+    from urbanunits.units import CLASS_COLORS, CLASS_LABELS
+
+    font = cjk_font_family()
+    styles: dict[str, str] = {}
+    for name, df in layers.items():
+        if not isinstance(df, gpd.GeoDataFrame):
+            continue
+        kind = _kind(df)
+        cols = set(df.columns)
+        if name == "update_units":
+            qml = _qml.categorized(kind, "unit_class", {
+                k: (c, CLASS_LABELS.get(k, k)) for k, c in CLASS_COLORS.items()},
+                alpha=0.75, label_field="unit_id", font=font)
+        elif name == "blocks":
+            qml = _qml.single(kind, "#ffffff", alpha=0.0, outline="#888888", width_mm=0.2,
+                              font=font)
+        elif name == "old_communities":
+            classes = {v: ("#d95f02" if old else "#7570b3",
+                           "老旧小区 Old community" if old else "其他小区 Newer community")
+                       for v, old in (("1", True), ("true", True), ("0", False),
+                                      ("false", False))}
+            qml = _qml.categorized(kind, "is_old", classes, alpha=0.8, label_field="name",
+                                   font=font)
+        elif name == "renewal_packages":
+            qml = _qml.single(kind, "#fdb462", alpha=0.35, outline="#b35806", width_mm=0.8,
+                              label_field="package_id", font=font)
+        elif name in {"facilities", "service_gaps", "isochrones"} and "category" in cols:
+            qml = _qml.categorized(kind, "category", {k: (c, k) for k, c in
+                                                      CATEGORY_COLORS.items()},
+                                   alpha=0.35 if name == "isochrones" else 0.9,
+                                   label_field="name" if "name" in cols else None, font=font)
+        elif name == "lifecircle" and "n_missing" in cols:
+            qml = _qml.graduated(kind, "n_missing", _MISSING_BREAKS, alpha=0.8,
+                                 label_field="name" if "name" in cols else None, font=font)
+        elif name.startswith("lifecircle_") and "all_share" in cols:
+            qml = _qml.graduated(kind, "all_share", _SHARE_BREAKS, alpha=0.6,
+                                 label_field=next((c for c in ("unit_id", "package_id")
+                                                   if c in cols), None), font=font)
+        else:
+            qml = _qml.single(kind, "#6a9fb5", alpha=0.6, font=font)
+        styles[name] = qml
+    return styles

@@ -86,8 +86,9 @@ def map_style() -> Iterator[None]:
     """Matplotlib settings shared by all maps (applied only inside the block)."""
     family = cjk_font_family()
     with mpl.rc_context({
-        "font.family": "sans-serif",
-        "font.sans-serif": [family, "DejaVu Sans"],
+        # Concrete family names, not "sans-serif": text resolves its font when drawn, which may
+        # be after this context has closed (fig.savefig outside the with-block).
+        "font.family": [family, "DejaVu Sans"],
         "axes.unicode_minus": False,
         "font.size": 9,
         "legend.fontsize": 8,
@@ -141,7 +142,9 @@ def add_north_arrow(ax: Axes, *, xy: tuple[float, float] = (0.95, 0.90)) -> None
     x, y = xy
     ax.annotate("N", xy=(x, y), xytext=(x, y - 0.08), xycoords="axes fraction",
                 textcoords="axes fraction", ha="center", va="center", fontsize=11,
-                fontweight="bold", zorder=20,
+                zorder=20,  # regular weight: the bundled CJK font has no bold face
+                bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.8,
+                      "edgecolor": "none"},
                 arrowprops={"facecolor": "black", "edgecolor": "black", "width": 3,
                             "headwidth": 9, "headlength": 10})
 
@@ -182,7 +185,7 @@ def add_map_furniture(ax: Axes, *, title: str = "", legend: bool = True,
             if handles:
                 ax.legend(**kw)
     ax.add_artist(ScaleBar(1.0, units="m", location="lower right", length_fraction=0.22,
-                           box_alpha=0.8, font_properties={"size": 8}))
+                           box_alpha=0.8, font_properties={"size": 8, "family": cjk_font_family()}))
     add_north_arrow(ax)
     text = ATTRIBUTION if not note else f"{note}\n{ATTRIBUTION}"
     ax.text(0.99, -0.01, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
@@ -194,7 +197,8 @@ def save_map(fig: Figure, path: str | Path, *, dpi: int = 200) -> Path:
     from urbanunits.export import atomic_path
 
     path = Path(path)
-    with atomic_path(path) as tmp:
+    # Fonts are resolved when the figure is drawn, so the CJK style must be active here too.
+    with map_style(), atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
     logger.info("map written: %s", path)
     return path
@@ -212,3 +216,371 @@ def label_points(ax: Axes, gdf: gpd.GeoDataFrame, column: str, *, fontsize: floa
             continue
         ax.text(x, y, str(text), fontsize=fontsize, ha="center", va="center", color=color,
                 path_effects=effects, zorder=15)
+
+
+# --- units maps ---
+
+__all__ += ["plot_units"]  # appended here so that stage sections merge cleanly
+
+
+def plot_units(units: gpd.GeoDataFrame, *, layers: OSMLayers, title: str = "",
+               ax: Axes | None = None, barriers: gpd.GeoDataFrame | None = None,
+               label: bool = True) -> tuple[Figure, Axes]:
+    """Map of update units (更新单元) coloured by class, with ids, barriers and size flags.
+
+    Parameters
+    ----------
+    units
+        The ``update_units`` layer (``unit_id``, ``unit_class``, ``size_status``), metric CRS.
+    layers
+        OSM layers for the basemap (water, roads, study area).
+    title
+        Place name, shown after the map title.
+    ax
+        Axes to draw on; a new figure when ``None``.
+    barriers
+        Prepared barrier lines (``UnitsResult.barriers``) to draw; when ``None`` they are taken
+        from ``layers`` with the default barrier classes.
+    label
+        Write unit ids on the map.
+
+    Returns
+    -------
+    tuple of (matplotlib.figure.Figure, matplotlib.axes.Axes)
+        The figure and axes.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from urbanunits.units import CLASS_COLORS, CLASS_LABELS
+
+    with map_style():
+        fig, ax = new_map(ax, figsize=(11.0, 9.0))
+        draw_basemap(ax, layers, roads=True, water=True, study_area=True, zorder=0)
+        handles: list[Any] = []
+        counts = units["unit_class"].value_counts() if not units.empty else {}
+        for cls, color in CLASS_COLORS.items():
+            sub = units[units["unit_class"] == cls]
+            if sub.empty:
+                continue
+            sub.plot(ax=ax, color=color, alpha=0.55, linewidth=0, zorder=1)
+            handles.append(Patch(facecolor=color, alpha=0.55, edgecolor="none",
+                                 label=f"{CLASS_LABELS[cls]} ({counts[cls]})"))
+        if barriers is None:
+            from urbanunits.config import UnitsConfig
+            from urbanunits.units import barrier_lines
+
+            d = UnitsConfig()
+            barriers = barrier_lines(layers, highways=d.barrier_highways,
+                                     railways=d.barrier_railways,
+                                     waterways=d.barrier_waterways, water_edges=False)
+        kind = barriers["kind"] if "kind" in barriers.columns else None
+        if kind is not None:
+            styles: list[tuple[str, str, float, Any, str]] = [
+                ("road", "#4d4d4d", 1.3, "-", "主要道路 Main road (barrier)"),
+                ("rail", "#000000", 1.3, (0, (4, 2)), "铁路 Rail"),
+                ("subdistrict", "#7a0177", 1.8, (0, (6, 2, 1, 2)),
+                 "街道边界 Sub-district boundary")]
+            for k, color, lw, ls, text in styles:
+                sub = barriers[kind == k]
+                if not sub.empty:
+                    sub.plot(ax=ax, color=color, linewidth=lw, linestyle=ls, zorder=3)
+                    handles.append(Line2D([], [], color=color, linewidth=lw, linestyle=ls,
+                                          label=text))
+        units.boundary.plot(ax=ax, color="white", linewidth=2.2, zorder=4)
+        units.boundary.plot(ax=ax, color="#222222", linewidth=0.9, zorder=5)
+        handles.append(Line2D([], [], color="#222222", linewidth=0.9,
+                              label="更新单元边界 Unit boundary"))
+        out = units[units["size_status"] != "within"] if "size_status" in units.columns \
+            else units.iloc[0:0]
+        if not out.empty:
+            out.plot(ax=ax, facecolor="none", edgecolor="#c0000099", hatch="//", linewidth=1.2,
+                     zorder=6)
+            handles.append(Patch(facecolor="none", edgecolor="#c0000099", hatch="//",
+                                 label="规模超限 Outside size bounds"))
+        handles.append(Patch(facecolor=WATER_COLOR, edgecolor="none", label="水域 Water"))
+        if label and not units.empty:
+            text = units["unit_id"].astype(str)
+            if len(units) <= 150 and "area_m2" in units.columns:
+                text = text + "\n" + (units["area_m2"] / 1e4).map("{:.1f} ha".format)
+            label_points(ax, units.assign(_label=text), "_label", fontsize=6.0)
+        heading = "更新单元 Update units"
+        add_map_furniture(ax, title=f"{heading} — {title}" if title else heading, legend=False,
+                          note=f"{len(units)} units; ids ordered by sub-district, then rows "
+                               "north → south, west → east")
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=True,
+                  framealpha=0.95, title="单元类型 Unit class", borderaxespad=0.0)
+    return fig, ax
+
+
+# --- lifecircle maps ---
+
+__all__ += ["plot_lifecircle"]
+
+#: Walking-time classes (minutes) and their colours, green (near) to red (far).
+LIFECIRCLE_CLASSES: list[tuple[float, float, str, str]] = [
+    (0.0, 5.0, "≤ 5 分钟 min", "#1a9850"),
+    (5.0, 10.0, "5–10 分钟 min", "#91cf60"),
+    (10.0, 15.0, "10–15 分钟 min", "#fee08b"),
+    (15.0, 20.0, "15–20 分钟 min", "#fc8d59"),
+    (20.0, float("inf"), "> 20 分钟 min", "#d73027"),
+]
+UNREACHABLE_COLOR = "#bdbdbd"
+_SUBTYPE_MARKERS = ("o", "s", "^", "D", "P", "v", "*", "X")
+_SUBTYPE_COLORS = ("#2c3e91", "#7b2c8f", "#0f6f6f", "#8a4b08", "#333333", "#a11d5b")
+
+
+def plot_lifecircle(lc: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, category: str, *,
+                    layers: OSMLayers, cfg: Any, ax: Axes | None = None
+                    ) -> tuple[Figure, Axes]:
+    """Map walking time from each community to the nearest facility of one category.
+
+    Communities are filled by walking minutes (grey: no facility reachable) and hatched in red
+    when they miss the standard; facilities are marked by subtype.
+
+    Parameters
+    ----------
+    lc
+        The ``lifecircle`` layer (metric CRS) with ``<category>_min`` and ``<category>_ok``.
+    facilities
+        The ``facilities`` layer (``category``, ``subtype``, ``on_network``).
+    category
+        Category key, e.g. ``"childcare"``.
+    layers
+        Parsed OSM layers for the basemap.
+    cfg
+        The run's :class:`~urbanunits.config.Config` (standards, speed, title).
+    ax
+        Axes to draw on; a new figure when None.
+
+    Returns
+    -------
+    tuple
+        ``(fig, ax)``.
+    """
+    import numpy as np
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    cat = cfg.lifecircle.categories[category]
+    minutes = lc[f"{category}_min"].to_numpy(dtype=float)
+    ok = lc[f"{category}_ok"].to_numpy(dtype=bool)
+    polys = lc.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+    with map_style():
+        fig, ax = new_map(ax)
+        draw_basemap(ax, layers)
+        handles: list[Any] = []
+        for lo, hi, text, color in LIFECIRCLE_CLASSES:
+            sel = (minutes >= lo) & (minutes < hi)
+            handles.append(Patch(facecolor=color, edgecolor="#555555", linewidth=0.4,
+                                 label=text))
+            _draw_communities(ax, lc[sel & polys], lc[sel & ~polys], color)
+        none = np.isnan(minutes)
+        if none.any():
+            handles.append(Patch(facecolor=UNREACHABLE_COLOR, edgecolor="#555555",
+                                 linewidth=0.4, label="无可达设施 none reachable"))
+            _draw_communities(ax, lc[none & polys], lc[none & ~polys], UNREACHABLE_COLOR)
+        fail = ~ok
+        if fail.any():
+            bad = lc[fail & polys]
+            if len(bad):
+                bad.plot(ax=ax, facecolor="none", edgecolor="#b2182b", hatch="////",
+                         linewidth=0.9, zorder=4)
+            badp = lc[fail & ~polys]
+            if len(badp):
+                ax.scatter(badp.geometry.x, badp.geometry.y, s=90, facecolors="none",
+                           edgecolors="#b2182b", linewidths=1.2, zorder=4)
+            handles.append(Patch(facecolor="white", edgecolor="#b2182b", hatch="////",
+                                 label=f"未达标 fails standard ({int(fail.sum())})"))
+        fac = facilities[facilities["category"] == category]
+        for i, (s, st) in enumerate(cat.subtypes.items()):
+            sub = fac[fac["subtype"] == s]
+            marker = _SUBTYPE_MARKERS[i % len(_SUBTYPE_MARKERS)]
+            color = _SUBTYPE_COLORS[i % len(_SUBTYPE_COLORS)]
+            label = f"{st.label or s} ≤{st.distance_m:g} m ({len(sub)})"
+            if len(sub):
+                on = sub["on_network"].to_numpy(dtype=bool) if "on_network" in sub else None
+                ax.scatter(sub.geometry.x, sub.geometry.y, marker=marker, s=46, c=color,
+                           edgecolors="white", linewidths=0.8, zorder=8)
+                if on is not None and (~on).any():
+                    off = sub[~on]
+                    ax.scatter(off.geometry.x, off.geometry.y, marker="x", s=30, c="#b2182b",
+                               linewidths=1.0, zorder=9)
+            handles.append(Line2D([], [], marker=marker, linestyle="none", markersize=7,
+                                  markerfacecolor=color, markeredgecolor="white", label=label))
+        if "on_network" in fac and (~fac["on_network"].astype(bool)).any():
+            handles.append(Line2D([], [], marker="x", linestyle="none", markersize=6,
+                                  color="#b2182b", label="远离步行网络 off the walk network"))
+        if "name" in lc.columns and len(lc) <= 80:
+            label_points(ax, lc[polys], "name", fontsize=5.5)
+        n_ok = int(ok.sum())
+        speed = cfg.lifecircle.walk_speed_m_s
+        title = f"{cat.label} — 步行可达 walking access"
+        if cfg.title:
+            title += f"\n{cfg.title}"
+        note = (f"{n_ok}/{len(lc)} 个小区达标 communities meet GB 50180-2018 standard; "
+                f"步行网络距离 network distance at {speed:g} m/s")
+        if fac.empty:
+            note = "研究范围内无此类设施 no facility of this category in the area; " + note
+        # Upper left: over the Huangpu in the demo; the lower left holds Puxi compounds.
+        add_map_furniture(ax, title=title, legend_handles=handles, legend_loc="upper left",
+                          legend_title="最近设施步行时间 walk to nearest", note=note)
+    return fig, ax
+
+
+def _draw_communities(ax: Axes, polys: gpd.GeoDataFrame, points: gpd.GeoDataFrame,
+                      color: str) -> None:
+    if len(polys):
+        polys.plot(ax=ax, color=color, edgecolor="#555555", linewidth=0.4, alpha=0.9, zorder=3)
+    if len(points):
+        ax.scatter(points.geometry.x, points.geometry.y, s=40, c=color, edgecolors="#555555",
+                   linewidths=0.4, zorder=3)
+
+
+# --- packages maps ---
+
+__all__ += ["plot_packages"]
+
+
+_PACKAGE_PALETTE = (
+    [mpl.colormaps["tab10"](i) for i in range(10) if i != 7]  # grey is for other communities
+    + [mpl.colormaps["tab20"](i) for i in range(1, 20, 2) if i != 15])
+#: Above this many packages the legend summarises instead of listing every package.
+_LEGEND_MAX_PACKAGES = 15
+#: Above this many communities their names are left off (package ids are always shown).
+_NAME_MAX_COMMUNITIES = 200
+
+
+def _package_colors(packages: gpd.GeoDataFrame) -> list[Any]:
+    """One colour per package: all distinct when the palette suffices, otherwise a greedy
+    graph colouring (networkx) so that packages within 300 m of each other differ."""
+    import networkx as nx
+    import shapely
+
+    n = len(packages)
+    if n <= len(_PACKAGE_PALETTE):
+        return [_PACKAGE_PALETTE[i] for i in range(n)]
+    geoms = packages.geometry.values
+    i, j = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=300.0)
+    G = nx.Graph()
+    G.add_nodes_from(range(n))
+    G.add_edges_from((int(a), int(b)) for a, b in zip(i, j, strict=True) if a < b)
+    col = nx.greedy_color(G, strategy="largest_first")
+    return [_PACKAGE_PALETTE[col[k] % len(_PACKAGE_PALETTE)] for k in range(n)]
+
+
+def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
+                  layers: OSMLayers, title: str = "", ax: Axes | None = None
+                  ) -> tuple[Figure, Axes]:
+    """Map renewal packages over the old and new communities.
+
+    Each package has its own colour: a light fill and a thick outline for the package, its
+    member communities filled in that colour and outlined in black. New communities are grey.
+    Package ids are labelled with their floor area and households; packages above a ceiling or
+    below a floor are marked in the legend.
+
+    Parameters
+    ----------
+    packages
+        ``renewal_packages`` layer (``package_id``, ``n_communities``, ``floor_area_m2``,
+        ``households``, ``above_ceiling``, ``below_floor``), metric CRS.
+    communities
+        ``old_communities`` layer (``name``, ``is_old``, ``package_id``), same CRS.
+    layers
+        OSM layers for the basemap.
+    title
+        Map title (a place name); the stage name is added.
+    ax
+        Axes to draw on (a new figure otherwise).
+
+    Returns
+    -------
+    tuple
+        ``(fig, ax)``.
+    """
+    import matplotlib.patheffects as pe
+    import numpy as np
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    with map_style():
+        fig, ax = new_map(ax, figsize=(10.0, 10.0))
+        draw_basemap(ax, layers)
+        if not layers.buildings.empty:
+            layers.buildings.plot(ax=ax, color="#ebebeb", linewidth=0, zorder=1)
+        comm = communities.copy()
+        pts = comm.geometry.geom_type == "Point"
+        if pts.any():
+            comm.loc[pts, "geometry"] = comm.geometry[pts].buffer(30.0)
+        new = comm[~comm["is_old"].astype(bool)]
+        old = comm[comm["is_old"].astype(bool)]
+        handles: list[Any] = []
+        if not new.empty:
+            new.plot(ax=ax, facecolor="#d9d9d9", edgecolor="#8c8c8c", linewidth=0.5, zorder=2)
+            if len(comm) <= _NAME_MAX_COMMUNITIES:
+                label_points(ax, new, "name", fontsize=5.5, color="#6b6b6b")
+            handles.append(Patch(facecolor="#d9d9d9", edgecolor="#8c8c8c",
+                                 label="其他小区 Other (newer) community"))
+        unpackaged = old[old["package_id"].isna()] if "package_id" in old.columns else old
+        if not unpackaged.empty:
+            unpackaged.plot(ax=ax, facecolor="white", edgecolor="black", linewidth=0.6,
+                            hatch="////", zorder=3)
+            handles.append(Patch(facecolor="white", edgecolor="black", hatch="////",
+                                 label="老旧小区（未入片区） Old, not packaged"))
+        pk = packages.sort_values("package_id").reset_index(drop=True)
+        colors = _package_colors(pk)
+        halo = [pe.withStroke(linewidth=2.5, foreground="white")]
+        below = pk["below_floor"].astype(bool).to_numpy() if not pk.empty else np.zeros(0, bool)
+        above = pk["above_ceiling"].astype(bool).to_numpy() if not pk.empty else below
+        if not pk.empty:
+            pk.plot(ax=ax, color=colors, alpha=0.18, edgecolor="none", zorder=2.5)
+            for mask, style in ((~below, "-"), (below, "--")):
+                if mask.any():
+                    pk[mask].boundary.plot(ax=ax, color=[c for c, m in zip(colors, mask,
+                                                                           strict=True) if m],
+                                           linewidth=2.0, linestyle=style, zorder=4)
+            color_of = dict(zip(pk["package_id"], colors, strict=True))
+            members = old[old["package_id"].isin(color_of)]
+            if not members.empty:
+                members.plot(ax=ax, color=[color_of[p] for p in members["package_id"]],
+                             alpha=0.75, edgecolor="black", linewidth=0.6, zorder=3)
+        if len(pk) <= _LEGEND_MAX_PACKAGES:
+            for i, color in enumerate(colors):
+                row = pk.iloc[i]
+                flag = "  ▲" if above[i] else "  ▽" if below[i] else ""
+                fa, hh = float(row["floor_area_m2"]), float(row["households"])
+                size = (f"{fa / 1e4:,.1f} 万m², {hh:,.0f} 户" if fa == fa and hh == hh
+                        else "面积未知 floor area unknown")
+                handles.append(Patch(
+                    facecolor=color, edgecolor=color, alpha=0.8,
+                    label=f"{row['package_id']}: {int(row['n_communities'])} 个小区, "
+                          f"{size}{flag}"))
+        else:
+            handles.append(Patch(facecolor=_PACKAGE_PALETTE[0], edgecolor=_PACKAGE_PALETTE[0],
+                                 alpha=0.8, label=f"{len(pk)} 个片区 packages "
+                                 "(one colour each; neighbours differ)"))
+        if not old.empty and len(comm) <= _NAME_MAX_COMMUNITIES:
+            label_points(ax, old, "name", fontsize=6.0, color="#1a1a1a")
+        if not pk.empty:
+            # Package ids sit on the top vertex of each outline so they do not hide member names
+            # (the top of the bounding box may fall inside a neighbouring package).
+            import shapely
+
+            tops = [xy[np.argmax(xy[:, 1])] if len(xy) else (np.nan, np.nan)
+                    for xy in (shapely.get_coordinates(g) for g in pk.geometry.values)]
+            id_size = 12 if len(pk) <= 30 else 7
+            for (x, y), pid, color in zip(tops, pk["package_id"], colors, strict=True):
+                ax.text(x, y, str(pid), fontsize=id_size, ha="center", va="bottom", color=color,
+                        path_effects=halo, zorder=16)
+        if above.any():
+            handles.append(Line2D([], [], linestyle="none", marker="^", color="black",
+                                  label="▲ 单个小区超过上限 One community above a ceiling"))
+        if below.any():
+            handles.append(Line2D([], [], color="#444444", linestyle="--", linewidth=1.5,
+                                  label="▽ 低于下限 Below a floor (dashed outline)"))
+        full = f"片区化改造 Renewal packages — {title}" if title else "片区化改造 Renewal packages"
+        add_map_furniture(ax, title=full, legend_handles=handles,
+                          legend_title="改造片区 Renewal packages", legend_loc="upper left",
+                          note="Floor area = footprints × levels (estimated); "
+                               "households = floor area / m² per household")
+    return fig, ax

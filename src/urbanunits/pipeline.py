@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pandas as pd
 
 from urbanunits.config import Config
 from urbanunits.export import write_layers
@@ -24,16 +26,12 @@ __all__ = ["StageResult", "load_layers", "load_subdistricts", "run_ingest", "run
 logger = logging.getLogger(__name__)
 
 
-class NotBuiltError(NotImplementedError):
-    """A stage whose issue has not landed yet."""
-
-
 @dataclass
 class StageResult:
     """What a stage produced: layers written, maps drawn, summary lines, timing."""
 
     stage: str
-    layers: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    layers: dict[str, gpd.GeoDataFrame | pd.DataFrame] = field(default_factory=dict)
     maps: list[Path] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -47,6 +45,22 @@ class StageResult:
             lines.append(f"  layer {name}: {len(gdf)} rows")
         lines += [f"  map {p}" for p in self.maps]
         return "\n".join(lines)
+
+
+def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]) -> Path:
+    """Write stage layers to the run's GeoPackage with their QGIS styles and the run metadata."""
+    from urbanunits.export import layer_styles, run_metadata
+
+    inputs = {"osm": cfg.inputs.osm}
+    for role in ("subdistricts", "subdistrict_codes", "inventory", "population_raster"):
+        path = getattr(cfg.inputs, role)
+        if path is not None:
+            inputs[role] = path
+    for key, cat in cfg.lifecircle.categories.items():
+        for i, f in enumerate(cat.files):
+            inputs[f"facilities:{key}:{i}"] = f.path
+    return write_layers(cfg.gpkg_path, layers, styles=layer_styles(layers),
+                        metadata=run_metadata(cfg, inputs=inputs))
 
 
 def load_layers(cfg: Config) -> OSMLayers:
@@ -116,12 +130,189 @@ def run_units(cfg: Config, *, layers: OSMLayers | None = None, write: bool = Tru
     res.extra["result"] = result
     res.extra["layers"] = layers
     if write:
-        write_layers(cfg.gpkg_path, res.layers)
+        write_run(cfg, res.layers)
+    if draw:
+        res.maps.append(_draw_units(cfg, result.units, layers, result.barriers))
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _draw_units(cfg: Config, units: gpd.GeoDataFrame, layers: OSMLayers,
+                barriers: gpd.GeoDataFrame | None) -> Path:
+    from urbanunits import maps
+
+    fig, _ = maps.plot_units(units, layers=layers, title=cfg.title, barriers=barriers)
+    return maps.save_map(fig, cfg.maps_dir / "update_units.png", dpi=cfg.output.map_dpi)
+
+
+# --- lifecircle stage ---
+
+__all__ += ["run_lifecircle"]
+
+
+def run_lifecircle(cfg: Config, *, layers: OSMLayers | None = None,
+                   communities: gpd.GeoDataFrame | None = None,
+                   units: gpd.GeoDataFrame | None = None,
+                   packages: gpd.GeoDataFrame | None = None, write: bool = True,
+                   draw: bool = True) -> StageResult:
+    """15-minute life circles: walking distances, coverage, gaps; layers and one map per category.
+
+    Communities are the packages stage's inventory (layer ``old_communities``: old and new
+    compounds, keyed by ``community_id``); without ``communities`` the units and packages stages
+    run in memory first.
+
+    Writes ``lifecircle``, ``facilities``, ``service_gaps`` and ``lifecircle_summary`` (plus
+    ``lifecircle_units``/``lifecircle_packages`` when communities carry ``unit_id``/
+    ``package_id``, and ``isochrones`` when ``lifecircle.isochrones`` is on) and
+    ``maps/lifecircle_<category>.png``.
+    """
+    from urbanunits import lifecircle as lc_mod
+    from urbanunits.sources.facilities import load_facilities
+
+    t0 = time.perf_counter()
+    layers = layers or load_layers(cfg)
+    if communities is None:
+        pk = run_packages(cfg, layers=layers, units=units, write=False, draw=False)
+        communities = pk.layers["old_communities"]
+        units = pk.layers.get("update_units", units)
+        packages = pk.layers["renewal_packages"]
+    area = layers.study_area.geometry.iloc[0].buffer(cfg.osm.graph_margin_m)
+    facilities, notes = load_facilities(cfg, layers.facilities, area=area)
+    result = lc_mod.life_circle(layers.walk_graph, communities, facilities, cfg.lifecircle,
+                                units=units, packages=packages)
+    res = StageResult("lifecircle", layers=result.layers())
+    res.summary = notes + result.summary_lines()
+    res.extra["result"] = result
+    res.extra["layers"] = layers
+    if write:
+        write_run(cfg, res.layers)
     if draw:
         from urbanunits import maps
 
-        fig, _ = maps.plot_units(result.units, layers=layers, title=cfg.title)
-        res.maps.append(maps.save_map(fig, cfg.maps_dir / "update_units.png",
+        for key in cfg.lifecircle.categories:
+            fig, _ = maps.plot_lifecircle(result.communities, result.facilities, key,
+                                          layers=layers, cfg=cfg)
+            res.maps.append(maps.save_map(fig, cfg.maps_dir / f"lifecircle_{key}.png",
+                                          dpi=cfg.output.map_dpi))
+    res.seconds = time.perf_counter() - t0
+    res.summary.append(f"stage time {res.seconds:.1f} s (life-circle computation "
+                       f"{result.seconds['total']:.2f} s, of which searches "
+                       f"{result.seconds['search']:.2f} s)")
+    return res
+
+
+# --- packages stage ---
+
+__all__ += ["run_packages"]
+
+
+def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
+                 units: gpd.GeoDataFrame | None = None, write: bool = True,
+                 draw: bool = True) -> StageResult:
+    """Renewal packages: inventory → links → packages.
+
+    Writes layers ``old_communities``, ``renewal_packages``, ``package_links`` and the updated
+    ``update_units``, and the map ``renewal_packages.png``. Without ``units`` the units stage is
+    run in memory first.
+    """
+    from urbanunits import packages as pk
+
+    t0 = time.perf_counter()
+    layers = layers or load_layers(cfg)
+    subdistricts = load_subdistricts(cfg, layers)
+    if units is None:
+        units = run_units(cfg, layers=layers, write=False, draw=False).layers["update_units"]
+    communities = pk.build_inventory(layers, cfg, units=units)
+    barriers = pk.hard_barriers(layers, kinds=cfg.packages.hard_barriers)
+    result = pk.renewal_packages(communities, cfg, units=units, barriers=barriers,
+                                 subdistricts=subdistricts)
+    out = {"old_communities": result.communities, "renewal_packages": result.packages,
+           "package_links": result.links}
+    if result.units is not None:
+        out["update_units"] = result.units
+    res = StageResult("packages", layers=out)
+    res.summary = result.summary_lines()
+    res.extra["result"] = result
+    res.extra["layers"] = layers
+    if write:
+        write_run(cfg, res.layers)
+    if draw:
+        from urbanunits import maps
+
+        fig, _ = maps.plot_packages(result.packages, result.communities, layers=layers,
+                                    title=cfg.title)
+        res.maps.append(maps.save_map(fig, cfg.maps_dir / "renewal_packages.png",
                                       dpi=cfg.output.map_dpi))
     res.seconds = time.perf_counter() - t0
+    return res
+
+
+# --- whole run ---
+
+__all__ += ["run_all", "run_maps"]
+
+
+def _tables(stages: dict[str, StageResult]) -> dict[str, pd.DataFrame]:
+    """Per-unit, per-package and per-community summaries for spreadsheets."""
+    tables: dict[str, pd.DataFrame] = {}
+    if "packages" in stages:
+        tables["units"] = stages["packages"].layers.get(
+            "update_units", stages["units"].layers["update_units"])
+        tables["packages"] = stages["packages"].layers["renewal_packages"]
+        tables["communities"] = stages["packages"].layers["old_communities"]
+    if "lifecircle" in stages:
+        lc = stages["lifecircle"].layers
+        tables["lifecircle"] = lc["lifecircle"]
+        tables["lifecircle_summary"] = lc["lifecircle_summary"]
+        for name in ("lifecircle_units", "lifecircle_packages", "service_gaps"):
+            if name in lc:
+                tables[name] = lc[name]
+    return tables
+
+
+def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResult:
+    """Every stage in order (units → packages → life circles), tables and maps.
+
+    Leaves ``<name>.gpkg`` (all layers, QGIS styles, ``run_metadata``), ``tables/*.csv`` and
+    ``tables/<name>.xlsx``, and every map in ``output.dir``.
+    """
+    from urbanunits.export import write_tables
+
+    t0 = time.perf_counter()
+    layers = load_layers(cfg)
+    stages: dict[str, StageResult] = {}
+    # The units map is drawn after the packages stage has counted old communities per unit, so
+    # that it shows the old-community renewal class.
+    stages["units"] = run_units(cfg, layers=layers, write=write, draw=False)
+    stages["packages"] = run_packages(cfg, layers=layers,
+                                      units=stages["units"].layers["update_units"],
+                                      write=write, draw=draw)
+    pk = stages["packages"].layers
+    if draw:
+        stages["units"].maps.append(_draw_units(
+            cfg, pk.get("update_units", stages["units"].layers["update_units"]), layers,
+            stages["units"].extra["result"].barriers))
+    stages["lifecircle"] = run_lifecircle(
+        cfg, layers=layers, communities=pk["old_communities"], units=pk.get("update_units"),
+        packages=pk["renewal_packages"], write=write, draw=draw)
+    res = StageResult("all")
+    for name, st in stages.items():
+        res.layers.update(st.layers)
+        res.maps += st.maps
+        res.summary += [f"[{name}] {line}" for line in st.summary]
+    if write:
+        files = write_tables(cfg.output.dir / "tables", _tables(stages),
+                             workbook=f"{cfg.name}.xlsx")
+        res.summary += [f"table {p}" for p in files]
+    res.extra["stages"] = stages
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def run_maps(cfg: Config) -> StageResult:
+    """Recompute every stage in memory and redraw every map (the GeoPackage is not touched)."""
+    res = run_all(cfg, write=False, draw=True)
+    res.stage = "maps"
+    res.summary = []
+    res.layers = {}
     return res

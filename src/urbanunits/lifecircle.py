@@ -1,0 +1,596 @@
+"""15-minute community life circles (15分钟社区生活圈): walking distance to daily services.
+
+For every community and facility category (elderly care, childcare, clinics, commerce, …) this
+measures the walking distance along the pedestrian network to the nearest facility and checks it
+against the GB 50180-2018 standards in the config: a community **meets a category** when a
+facility of *any* of the category's subtypes lies within that subtype's ``distance_m`` (a day-care
+centre within 300 m *or* a nursing home within 1000 m). Results are weighted by population per
+update unit and renewal package, and every failing community × category is listed as a gap.
+
+Distances come from :mod:`urbanunits.network`: the walk graph becomes a sparse matrix once, every
+facility and community is snapped to it, and each facility subtype costs one multi-source
+Dijkstra search (never one per facility or community). A community's distance is the minimum
+over its entry points: the network nodes inside its polygon or within ``entry_buffer_m`` of it
+(plus the straight walk from the polygon to the node); for a polygon with no node nearby, the
+points where streets pass through it; for a point, or a polygon with neither, its snap to the
+nearest street (plus the snap distance). A community or facility farther
+than ``max_snap_m`` from every street, or in a part of the network no facility can reach, is
+*unreachable*: ``NaN`` distance, never 0 m and never a huge number, and the gap says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+
+from urbanunits.config import Category, Config, LifeCircleConfig
+from urbanunits.crs import require_projected
+from urbanunits.errors import CRSError, DataError
+from urbanunits.network import (
+    Entries,
+    Router,
+    Snap,
+    WalkNetwork,
+    community_access,
+    min_over_entries,
+    snap_to_edges,
+)
+
+if TYPE_CHECKING:
+    import networkx as nx
+    from numpy.typing import NDArray
+
+__all__ = [
+    "GAP_REASONS",
+    "LifeCircleResult",
+    "coverage_by_zone",
+    "isochrones",
+    "life_circle",
+    "standards_table",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Gap reason codes (layer ``service_gaps``, column ``reason``) and their report text.
+GAP_REASONS: dict[str, str] = {
+    "too_far": "最近设施超出标准步行距离 nearest facility beyond the walking standard",
+    "beyond_search": "搜索范围内无设施 no facility within the search limit",
+    "disconnected": "步行网络不连通 no facility on the same connected walk network",
+    "no_facility": "研究范围内无此类设施 no facility of this category in the area",
+    "facilities_off_network": "设施均远离步行网络 every facility is off the walk network",
+    "off_network": "小区远离步行网络 community farther than max_snap_m from any path",
+}
+
+
+@dataclass
+class LifeCircleResult:
+    """Everything the life-circle stage produces.
+
+    Attributes
+    ----------
+    communities
+        Layer ``lifecircle``: one row per community (``community_id`` and the input's optional
+        ``name``, ``population``, ``is_old``, ``unit_id``, ``package_id``), ``on_network``,
+        ``n_entries``, ``access_m`` (straight metres from the community to its nearest entry),
+        then per category ``<cat>_dist_m``, ``<cat>_min``, ``<cat>_min_elderly``, ``<cat>_ok``
+        and per subtype ``<cat>_<subtype>_dist_m``; ``all_ok``, ``n_missing``; geometry.
+    facilities
+        Layer ``facilities``: the input facilities with ``facility_id``, ``snap_m`` and
+        ``on_network``.
+    gaps
+        Layer ``service_gaps``: one row per community × category not met, with ``dist_m`` to
+        the nearest facility (NaN if none reachable), ``shortfall_m``, ``reason`` (a key of
+        :data:`GAP_REASONS`) and ``reason_text``.
+    coverage
+        Layer ``lifecircle_summary``: one row per category (and ``all``): facilities, communities
+        and population meeting the standard.
+    units, packages
+        Layers ``lifecircle_units`` / ``lifecircle_packages`` (population-weighted share covered
+        per category) when the communities carry ``unit_id`` / ``package_id`` or zones were
+        given; with the zones' geometry when given, attribute tables otherwise.
+    isochrones
+        Layer ``isochrones`` (walkable area within each facility's standard) when asked for.
+    notes
+        Report lines (snapping, missing categories, population gaps).
+    seconds
+        Timings of the steps.
+    """
+
+    communities: gpd.GeoDataFrame
+    facilities: gpd.GeoDataFrame
+    gaps: gpd.GeoDataFrame
+    coverage: pd.DataFrame
+    units: pd.DataFrame | None = None
+    packages: pd.DataFrame | None = None
+    isochrones: gpd.GeoDataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def layers(self) -> dict[str, gpd.GeoDataFrame | pd.DataFrame]:
+        """Output layers by GeoPackage layer name."""
+        out: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {
+            "lifecircle": self.communities, "facilities": self.facilities,
+            "service_gaps": self.gaps, "lifecircle_summary": self.coverage}
+        if self.units is not None:
+            out["lifecircle_units"] = self.units
+        if self.packages is not None:
+            out["lifecircle_packages"] = self.packages
+        if self.isochrones is not None:
+            out["isochrones"] = self.isochrones
+        return out
+
+    def summary_lines(self) -> list[str]:
+        """How many communities meet each standard, for the terminal and the report."""
+        lines = list(self.notes)
+        for row in self.coverage.itertuples(index=False):
+            pop = ("" if pd.isna(row.pop_share_ok)
+                   else f", {100 * row.pop_share_ok:.0f}% of residents")
+            if row.category == "all":
+                lines.append(f"all categories: {row.n_ok}/{row.n_communities} communities meet "
+                             f"every standard{pop}")
+                continue
+            fac = f"{row.n_facilities} facilit{'y' if row.n_facilities == 1 else 'ies'}"
+            if row.n_facilities_off_network:
+                fac += f", {row.n_facilities_off_network} off the walk network"
+            lines.append(f"{row.category} ({row.standard}): {row.n_ok}/{row.n_communities} "
+                         f"communities meet it{pop} [{fac}]")
+        return lines
+
+
+def standards_table(categories: Mapping[str, Category]) -> pd.DataFrame:
+    """The configured standards: one row per category × subtype (distance, level, label)."""
+    rows = [{"category": k, "subtype": s, "distance_m": st.distance_m,
+             "level_min": st.level_min, "label": st.label or s}
+            for k, cat in categories.items() for s, st in cat.subtypes.items()]
+    return pd.DataFrame(rows, columns=["category", "subtype", "distance_m", "level_min",
+                                       "label"])
+
+
+def _standard_text(cat: Category) -> str:
+    return "; ".join(f"{s} ≤{st.distance_m:g} m" for s, st in cat.subtypes.items())
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks
+# --------------------------------------------------------------------------------------------
+
+
+def _same_crs(gdf: gpd.GeoDataFrame, net: WalkNetwork, what: str) -> None:
+    if net.crs is None or gdf.crs is None:
+        return
+    if pyproj.CRS.from_user_input(gdf.crs) != net.crs:
+        raise CRSError(what, f"{what} are in {gdf.crs.to_string()} but the walk graph is in "
+                       f"{net.crs.to_string()}", f"reproject with {what}.to_crs(...) first")
+
+
+def _check_communities(communities: gpd.GeoDataFrame, net: WalkNetwork) -> None:
+    if not isinstance(communities, gpd.GeoDataFrame):
+        raise DataError("communities", "not a GeoDataFrame", "pass the old_communities layer")
+    require_projected(communities, "life_circle")
+    _same_crs(communities, net, "communities")
+    missing = [c for c in ("community_id", "population") if c not in communities.columns]
+    if missing:
+        have = ", ".join(c for c in communities.columns if c != communities.geometry.name)
+        raise DataError(f"communities: column(s) {missing}", f"missing; columns: {have}",
+                        "give each community an id and a population (persons)")
+    dup = communities["community_id"].duplicated(keep=False)
+    if dup.any():
+        ids = sorted({str(v) for v in communities.loc[dup, "community_id"]})[:5]
+        raise DataError("communities: community_id", f"duplicate id(s) {ids}",
+                        "make community_id unique")
+
+
+def _check_facilities(facilities: gpd.GeoDataFrame, net: WalkNetwork,
+                      categories: Mapping[str, Category]) -> gpd.GeoDataFrame:
+    if not isinstance(facilities, gpd.GeoDataFrame):
+        raise DataError("facilities", "not a GeoDataFrame", "pass facilities as points")
+    missing = [c for c in ("category", "subtype") if c not in facilities.columns]
+    if missing:
+        raise DataError(f"facilities: column(s) {missing}", "missing",
+                        "use sources.facilities.collect_facilities to build them")
+    if len(facilities):
+        require_projected(facilities, "life_circle")
+        _same_crs(facilities, net, "facilities")
+    fac = facilities[facilities["category"].isin(list(categories))].copy()
+    for key, cat in categories.items():
+        sub = fac.loc[fac["category"] == key, "subtype"]
+        bad = sorted({str(v) for v in sub[~sub.isin(list(cat.subtypes))].unique()})
+        if bad:
+            raise DataError(f"facilities: subtype of {key}", f"unknown value(s) {bad[:5]}",
+                            f"use {sorted(cat.subtypes)} (config lifecircle.categories.{key})")
+    if "facility_id" not in fac.columns:
+        fac.insert(0, "facility_id", [f"{c}-{k + 1}" for c, k in zip(
+            fac["category"], fac.groupby("category").cumcount(), strict=True)])
+    if len(fac) and not fac.geometry.geom_type.eq("Point").all():
+        fac["geometry"] = fac.geometry.representative_point()
+    return fac.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The stage
+# --------------------------------------------------------------------------------------------
+
+
+def life_circle(graph: nx.MultiDiGraph | WalkNetwork, communities: gpd.GeoDataFrame,
+                facilities: gpd.GeoDataFrame, cfg: LifeCircleConfig | Config, *,
+                units: gpd.GeoDataFrame | None = None,
+                packages: gpd.GeoDataFrame | None = None) -> LifeCircleResult:
+    """Walking distance from every community to every facility category, against the standards.
+
+    Parameters
+    ----------
+    graph
+        Projected osmnx walk graph (edge ``length`` in metres), or a prebuilt
+        :class:`~urbanunits.network.WalkNetwork`.
+    communities
+        Polygons (or points) in the graph's metric CRS with ``community_id`` (unique) and
+        ``population`` (persons); ``name``, ``is_old``, ``unit_id``, ``package_id`` are kept
+        when present.
+    facilities
+        Points (polygons are reduced to representative points) in the same CRS with
+        ``category`` and ``subtype`` as configured; ``facility_id``, ``name``, ``source`` kept.
+        Categories with no facility are reported as gaps, not errors.
+    cfg
+        The ``lifecircle`` config section (or a whole :class:`~urbanunits.config.Config`):
+        standards, walking speeds (m/s), ``max_snap_m``, ``entry_buffer_m``,
+        ``search_limit_m``, ``isochrones``.
+    units
+        Update units (``unit_id``, polygons): communities without ``unit_id`` are assigned by
+        their representative point, and the unit summary carries unit geometry.
+    packages
+        Renewal packages (``package_id``, polygons), likewise.
+
+    Returns
+    -------
+    LifeCircleResult
+        Layers and report lines. Inputs are not modified.
+    """
+    lc = cfg.lifecircle if isinstance(cfg, Config) else cfg
+    cats = lc.categories
+    t0 = time.perf_counter()
+    seconds: dict[str, float] = {}
+    net = graph if isinstance(graph, WalkNetwork) else WalkNetwork.from_graph(graph)
+    seconds["network"] = time.perf_counter() - t0
+    _check_communities(communities, net)
+    fac = _check_facilities(facilities, net, cats)
+    notes: list[str] = []
+    if net.n_nodes == 0:
+        notes.append("the walk graph is empty: every community is unreachable")
+
+    t = time.perf_counter()
+    n = len(communities)
+    access = community_access(net, communities.geometry.to_numpy(),
+                              entry_buffer_m=lc.entry_buffer_m, max_snap_m=lc.max_snap_m)
+    snap_f = snap_to_edges(net, fac.geometry.to_numpy(), max_snap_m=lc.max_snap_m)
+    router = Router(net, Snap.concat(snap_f, access.snap))
+    q_fac = router.point_node[:len(fac)]
+    entries = access.entries(router.point_node[len(fac):])
+    n_entries = np.bincount(entries.owner, minlength=n)
+    access_m = access.access_m(n)
+    seconds["snap"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    limit = lc.search_limit_m
+    cat_key = fac["category"].to_numpy()
+    sub_key = fac["subtype"].to_numpy()
+    dist_sub: dict[tuple[str, str], NDArray[np.float64]] = {}
+    for key, cat in cats.items():
+        for s in cat.subtypes:
+            src = q_fac[(cat_key == key) & (sub_key == s)]
+            d = min_over_entries(router.distances(src, limit_m=limit), entries, n)
+            d[d > limit] = np.inf
+            dist_sub[key, s] = d
+    seconds["search"] = time.perf_counter() - t
+
+    out = _community_table(communities, cats, lc, dist_sub, n_entries, access_m)
+    fac_out = fac.copy()
+    fac_out["snap_m"] = np.where(np.isfinite(snap_f.offset_m), snap_f.offset_m, np.nan)
+    fac_out["on_network"] = snap_f.ok
+    n_off_c = int((n_entries == 0).sum())
+    if n_off_c:
+        notes.append(f"{n_off_c} of {n} communities are farther than {lc.max_snap_m:g} m from "
+                     "the walk network (unreachable)")
+    n_off_f = int((~snap_f.ok).sum())
+    if n_off_f:
+        notes.append(f"{n_off_f} of {len(fac)} facilities are farther than {lc.max_snap_m:g} m "
+                     "from the walk network and were not used")
+    gaps = _gaps(out, cats, fac_out, router, entries, q_fac)
+    coverage = _coverage(out, cats, fac_out)
+    units_sum = packages_sum = None
+    if units is not None or "unit_id" in out.columns:
+        out = _assign_zone(out, units, "unit_id")
+        units_sum = coverage_by_zone(out, "unit_id", cats, zones=units)
+    if packages is not None or "package_id" in out.columns:
+        out = _assign_zone(out, packages, "package_id")
+        packages_sum = coverage_by_zone(out, "package_id", cats, zones=packages)
+    iso = None
+    if lc.isochrones:
+        t = time.perf_counter()
+        iso = isochrones(router, net, fac_out, q_fac, snap_f, cats, lc)
+        seconds["isochrones"] = time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - t0
+    logger.info("life circles: %d communities, %d facilities, %d searches in %.2f s",
+                n, len(fac), len(dist_sub), seconds["search"])
+    return LifeCircleResult(communities=out, facilities=fac_out, gaps=gaps, coverage=coverage,
+                            units=units_sum, packages=packages_sum, isochrones=iso,
+                            notes=notes, seconds=seconds)
+
+
+def _community_table(communities: gpd.GeoDataFrame, cats: Mapping[str, Category],
+                     lc: LifeCircleConfig,
+                     dist_sub: Mapping[tuple[str, str], NDArray[np.float64]],
+                     n_entries: NDArray[np.intp], access: NDArray[np.float64]
+                     ) -> gpd.GeoDataFrame:
+    keep = [c for c in ("community_id", "name", "population", "is_old", "unit_id",
+                        "package_id") if c in communities.columns]
+    cols: dict[str, Any] = {c: communities[c].to_numpy() for c in keep}
+    cols["population"] = pd.to_numeric(communities["population"], errors="coerce").to_numpy()
+    cols["on_network"] = n_entries > 0
+    cols["n_entries"] = n_entries
+    cols["access_m"] = np.where(np.isfinite(access), access, np.nan)
+    n_missing = np.zeros(len(communities), dtype=np.int64)
+    per_sub: dict[str, Any] = {}
+    for key, cat in cats.items():
+        best = np.full(len(communities), np.inf)
+        ok = np.zeros(len(communities), dtype=bool)
+        for s, st in cat.subtypes.items():
+            d = dist_sub[key, s]
+            best = np.minimum(best, d)
+            ok |= d <= st.distance_m
+            per_sub[f"{key}_{s}_dist_m"] = np.where(np.isfinite(d), d, np.nan)
+        dist = np.where(np.isfinite(best), best, np.nan)
+        cols[f"{key}_dist_m"] = dist
+        cols[f"{key}_min"] = dist / lc.walk_speed_m_s / 60.0
+        cols[f"{key}_min_elderly"] = dist / lc.elderly_walk_speed_m_s / 60.0
+        cols[f"{key}_ok"] = ok
+        n_missing += ~ok
+    cols.update(per_sub)
+    cols["n_missing"] = n_missing
+    cols["all_ok"] = n_missing == 0
+    return gpd.GeoDataFrame(cols, geometry=communities.geometry.to_numpy(),
+                            crs=communities.crs)
+
+
+def _gaps(out: gpd.GeoDataFrame, cats: Mapping[str, Category], fac: gpd.GeoDataFrame,
+          router: Router, entries: Entries, q_fac: NDArray[np.intp]) -> gpd.GeoDataFrame:
+    comp = router.component
+    ent_comp = pd.DataFrame({"owner": entries.owner, "comp": comp[entries.node]})
+    frames = []
+    for key, cat in cats.items():
+        fail = ~out[f"{key}_ok"].to_numpy()
+        if not fail.any():
+            continue
+        rows = out.loc[fail]
+        dist = rows[f"{key}_dist_m"].to_numpy()
+        in_cat = (fac["category"] == key).to_numpy()
+        q = q_fac[in_cat & (q_fac >= 0)]
+        reason = np.full(len(rows), "too_far", dtype=object)
+        nan = np.isnan(dist)
+        if not in_cat.any():
+            reason[:] = "no_facility"
+        elif len(q) == 0:
+            reason[:] = "facilities_off_network"
+        else:
+            fac_comp = np.unique(comp[q])
+            pos = np.flatnonzero(fail)
+            linked = ent_comp[ent_comp["comp"].isin(fac_comp)]["owner"].unique()
+            reason[nan] = np.where(np.isin(pos[nan], linked), "beyond_search", "disconnected")
+        reason[~rows["on_network"].to_numpy()] = "off_network"
+        short = np.full(len(rows), np.inf)
+        for s, st in cat.subtypes.items():
+            short = np.minimum(short, rows[f"{key}_{s}_dist_m"].to_numpy() - st.distance_m)
+        frames.append(pd.DataFrame({
+            "community_id": rows["community_id"].to_numpy(),
+            "name": rows["name"].to_numpy() if "name" in rows else None,
+            "population": rows["population"].to_numpy(),
+            "category": key, "category_label": cat.label, "standard": _standard_text(cat),
+            "dist_m": dist, "min": rows[f"{key}_min"].to_numpy(),
+            "shortfall_m": np.where(np.isfinite(short), short, np.nan),
+            "reason": reason, "reason_text": [GAP_REASONS[r] for r in reason],
+            "geometry": rows.geometry.to_numpy()}))
+    if not frames:
+        cols = ["community_id", "name", "population", "category", "category_label", "standard",
+                "dist_m", "min", "shortfall_m", "reason", "reason_text"]
+        return gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in cols},
+                                geometry=gpd.GeoSeries([], crs=out.crs), crs=out.crs)
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry",
+                            crs=out.crs)
+
+
+def _weights(pop: pd.Series) -> pd.Series:
+    return pd.to_numeric(pop, errors="coerce").fillna(0.0).clip(lower=0.0)
+
+
+def _coverage(out: gpd.GeoDataFrame, cats: Mapping[str, Category], fac: gpd.GeoDataFrame
+              ) -> pd.DataFrame:
+    w = _weights(out["population"])
+    total = float(w.sum())
+    rows = []
+    for key, cat in cats.items():
+        ok = out[f"{key}_ok"]
+        in_cat = fac["category"] == key
+        rows.append({
+            "category": key, "label": cat.label, "standard": _standard_text(cat),
+            "n_facilities": int(in_cat.sum()),
+            "n_facilities_off_network": int((in_cat & ~fac["on_network"]).sum()),
+            "n_communities": len(out), "n_ok": int(ok.sum()),
+            "share_ok": float(ok.mean()) if len(out) else np.nan,
+            "population": total, "population_ok": float(w[ok].sum()),
+            "pop_share_ok": float(w[ok].sum()) / total if total > 0 else np.nan,
+            "median_dist_m": float(out[f"{key}_dist_m"].median()),
+        })
+    ok = out["all_ok"]
+    rows.append({"category": "all", "label": "全部 All categories", "standard": "",
+                 "n_facilities": len(fac),
+                 "n_facilities_off_network": int((~fac["on_network"]).sum()),
+                 "n_communities": len(out), "n_ok": int(ok.sum()),
+                 "share_ok": float(ok.mean()) if len(out) else np.nan,
+                 "population": total, "population_ok": float(w[ok].sum()),
+                 "pop_share_ok": float(w[ok].sum()) / total if total > 0 else np.nan,
+                 "median_dist_m": np.nan})
+    return pd.DataFrame(rows)
+
+
+def _assign_zone(out: gpd.GeoDataFrame, zones: gpd.GeoDataFrame | None, key: str
+                 ) -> gpd.GeoDataFrame:
+    """Give communities the id of the zone holding their representative point."""
+    if zones is None or (key in out.columns and out[key].notna().all()):
+        return out
+    if key not in zones.columns:
+        raise DataError(f"{key.removesuffix('_id')}s: column {key!r}", "missing",
+                        f"pass zones with a {key} column")
+    require_projected(zones, "life_circle")
+    pts = gpd.GeoDataFrame(geometry=out.geometry.representative_point(), crs=out.crs)
+    hit = gpd.sjoin(pts, zones[[key, zones.geometry.name]].to_crs(out.crs), how="left",
+                    predicate="within")
+    hit = hit[~hit.index.duplicated(keep="first")]
+    res = out.copy()
+    assigned = hit[key].reindex(out.index)
+    res[key] = res[key].where(res[key].notna(), assigned) if key in res.columns else assigned
+    return res
+
+
+def coverage_by_zone(lc: gpd.GeoDataFrame, key: str, categories: Mapping[str, Category], *,
+                     zones: gpd.GeoDataFrame | None = None) -> pd.DataFrame:
+    """Population-weighted share of residents covered per category, per unit or package.
+
+    Parameters
+    ----------
+    lc
+        The ``lifecircle`` layer (needs ``key``, ``population``, ``<cat>_ok``, ``all_ok``).
+    key
+        Zone id column, ``"unit_id"`` or ``"package_id"``.
+    categories
+        The configured categories.
+    zones
+        Zone polygons with ``key``: the result gets their geometry; without them it is an
+        attribute table.
+
+    Returns
+    -------
+    pandas.DataFrame or geopandas.GeoDataFrame
+        One row per zone: ``n_communities``, ``population``, per category ``<cat>_n_ok`` and
+        ``<cat>_share`` (population-weighted; NaN when the zone's population is 0),
+        ``all_n_ok``, ``all_share`` (and geometry with ``zones``).
+    """
+    df = lc[lc[key].notna()].copy()
+    df["_w"] = _weights(df["population"])
+    agg: dict[str, Any] = {"n_communities": ("community_id", "size"),
+                           "population": ("_w", "sum")}
+    for c in [*categories, "all"]:
+        col = f"{c}_ok"
+        df[f"_w_{c}"] = df["_w"] * df[col]
+        agg[f"{c}_n_ok"] = (col, "sum")
+        agg[f"_pop_{c}"] = (f"_w_{c}", "sum")
+    g = df.groupby(key, sort=True).agg(**agg)
+    for c in [*categories, "all"]:
+        g[f"{c}_share"] = g.pop(f"_pop_{c}") / g["population"].where(g["population"] > 0)
+    g = g.reset_index()
+    if zones is not None and key in zones.columns:
+        geom = zones[[key, zones.geometry.name]].to_crs(lc.crs).drop_duplicates(key)
+        res = geom.merge(g, on=key, how="right")
+        return gpd.GeoDataFrame(res, geometry=zones.geometry.name, crs=lc.crs)
+    # Without zone polygons the table stays attribute-only (join it on the id in GIS):
+    # dissolving thousands of compounds would cost more than the whole network analysis.
+    return g
+
+
+# --------------------------------------------------------------------------------------------
+# Isochrones (optional)
+# --------------------------------------------------------------------------------------------
+
+
+def _pieces(geom: NDArray[np.object_], start: NDArray[np.float64],
+            end: NDArray[np.float64]) -> NDArray[np.object_]:
+    """Sub-lines between normalised positions ``start`` < ``end`` of each line."""
+    from shapely.ops import substring
+
+    out = np.empty(len(geom), dtype=object)
+    straight = shapely.get_num_coordinates(geom) == 2
+    if straight.any():
+        a = shapely.line_interpolate_point(geom[straight], start[straight], normalized=True)
+        b = shapely.line_interpolate_point(geom[straight], end[straight], normalized=True)
+        coords = np.stack([shapely.get_coordinates(a), shapely.get_coordinates(b)], axis=1)
+        out[straight] = shapely.linestrings(coords)
+    for i in np.flatnonzero(~straight):  # curved edges of a simplified graph only
+        out[i] = substring(geom[i], start[i], end[i], normalized=True)
+    return out
+
+
+def isochrones(router: Router, net: WalkNetwork, facilities: gpd.GeoDataFrame,
+               q_fac: NDArray[np.intp], snap: Snap, categories: Mapping[str, Category],
+               lc: LifeCircleConfig) -> gpd.GeoDataFrame:
+    """Walkable area within each facility's standard distance: reached streets, buffered.
+
+    One bounded search per facility (searches are cut at the subtype's ``distance_m``, and run
+    in chunks to bound memory). Partly reached edges contribute the reached part.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``facility_id``, ``category``, ``subtype``, ``name``, ``distance_m``, ``minutes``,
+        polygon geometry.
+    """
+    L = net.edge_len
+    safe_len = np.where(L > 0, L, 1.0)
+    rows: list[dict[str, Any]] = []
+    chunk = max(1, int(2e7 // max(router.n_total, 1)))
+    for key, cat in categories.items():
+        for s, st in cat.subtypes.items():
+            T = st.distance_m
+            idx = np.flatnonzero(((facilities["category"] == key)
+                                  & (facilities["subtype"] == s)).to_numpy() & (q_fac >= 0))
+            for lo in range(0, len(idx), chunk):
+                part = idx[lo:lo + chunk]
+                D = router.distance_matrix(q_fac[part], limit_m=T)
+                for row, f in zip(D, part, strict=True):
+                    du, dv = row[net.edge_u], row[net.edge_v]
+                    ru = np.clip((T - du) / safe_len, 0.0, 1.0)  # reached from the u end
+                    rv = np.clip((T - dv) / safe_len, 0.0, 1.0)
+                    e_all = np.flatnonzero((ru > 0) | (rv > 0))
+                    full = e_all[ru[e_all] + rv[e_all] >= 1.0]
+                    part_u = e_all[(ru[e_all] > 0) & (ru[e_all] + rv[e_all] < 1.0)]
+                    part_v = e_all[(rv[e_all] > 0) & (ru[e_all] + rv[e_all] < 1.0)]
+                    starts = [np.zeros(len(full)), np.zeros(len(part_u)), 1.0 - rv[part_v]]
+                    ends = [np.ones(len(full)), ru[part_u], np.ones(len(part_v))]
+                    edges = [full, part_u, part_v]
+                    reach = T - snap.offset_m[f]
+                    if reach > 0:  # the facility's own edge, reached directly
+                        e = snap.edge[f]
+                        c = snap.along_m[f] / safe_len[e]
+                        r = reach / safe_len[e]
+                        edges.append(np.array([e]))
+                        starts.append(np.array([max(0.0, c - r)]))
+                        ends.append(np.array([min(1.0, c + r)]))
+                    ei = np.concatenate(edges).astype(np.intp)
+                    st_ = np.concatenate(starts)
+                    en_ = np.concatenate(ends)
+                    keep = en_ > st_
+                    lines = _pieces(net.edge_geom[ei[keep]], st_[keep], en_[keep])
+                    if len(lines) == 0:
+                        continue
+                    # Merging chains of segments first makes far fewer buffers to union.
+                    parts = shapely.get_parts(shapely.line_merge(
+                        shapely.multilinestrings(lines)))
+                    poly = shapely.union_all(shapely.buffer(parts, lc.isochrone_buffer_m))
+                    rows.append({"facility_id": facilities.at[f, "facility_id"],
+                                 "category": key, "subtype": s,
+                                 "name": facilities.at[f, "name"]
+                                 if "name" in facilities else None,
+                                 "distance_m": T, "minutes": T / lc.walk_speed_m_s / 60.0,
+                                 "geometry": poly})
+    cols = ["facility_id", "category", "subtype", "name", "distance_m", "minutes"]
+    if not rows:
+        return gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in cols},
+                                geometry=gpd.GeoSeries([], crs=facilities.crs),
+                                crs=facilities.crs)
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=facilities.crs)

@@ -1,0 +1,608 @@
+"""Walk network as a sparse matrix: snapping and multi-source shortest paths.
+
+The osmnx walk graph is converted once into a symmetric CSR matrix (metres, the minimum over
+parallel edges and both directions). Distances come from
+:func:`scipy.sparse.csgraph.dijkstra` with ``min_only=True``: one search from *all* facilities of
+a kind at once gives every node's distance to the nearest of them, so the cost is one graph
+traversal per facility kind, not one per facility or per community.
+
+Snapping
+--------
+Points are snapped to the nearest **edge** (not the nearest node) with a shapely ``STRtree``.
+Even in the unsimplified graph a straight street is one edge between two junctions, often
+100–300 m long, so node snapping would add up to half of that to a 300 m standard. Each snapped
+point becomes a virtual node on its edge (points on the same edge are chained in order along
+it, so two points on one street see each other directly) plus a pendant node joined to it by
+the straight-line snap distance. Pendant nodes have degree one, so no path runs through them,
+and a search started at a facility's pendant node already includes its snap distance.
+
+Points farther than ``max_snap_m`` from every edge are not snapped: they are *unreachable*
+(``NaN`` distances, reported), never 0 m. Nodes in another connected piece of the network than
+every source get ``inf`` from scipy, which callers turn into ``NaN``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyproj
+import scipy.sparse as sp
+import shapely
+from scipy.sparse.csgraph import connected_components, dijkstra
+
+from urbanunits.errors import CRSError, DataError
+
+if TYPE_CHECKING:
+    import networkx as nx
+    from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "Access",
+    "Entries",
+    "Router",
+    "Snap",
+    "WalkNetwork",
+    "community_access",
+    "crossing_snaps",
+    "min_over_entries",
+    "polygon_entries",
+    "snap_to_edges",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class WalkNetwork:
+    """An undirected walk network: CSR matrix, node coordinates and an edge table for snapping.
+
+    Parameters
+    ----------
+    x, y
+        Node coordinates in a projected CRS (metres), one entry per node.
+    u, v
+        Node *positions* (0 … n-1) of the edges. Each undirected edge once; parallel edges
+        are allowed (the matrix keeps the shortest, snapping sees each one).
+    length_m
+        Edge lengths in metres (finite, ≥ 0).
+    geometry
+        Edge linestrings in the same CRS; straight segments between the end nodes when omitted.
+    node_id
+        Original node ids (e.g. OSM ids), for reporting; positions when omitted.
+    crs
+        CRS of the coordinates.
+    """
+
+    def __init__(self, *, x: ArrayLike, y: ArrayLike, u: ArrayLike, v: ArrayLike,
+                 length_m: ArrayLike, geometry: ArrayLike | None = None,
+                 node_id: ArrayLike | None = None, crs: Any = None) -> None:
+        self.x = np.asarray(x, dtype=np.float64)
+        self.y = np.asarray(y, dtype=np.float64)
+        n = len(self.x)
+        u_arr = np.asarray(u, dtype=np.intp)
+        v_arr = np.asarray(v, dtype=np.intp)
+        length = np.asarray(length_m, dtype=np.float64)
+        if not (len(u_arr) == len(v_arr) == len(length)):
+            raise DataError("walk graph", "edge arrays u, v, length_m differ in length",
+                            "pass one value per edge")
+        if len(u_arr) and (min(u_arr.min(), v_arr.min()) < 0
+                           or max(u_arr.max(), v_arr.max()) >= n):
+            raise DataError("walk graph", "edge end outside the node list",
+                            "u and v must be node positions 0 … n-1")
+        bad = ~np.isfinite(length) | (length < 0)
+        if bad.any():
+            raise DataError("walk graph: edge length", f"{int(bad.sum())} edge(s) have a "
+                            "missing or negative length",
+                            "give every edge a 'length' in metres (osmnx add_edge_lengths)")
+        self.node_id = (np.arange(n, dtype=np.int64) if node_id is None
+                        else np.asarray(node_id))
+        self.crs = pyproj.CRS.from_user_input(crs) if crs is not None else None
+        if self.crs is not None and not self.crs.is_projected:
+            raise CRSError("walk graph", f"graph is in {self.crs.to_string()} (degrees)",
+                           "project it first, e.g. osmnx.project_graph(G, to_crs='EPSG:32651')")
+        # A loop without its own geometry is a zero-length line: useless for snapping and
+        # never on a shortest path.
+        keep = (u_arr != v_arr) | (geometry is not None)
+        self.edge_u, self.edge_v = u_arr[keep], v_arr[keep]
+        self.edge_len = length[keep]
+        self._geometry = None if geometry is None else np.asarray(geometry, dtype=object)[keep]
+        self.csr = _symmetric_csr(self.edge_u, self.edge_v, self.edge_len, n)
+
+    @classmethod
+    def from_graph(cls, G: nx.MultiDiGraph | nx.Graph, *, weight: str = "length"
+                   ) -> WalkNetwork:
+        """Convert an osmnx graph (projected, edge ``length`` in metres).
+
+        Directed edges are read as undirected (walking ignores one-way tags); an edge and its
+        reverse twin are kept once as snapping targets.
+
+        Parameters
+        ----------
+        G
+            Projected networkx (Multi)(Di)Graph with node ``x``/``y`` and edge ``weight``.
+        weight
+            Edge attribute holding the length in metres.
+
+        Returns
+        -------
+        WalkNetwork
+            The network; ``node_id`` holds the graph's node ids.
+        """
+        crs = G.graph.get("crs")
+        if crs is None:
+            raise CRSError("walk graph", "graph has no 'crs' attribute",
+                           "build it with osmnx and project it with osmnx.project_graph")
+        nodes = list(G.nodes)
+        pos = {n: i for i, n in enumerate(nodes)}
+        try:
+            x = np.fromiter((G.nodes[n]["x"] for n in nodes), dtype=np.float64, count=len(nodes))
+            y = np.fromiter((G.nodes[n]["y"] for n in nodes), dtype=np.float64, count=len(nodes))
+        except KeyError as exc:
+            raise DataError("walk graph", "a node has no 'x'/'y' coordinate",
+                            "build the graph with osmnx") from exc
+        pairs = {(pos[a], pos[b]) for a, b in G.edges()}
+        us: list[int] = []
+        vs: list[int] = []
+        lengths: list[float] = []
+        geoms: list[Any] = []
+        any_geom = False
+        for a, b, data in G.edges(data=True):
+            i, j = pos[a], pos[b]
+            # keep one of each reversed pair: the one stored from the lower position
+            if i > j and (j, i) in pairs:
+                continue
+            if weight not in data:
+                raise DataError(f"walk graph: edge {a}-{b}", f"no {weight!r} attribute",
+                                "add lengths with osmnx.distance.add_edge_lengths")
+            us.append(i)
+            vs.append(j)
+            lengths.append(float(data[weight]))
+            g = data.get("geometry")
+            any_geom |= g is not None
+            geoms.append(g)
+        geometry = None
+        if any_geom:
+            straight = shapely.linestrings(np.stack(
+                [np.column_stack([x[us], y[us]]), np.column_stack([x[vs], y[vs]])], axis=1))
+            geometry = np.array([g if g is not None else s for g, s in
+                                 zip(geoms, straight, strict=True)], dtype=object)
+        return cls(x=x, y=y, u=us, v=vs, length_m=lengths, geometry=geometry,
+                   node_id=np.asarray(nodes), crs=crs)
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of network nodes."""
+        return len(self.x)
+
+    @cached_property
+    def node_points(self) -> NDArray[np.object_]:
+        """Nodes as shapely points."""
+        return shapely.points(self.x, self.y)
+
+    @cached_property
+    def edge_geom(self) -> NDArray[np.object_]:
+        """Edge linestrings (straight segments unless the graph gave geometries)."""
+        if self._geometry is not None:
+            return self._geometry
+        if len(self.edge_u) == 0:
+            return np.empty(0, dtype=object)
+        u, v = self.edge_u, self.edge_v
+        return shapely.linestrings(np.stack([np.column_stack([self.x[u], self.y[u]]),
+                                             np.column_stack([self.x[v], self.y[v]])], axis=1))
+
+    @cached_property
+    def node_tree(self) -> shapely.STRtree:
+        """Spatial index of the nodes."""
+        return shapely.STRtree(self.node_points)
+
+    @cached_property
+    def edge_tree(self) -> shapely.STRtree:
+        """Spatial index of the edges (snapping targets)."""
+        return shapely.STRtree(self.edge_geom)
+
+    def __repr__(self) -> str:
+        return (f"WalkNetwork({self.n_nodes} nodes, {len(self.edge_u)} edges, "
+                f"crs={self.crs.to_string() if self.crs else None})")
+
+
+def _undirected_min(u: NDArray[np.intp], v: NDArray[np.intp], w: NDArray[np.float64], n: int
+                    ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
+    """One entry per unordered node pair with its minimum weight; loops dropped."""
+    lo, hi = np.minimum(u, v), np.maximum(u, v)
+    off = lo != hi
+    lo, hi, w = lo[off], hi[off], w[off]
+    key = lo.astype(np.int64) * n + hi
+    order = np.lexsort((w, key))
+    ks = key[order]
+    first = np.ones(len(ks), dtype=bool)
+    first[1:] = ks[1:] != ks[:-1]
+    sel = order[first]
+    return lo[sel], hi[sel], w[sel]
+
+
+def _symmetric_csr(u: NDArray[np.intp], v: NDArray[np.intp], w: NDArray[np.float64],
+                   n: int) -> sp.csr_array:
+    """Symmetric CSR with the minimum weight per node pair (both directions, parallels).
+
+    scipy would *sum* duplicate entries, hence the explicit minimum. Zero-length entries stay
+    explicit: csgraph treats explicit sparse zeros as edges.
+    """
+    lo, hi, w = _undirected_min(u, v, w, n)
+    return sp.csr_array((np.concatenate([w, w]), (np.concatenate([lo, hi]),
+                                                  np.concatenate([hi, lo]))), shape=(n, n))
+
+
+# --------------------------------------------------------------------------------------------
+# Snapping
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snap:
+    """Where points attach to the network.
+
+    Attributes
+    ----------
+    edge
+        Index into the network's edge table; -1 where the point is not snapped.
+    along_m
+        Position of the attachment along the edge, metres from its ``u`` end (scaled to the
+        edge's ``length``); NaN where not snapped.
+    offset_m
+        Straight-line distance from the geometry to the edge (m). For unsnapped points the
+        distance to the nearest edge (> ``max_snap_m``), or inf if the network is empty or
+        the geometry is missing.
+    """
+
+    edge: NDArray[np.intp]
+    along_m: NDArray[np.float64]
+    offset_m: NDArray[np.float64]
+
+    @property
+    def ok(self) -> NDArray[np.bool_]:
+        """Whether each point is snapped."""
+        return self.edge >= 0
+
+    def __len__(self) -> int:
+        return len(self.edge)
+
+    @staticmethod
+    def concat(*snaps: Snap) -> Snap:
+        """Concatenate snaps in order."""
+        return Snap(np.concatenate([s.edge for s in snaps]).astype(np.intp),
+                    np.concatenate([s.along_m for s in snaps]),
+                    np.concatenate([s.offset_m for s in snaps]))
+
+
+def snap_to_edges(net: WalkNetwork, geoms: ArrayLike, *, max_snap_m: float) -> Snap:
+    """Snap geometries to the nearest point of the nearest edge.
+
+    Parameters
+    ----------
+    net
+        The walk network.
+    geoms
+        Shapely geometries (points or polygons) in the network's CRS.
+    max_snap_m
+        Maximum straight-line snap distance in metres; farther geometries stay unsnapped.
+
+    Returns
+    -------
+    Snap
+        One entry per geometry.
+    """
+    g = np.asarray(geoms, dtype=object)
+    n = len(g)
+    edge = np.full(n, -1, dtype=np.intp)
+    along = np.full(n, np.nan)
+    offset = np.full(n, np.inf)
+    if n == 0 or len(net.edge_geom) == 0:
+        return Snap(edge, along, offset)
+    valid = ~(shapely.is_missing(g) | shapely.is_empty(g))
+    idx = np.flatnonzero(valid)
+    if len(idx) == 0:
+        return Snap(edge, along, offset)
+    (src, tgt), dist = net.edge_tree.query_nearest(g[idx], max_distance=max_snap_m,
+                                                   return_distance=True, all_matches=False)
+    src = idx[src]
+    edge[src] = tgt
+    offset[src] = dist
+    target = shapely.get_point(shapely.shortest_line(g[src], net.edge_geom[tgt]), 1)
+    frac = shapely.line_locate_point(net.edge_geom[tgt], target, normalized=True)
+    along[src] = np.clip(np.nan_to_num(frac), 0.0, 1.0) * net.edge_len[tgt]
+    missed = idx[~np.isin(idx, src)]
+    if len(missed):
+        # How far they are, for the report.
+        (msrc, _), mdist = net.edge_tree.query_nearest(g[missed], return_distance=True,
+                                                       all_matches=False)
+        offset[missed[msrc]] = mdist
+    return Snap(edge, along, offset)
+
+
+# --------------------------------------------------------------------------------------------
+# Community entry points
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entries:
+    """Entry points of communities: a node and the straight-line metres from the community.
+
+    Attributes
+    ----------
+    owner
+        Community position (0 … n-1) each entry belongs to.
+    node
+        Node index in the graph the distances are read from.
+    offset_m
+        Metres to add to the node's distance.
+    """
+
+    owner: NDArray[np.intp]
+    node: NDArray[np.intp]
+    offset_m: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.owner)
+
+    @staticmethod
+    def concat(*entries: Entries) -> Entries:
+        """Concatenate entry tables."""
+        return Entries(np.concatenate([e.owner for e in entries]).astype(np.intp),
+                       np.concatenate([e.node for e in entries]).astype(np.intp),
+                       np.concatenate([e.offset_m for e in entries]))
+
+
+def polygon_entries(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: float) -> Entries:
+    """Network nodes inside each polygon or within ``entry_buffer_m`` of it.
+
+    Only nodes with at least one edge count. Points and missing geometries get no node
+    entries (points use their snap).
+
+    Parameters
+    ----------
+    net
+        The walk network.
+    geoms
+        Community geometries in the network's CRS.
+    entry_buffer_m
+        Nodes up to this many metres outside a polygon are entry points too.
+
+    Returns
+    -------
+    Entries
+        Node entries with ``offset_m`` = distance from the node to the polygon (0 inside).
+    """
+    g = np.asarray(geoms, dtype=object)
+    poly = shapely.get_type_id(g) >= 3  # not a Point/LineString: polygons, multi-parts
+    idx = np.flatnonzero(poly & ~shapely.is_empty(g))
+    if len(idx) == 0 or net.n_nodes == 0:
+        empty = np.empty(0, dtype=np.intp)
+        return Entries(empty, empty, np.empty(0))
+    src, node = net.node_tree.query(g[idx], predicate="dwithin", distance=entry_buffer_m)
+    linked = np.diff(net.csr.indptr)[node] > 0  # an isolated node is no way in
+    src, node = src[linked], node[linked]
+    owner = idx[src]
+    offset = shapely.distance(g[owner], net.node_points[node])
+    return Entries(owner.astype(np.intp), node.astype(np.intp), offset)
+
+
+def crossing_snaps(net: WalkNetwork, geoms: ArrayLike) -> tuple[NDArray[np.intp], Snap]:
+    """Where edges pass through polygons: the first and last point of each edge inside each.
+
+    Along an edge the distance to anywhere is ``min(a + D(u), L - a + D(v))`` for position
+    ``a``, so over the part of the edge inside a polygon the best entry is one of that part's
+    two ends: these two points (snap distance 0) stand for the whole crossing.
+
+    Parameters
+    ----------
+    net
+        The walk network.
+    geoms
+        Polygons in the network's CRS.
+
+    Returns
+    -------
+    tuple
+        Polygon position of each snap point, and the snap points.
+    """
+    g = np.asarray(geoms, dtype=object)
+    empty = (np.empty(0, dtype=np.intp),
+             Snap(np.empty(0, dtype=np.intp), np.empty(0), np.empty(0)))
+    if len(g) == 0 or len(net.edge_u) == 0:
+        return empty
+    poly, edge = net.edge_tree.query(g, predicate="intersects")
+    if len(poly) == 0:
+        return empty
+    lines = net.edge_geom[edge]
+    coords, which = shapely.get_coordinates(shapely.intersection(lines, g[poly]),
+                                            return_index=True)
+    frac = shapely.line_locate_point(lines[which], shapely.points(coords), normalized=True)
+    lo = np.full(len(poly), np.inf)
+    hi = np.full(len(poly), -np.inf)
+    np.minimum.at(lo, which, frac)
+    np.maximum.at(hi, which, frac)
+    ok = np.isfinite(lo)
+    e = np.concatenate([edge[ok], edge[ok]]).astype(np.intp)
+    along = np.clip(np.concatenate([lo[ok], hi[ok]]), 0.0, 1.0) * net.edge_len[e]
+    owner = np.concatenate([poly[ok], poly[ok]]).astype(np.intp)
+    return owner, Snap(e, along, np.zeros(len(e)))
+
+
+@dataclass(frozen=True)
+class Access:
+    """How communities reach the network, before the snap points are attached.
+
+    Attributes
+    ----------
+    nodes
+        Entries at network nodes inside or near polygons.
+    snap_owner
+        Community of each snap point.
+    snap
+        Snap points still to attach (see :meth:`entries`): where streets cross polygons that
+        have no node entry, and the nearest street point of points and of polygons neither
+        holding a node nor crossed by a street.
+    """
+
+    nodes: Entries
+    snap_owner: NDArray[np.intp]
+    snap: Snap
+
+    def entries(self, point_node: NDArray[np.intp]) -> Entries:
+        """All entries, given the graph node of each snap point (-1 where unsnapped)."""
+        on = point_node >= 0
+        return Entries.concat(self.nodes, Entries(self.snap_owner[on], point_node[on],
+                                                  np.zeros(int(on.sum()))))
+
+    def access_m(self, n_owners: int) -> NDArray[np.float64]:
+        """Straight metres from each community to its nearest entry (inf if none found)."""
+        out = np.full(n_owners, np.inf)
+        np.minimum.at(out, self.nodes.owner, self.nodes.offset_m)
+        np.minimum.at(out, self.snap_owner, self.snap.offset_m)
+        return out
+
+
+def community_access(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: float,
+                     max_snap_m: float) -> Access:
+    """Entry points of communities (polygons or points).
+
+    A polygon is entered through every network node inside it or within ``entry_buffer_m``
+    (plus the straight walk to the node). A polygon with no such node but crossed by streets is
+    entered where they pass through it. Points, and polygons with neither, use their nearest
+    street point within ``max_snap_m`` (plus the snap distance); beyond it they have no entry.
+
+    Parameters
+    ----------
+    net
+        The walk network.
+    geoms
+        Community geometries in the network's CRS.
+    entry_buffer_m
+        Metres around a polygon in which nodes are entry points.
+    max_snap_m
+        Maximum snap distance in metres.
+
+    Returns
+    -------
+    Access
+        Node entries and the snap points to attach to a :class:`Router`.
+    """
+    g = np.asarray(geoms, dtype=object)
+    n = len(g)
+    nodes = polygon_entries(net, g, entry_buffer_m=entry_buffer_m)
+    rest = np.flatnonzero(np.bincount(nodes.owner, minlength=n) == 0)
+    cross_owner, cross = crossing_snaps(net, g[rest])
+    cross_owner = rest[cross_owner]
+    rest = rest[~np.isin(rest, cross_owner)]
+    near = snap_to_edges(net, g[rest], max_snap_m=max_snap_m)
+    return Access(nodes, np.concatenate([cross_owner, rest]).astype(np.intp),
+                  Snap.concat(cross, near))
+
+
+def min_over_entries(dist: NDArray[np.float64], entries: Entries, n_owners: int
+                     ) -> NDArray[np.float64]:
+    """Per owner, the minimum of ``dist[node] + offset_m`` over its entries (inf if none)."""
+    out = np.full(n_owners, np.inf)
+    if len(entries):
+        np.minimum.at(out, entries.owner, dist[entries.node] + entries.offset_m)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Shortest paths
+# --------------------------------------------------------------------------------------------
+
+
+class Router:
+    """The network with snapped points attached, ready for multi-source searches.
+
+    Built once per set of points (facilities and community access points together). Snapped
+    point ``i`` gets a virtual node on its edge and a pendant node ``point_node[i]`` joined to it
+    by ``offset_m``; searches start from, and distances are read at, pendant nodes.
+
+    Parameters
+    ----------
+    net
+        The walk network.
+    snap
+        Snapped points.
+    """
+
+    def __init__(self, net: WalkNetwork, snap: Snap) -> None:
+        self.net = net
+        self.snap = snap
+        n = net.n_nodes
+        ok = np.flatnonzero(snap.ok)
+        k = len(ok)
+        virtual = n + np.arange(k)
+        pendant = n + k + np.arange(k)
+        self.point_node = np.full(len(snap), -1, dtype=np.intp)
+        self.point_node[ok] = pendant
+        self.n_total = n + 2 * k
+        if k == 0:
+            self.csr = sp.csr_array(net.csr, shape=(self.n_total, self.n_total))
+            return
+        e = snap.edge[ok]
+        a = snap.along_m[ok]
+        # Chain the virtual nodes of each edge in order along it: u - p1 - p2 - ... - v.
+        order = np.lexsort((a, e))
+        e_s, a_s, node_s = e[order], a[order], virtual[order]
+        first = np.ones(k, dtype=bool)
+        first[1:] = e_s[1:] != e_s[:-1]
+        last = np.ones(k, dtype=bool)
+        last[:-1] = e_s[1:] != e_s[:-1]
+        prev_node = np.where(first, net.edge_u[e_s], np.roll(node_s, 1))
+        prev_along = np.where(first, 0.0, np.roll(a_s, 1))
+        lo, hi, w = _undirected_min(
+            np.concatenate([prev_node, node_s[last], virtual]),
+            np.concatenate([node_s, net.edge_v[e_s[last]], pendant]),
+            np.concatenate([np.maximum(a_s - prev_along, 0.0),
+                            np.maximum(net.edge_len[e_s[last]] - a_s[last], 0.0),
+                            snap.offset_m[ok]]), self.n_total)
+        # Every new entry touches a new node, so none collides with the base matrix. Built
+        # from COO rather than by sparse addition, which would drop zero-length edges.
+        base = net.csr.tocoo()
+        self.csr = sp.csr_array(
+            (np.concatenate([base.data, w, w]),
+             (np.concatenate([base.row, lo, hi]), np.concatenate([base.col, hi, lo]))),
+            shape=(self.n_total, self.n_total))
+
+    def distances(self, sources: ArrayLike, *, limit_m: float = np.inf) -> NDArray[np.float64]:
+        """Distance (m) from every graph node to the nearest source: one Dijkstra search.
+
+        Parameters
+        ----------
+        sources
+            Graph node indices (e.g. ``point_node[facility_positions]``); negatives ignored.
+        limit_m
+            Stop the search at this distance; farther nodes get inf.
+
+        Returns
+        -------
+        numpy.ndarray
+            Length ``n_total``; inf where no source is reachable within ``limit_m``.
+        """
+        src = np.unique(np.asarray(sources, dtype=np.intp))
+        src = src[src >= 0]
+        if len(src) == 0:
+            return np.full(self.n_total, np.inf)
+        out = dijkstra(self.csr, directed=True, indices=src, min_only=True, limit=limit_m)
+        return np.asarray(out, dtype=np.float64)
+
+    def distance_matrix(self, sources: ArrayLike, *, limit_m: float) -> NDArray[np.float64]:
+        """Distances from each source separately (rows), for isochrones of few facilities."""
+        src = np.asarray(sources, dtype=np.intp)
+        if len(src) == 0:
+            return np.empty((0, self.n_total))
+        out = dijkstra(self.csr, directed=True, indices=src, limit=limit_m)
+        return np.asarray(out, dtype=np.float64).reshape(len(src), self.n_total)
+
+    @cached_property
+    def component(self) -> NDArray[np.int32]:
+        """Connected-component label of every graph node."""
+        _, labels = connected_components(self.csr, directed=False)
+        return np.asarray(labels, dtype=np.int32)
