@@ -47,6 +47,7 @@ def test_every_layer_round_trips(run: tuple[Config, StageResult]) -> None:
         assert got_cols == want_cols, name
         if name in SPATIAL:
             assert pyogrio.read_info(cfg.gpkg_path, layer=name)["crs"] == "EPSG:32651", name
+            assert info[name] != "Unknown", name  # one declared geometry type for QGIS
 
 
 def test_styles_and_metadata(run: tuple[Config, StageResult]) -> None:

@@ -217,8 +217,12 @@ def _write_one(path: Path, name: str, df: gpd.GeoDataFrame | pd.DataFrame) -> No
             df[col] = df[col].map(
                 lambda v: ";".join(map(str, v)) if isinstance(v, list | tuple | set) else v)
     if isinstance(df, gpd.GeoDataFrame):
+        # Polygons mixed with MultiPolygons would be declared "GEOMETRY", which QGIS shows as an
+        # unknown type; one multi type is what GIS staff expect.
+        types = set(df.geometry.geom_type.dropna())
+        mixed = any({t, f"Multi{t}"} <= types for t in ("Point", "LineString", "Polygon"))
         pyogrio.write_dataframe(df, path, layer=name, driver="GPKG",
-                                layer_options={"OVERWRITE": "YES"}, promote_to_multi=False)
+                                layer_options={"OVERWRITE": "YES"}, promote_to_multi=mixed)
     else:
         pyogrio.write_dataframe(df, path, layer=name, driver="GPKG",
                                 layer_options={"OVERWRITE": "YES"})
