@@ -100,3 +100,41 @@ def test_every_config_key_is_documented() -> None:
             if not any(form in doc for form in forms):
                 missing.append(f"{cls.__name__}.{f.name}")
     assert not missing, missing
+
+
+def test_categories_overlay_the_defaults(tmp_path: Path) -> None:
+    text = MINIMAL + '''
+[[lifecircle.categories.clinic.files]]
+path = "data/raw/clinics.csv"
+subtype = "health_station"
+[lifecircle.categories.childcare.subtypes.kindergarten]
+distance_m = 500.0
+[lifecircle.categories.commerce]
+enabled = false
+[lifecircle.categories.clinic.subtypes.health_centre]
+enabled = false
+[lifecircle.categories.parks]
+label = "公园 Parks"
+[lifecircle.categories.parks.subtypes.park]
+distance_m = 500.0
+'''
+    cfg = load_config(write(tmp_path, text))
+    cats = cfg.lifecircle.categories
+    assert set(cats) == {"elderly_care", "childcare", "clinic", "parks"}
+    assert cats["clinic"].files[0].path == tmp_path / "data" / "raw" / "clinics.csv"
+    assert set(cats["clinic"].subtypes) == {"health_station"}
+    assert cats["clinic"].label == "医疗卫生 Clinics"  # untouched keys keep their defaults
+    kg = cats["childcare"].subtypes["kindergarten"]
+    assert kg.distance_m == 500.0 and "幼儿园" in kg.name_patterns
+    assert cats["elderly_care"] == load_config(write(tmp_path, MINIMAL)).lifecircle.categories[
+        "elderly_care"]
+
+
+def test_category_errors_name_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"lifecircle.categories.parks.subtypes"):
+        load_config(write(tmp_path, MINIMAL + '[lifecircle.categories.parks]\nlabel = "x"\n'))
+    with pytest.raises(ConfigError, match=r"childcare.subtypes.kindergarten.distance_m"):
+        load_config(write(tmp_path, MINIMAL + "[lifecircle.categories.childcare.subtypes."
+                          "kindergarten]\ndistance_m = \"far\"\n"))
+    with pytest.raises(ConfigError, match=r"childcare.colour"):
+        load_config(write(tmp_path, MINIMAL + "[lifecircle.categories.childcare]\ncolour = 1\n"))

@@ -30,10 +30,14 @@ def test_demo_counts(demo_layers: OSMLayers) -> None:
     assert len(L.water) > 0 and len(L.buildings) > 0 and len(L.landuse) > 0
     # Everything is in the metric CRS and inside (or, for the graph, near) the study area.
     area = L.study_area.geometry.iloc[0]
-    for name in ("roads", "water", "landuse", "residential", "buildings", "facilities"):
+    for name in ("roads", "water", "landuse", "residential"):
         gdf = getattr(L, name)
         assert gdf.crs == "EPSG:32651", name
         assert gdf.intersects(area.buffer(60)).all(), name
+    # compounds are kept whole; buildings and facilities reach the graph margin
+    assert (L.residential.area > L.residential.intersection(area).area + 1).any()
+    for name in ("buildings", "facilities"):
+        assert getattr(L, name).intersects(area.buffer(500 + 1)).all(), name
 
 
 def test_walk_graph_is_walkable_and_measured(demo_layers: OSMLayers) -> None:
@@ -143,3 +147,61 @@ def test_study_area_polygon_follows_bbox(demo_cfg: Config) -> None:
     back = sa.to_crs("EPSG:4326").total_bounds
     assert back == pytest.approx(list(demo_cfg.study_area.bbox), abs=1e-6)
     assert 5e6 < sa.geometry.iloc[0].area < 8e6  # ≈ 2.5 km × 2.8 km
+
+
+def _bbox_around(x0: float, y0: float, x1: float, y1: float) -> tuple[float, ...]:
+    ll = gpd.GeoSeries([shapely.box(x0, y0, x1, y1)], crs="EPSG:32651").to_crs("EPSG:4326")
+    return tuple(float(v) for v in ll.total_bounds)
+
+
+def test_facilities_in_the_margin_are_kept(demo_cfg: Config, demo_layers: OSMLayers,
+                                           tmp_path: Path) -> None:
+    """A facility just outside the study area is still there for communities near the edge."""
+    from urbanunits.config import OSMConfig, Output, StudyArea
+
+    fac = demo_layers.facilities
+    target = fac[fac["name"] == "上海东方医院"].geometry.iloc[0]
+    # study area whose east edge is 200 m west of the hospital
+    bbox = _bbox_around(target.x - 1500, target.y - 800, target.x - 200, target.y + 800)
+    for margin, expect in ((500.0, True), (100.0, False)):
+        cfg = dataclasses.replace(
+            demo_cfg, study_area=StudyArea(bbox=bbox, crs="EPSG:32651"),  # type: ignore[arg-type]
+            osm=OSMConfig(graph_margin_m=margin), output=Output(dir=tmp_path))
+        layers = read_osm(cfg)
+        assert ("上海东方医院" in set(layers.facilities["name"])) is expect, margin
+        area = layers.study_area.geometry.iloc[0]
+        assert layers.facilities.intersects(area.buffer(margin + 1)).all()
+
+
+def test_cache_follows_the_boundary_file(demo_cfg: Config, tmp_path: Path) -> None:
+    from urbanunits.config import Output, StudyArea
+
+    boundary = tmp_path / "area.geojson"
+
+    def write_box(half_m: float) -> None:
+        c = (358000.0, 3456500.0)
+        gpd.GeoDataFrame(geometry=[shapely.box(c[0] - half_m, c[1] - half_m, c[0] + half_m,
+                                               c[1] + half_m)], crs="EPSG:32651").to_crs(
+            "EPSG:4490").to_file(boundary)
+
+    cfg = dataclasses.replace(demo_cfg, study_area=StudyArea(boundary=boundary),
+                              output=Output(dir=tmp_path / "out"))
+    write_box(600)
+    big = read_osm(cfg).study_area.geometry.iloc[0].area
+    write_box(300)
+    small = read_osm(cfg).study_area.geometry.iloc[0].area
+    assert big == pytest.approx(1200**2, rel=0.01)
+    assert small == pytest.approx(600**2, rel=0.01)
+
+
+def test_distorting_metric_crs_is_refused(demo_cfg: Config) -> None:
+    from urbanunits.config import StudyArea
+    from urbanunits.errors import CRSError
+
+    cfg = dataclasses.replace(demo_cfg, study_area=StudyArea(
+        bbox=demo_cfg.study_area.bbox, crs="EPSG:3857"))
+    with pytest.raises(CRSError, match=r"misstates areas by 3\d %"):
+        osm.study_area_polygon(cfg)
+    for ok in ("EPSG:32651", "EPSG:4549", "EPSG:4550"):
+        osm.study_area_polygon(dataclasses.replace(cfg, study_area=StudyArea(
+            bbox=demo_cfg.study_area.bbox, crs=ok)))

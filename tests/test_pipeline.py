@@ -108,3 +108,67 @@ def test_failed_stage_keeps_previous_geopackage(tmp_path: Path, demo_layers: OSM
     assert cfg.gpkg_path.read_bytes() == before
     assert sorted(p.name for p in cfg.gpkg_path.parent.iterdir() if p.is_file()) == [
         "lujiazui.gpkg"]
+
+
+def _ids_resolve(gpkg: Path) -> None:
+    """Every unit/package id a layer refers to exists in the layer that defines it."""
+    names = {str(n) for n, _ in pyogrio.list_layers(gpkg)}
+    units = set(pyogrio.read_dataframe(gpkg, layer="update_units")["unit_id"])
+    for name in names & {"old_communities", "lifecircle", "lifecircle_units"}:
+        refs = set(pyogrio.read_dataframe(gpkg, layer=name, read_geometry=False)["unit_id"]
+                   .dropna())
+        assert refs <= units, name
+    if "lifecircle_packages" in names:
+        assert "renewal_packages" in names
+        pk = set(pyogrio.read_dataframe(gpkg, layer="renewal_packages")["package_id"])
+        refs = set(pyogrio.read_dataframe(gpkg, layer="lifecircle_packages")["package_id"])
+        assert refs <= pk
+
+
+def test_stage_runs_keep_the_file_consistent(tmp_path: Path, demo_layers: OSMLayers,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = demo_config(tmp_path)
+    monkeypatch.setattr(pipeline, "load_layers", lambda _cfg: demo_layers)
+    later = {"old_communities", "renewal_packages", "package_links", "lifecircle",
+             "service_gaps", "lifecircle_units", "lifecircle_packages"}
+    pipeline.run_units(cfg, layers=demo_layers, draw=False)
+    pipeline.run_lifecircle(cfg, layers=demo_layers, draw=False)  # computes units, packages
+    names = {str(n) for n, _ in pyogrio.list_layers(cfg.gpkg_path)}
+    assert later <= names
+    _ids_resolve(cfg.gpkg_path)
+    # Rewriting the units drops the results computed from the old ones.
+    pipeline.run_units(cfg, layers=demo_layers, draw=False)
+    names = {str(n) for n, _ in pyogrio.list_layers(cfg.gpkg_path)}
+    assert not later & names
+    assert {"update_units", "blocks"} <= names
+    styles = pyogrio.read_dataframe(cfg.gpkg_path, layer="layer_styles", read_geometry=False)
+    assert set(styles["f_table_name"]) <= names
+    pipeline.run_packages(cfg, layers=demo_layers, draw=False)
+    _ids_resolve(cfg.gpkg_path)
+
+
+def test_failed_run_all_leaves_previous_results(tmp_path: Path, demo_layers: OSMLayers,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = demo_config(tmp_path)
+    monkeypatch.setattr(pipeline, "load_layers", lambda _cfg: demo_layers)
+    pipeline.run_all(cfg, draw=False)
+    before = cfg.gpkg_path.read_bytes()
+
+    def fail(*_a: object, **_k: object) -> None:
+        raise RuntimeError("life circles failed")
+
+    monkeypatch.setattr(pipeline, "run_lifecircle", fail)
+    with pytest.raises(RuntimeError):
+        pipeline.run_all(cfg, draw=False)
+    assert cfg.gpkg_path.read_bytes() == before
+
+
+def test_empty_layers_declare_their_geometry(tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    from urbanunits.export import write_layers
+
+    empty = gpd.GeoDataFrame({"package_id": []}, geometry=gpd.GeoSeries([], crs="EPSG:32651"))
+    write_layers(tmp_path / "x.gpkg", {"renewal_packages": empty, "package_links": empty})
+    types = dict(pyogrio.list_layers(tmp_path / "x.gpkg"))
+    assert types == {"renewal_packages": "MultiPolygon", "package_links": "MultiLineString"}

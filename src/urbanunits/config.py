@@ -169,6 +169,7 @@ class Subtype:
     osm_tags: dict[str, list[str]] = field(default_factory=dict)  # key → values ("*" = any)
     name_patterns: list[str] = field(default_factory=list)  # regexes on name
     label: str = ""
+    enabled: bool = True  # false drops a default subtype
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ class Category:
     label: str  # Chinese/English label used on maps
     subtypes: dict[str, Subtype]
     files: list[FacilityFile] = field(default_factory=list)
+    enabled: bool = True  # false drops a default category
 
 
 def default_categories() -> dict[str, Category]:
@@ -242,7 +244,7 @@ class LifeCircleConfig:
     elderly_walk_speed_m_s: float = 0.8
     max_snap_m: float = 150.0  # farther from the network ⇒ unreachable
     entry_buffer_m: float = 15.0  # nodes this close to a community polygon are its entry points
-    dedupe_m: float = 30.0  # same-category facilities this close with the same name merge
+    dedupe_m: float = 100.0  # same-category facilities this close with the same name merge
     search_limit_m: float = 3000.0  # nearest-facility search stops here (≥ every distance_m)
     isochrones: bool = False
     isochrone_buffer_m: float = 25.0  # half-width of the walkable strip in isochrone polygons
@@ -379,7 +381,45 @@ def _convert(tp: Any, value: Any, key: str, src: str, root: Path) -> Any:
     raise bad()  # pragma: no cover - schema uses only the types above
 
 
+def _merge_categories(user: Any) -> Any:
+    """Overlay the config's ``lifecircle.categories`` on the GB 50180-2018 defaults.
+
+    A table for a default category changes only the keys it gives (``files`` added to the default
+    clinic, a subtype's ``distance_m``...); subtypes merge the same way; a new key adds a
+    category; ``enabled = false`` drops one.
+    """
+    if not isinstance(user, dict):
+        return user  # the type check reports it
+    merged: dict[str, Any] = {k: dataclasses.asdict(v) for k, v in default_categories().items()}
+    for key, table in user.items():
+        if key not in merged or not isinstance(table, dict):
+            merged[key] = table
+            continue
+        base = merged[key]
+        for name, value in table.items():
+            if name == "subtypes" and isinstance(value, dict):
+                subs = dict(base["subtypes"])
+                for sk, sv in value.items():
+                    subs[sk] = ({**subs[sk], **sv} if sk in subs and isinstance(sv, dict)
+                                else sv)
+                base["subtypes"] = subs
+            else:
+                base[name] = value
+    return merged
+
+
+def _enabled_only(lc: LifeCircleConfig) -> LifeCircleConfig:
+    cats = {}
+    for key, cat in lc.categories.items():
+        if cat.enabled:
+            subs = {k: st for k, st in cat.subtypes.items() if st.enabled}
+            cats[key] = dataclasses.replace(cat, subtypes=subs)
+    return dataclasses.replace(lc, categories=cats)
+
+
 def _build(cls: type, data: dict[str, Any], prefix: str, src: str, root: Path) -> Any:
+    if cls is LifeCircleConfig and "categories" in data:
+        data = {**data, "categories": _merge_categories(data["categories"])}
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
     kwargs: dict[str, Any] = {}
@@ -396,7 +436,8 @@ def _build(cls: type, data: dict[str, Any], prefix: str, src: str, root: Path) -
             full = f"{prefix}.{name}" if prefix else name
             raise ConfigError(f"{src}: {full}", "missing required key",
                               "add it (see configs/README.md)")
-    return cls(**kwargs)
+    obj = cls(**kwargs)
+    return _enabled_only(obj) if cls is LifeCircleConfig else obj
 
 
 def _absolutize(obj: Any, root: Path) -> Any:

@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,7 +65,11 @@ def atomic_path(dest: str | Path, *, copy_existing: bool = False) -> Iterator[Pa
         if copy_existing and dest.exists():
             shutil.copy2(dest, tmp)
         yield tmp
-        tmp.replace(dest)
+        try:
+            tmp.replace(dest)
+        except PermissionError as exc:
+            raise InputFileError(dest, "cannot be replaced (is it open in QGIS, Excel or "
+                                 "another program?)", "close it and run again") from exc
     finally:
         for leftover in (tmp, Path(str(tmp) + "-journal"), Path(str(tmp) + "-wal"),
                          Path(str(tmp) + "-shm")):
@@ -74,12 +78,21 @@ def atomic_path(dest: str | Path, *, copy_existing: bool = False) -> Iterator[Pa
 
 
 STYLES_TABLE = "layer_styles"
+# Geometry type of each spatial layer the pipeline writes, declared when a layer is empty.
+KNOWN_GEOMETRY: dict[str, str] = {
+    "update_units": "MultiPolygon", "blocks": "MultiPolygon", "old_communities": "MultiPolygon",
+    "renewal_packages": "MultiPolygon", "package_links": "MultiLineString",
+    "lifecircle": "MultiPolygon", "facilities": "Point", "service_gaps": "MultiPolygon",
+    "lifecircle_units": "MultiPolygon", "lifecircle_packages": "MultiPolygon",
+    "isochrones": "MultiPolygon",
+}
 METADATA_TABLE = "run_metadata"
 
 
 def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame], *,
                  styles: Mapping[str, str] | None = None,
-                 metadata: pd.DataFrame | None = None) -> Path:
+                 metadata: pd.DataFrame | None = None,
+                 drop: Iterable[str] = ()) -> Path:
     """Write (or replace) layers in a GeoPackage atomically, keeping its other layers.
 
     Parameters
@@ -93,6 +106,8 @@ def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.Da
         style (rows for other layers are kept).
     metadata
         Replaces the ``run_metadata`` table (key/value rows, see :func:`run_metadata`).
+    drop
+        Layers to remove (with their styles), e.g. results that the new layers make stale.
 
     Returns
     -------
@@ -100,7 +115,12 @@ def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.Da
         ``gpkg``.
     """
     gpkg = Path(gpkg)
-    with atomic_path(gpkg, copy_existing=True) as tmp:
+    existing = set(list_layers(gpkg)) if gpkg.is_file() else set()
+    stale = (set(drop) & existing) - set(layers)
+    with atomic_path(gpkg, copy_existing=not stale) as tmp:
+        if stale:
+            # GDAL cannot drop a GeoPackage layer through pyogrio: rebuild without it instead.
+            _copy_layers(gpkg, tmp, exclude=stale | set(layers))
         for name, df in layers.items():
             _write_one(tmp, name, df)
         if styles:
@@ -108,8 +128,24 @@ def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.Da
                                         if isinstance(df, gpd.GeoDataFrame)})
         if metadata is not None:
             _write_one(tmp, METADATA_TABLE, metadata)
+    if stale:
+        logger.info("removed stale layers %s from %s", ", ".join(sorted(stale)), gpkg)
     logger.info("wrote %s to %s", ", ".join(layers), gpkg)
     return gpkg
+
+
+def _copy_layers(src: Path, dst: Path, *, exclude: set[str]) -> None:
+    for name in list_layers(src):
+        if name in exclude:
+            continue
+        info = pyogrio.read_info(src, layer=name)
+        if info.get("geometry_type") is None:
+            df: pd.DataFrame = pyogrio.read_dataframe(src, layer=name, read_geometry=False)
+            if name == STYLES_TABLE:
+                df = df[~df["f_table_name"].isin(exclude)]
+        else:
+            df = gpd.read_file(src, layer=name, engine="pyogrio")
+        _write_one(dst, name, df)
 
 
 def _write_styles(path: Path, styles: Mapping[str, str],
@@ -218,11 +254,16 @@ def _write_one(path: Path, name: str, df: gpd.GeoDataFrame | pd.DataFrame) -> No
                 lambda v: ";".join(map(str, v)) if isinstance(v, list | tuple | set) else v)
     if isinstance(df, gpd.GeoDataFrame):
         # Polygons mixed with MultiPolygons would be declared "GEOMETRY", which QGIS shows as an
-        # unknown type; one multi type is what GIS staff expect.
+        # unknown type; one multi type is what GIS staff expect. An empty layer has no type to
+        # infer, so the known type of the run's layers is declared.
         types = set(df.geometry.geom_type.dropna())
         mixed = any({t, f"Multi{t}"} <= types for t in ("Point", "LineString", "Polygon"))
+        kw: dict[str, object] = {}
+        if not types and name in KNOWN_GEOMETRY:
+            kw["geometry_type"] = KNOWN_GEOMETRY[name]
         pyogrio.write_dataframe(df, path, layer=name, driver="GPKG",
-                                layer_options={"OVERWRITE": "YES"}, promote_to_multi=mixed)
+                                layer_options={"OVERWRITE": "YES"}, promote_to_multi=mixed,
+                                **kw)
     else:
         pyogrio.write_dataframe(df, path, layer=name, driver="GPKG",
                                 layer_options={"OVERWRITE": "YES"})
@@ -273,8 +314,8 @@ _SHARE_BREAKS = [(-0.01, 0.5, "#d73027", "< 50 %"), (0.5, 0.8, "#fee08b", "50–
                  (0.8, 0.95, "#a6d96a", "80–95 %"), (0.95, 1.01, "#1a9850", "≥ 95 %")]
 
 
-def _kind(gdf: gpd.GeoDataFrame) -> str:
-    types = set(gdf.geometry.geom_type.dropna())
+def _kind(gdf: gpd.GeoDataFrame, name: str = "") -> str:
+    types = set(gdf.geometry.geom_type.dropna()) or {KNOWN_GEOMETRY.get(name, "Polygon")}
     if types and types <= {"Point", "MultiPoint"}:
         return "marker"
     if types and types <= {"LineString", "MultiLineString"}:
@@ -304,7 +345,7 @@ def layer_styles(layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]) -> dict[
     for name, df in layers.items():
         if not isinstance(df, gpd.GeoDataFrame):
             continue
-        kind = _kind(df)
+        kind = _kind(df, name)
         cols = set(df.columns)
         if name == "update_units":
             qml = _qml.categorized(kind, "unit_class", {

@@ -364,8 +364,9 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
         res = layers.residential
         if res.empty:
             raise DataError(f"{layers.source}: residential areas",
-                            "the extract has no named residential areas (landuse=residential "
-                            "with a name)", "give an old-community inventory in "
+                            "the study area has no named residential areas "
+                            "(landuse=residential with a name) in this extract",
+                            "enlarge study_area or give an old-community inventory in "
                             "inputs.inventory (CSV with lon/lat, or polygons)")
         res = res.sort_values(["osm_type", "osm_id"], key=lambda s: s.astype(str)
                               if s.name == "osm_type" else s).reset_index(drop=True)

@@ -47,11 +47,33 @@ class StageResult:
         return "\n".join(lines)
 
 
-def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]) -> Path:
-    """Write stage layers to the run's GeoPackage with their QGIS styles and the run metadata."""
+# The layers each stage owns. A stage's layers are computed from those of the stages before it,
+# so when a stage rewrites its layers, the later stages' layers in the file are dropped rather
+# than left pointing at ids that no longer exist.
+STAGE_LAYERS: dict[str, frozenset[str]] = {
+    "units": frozenset({"update_units", "blocks"}),
+    "packages": frozenset({"old_communities", "renewal_packages", "package_links"}),
+    "lifecircle": frozenset({"lifecircle", "facilities", "service_gaps", "lifecircle_summary",
+                             "lifecircle_units", "lifecircle_packages", "isochrones"}),
+}
+
+
+def _downstream(stage: str) -> set[str]:
+    names = list(STAGE_LAYERS)
+    return set().union(*(STAGE_LAYERS[n] for n in names[names.index(stage) + 1:]))
+
+
+def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame], *,
+              drop: set[str] | frozenset[str] = frozenset()) -> Path:
+    """Write stage layers to the run's GeoPackage with their QGIS styles and the run metadata.
+
+    ``drop`` names layers to remove (later stages' results that these layers make stale).
+    """
     from urbanunits.export import layer_styles, run_metadata
 
     inputs = {"osm": cfg.inputs.osm}
+    if cfg.study_area.boundary is not None:
+        inputs["study_area"] = cfg.study_area.boundary
     for role in ("subdistricts", "subdistrict_codes", "inventory", "population_raster"):
         path = getattr(cfg.inputs, role)
         if path is not None:
@@ -60,7 +82,7 @@ def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]
         for i, f in enumerate(cat.files):
             inputs[f"facilities:{key}:{i}"] = f.path
     return write_layers(cfg.gpkg_path, layers, styles=layer_styles(layers),
-                        metadata=run_metadata(cfg, inputs=inputs))
+                        metadata=run_metadata(cfg, inputs=inputs), drop=drop)
 
 
 def load_layers(cfg: Config) -> OSMLayers:
@@ -90,12 +112,33 @@ def load_subdistricts(cfg: Config, layers: OSMLayers) -> gpd.GeoDataFrame | None
     if cfg.inputs.subdistricts is not None:
         sub = read_subdistricts(cfg.inputs.subdistricts, crs=cfg.study_area.crs,
                                 name_field=cfg.inputs.subdistrict_name_field)
-        return join_nbs_codes(sub, codes)[0] if codes is not None else sub
+        if codes is not None:
+            sub = join_nbs_codes(sub, codes)[0]
+        _check_subdistricts(sub, layers, str(cfg.inputs.subdistricts))
+        return sub
     found = subdistricts_from_osm(layers, codes_csv=codes)
     if found.subdistricts.empty:
         return None
     logger.info("sub-districts from OSM: %s", "; ".join(found.summary_lines()))
+    _check_subdistricts(found.subdistricts, layers, "OSM admin_level=8 boundaries")
     return found.subdistricts
+
+
+def _check_subdistricts(sub: gpd.GeoDataFrame, layers: OSMLayers, where: str) -> None:
+    """Warn when sub-districts overlap or leave part of the study area uncovered."""
+    import shapely
+
+    area = layers.study_area.geometry.iloc[0]
+    parts = sub.geometry.intersection(area)
+    union = shapely.union_all(parts.values)
+    overlap = float(parts.area.sum() - union.area)
+    if overlap > 1e-3 * area.area:
+        logger.warning("%s: sub-districts overlap by %.1f ha inside the study area; units there "
+                       "are given to one of them", where, overlap / 1e4)
+    uncovered = float(area.area - union.area)
+    if uncovered > 1e-2 * area.area:
+        logger.warning("%s: %.0f %% of the study area lies in no sub-district; units there "
+                       "have no subdistrict", where, 100 * uncovered / area.area)
 
 
 def run_ingest(cfg: Config) -> StageResult:
@@ -130,7 +173,7 @@ def run_units(cfg: Config, *, layers: OSMLayers | None = None, write: bool = Tru
     res.extra["result"] = result
     res.extra["layers"] = layers
     if write:
-        write_run(cfg, res.layers)
+        write_run(cfg, res.layers, drop=_downstream("units"))
     if draw:
         res.maps.append(_draw_units(cfg, result.units, layers, result.barriers))
     res.seconds = time.perf_counter() - t0
@@ -171,34 +214,43 @@ def run_lifecircle(cfg: Config, *, layers: OSMLayers | None = None,
 
     t0 = time.perf_counter()
     layers = layers or load_layers(cfg)
+    upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
     if communities is None:
         pk = run_packages(cfg, layers=layers, units=units, write=False, draw=False)
         communities = pk.layers["old_communities"]
         units = pk.layers.get("update_units", units)
         packages = pk.layers["renewal_packages"]
+        # written along with the life circles, so that every id in the file resolves
+        upstream = dict(pk.layers)
     area = layers.study_area.geometry.iloc[0].buffer(cfg.osm.graph_margin_m)
     facilities, notes = load_facilities(cfg, layers.facilities, area=area)
     result = lc_mod.life_circle(layers.walk_graph, communities, facilities, cfg.lifecircle,
                                 units=units, packages=packages)
-    res = StageResult("lifecircle", layers=result.layers())
+    res = StageResult("lifecircle", layers={**upstream, **result.layers()})
     res.summary = notes + result.summary_lines()
     res.extra["result"] = result
     res.extra["layers"] = layers
     if write:
         write_run(cfg, res.layers)
     if draw:
-        from urbanunits import maps
-
-        for key in cfg.lifecircle.categories:
-            fig, _ = maps.plot_lifecircle(result.communities, result.facilities, key,
-                                          layers=layers, cfg=cfg)
-            res.maps.append(maps.save_map(fig, cfg.maps_dir / f"lifecircle_{key}.png",
-                                          dpi=cfg.output.map_dpi))
+        res.maps += _draw_lifecircle(cfg, result, layers)
     res.seconds = time.perf_counter() - t0
     res.summary.append(f"stage time {res.seconds:.1f} s (life-circle computation "
                        f"{result.seconds['total']:.2f} s, of which searches "
                        f"{result.seconds['search']:.2f} s)")
     return res
+
+
+def _draw_lifecircle(cfg: Config, result: Any, layers: OSMLayers) -> list[Path]:
+    from urbanunits import maps
+
+    out = []
+    for key in cfg.lifecircle.categories:
+        fig, _ = maps.plot_lifecircle(result.communities, result.facilities, key,
+                                      layers=layers, cfg=cfg)
+        out.append(maps.save_map(fig, cfg.maps_dir / f"lifecircle_{key}.png",
+                                 dpi=cfg.output.map_dpi))
+    return out
 
 
 # --- packages stage ---
@@ -213,21 +265,26 @@ def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
 
     Writes layers ``old_communities``, ``renewal_packages``, ``package_links`` and the updated
     ``update_units``, and the map ``renewal_packages.png``. Without ``units`` the units stage is
-    run in memory first.
+    run in memory first and its ``blocks`` are written too, so the file stays one consistent run;
+    life-circle layers computed from older packages are removed.
     """
     from urbanunits import packages as pk
 
     t0 = time.perf_counter()
     layers = layers or load_layers(cfg)
     subdistricts = load_subdistricts(cfg, layers)
+    upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
     if units is None:
-        units = run_units(cfg, layers=layers, write=False, draw=False).layers["update_units"]
+        unit_stage = run_units(cfg, layers=layers, write=False, draw=False)
+        units = unit_stage.layers["update_units"]
+        upstream = dict(unit_stage.layers)
     communities = pk.build_inventory(layers, cfg, units=units)
     barriers = pk.hard_barriers(layers, kinds=cfg.packages.hard_barriers)
     result = pk.renewal_packages(communities, cfg, units=units, barriers=barriers,
                                  subdistricts=subdistricts)
-    out = {"old_communities": result.communities, "renewal_packages": result.packages,
-           "package_links": result.links}
+    out: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {
+        **upstream, "old_communities": result.communities,
+        "renewal_packages": result.packages, "package_links": result.links}
     if result.units is not None:
         out["update_units"] = result.units
     res = StageResult("packages", layers=out)
@@ -235,7 +292,7 @@ def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
     res.extra["result"] = result
     res.extra["layers"] = layers
     if write:
-        write_run(cfg, res.layers)
+        write_run(cfg, res.layers, drop=_downstream("packages"))
     if draw:
         from urbanunits import maps
 
@@ -281,29 +338,37 @@ def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResul
     t0 = time.perf_counter()
     layers = load_layers(cfg)
     stages: dict[str, StageResult] = {}
-    # The units map is drawn after the packages stage has counted old communities per unit, so
-    # that it shows the old-community renewal class.
-    stages["units"] = run_units(cfg, layers=layers, write=write, draw=False)
+    # Every stage is computed before anything is written: a stage that fails leaves the previous
+    # run's GeoPackage and tables untouched, never a mix of two runs. The units map is drawn after
+    # the packages stage has counted old communities per unit (old-community renewal class).
+    stages["units"] = run_units(cfg, layers=layers, write=False, draw=False)
     stages["packages"] = run_packages(cfg, layers=layers,
                                       units=stages["units"].layers["update_units"],
-                                      write=write, draw=draw)
+                                      write=False, draw=False)
     pk = stages["packages"].layers
-    if draw:
-        stages["units"].maps.append(_draw_units(
-            cfg, pk.get("update_units", stages["units"].layers["update_units"]), layers,
-            stages["units"].extra["result"].barriers))
     stages["lifecircle"] = run_lifecircle(
         cfg, layers=layers, communities=pk["old_communities"], units=pk.get("update_units"),
-        packages=pk["renewal_packages"], write=write, draw=draw)
+        packages=pk["renewal_packages"], write=False, draw=False)
     res = StageResult("all")
     for name, st in stages.items():
         res.layers.update(st.layers)
-        res.maps += st.maps
         res.summary += [f"[{name}] {line}" for line in st.summary]
     if write:
+        write_run(cfg, res.layers)
         files = write_tables(cfg.output.dir / "tables", _tables(stages),
                              workbook=f"{cfg.name}.xlsx")
         res.summary += [f"table {p}" for p in files]
+    if draw:
+        from urbanunits import maps
+
+        res.maps.append(_draw_units(cfg, res.layers["update_units"], layers,
+                                    stages["units"].extra["result"].barriers))
+        pkr = stages["packages"].extra["result"]
+        fig, _ = maps.plot_packages(pkr.packages, pkr.communities, layers=layers,
+                                    title=cfg.title)
+        res.maps.append(maps.save_map(fig, cfg.maps_dir / "renewal_packages.png",
+                                      dpi=cfg.output.map_dpi))
+        res.maps += _draw_lifecircle(cfg, stages["lifecircle"].extra["result"], layers)
     res.extra["stages"] = stages
     res.seconds = time.perf_counter() - t0
     return res

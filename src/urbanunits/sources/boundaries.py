@@ -126,6 +126,11 @@ def read_subdistricts(path: str | Path, *, crs: str, name_field: str = "name"
         raise DataError(f"{path}: column {name_field!r}", "not found",
                         f"set inputs.subdistrict_name_field to one of: {cols}")
     out = gdf[[name_field, "geometry"]].rename(columns={name_field: "subdistrict"})
+    unnamed = out["subdistrict"].isna() | (out["subdistrict"].astype(str).str.strip() == "")
+    if unnamed.any():
+        raise DataError(f"{path}: column {name_field!r}",
+                        f"{int(unnamed.sum())} polygon(s) have no name",
+                        "fill in the names (units are labelled and nested by them)")
     out["subdistrict"] = out["subdistrict"].astype(str)
     out = out.dissolve(by="subdistrict", as_index=False)
     return out.sort_values("subdistrict").reset_index(drop=True)

@@ -2,11 +2,14 @@
 
 The extract (``.osm``, ``.osm.bz2``, ``.osm.gz`` or ``.osm.pbf``) is read once with pyosmium,
 which assembles ways and multipolygon/boundary relations into areas. Everything is projected to the
-config's metric CRS and clipped to the study area. The walk graph follows osmnx's
-``network_type="walk"`` semantics and is simplified and projected by osmnx itself.
+config's metric CRS and clipped to the study area; residential compounds, buildings and facilities
+are kept whole within ``osm.graph_margin_m`` of it. The walk graph follows osmnx's
+``network_type="walk"`` semantics, built and projected with osmnx (topological simplification is
+optional, ``osm.simplify_walk_graph``).
 
-Parsed layers are cached (pickle) under ``<output.dir>/cache`` keyed by the file's SHA-256 and the
-config sections that affect parsing, so a second run skips the parse.
+Parsed layers are cached (pickle) under ``<output.dir>/cache`` keyed by the SHA-256 of the extract
+(and of the study-area boundary file) and the config sections that affect parsing, so a second run
+skips the parse.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from shapely.geometry.base import BaseGeometry
 
 from urbanunits._progress import progress
 from urbanunits.config import Category, Config
-from urbanunits.errors import DataError, InputFileError
+from urbanunits.errors import CRSError, DataError, InputFileError
 
 __all__ = [
     "OSMLayers",
@@ -47,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 WGS84 = "EPSG:4326"
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".osc")
-_CACHE_VERSION = 3
+_CACHE_VERSION = 4
 
 # Tags kept on features; the rest are dropped to keep layers (and the cache) small.
 _KEEP_TAGS = (
@@ -101,7 +104,8 @@ class OSMLayers:
     study_area
         One-row GeoDataFrame: the study-area polygon.
     walk_graph
-        Simplified, projected osmnx MultiDiGraph of walkable ways (edge ``length`` in metres).
+        Projected osmnx MultiDiGraph of walkable ways (edge ``length`` in metres), reaching
+        ``osm.graph_margin_m`` beyond the study area.
     roads, railways, waterways
         Lines with ``osm_id``, the OSM class (``highway``/``railway``/``waterway``), ``name``,
         ``bridge``, ``tunnel`` and ``layer``.
@@ -110,13 +114,14 @@ class OSMLayers:
     landuse
         Land-use polygons with ``luclass`` in residential, commercial, industrial, green, public.
     residential
-        Named residential areas (compounds): ``osm_id``, ``name``, ``start_date``,
-        ``building_age``, geometry.
+        Named residential areas (compounds) touching the study area, whole: ``osm_id``, ``name``,
+        ``start_date``, ``building_age``, geometry.
     buildings
-        Footprints with ``levels`` and ``levels_tagged``.
+        Footprints with ``levels`` and ``levels_tagged``, whole, within the margin.
     pois
-        Every tagged feature useful as a facility, as points (polygons → representative points):
-        ``osm_id``, ``name`` and the amenity/shop/healthcare/social_facility tags.
+        Every tagged feature useful as a facility, as points (polygons → representative points)
+        within the margin: ``osm_id``, ``name`` and the amenity/shop/healthcare/social_facility
+        tags.
     facilities
         ``pois`` classified by the config's life-circle categories: ``category``, ``subtype``,
         ``name``, ``source`` (``"osm"``), ``osm_id``.
@@ -183,7 +188,28 @@ def study_area_polygon(cfg: Config) -> gpd.GeoDataFrame:
         geom = gpd.GeoSeries([box], crs=WGS84).to_crs(crs).iloc[0]
         # Densify so that the projected bbox edges follow the true meridians/parallels.
         geom = gpd.GeoSeries([shapely.segmentize(box, 0.0005)], crs=WGS84).to_crs(crs).iloc[0]
+    _check_distortion(geom, crs, where=f"{cfg.source or cfg.name}: study_area.crs")
     return gpd.GeoDataFrame({"name": [cfg.title or cfg.name]}, geometry=[geom], crs=crs)
+
+
+MAX_AREAL_DISTORTION = 0.01
+
+
+def _check_distortion(geom: BaseGeometry, crs: str, *, where: str) -> None:
+    """Refuse a metric CRS that misstates areas by more than 1 % at the study area.
+
+    Web Mercator (EPSG:3857) is metric but inflates areas by 1/cos²(latitude), +36 % at Ningbo;
+    UTM and the CGCS2000 Gauss-Krüger zones stay within 0.2 % over a city.
+    """
+    import pyproj
+
+    c = gpd.GeoSeries([geom.centroid], crs=crs).to_crs(WGS84).iloc[0]
+    factors = pyproj.Proj(pyproj.CRS.from_user_input(crs)).get_factors(c.x, c.y)
+    err = abs(float(factors.areal_scale) - 1.0)
+    if err > MAX_AREAL_DISTORTION:
+        raise CRSError(where, f"{crs} misstates areas by {100 * err:.0f} % at the study area",
+                       "use a conformal zone CRS centred near it: EPSG:32651 (UTM 51N) or "
+                       "EPSG:4549/4550 (CGCS2000 3-degree Gauss-Krüger)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,11 +434,19 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
     areas["geometry"] = areas.geometry.apply(_polygonal)
     areas = areas[~areas.geometry.is_empty]
     admin_all = areas[(_col(areas, "boundary") == "administrative")]
+    # Compounds, their buildings and facilities are kept whole and a margin beyond the study area:
+    # a compound cut by the edge would lose its floor area, and a community near the edge walks to
+    # facilities outside it (the walk graph reaches graph_margin_m beyond the area too).
+    reach = area.buffer(margin)
+    whole = _clip(areas, reach, keep_whole=True)
     areas = _clip(areas, area)
 
-    def has(key: str, values: set[str] | None = None) -> pd.Series:
-        c = _col(areas, key)
+    def has_in(df: pd.DataFrame, key: str, values: set[str] | None = None) -> pd.Series:
+        c = _col(df, key)
         return c.isin(values) if values else c.notna()
+
+    def has(key: str, values: set[str] | None = None) -> pd.Series:
+        return has_in(areas, key, values)
 
     is_water = pd.Series(False, index=areas.index)
     for k, v in _WATER_AREA:
@@ -430,16 +464,16 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
                                 "name": _col(areas, "name")[lu_mask]},
                                geometry=areas.geometry[lu_mask], crs=crs).reset_index(drop=True)
 
-    res_mask = (has("landuse", {"residential"}) & _col(areas, "name").notna()
-                & ~has("building"))
-    res = areas[res_mask]
+    res_mask = (has_in(whole, "landuse", {"residential"}) & _col(whole, "name").notna()
+                & ~has_in(whole, "building") & whole.intersects(area))
+    res = whole[res_mask]
     residential = gpd.GeoDataFrame(
         {"osm_id": res["osm_id"], "osm_type": res["osm_type"], "name": _col(res, "name"),
          "start_date": _col(res, "start_date"), "building_age": _col(res, "building:age")},
         geometry=res.geometry, crs=crs).reset_index(drop=True)
 
-    bmask = has("building") & (_col(areas, "building") != "no")
-    b = areas[bmask]
+    bmask = has_in(whole, "building") & (_col(whole, "building") != "no")
+    b = whole[bmask]
     levels, tagged = _levels(b, cfg.osm.default_building_levels)
     buildings = gpd.GeoDataFrame({"osm_id": b["osm_id"], "building": _col(b, "building"),
                                   "name": _col(b, "name"), "levels": levels,
@@ -449,12 +483,14 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
     poi_keys = ["amenity", "shop", "healthcare", "social_facility", "social_facility:for",
                 "leisure", "building"]
     pts = _frame(col.points, id_pos=0, tag_pos=1, wkb_pos=2).to_crs(crs)
-    pts = _clip(pts, area, keep_whole=True)
+    pts = _clip(pts, reach, keep_whole=True)
     pts.insert(1, "osm_type", "node")
-    apoi = areas[has("amenity") | has("shop") | has("healthcare") | has("social_facility")
-                 | (_col(areas, "name").notna() & ~has("landuse", {"residential"}))].copy()
+    apoi = whole[has_in(whole, "amenity") | has_in(whole, "shop") | has_in(whole, "healthcare")
+                 | has_in(whole, "social_facility")
+                 | (_col(whole, "name").notna() & ~has_in(whole, "landuse", {"residential"}))
+                 ].copy()
     apoi["geometry"] = apoi.geometry.representative_point()
-    apoi = apoi[apoi.intersects(area)]
+    apoi = apoi[apoi.intersects(reach)]
     cols = ["osm_type", "osm_id", "name", *poi_keys]
     pois = pd.concat([pd.DataFrame({c: _col(pts, c) for c in cols}).assign(geometry=pts.geometry),
                       pd.DataFrame({c: _col(apoi, c) for c in cols}).assign(
@@ -465,7 +501,8 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
 
     hmask = has("historic") | has("heritage")
     hist_a = areas[hmask]
-    hist_p = pts[_col(pts, "historic").notna() | _col(pts, "heritage").notna()]
+    hist_p = pts[(_col(pts, "historic").notna() | _col(pts, "heritage").notna())
+                 & pts.intersects(area)]
     historic = gpd.GeoDataFrame(
         pd.concat([pd.DataFrame({"osm_id": hist_a["osm_id"], "name": _col(hist_a, "name"),
                                  "historic": _col(hist_a, "historic").fillna(
@@ -600,9 +637,12 @@ def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = 
     path = Path(path or cfg.inputs.osm)
     _check_path(path, cfg.inputs.osm_help)
     use_cache = cfg.osm.cache if use_cache is None else use_cache
+    boundary = cfg.study_area.boundary
+    boundary_hash = file_sha256(boundary) if boundary is not None and boundary.is_file() else ""
     key = hashlib.sha256(
-        f"{_CACHE_VERSION}|{file_sha256(path)}|{cfg.digest('study_area', 'osm')}|"
-        f"{cfg.units.snap_tolerance_m}|{ox.__version__}".encode()).hexdigest()[:20]
+        f"{_CACHE_VERSION}|{file_sha256(path)}|{boundary_hash}|"
+        f"{cfg.digest('study_area', 'osm')}|{cfg.units.snap_tolerance_m}|"
+        f"{ox.__version__}".encode()).hexdigest()[:20]
     cache = cfg.cache_dir / f"osm-{key}.pkl"
     layers: OSMLayers | None = None
     if use_cache and cache.is_file():
