@@ -111,8 +111,13 @@ def new_map(ax: Axes | None = None, *, figsize: tuple[float, float] = (9.0, 9.0)
 
 
 def draw_basemap(ax: Axes, layers: OSMLayers, *, roads: bool = True, water: bool = True,
-                 study_area: bool = True, zorder: float = 0) -> None:
-    """Draw water, main roads and the study-area outline from the extract (metric CRS)."""
+                 study_area: bool = True, zorder: float = 0,
+                 extent: gpd.GeoDataFrame | None = None) -> None:
+    """Draw water, main roads and the study-area outline from the extract (metric CRS).
+
+    The view is the study area, widened to show whole any ``extent`` features that touch it
+    (compounds are kept whole where the study-area edge cuts them).
+    """
     if water and not layers.water.empty:
         layers.water.plot(ax=ax, color=WATER_COLOR, linewidth=0, zorder=zorder)
     if water and not layers.waterways.empty:
@@ -132,6 +137,11 @@ def draw_basemap(ax: Axes, layers: OSMLayers, *, roads: bool = True, water: bool
         layers.study_area.boundary.plot(ax=ax, color="#555555", linewidth=0.8, linestyle="--",
                                         zorder=zorder + 5)
     x0, y0, x1, y1 = layers.study_area.total_bounds
+    if extent is not None and not extent.empty:
+        touching = extent[extent.intersects(layers.study_area.geometry.iloc[0])]
+        if not touching.empty:
+            ex0, ey0, ex1, ey1 = touching.total_bounds
+            x0, y0, x1, y1 = min(x0, ex0), min(y0, ey0), max(x1, ex1), max(y1, ey1)
     pad = 0.02 * max(x1 - x0, y1 - y0)
     ax.set_xlim(x0 - pad, x1 + pad)
     ax.set_ylim(y0 - pad, y1 + pad)
@@ -368,7 +378,7 @@ def plot_lifecircle(lc: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, category
     polys = lc.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
     with map_style():
         fig, ax = new_map(ax)
-        draw_basemap(ax, layers)
+        draw_basemap(ax, layers, extent=lc)
         handles: list[Any] = []
         for lo, hi, text, color in LIFECIRCLE_CLASSES:
             sel = (minutes >= lo) & (minutes < hi)
@@ -505,7 +515,7 @@ def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
 
     with map_style():
         fig, ax = new_map(ax, figsize=(10.0, 10.0))
-        draw_basemap(ax, layers)
+        draw_basemap(ax, layers, extent=communities)
         if not layers.buildings.empty:
             layers.buildings.plot(ax=ax, color="#ebebeb", linewidth=0, zorder=1)
         comm = communities.copy()
