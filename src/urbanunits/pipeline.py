@@ -85,6 +85,13 @@ def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]
                         metadata=run_metadata(cfg, inputs=inputs), drop=drop)
 
 
+class _Load:
+    """Default of ``subdistricts=``: read them from the config (``None`` means there are none)."""
+
+
+_LOAD = _Load()
+
+
 def load_layers(cfg: Config) -> OSMLayers:
     """Read the configured OSM extract (cached)."""
     return read_osm(cfg)
@@ -160,13 +167,15 @@ def run_ingest(cfg: Config) -> StageResult:
 
 
 def run_units(cfg: Config, *, layers: OSMLayers | None = None, write: bool = True,
-              draw: bool = True) -> StageResult:
+              draw: bool = True,
+              subdistricts: gpd.GeoDataFrame | _Load | None = _LOAD) -> StageResult:
     """Update units: blocks → units → classes; writes ``update_units`` and ``blocks``."""
     from urbanunits import units as units_mod
 
     t0 = time.perf_counter()
     layers = layers or load_layers(cfg)
-    subdistricts = load_subdistricts(cfg, layers)
+    if isinstance(subdistricts, _Load):
+        subdistricts = load_subdistricts(cfg, layers)
     result = units_mod.update_units(layers, cfg, subdistricts=subdistricts)
     res = StageResult("units", layers={"update_units": result.units, "blocks": result.blocks})
     res.summary = result.summary_lines()
@@ -260,7 +269,8 @@ __all__ += ["run_packages"]
 
 def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
                  units: gpd.GeoDataFrame | None = None, write: bool = True,
-                 draw: bool = True) -> StageResult:
+                 draw: bool = True,
+                 subdistricts: gpd.GeoDataFrame | _Load | None = _LOAD) -> StageResult:
     """Renewal packages: inventory → links → packages.
 
     Writes layers ``old_communities``, ``renewal_packages``, ``package_links`` and the updated
@@ -272,10 +282,12 @@ def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
 
     t0 = time.perf_counter()
     layers = layers or load_layers(cfg)
-    subdistricts = load_subdistricts(cfg, layers)
+    if isinstance(subdistricts, _Load):
+        subdistricts = load_subdistricts(cfg, layers)
     upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
     if units is None:
-        unit_stage = run_units(cfg, layers=layers, write=False, draw=False)
+        unit_stage = run_units(cfg, layers=layers, write=False, draw=False,
+                               subdistricts=subdistricts)
         units = unit_stage.layers["update_units"]
         upstream = dict(unit_stage.layers)
     communities = pk.build_inventory(layers, cfg, units=units)
@@ -341,10 +353,12 @@ def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResul
     # Every stage is computed before anything is written: a stage that fails leaves the previous
     # run's GeoPackage and tables untouched, never a mix of two runs. The units map is drawn after
     # the packages stage has counted old communities per unit (old-community renewal class).
-    stages["units"] = run_units(cfg, layers=layers, write=False, draw=False)
+    subdistricts = load_subdistricts(cfg, layers)
+    stages["units"] = run_units(cfg, layers=layers, write=False, draw=False,
+                                subdistricts=subdistricts)
     stages["packages"] = run_packages(cfg, layers=layers,
                                       units=stages["units"].layers["update_units"],
-                                      write=False, draw=False)
+                                      write=False, draw=False, subdistricts=subdistricts)
     pk = stages["packages"].layers
     stages["lifecircle"] = run_lifecircle(
         cfg, layers=layers, communities=pk["old_communities"], units=pk.get("update_units"),
