@@ -122,7 +122,7 @@ distance_m = 500.0
     cats = cfg.lifecircle.categories
     assert set(cats) == {"elderly_care", "childcare", "clinic", "parks"}
     assert cats["clinic"].files[0].path == tmp_path / "data" / "raw" / "clinics.csv"
-    assert set(cats["clinic"].subtypes) == {"health_station"}
+    assert set(cats["clinic"].subtypes) == {"health_station", "outpatient", "hospital"}
     assert cats["clinic"].label == "医疗卫生 Clinics"  # untouched keys keep their defaults
     kg = cats["childcare"].subtypes["kindergarten"]
     assert kg.distance_m == 500.0 and "幼儿园" in kg.name_patterns

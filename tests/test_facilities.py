@@ -58,8 +58,10 @@ def test_csv_datums_are_converted(tmp_path: Path, system: str) -> None:
     assert got.crs == CRS and list(got["source"]) == ["f.csv"] * 3
     assert np.allclose(got.geometry.x, want.x, atol=0.5)
     assert np.allclose(got.geometry.y, want.y, atol=0.5)
-    # classified by the clinic name patterns: 诊所/卫生站 → station, 医院 → centre
-    assert list(got["subtype"]) == ["health_station", "health_station", "health_centre"]
+    # classified by the clinic name patterns: 诊所/卫生站 → station; a 医院 is a hospital,
+    # never a community health centre
+    assert list(got["subtype"]) == ["health_station", "health_station", "hospital"]
+    assert list(got["matched_by"]) == ["name:诊所", "name:卫生站", "name:医院"]
     assert notes == []
     if system != "wgs84":  # without conversion the points would be ~500 m off
         raw = _utm(np.asarray(lon), np.asarray(lat))
@@ -220,12 +222,15 @@ def test_ningbo_config_files_load() -> None:
     area = study_area_polygon(cfg).geometry.iloc[0].buffer(cfg.osm.graph_margin_m)
     fac, notes = load_facilities(cfg, None, area=area)
     counts = fac.groupby(["category", "subtype"]).size()
-    assert counts[("clinic", "health_centre")] > 20
+    assert counts[("clinic", "hospital")] > 20
     assert counts[("commerce", "mall")] > 100
     assert counts[("childcare", "kindergarten")] > 0
-    assert {"primary", "secondary"} <= set(fac.loc[fac["category"] == "education", "subtype"])
+    edu = fac[fac["category"] == "education"]
+    assert {"primary", "junior_secondary"} <= set(edu["subtype"])
+    assert not edu["name"].str.contains("高级中学|职业").any()
     kg = fac[fac["category"] == "childcare"]
-    assert kg["name"].str.contains("幼儿园|托育|托儿所|早教").all()
+    assert kg["name"].str.contains("幼儿园|幼稚园|托育|托儿所").all()
+    assert not kg["name"].str.contains("早教").any()
     assert any(n.startswith("elderly_care: no facility") for n in notes)
     assert any("outside the study area" in n for n in notes)  # county-wide files
     assert fac["facility_id"].is_unique

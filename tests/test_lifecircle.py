@@ -29,10 +29,11 @@ from .oracle import Graph
 CRS = "EPSG:32651"
 X0, Y0 = 350_000.0, 3_450_000.0  # somewhere in UTM 51N
 
-# One category with two subtypes of different standards, one with one subtype, one empty.
+# A category with an optional and a mandatory subtype, one with one subtype, one empty.
 CATS = {
     "clinic": Category(label="医疗 Clinic", subtypes={
-        "station": Subtype(distance_m=300.0), "centre": Subtype(distance_m=1000.0)}),
+        "station": Subtype(distance_m=300.0, requirement="optional"),
+        "centre": Subtype(distance_m=1000.0)}),
     "childcare": Category(label="托幼 Childcare", subtypes={
         "kindergarten": Subtype(distance_m=300.0)}),
     "elderly_care": Category(label="养老 Elderly", subtypes={
@@ -79,13 +80,16 @@ def test_known_answers() -> None:
                       ("childcare", "kindergarten", 250, 0)])
     res = life_circle(street(), communities(), fac, LC)
     lc = res.communities.set_index("community_id")
-    # A: station 10 + 500 = 510 m (> 300), centre 10 + 900 + 5 = 915 m (≤ 1000): met via centre
+    # A: station 10 + 500 = 510 m (> 300, optional), centre 10 + 900 + 5 = 915 m (≤ 1000,
+    # the mandatory item): met
     assert lc.at["A", "clinic_station_dist_m"] == pytest.approx(510.0)
+    assert not lc.at["A", "clinic_station_ok"]
     assert lc.at["A", "clinic_centre_dist_m"] == pytest.approx(915.0)
-    assert lc.at["A", "clinic_dist_m"] == pytest.approx(510.0)
-    assert lc.at["A", "clinic_min"] == pytest.approx(8.5)
-    assert lc.at["A", "clinic_min_elderly"] == pytest.approx(510 / 0.8 / 60)
-    assert lc.at["A", "clinic_ok"]
+    assert lc.at["A", "clinic_dist_m"] == pytest.approx(915.0)  # the binding mandatory item
+    assert lc.at["A", "clinic_ratio"] == pytest.approx(0.915)
+    assert lc.at["A", "clinic_minutes"] == pytest.approx(915 / 60)
+    assert lc.at["A", "clinic_minutes_elderly"] == pytest.approx(915 / 0.8 / 60)
+    assert lc.at["A", "clinic_ok"] and lc.at["A", "clinic_missing"] == ""
     assert lc.at["A", "childcare_dist_m"] == pytest.approx(260.0) and lc.at["A", "childcare_ok"]
     # B: enters through nodes 9 (x = 900) and 10; the centre is 5 m off node 9
     assert lc.at["B", "n_entries"] == 2 and lc.at["B", "access_m"] == 0.0
@@ -93,7 +97,7 @@ def test_known_answers() -> None:
     assert lc.at["B", "clinic_station_dist_m"] == pytest.approx(400.0)
     assert lc.at["B", "clinic_ok"]
     assert lc.at["B", "childcare_dist_m"] == pytest.approx(650.0)
-    assert not lc.at["B", "childcare_ok"]
+    assert not lc.at["B", "childcare_ok"] and lc.at["B", "childcare_missing"] == "kindergarten"
     # C: on a separate path; D: too far from any path
     assert np.isnan(lc.at["C", "clinic_dist_m"]) and lc.at["C", "on_network"]
     assert np.isnan(lc.at["D", "clinic_dist_m"]) and not lc.at["D", "on_network"]
@@ -113,19 +117,41 @@ def test_known_answers() -> None:
     assert set(res.gaps["reason"]) <= set(GAP_REASONS)
 
 
-def test_standard_is_met_by_any_subtype_at_its_own_distance() -> None:
-    """A 600 m station (limit 300) and a 990 m centre (limit 1000): met; centre at 1010: not."""
+def test_optional_items_never_decide() -> None:
+    """A station 100 m away (optional, limit 300) never makes up for a centre at 1010 m."""
     comm = gpd.GeoDataFrame({"community_id": [1], "population": [1.0]}, geometry=[pt(0, 0)],
                             crs=CRS)
     ok = life_circle(street(), comm, facilities([("clinic", "station", 600, 0),
                                                  ("clinic", "centre", 990, 0)]), LC)
     assert ok.communities.at[0, "clinic_ok"]
-    assert ok.communities.at[0, "clinic_dist_m"] == pytest.approx(600.0)
-    bad = life_circle(street(), comm, facilities([("clinic", "station", 600, 0),
+    assert ok.communities.at[0, "clinic_dist_m"] == pytest.approx(990.0)
+    bad = life_circle(street(), comm, facilities([("clinic", "station", 100, 0),
                                                   ("clinic", "centre", 1000, 10)]), LC)
+    assert bad.communities.at[0, "clinic_station_ok"]
     assert not bad.communities.at[0, "clinic_ok"]
-    gap = bad.gaps[bad.gaps["category"] == "clinic"].iloc[0]
-    assert gap["reason"] == "too_far" and gap["shortfall_m"] == pytest.approx(10.0)
+    gap = bad.gaps[bad.gaps["category"] == "clinic"]
+    assert list(gap["subtype"]) == ["centre"]  # optional items are never gaps
+    assert gap.iloc[0]["reason"] == "too_far"
+    assert gap.iloc[0]["shortfall_m"] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize(("near_m", "far_m", "ok"), [
+    (250, 700, True), (250, 950, False), (400, 700, False), (400, 950, False)])
+def test_every_mandatory_item_is_needed(near_m: float, far_m: float, ok: bool) -> None:
+    """Two mandatory items at 300 m and 800 m: the category is met only when both are."""
+    cats = {"shop": Category(label="s", subtypes={"corner": Subtype(distance_m=300.0),
+                                                  "mall": Subtype(distance_m=800.0)})}
+    lc = dataclasses.replace(LC, categories=cats)
+    comm = gpd.GeoDataFrame({"community_id": [1], "population": [1.0]}, geometry=[pt(0, 0)],
+                            crs=CRS)
+    res = life_circle(street(), comm, facilities([("shop", "corner", near_m, 0),
+                                                  ("shop", "mall", far_m, 0)]), lc)
+    row = res.communities.iloc[0]
+    assert bool(row["shop_ok"]) is ok
+    assert row["shop_ratio"] == pytest.approx(max(near_m / 300, far_m / 800))
+    missing = [s for s, d, lim in (("corner", near_m, 300), ("mall", far_m, 800)) if d > lim]
+    assert row["shop_missing"] == ", ".join(missing)
+    assert sorted(res.gaps["subtype"]) == sorted(missing)
 
 
 def test_search_limit_and_facilities_off_network() -> None:
@@ -158,12 +184,15 @@ def test_population_weighted_summaries_by_unit_and_package() -> None:
     p = res.packages.set_index("package_id")
     assert list(p.index) == ["P1"]  # D has no package
     assert p.at["P1", "clinic_share"] == pytest.approx(400 / 450)
-    cov = res.coverage.set_index("category")
+    cov = res.coverage[res.coverage["subtype"] == ""].set_index("category")
     assert cov.at["clinic", "n_ok"] == 2 and cov.at["clinic", "pop_share_ok"] == pytest.approx(
         400 / 460)
     assert cov.at["elderly_care", "n_facilities"] == 0
     lines = res.summary_lines()
-    assert any(line.startswith("clinic (station ≤300 m; centre ≤1000 m): 2/4") for line in lines)
+    assert any(line.startswith("clinic: 2/4 communities meet every ▲ item") for line in lines)
+    sub = res.coverage.set_index(["category", "subtype"])
+    assert sub.at[("clinic", "station"), "requirement"] == "optional"
+    assert sub.at[("clinic", "station"), "n_ok"] == 0  # 510 m and 400 m: beyond 300 m
 
 
 def test_units_from_polygons_when_communities_lack_ids() -> None:
@@ -259,22 +288,32 @@ def test_demo_end_to_end(tmp_path: Path, demo_layers: OSMLayers) -> None:
             assert per_unit.at[uid, "childcare_share"] == pytest.approx(want)
     lc = export.read_layer(cfg.gpkg_path, "lifecircle")
     assert len(lc) == len(demo_layers.residential) and lc["community_id"].is_unique
+    n_gap_rows = 0
     for key, cat in cfg.lifecircle.categories.items():
-        met_by_subtype = np.zeros(len(lc), dtype=bool)
+        every = np.ones(len(lc), dtype=bool)
         for s, st in cat.subtypes.items():
-            met_by_subtype |= (lc[f"{key}_{s}_dist_m"] <= st.distance_m).to_numpy()
-        assert (lc[f"{key}_ok"].to_numpy() == met_by_subtype).all(), key
+            met = (lc[f"{key}_{s}_dist_m"] <= st.distance_m).to_numpy()
+            if st.requirement == "mandatory":
+                every &= met
+                n_gap_rows += int((~met).sum())
+        assert (lc[f"{key}_ok"].to_numpy() == every).all(), key
     assert (lc["all_ok"] == (lc["n_missing"] == 0)).all()
     gaps = export.read_layer(cfg.gpkg_path, "service_gaps")
-    n_fail = sum(int((~lc[f"{k}_ok"]).sum()) for k in cfg.lifecircle.categories)
-    assert len(gaps) == n_fail
+    assert len(gaps) == n_gap_rows
+    # Ten shopping malls but no convenience store and no market are mapped: commerce fails
+    fac = export.read_layer(cfg.gpkg_path, "facilities")
+    com = set(fac.loc[fac["category"] == "commerce", "subtype"])
+    if not {"convenience", "market"} <= com:
+        assert not lc["commerce_ok"].any()
+    # a hospital alone never makes clinic_ok
+    assert not (lc["clinic_ok"] & lc["clinic_health_centre_dist_m"].isna()).any()
     # no elderly-care facility is mapped in Lujiazui: a reported gap, not an error
     eld = gaps[gaps["category"] == "elderly_care"]
-    assert len(eld) == len(lc) and set(eld["reason"]) == {"no_facility"}
+    assert len(eld) == 2 * len(lc) and set(eld["reason"]) == {"no_facility"}
     assert "disconnected" in set(gaps["reason"])  # Puxi compounds across the Huangpu
     text = "\n".join(res.summary)
     for key in cfg.lifecircle.categories:
-        assert f"{key} (" in text
+        assert f"{key}: " in text
     assert "elderly_care: no facility in the area" in text
     assert [p.name for p in res.maps] == [f"lifecircle_{k}.png" for k in
                                           cfg.lifecircle.categories]
@@ -287,9 +326,15 @@ def test_map_artists(demo_layers: OSMLayers, demo_cfg: Config) -> None:
     fig, ax = maps.plot_lifecircle(res.communities, res.facilities, "childcare",
                                    layers=demo_layers, cfg=demo_cfg)
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert any("幼儿园" in t and "(3)" in t for t in texts)
+    fac = res.facilities
+    n_kg = int(((fac["category"] == "childcare") & (fac["subtype"] == "kindergarten")).sum())
+    assert any("幼儿园" in t and f"m ({n_kg})" in t for t in texts)
+    # the legend's classes count every community once, and failing ones match the verdicts
+    counts = {t.split(" (")[0]: int(t.rsplit("(", 1)[1].rstrip(")")) for t in texts
+              if t.startswith(("达标", "未达标"))}
     n_fail = int((~res.communities["childcare_ok"]).sum())
-    assert any(t.startswith("未达标") and f"({n_fail})" in t for t in texts)
+    assert sum(counts.values()) == len(res.communities)
+    assert sum(v for k, v in counts.items() if k.startswith("未达标")) == n_fail
     assert fig is ax.get_figure(root=True)
     # every character on the map exists in the CJK font (no tofu boxes)
     from matplotlib.text import Text
@@ -352,4 +397,4 @@ def test_no_facilities_at_all_and_missing_geometry() -> None:
     assert lc[[f"{c}_dist_m" for c in CATS]].isna().all().all()
     assert set(res.gaps["reason"]) == {"no_facility", "off_network"}
     assert len(res.gaps) == len(comm) * len(CATS)
-    assert res.coverage.set_index("category").at["all", "n_ok"] == 0
+    assert res.coverage.set_index(["category", "subtype"]).at[("all", ""), "n_ok"] == 0

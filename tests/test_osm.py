@@ -15,7 +15,8 @@ import shapely
 
 from urbanunits.config import Config
 from urbanunits.sources import osm
-from urbanunits.sources.osm import OSMLayers, classify_facilities, is_walkable, read_osm
+from urbanunits.sources.classify import classify_facilities
+from urbanunits.sources.osm import OSMLayers, is_walkable, read_osm
 
 from .conftest import DEMO_OSM
 
@@ -130,14 +131,15 @@ def test_classify_facilities_by_tag_and_name(demo_cfg: Config) -> None:
         "amenity": ["kindergarten", None, None, None, None, "bank"],
         "shop": [None, None, None, None, None, None],
     }, geometry=pts, crs="EPSG:32651")
-    out = classify_facilities(pois, demo_cfg.lifecircle.categories)
+    out = classify_facilities(pois, demo_cfg.lifecircle.categories,
+                              contradicting_tags=demo_cfg.lifecircle.contradicting_tags)
     got = {(r.osm_id, r.category, r.subtype, r.matched_by) for r in out.itertuples()}
     assert got == {
-        (1, "childcare", "kindergarten", "tag"),
-        (2, "clinic", "health_centre", "name"),
-        (3, "clinic", "health_station", "name"),
-        (4, "commerce", "convenience", "name"),
-        (5, "commerce", "market", "name"),
+        (1, "childcare", "kindergarten", "name:幼儿园"),  # the name decides before the tag
+        (2, "clinic", "health_centre", "name:卫生服务中心"),
+        (3, "clinic", "health_station", "name:诊所"),
+        (4, "commerce", "convenience", "name:好德"),
+        (5, "commerce", "market", "name:菜市场"),
     }
 
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import tomllib
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -160,14 +162,24 @@ class FacilityFile:
     filter_values: list[str] = field(default_factory=list)
 
 
+#: GB 50180-2018 item kinds: ▲ "应配建" (mandatory), △ "宜配建" (optional), or not an item of the
+#: standard at all (a general hospital, recorded as itself and never counted for a standard item).
+REQUIREMENTS = ("mandatory", "optional", "none")
+
+
 @dataclass(frozen=True)
 class Subtype:
-    """A facility subtype and its walking standard."""
+    """A facility subtype, its walking standard and how OSM features and names are recognised."""
 
-    distance_m: float  # GB 50180-2018 walking distance
-    level_min: int = 5  # life-circle level in minutes (5, 10 or 15)
-    osm_tags: dict[str, list[str]] = field(default_factory=dict)  # key → values ("*" = any)
+    distance_m: float  # GB 50180-2018 walking distance (m)
+    level_minutes: int = 5  # life-circle level (5, 10 or 15); levels are not inclusive
+    requirement: str = "mandatory"  # mandatory (▲) | optional (△) | none (not a standard item)
+    gb50180: str = ""  # the standard's table and item, for reports
+    osm_tags: dict[str, list[str]] = field(default_factory=dict)  # any one tag: key → values
+    osm_rules: list[dict[str, list[str]]] = field(default_factory=list)  # all tags of one rule
+    exclude_tags: dict[str, list[str]] = field(default_factory=dict)  # never with these tags
     name_patterns: list[str] = field(default_factory=list)  # regexes on name
+    name_exclude: list[str] = field(default_factory=list)  # a name matching these is never it
     label: str = ""
     enabled: bool = True  # false drops a default subtype
 
@@ -182,57 +194,135 @@ class Category:
     enabled: bool = True  # false drops a default category
 
 
-def default_categories() -> dict[str, Category]:
-    """GB 50180-2018 life-circle facilities with OSM tags and Chinese name patterns.
+# Names that look like a facility but are something else. Shared by the subtypes they threaten.
+_NOT_MEDICAL = ["宠物", "动物", "兽", "口腔", "牙", "齿科", "美容", "整形", "医美", "眼镜", "视光",
+                "养生", "足疗", "按摩", "药业", "医药公司", "器械"]
+_NOT_FOOD_SHOP = ["酒家", "酒楼", "饭店", "餐", "面馆", "火锅", "烧烤", "咖啡", "茶楼", "宠物"]
+_NOT_ELDERLY = ["活动室", "活动中心", "老年大学", "老干部", "协会", "保险", "公司", "用品", "宠物",
+                "儿童", "孤儿", "残疾"]
+_DENTAL_VET = {"amenity": ["dentist", "veterinary"], "healthcare": ["dentist"]}
 
-    Distances follow GB 50180-2018 (城市居住区规划设计标准), table 4.0.1 and appendix B/C:
-    5-minute ≈ 300 m, 10-minute ≈ 500 m, 15-minute ≈ 800–1000 m walking distance.
+
+def default_categories() -> dict[str, Category]:
+    """GB 50180-2018 life-circle facilities with OSM tag rules and Chinese name patterns.
+
+    Items, levels and ▲/△ follow GB 50180-2018 appendix B (tables B.0.1 fifteen/ten-minute,
+    B.0.2 five-minute, B.0.3 street block); walking distances follow appendix C's service radii
+    where it gives one (300 m five-minute items, 500 m markets, 1000 m health centre) and the
+    level's walk otherwise (5 ≈ 300 m, 10 ≈ 500 m, 15 ≈ 1000 m). configs/README.md cites each.
     """
     return {
         "elderly_care": Category(label="养老服务 Elderly care", subtypes={
             "day_care": Subtype(
-                distance_m=300.0, level_min=5, label="日间照料中心 Day care",
-                osm_tags={"social_facility": ["day_care", "outreach"],
-                          "amenity": ["social_centre"]},
-                name_patterns=["日间照料", "托老", "老年活动", "居家养老", "养老服务站", "助餐",
-                               "长者"]),
+                distance_m=300.0, level_minutes=5, label="日间照料中心 Day care",
+                gb50180="B.0.2 老年人日间照料中心（托老所）▲; C.0.2 服务半径≤300 m",
+                osm_rules=[{"social_facility": ["day_care", "outreach"],
+                            "social_facility:for": ["senior"]}],
+                name_patterns=["日间照料", "托老所", "托老中心", "居家养老服务", "养老服务站",
+                               "为老服务站", "社区养老服务"],
+                name_exclude=_NOT_ELDERLY),
             "nursing_home": Subtype(
-                distance_m=1000.0, level_min=15, label="养老院 Nursing home",
-                osm_tags={"amenity": ["nursing_home"],
-                          "social_facility": ["nursing_home", "assisted_living"]},
-                name_patterns=["养老", "敬老", "福利院", "护理院", "老年公寓", "颐养"]),
+                distance_m=1000.0, level_minutes=15, label="养老院 Nursing home",
+                gb50180="B.0.1 养老院 ▲, 老年养护院 ▲ (15-minute)",
+                osm_tags={"amenity": ["nursing_home"]},
+                osm_rules=[{"social_facility": ["nursing_home", "assisted_living"],
+                            "social_facility:for": ["senior", ""]}],
+                exclude_tags={"social_facility:for": ["child", "juvenile", "orphan"]},
+                name_patterns=["养老院", "敬老院", "护理院", "养护院", "老年公寓", "颐养院",
+                               "社会福利院", "福利院", "长者照护之家", "养老中心"],
+                name_exclude=[*_NOT_ELDERLY, "服务站", "日间照料"]),
         }),
         "childcare": Category(label="托幼 Childcare", subtypes={
             "kindergarten": Subtype(
-                distance_m=300.0, level_min=5, label="幼儿园/托育 Kindergarten, nursery",
-                osm_tags={"amenity": ["kindergarten", "childcare"]},
-                name_patterns=["幼儿园", "托育", "托儿所", "早教"]),
+                distance_m=300.0, level_minutes=5, label="幼儿园 Kindergarten (3–6)",
+                gb50180="B.0.2 幼儿园 ▲; C.0.2 服务半径≤300 m",
+                osm_tags={"amenity": ["kindergarten"]},
+                name_patterns=["幼儿园", "幼稚园"],
+                name_exclude=["早教", "用品", "培训", "托管", "宠物", "玩具", "服装"]),
+            "nursery": Subtype(
+                distance_m=300.0, level_minutes=5, requirement="optional",
+                label="托育/托儿所 Nursery (0–3)", gb50180="B.0.2 托儿所 △",
+                osm_tags={"amenity": ["childcare"]},
+                name_patterns=["托育", "托儿所", "育婴园"],
+                name_exclude=["早教", "托管", "托老", "用品", "培训", "宠物"]),
         }),
         "clinic": Category(label="医疗卫生 Clinics", subtypes={
             "health_station": Subtype(
-                distance_m=300.0, level_min=5, label="卫生服务站 Health station",
-                osm_tags={"amenity": ["clinic", "doctors"],
-                          "healthcare": ["clinic", "doctor", "centre"]},
-                name_patterns=["卫生站", "卫生室", "诊所", "门诊部", "卫生服务站"]),
+                distance_m=300.0, level_minutes=5, requirement="optional",
+                label="卫生服务站 Health station", gb50180="B.0.2 社区卫生服务站 △",
+                osm_tags={"amenity": ["clinic", "doctors"], "healthcare": ["clinic", "doctor"]},
+                exclude_tags=_DENTAL_VET,
+                name_patterns=["卫生服务站", "卫生站", "卫生室", "医务室", "诊所"],
+                name_exclude=_NOT_MEDICAL),
             "health_centre": Subtype(
-                distance_m=1000.0, level_min=15, label="卫生服务中心/医院 Health centre",
+                distance_m=1000.0, level_minutes=15, label="社区卫生服务中心 Health centre",
+                gb50180="B.0.1 卫生服务中心（社区医院）▲; C.0.1 服务半径≤1000 m",
+                osm_tags={"healthcare": ["centre"]}, exclude_tags=_DENTAL_VET,
+                name_patterns=["卫生服务中心", "卫生院", "社区医院"],
+                name_exclude=[*_NOT_MEDICAL, "疾病预防", "疾控", "体检", "急救", "血液"]),
+            "outpatient": Subtype(
+                distance_m=1000.0, level_minutes=15, label="门诊部 Outpatient department",
+                gb50180="B.0.1 门诊部 ▲ (15-minute)", exclude_tags=_DENTAL_VET,
+                name_patterns=["门诊部"], name_exclude=_NOT_MEDICAL),
+            "hospital": Subtype(
+                distance_m=1000.0, level_minutes=15, requirement="none",
+                label="医院 Hospital (not a standard item)",
+                gb50180="— (city-level; never stands in for a health centre)",
                 osm_tags={"amenity": ["hospital"], "healthcare": ["hospital"]},
-                name_patterns=["卫生服务中心", "卫生院", "医院"]),
+                exclude_tags=_DENTAL_VET,
+                name_patterns=["医院"], name_exclude=["宠物", "动物", "兽"]),
         }),
         "commerce": Category(label="商业服务 Daily commerce", subtypes={
             "convenience": Subtype(
-                distance_m=300.0, level_min=5, label="便利店 Convenience store",
-                osm_tags={"shop": ["convenience", "kiosk"]},
-                name_patterns=["便利店", "便利", "全家", "罗森", "7-11", "快客", "好德", "可的"]),
+                distance_m=300.0, level_minutes=5, label="便利店 Convenience store",
+                gb50180="B.0.3 便利店（菜店、日杂等）▲ (street block)",
+                osm_tags={"shop": ["convenience"]},
+                name_patterns=["便利店", "便利超市", "全家便利", r"^全家(?!福)", "罗森",
+                               "7-?(?:11|eleven)", "快客", "好德", "可的", "喜士多", "美宜佳",
+                               "便利蜂", "十足", "易捷"],
+                name_exclude=_NOT_FOOD_SHOP),
             "market": Subtype(
-                distance_m=500.0, level_min=10, label="菜场/生鲜超市 Market, supermarket",
-                osm_tags={"shop": ["supermarket", "greengrocer"], "amenity": ["marketplace"]},
-                name_patterns=["菜场", "菜市场", "农贸", "生鲜", "超市"]),
+                distance_m=500.0, level_minutes=10, label="菜市场/生鲜超市 Market",
+                gb50180="B.0.1 菜市场或生鲜超市 ▲ (10-minute); C.0.1 服务半径≤500 m",
+                osm_tags={"shop": ["supermarket", "greengrocer", "butcher", "seafood"],
+                          "amenity": ["marketplace"]},
+                name_patterns=["菜场", "菜市场", "农贸市场", "生鲜超市", "生鲜市场", "永辉",
+                               "华润万家", "联华超市", "世纪联华", "大润发", "家乐福", "盒马",
+                               "物美", "三江购物"],
+                name_exclude=[*_NOT_FOOD_SHOP, "建材", "家具", "服装", "小商品", "花鸟",
+                              "汽车", "二手", "电子", "手机", "公司"]),
             "mall": Subtype(
-                distance_m=1000.0, level_min=15, label="商场 Shopping centre",
+                distance_m=1000.0, level_minutes=15, label="商场 Shopping centre",
+                gb50180="B.0.1 商场 ▲ (15- and 10-minute)",
                 osm_tags={"shop": ["mall", "department_store"]},
-                name_patterns=["商场", "购物中心", "百货"]),
+                name_patterns=["商场", "购物中心", "百货"],
+                name_exclude=["建材", "家具", "汽车", "电子", "手机"]),
+            "pharmacy": Subtype(
+                distance_m=300.0, level_minutes=5, requirement="optional",
+                label="药店 Pharmacy", gb50180="B.0.2 社区商业网点（药店等）▲ as a group; "
+                "counted alone as optional",
+                osm_tags={"amenity": ["pharmacy"], "healthcare": ["pharmacy"]},
+                name_patterns=["药房", "药店"], name_exclude=["宠物", "兽", "公司", "批发"]),
         }),
+    }
+
+
+#: Tags that say what a feature is. A name pattern never overrules them: 全家福酒家 tagged
+#: amenity=restaurant is no convenience store, whatever its name contains.
+def default_contradicting_tags() -> dict[str, list[str]]:
+    """Tags that stop a name-pattern match (see :class:`LifeCircleConfig`)."""
+    return {
+        "amenity": ["restaurant", "fast_food", "cafe", "bar", "pub", "food_court", "veterinary",
+                    "dentist", "school", "college", "university", "bank", "atm",
+                    "place_of_worship", "fuel", "parking", "car_wash", "cinema", "theatre",
+                    "community_centre", "arts_centre", "library", "police", "townhall",
+                    "post_office"],
+        "shop": ["pet", "beauty", "cosmetics", "hairdresser", "massage", "clothes", "car",
+                 "car_repair", "furniture", "hardware", "mobile_phone", "jewelry", "optician",
+                 "medical_supply", "baby_goods", "toys"],
+        "healthcare": ["dentist", "optometrist"],
+        "tourism": ["hotel", "guest_house", "hostel"],
+        "office": ["insurance", "company", "estate_agent", "financial"],
     }
 
 
@@ -243,11 +333,14 @@ class LifeCircleConfig:
     walk_speed_m_s: float = 1.0
     elderly_walk_speed_m_s: float = 0.8
     max_snap_m: float = 150.0  # farther from the network ⇒ unreachable
+    min_component_nodes: int = 50  # smaller pieces of the walk network are islands (see docs)
     entry_buffer_m: float = 15.0  # nodes this close to a community polygon are its entry points
     dedupe_m: float = 100.0  # same-category facilities this close with the same name merge
     search_limit_m: float = 3000.0  # nearest-facility search stops here (≥ every distance_m)
     isochrones: bool = False
     isochrone_buffer_m: float = 25.0  # half-width of the walkable strip in isochrone polygons
+    contradicting_tags: dict[str, list[str]] = field(
+        default_factory=lambda: default_contradicting_tags())  # stop name matches
     categories: dict[str, Category] = field(default_factory=lambda: default_categories())
 
 
@@ -381,6 +474,18 @@ def _convert(tp: Any, value: Any, key: str, src: str, root: Path) -> Any:
     raise bad()  # pragma: no cover - schema uses only the types above
 
 
+def _renamed_level(sub: Any, key: str) -> Any:
+    """Accept the 0.1 key ``level_min`` (renamed ``level_minutes``) for one release."""
+    if isinstance(sub, dict) and "level_min" in sub:
+        warnings.warn(f"lifecircle.categories.{key}.level_min is renamed level_minutes; the "
+                      "old name will stop working in the next release", FutureWarning,
+                      stacklevel=2)
+        level = sub["level_min"]
+        sub = {k: v for k, v in sub.items() if k != "level_min"}
+        sub.setdefault("level_minutes", level)
+    return sub
+
+
 def _merge_categories(user: Any) -> Any:
     """Overlay the config's ``lifecircle.categories`` on the GB 50180-2018 defaults.
 
@@ -393,6 +498,10 @@ def _merge_categories(user: Any) -> Any:
     merged: dict[str, Any] = {k: dataclasses.asdict(v) for k, v in default_categories().items()}
     for key, table in user.items():
         if key not in merged or not isinstance(table, dict):
+            if isinstance(table, dict) and isinstance(table.get("subtypes"), dict):
+                table = {**table, "subtypes": {
+                    sk: _renamed_level(sv, f"{key}.subtypes.{sk}")
+                    for sk, sv in table["subtypes"].items()}}
             merged[key] = table
             continue
         base = merged[key]
@@ -400,6 +509,7 @@ def _merge_categories(user: Any) -> Any:
             if name == "subtypes" and isinstance(value, dict):
                 subs = dict(base["subtypes"])
                 for sk, sv in value.items():
+                    sv = _renamed_level(sv, f"{key}.subtypes.{sk}")
                     subs[sk] = ({**subs[sk], **sv} if sk in subs and isinstance(sv, dict)
                                 else sv)
                 base["subtypes"] = subs
@@ -520,6 +630,9 @@ def _check(cfg: Config, src: str) -> None:
     for key in ("entry_buffer_m", "dedupe_m"):
         if getattr(lc, key) < 0:
             raise err(f"lifecircle.{key}", "must be ≥ 0")
+    if lc.min_component_nodes < 1:
+        raise err("lifecircle.min_component_nodes", "must be ≥ 1",
+                  "1 treats no piece of the walk network as an island")
     longest = max((st.distance_m for c in lc.categories.values() for st in c.subtypes.values()),
                   default=0.0)
     if lc.search_limit_m < longest:
@@ -530,9 +643,26 @@ def _check(cfg: Config, src: str) -> None:
             raise err(f"lifecircle.categories.{cat_key}.subtypes", "no subtypes",
                       "give at least one subtype with a distance_m")
         for st_key, st in cat.subtypes.items():
+            sk = f"lifecircle.categories.{cat_key}.subtypes.{st_key}"
             if st.distance_m <= 0:
-                raise err(f"lifecircle.categories.{cat_key}.subtypes.{st_key}.distance_m",
-                          "must be > 0")
+                raise err(f"{sk}.distance_m", "must be > 0")
+            if st.requirement not in REQUIREMENTS:
+                raise err(f"{sk}.requirement", f"unknown value {st.requirement!r}",
+                          "use mandatory (GB 50180 ▲), optional (△) or none")
+            if st.level_minutes not in (5, 10, 15):
+                raise err(f"{sk}.level_minutes", f"{st.level_minutes} is not a life-circle "
+                          "level", "use 5, 10 or 15")
+            for what in ("name_patterns", "name_exclude"):
+                for i, pat in enumerate(getattr(st, what)):
+                    try:
+                        re.compile(pat)
+                    except re.error as exc:
+                        raise err(f"{sk}.{what}[{i}]", f"{pat!r} is not a valid regular "
+                                  f"expression ({exc})", "fix or remove the pattern") from exc
+        if not any(st.requirement == "mandatory" for st in cat.subtypes.values()):
+            raise err(f"lifecircle.categories.{cat_key}.subtypes",
+                      "no subtype is mandatory, so the category could never be judged",
+                      "set requirement = \"mandatory\" on the subtypes the standard requires")
         for i, ff in enumerate(cat.files):
             key = f"lifecircle.categories.{cat_key}.files[{i}]"
             if ff.coord_system not in COORD_SYSTEMS:

@@ -1,11 +1,15 @@
 """15-minute community life circles (15分钟社区生活圈): walking distance to daily services.
 
-For every community and facility category (elderly care, childcare, clinics, commerce, …) this
-measures the walking distance along the pedestrian network to the nearest facility and checks it
-against the GB 50180-2018 standards in the config: a community **meets a category** when a
-facility of *any* of the category's subtypes lies within that subtype's ``distance_m`` (a day-care
-centre within 300 m *or* a nursing home within 1000 m). Results are weighted by population per
-update unit and renewal package, and every failing community × category is listed as a gap.
+For every community and facility subtype (day care, nursing home, kindergarten, health centre,
+convenience store, market, …) this measures the walking distance along the pedestrian network to
+the nearest facility of that subtype and checks it against the subtype's GB 50180-2018 standard
+in the config. A community **meets a category** only when **every mandatory subtype** (▲ in the
+standard) is within its own ``distance_m``: the levels are not inclusive, so a shopping centre
+never stands in for a market or a convenience store, and a general hospital — recorded as itself,
+``requirement = "none"`` — never for a community health centre. Optional items (△) and items
+outside the standard are measured and reported but never decide. Results are weighted by
+population per update unit and renewal package, and every community × mandatory subtype that
+fails is listed as a gap.
 
 Distances come from :mod:`urbanunits.network`: the walk graph becomes a sparse matrix once, every
 facility and community is snapped to it, and each facility subtype costs one multi-source
@@ -13,9 +17,11 @@ Dijkstra search (never one per facility or community). A community's distance is
 over its entry points: the network nodes inside its polygon or within ``entry_buffer_m`` of it
 (plus the straight walk from the polygon to the node); for a polygon with no node nearby, the
 points where streets pass through it; for a point, or a polygon with neither, its snap to the
-nearest street (plus the snap distance). A community or facility farther
-than ``max_snap_m`` from every street, or in a part of the network no facility can reach, is
-*unreachable*: ``NaN`` distance, never 0 m and never a huge number, and the gap says why.
+nearest street (plus the snap distance). Pieces of the network smaller than
+``min_component_nodes`` (footway loops inside walled grounds) are passed over when a street lies
+within ``max_snap_m``. A community or facility farther than ``max_snap_m`` from every street, or
+in a part of the network no facility can reach, is *unreachable*: ``NaN`` distance, never 0 m
+and never a huge number, and the gap says why.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import pandas as pd
 import pyproj
 import shapely
 
-from urbanunits.config import Category, Config, LifeCircleConfig
+from urbanunits.config import Category, Config, LifeCircleConfig, Subtype
 from urbanunits.crs import require_projected
 from urbanunits.errors import CRSError, DataError
 from urbanunits.network import (
@@ -42,6 +48,7 @@ from urbanunits.network import (
     WalkNetwork,
     community_access,
     min_over_entries,
+    snap_component_nodes,
     snap_to_edges,
 )
 
@@ -55,6 +62,8 @@ __all__ = [
     "coverage_by_zone",
     "isochrones",
     "life_circle",
+    "mandatory",
+    "standard_text",
     "standards_table",
 ]
 
@@ -80,19 +89,25 @@ class LifeCircleResult:
     communities
         Layer ``lifecircle``: one row per community (``community_id`` and the input's optional
         ``name``, ``population``, ``is_old``, ``unit_id``, ``package_id``), ``on_network``,
-        ``n_entries``, ``access_m`` (straight metres from the community to its nearest entry),
-        then per category ``<cat>_dist_m``, ``<cat>_min``, ``<cat>_min_elderly``, ``<cat>_ok``
-        and per subtype ``<cat>_<subtype>_dist_m``; ``all_ok``, ``n_missing``; geometry.
+        ``n_entries``, ``access_m`` (straight metres from the community to its nearest entry);
+        per subtype ``<cat>_<subtype>_dist_m`` and ``<cat>_<subtype>_ok``; per category
+        ``<cat>_ok`` (every mandatory subtype met), ``<cat>_missing`` (keys of the mandatory
+        subtypes not met), ``<cat>_ratio`` (largest distance ÷ standard over the mandatory
+        subtypes; ≤ 1 meets, NaN when one is unreachable), ``<cat>_dist_m`` (distance of the
+        subtype with that ratio), ``<cat>_minutes``, ``<cat>_minutes_elderly``; ``all_ok``,
+        ``n_missing`` (categories not met); geometry.
     facilities
-        Layer ``facilities``: the input facilities with ``facility_id``, ``snap_m`` and
+        Layer ``facilities``: the input facilities with ``facility_id``, ``requirement``,
+        ``snap_m``, ``component_nodes`` (size of the network piece it is snapped to) and
         ``on_network``.
     gaps
-        Layer ``service_gaps``: one row per community × category not met, with ``dist_m`` to
-        the nearest facility (NaN if none reachable), ``shortfall_m``, ``reason`` (a key of
+        Layer ``service_gaps``: one row per community × mandatory subtype not met, with the
+        standard (``distance_m``, ``level_minutes``), ``dist_m`` to the nearest facility of the
+        subtype (NaN if none reachable), ``shortfall_m``, ``reason`` (a key of
         :data:`GAP_REASONS`) and ``reason_text``.
     coverage
-        Layer ``lifecircle_summary``: one row per category (and ``all``): facilities, communities
-        and population meeting the standard.
+        Layer ``lifecircle_summary``: one row per category (``subtype`` empty), per subtype and
+        ``all``: requirement, standard, facilities, communities and population meeting it.
     units, packages
         Layers ``lifecircle_units`` / ``lifecircle_packages`` (population-weighted share covered
         per category) when the communities carry ``unit_id`` / ``package_id`` or zones were
@@ -131,32 +146,48 @@ class LifeCircleResult:
     def summary_lines(self) -> list[str]:
         """How many communities meet each standard, for the terminal and the report."""
         lines = list(self.notes)
-        for row in self.coverage.itertuples(index=False):
+        cov = self.coverage
+        for row in cov[cov["subtype"] == ""].itertuples(index=False):
             pop = ("" if pd.isna(row.pop_share_ok)
                    else f", {100 * row.pop_share_ok:.0f}% of residents")
             if row.category == "all":
                 lines.append(f"all categories: {row.n_ok}/{row.n_communities} communities meet "
                              f"every standard{pop}")
                 continue
-            fac = f"{row.n_facilities} facilit{'y' if row.n_facilities == 1 else 'ies'}"
-            if row.n_facilities_off_network:
-                fac += f", {row.n_facilities_off_network} off the walk network"
-            lines.append(f"{row.category} ({row.standard}): {row.n_ok}/{row.n_communities} "
-                         f"communities meet it{pop} [{fac}]")
+            items = []
+            for sub in cov[(cov["category"] == row.category) & (cov["subtype"] != "")
+                           ].itertuples(index=False):
+                mark = {"mandatory": "▲", "optional": "△"}.get(sub.requirement, "·")
+                fac = ("no facility" if sub.n_facilities == 0
+                       else f"{sub.n_facilities} facilit{'y' if sub.n_facilities == 1 else 'ies'}")
+                if sub.n_facilities_off_network:
+                    fac += f", {sub.n_facilities_off_network} off the network"
+                items.append(f"{mark}{sub.subtype} ≤{sub.distance_m:g} m {sub.n_ok}/"
+                             f"{sub.n_communities} ({fac})")
+            lines.append(f"{row.category}: {row.n_ok}/{row.n_communities} communities meet "
+                         f"every ▲ item{pop} [{'; '.join(items)}]")
         return lines
 
 
 def standards_table(categories: Mapping[str, Category]) -> pd.DataFrame:
-    """The configured standards: one row per category × subtype (distance, level, label)."""
-    rows = [{"category": k, "subtype": s, "distance_m": st.distance_m,
-             "level_min": st.level_min, "label": st.label or s}
+    """The configured standards: one row per category × subtype."""
+    cols = ["category", "subtype", "requirement", "level_minutes", "distance_m", "label",
+            "gb50180"]
+    rows = [{"category": k, "subtype": s, "requirement": st.requirement,
+             "level_minutes": st.level_minutes, "distance_m": st.distance_m,
+             "label": st.label or s, "gb50180": st.gb50180}
             for k, cat in categories.items() for s, st in cat.subtypes.items()]
-    return pd.DataFrame(rows, columns=["category", "subtype", "distance_m", "level_min",
-                                       "label"])
+    return pd.DataFrame(rows, columns=cols)
 
 
-def _standard_text(cat: Category) -> str:
-    return "; ".join(f"{s} ≤{st.distance_m:g} m" for s, st in cat.subtypes.items())
+def mandatory(cat: Category) -> dict[str, Subtype]:
+    """The subtypes a community must have within reach to meet the category."""
+    return {k: st for k, st in cat.subtypes.items() if st.requirement == "mandatory"}
+
+
+def standard_text(cat: Category) -> str:
+    """The category's rule in one line, e.g. ``convenience ≤300 m ∧ market ≤500 m``."""
+    return " ∧ ".join(f"{s} ≤{st.distance_m:g} m" for s, st in mandatory(cat).items())
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,8 +300,10 @@ def life_circle(graph: nx.MultiDiGraph | WalkNetwork, communities: gpd.GeoDataFr
     t = time.perf_counter()
     n = len(communities)
     access = community_access(net, communities.geometry.to_numpy(),
-                              entry_buffer_m=lc.entry_buffer_m, max_snap_m=lc.max_snap_m)
-    snap_f = snap_to_edges(net, fac.geometry.to_numpy(), max_snap_m=lc.max_snap_m)
+                              entry_buffer_m=lc.entry_buffer_m, max_snap_m=lc.max_snap_m,
+                              min_component_nodes=lc.min_component_nodes)
+    snap_f = snap_to_edges(net, fac.geometry.to_numpy(), max_snap_m=lc.max_snap_m,
+                           min_component_nodes=lc.min_component_nodes)
     router = Router(net, Snap.concat(snap_f, access.snap))
     q_fac = router.point_node[:len(fac)]
     entries = access.entries(router.point_node[len(fac):])
@@ -293,7 +326,11 @@ def life_circle(graph: nx.MultiDiGraph | WalkNetwork, communities: gpd.GeoDataFr
 
     out = _community_table(communities, cats, lc, dist_sub, n_entries, access_m)
     fac_out = fac.copy()
+    req = {(k, s): st.requirement for k, c in cats.items() for s, st in c.subtypes.items()}
+    fac_out["requirement"] = [req.get((c, t)) for c, t in
+                              zip(fac_out["category"], fac_out["subtype"], strict=True)]
     fac_out["snap_m"] = np.where(np.isfinite(snap_f.offset_m), snap_f.offset_m, np.nan)
+    fac_out["component_nodes"] = snap_component_nodes(net, snap_f)
     fac_out["on_network"] = snap_f.ok
     n_off_c = int((n_entries == 0).sum())
     if n_off_c:
@@ -303,7 +340,7 @@ def life_circle(graph: nx.MultiDiGraph | WalkNetwork, communities: gpd.GeoDataFr
     if n_off_f:
         notes.append(f"{n_off_f} of {len(fac)} facilities are farther than {lc.max_snap_m:g} m "
                      "from the walk network and were not used")
-    gaps = _gaps(out, cats, fac_out, router, entries, q_fac)
+    gaps = _gaps(out, cats, fac_out, router, entries, q_fac, lc)
     coverage = _coverage(out, cats, fac_out)
     units_sum = packages_sum = None
     if units is not None or "unit_id" in out.columns:
@@ -332,26 +369,41 @@ def _community_table(communities: gpd.GeoDataFrame, cats: Mapping[str, Category]
                      ) -> gpd.GeoDataFrame:
     keep = [c for c in ("community_id", "name", "population", "is_old", "unit_id",
                         "package_id") if c in communities.columns]
+    n = len(communities)
     cols: dict[str, Any] = {c: communities[c].to_numpy() for c in keep}
     cols["population"] = pd.to_numeric(communities["population"], errors="coerce").to_numpy()
     cols["on_network"] = n_entries > 0
     cols["n_entries"] = n_entries
     cols["access_m"] = np.where(np.isfinite(access), access, np.nan)
-    n_missing = np.zeros(len(communities), dtype=np.int64)
+    n_missing = np.zeros(n, dtype=np.int64)
     per_sub: dict[str, Any] = {}
     for key, cat in cats.items():
-        best = np.full(len(communities), np.inf)
-        ok = np.zeros(len(communities), dtype=bool)
+        ok = np.ones(n, dtype=bool)
+        ratio = np.full(n, -1.0)
+        worst = np.full(n, np.nan)
+        missing: list[list[str]] = [[] for _ in range(n)]
         for s, st in cat.subtypes.items():
             d = dist_sub[key, s]
-            best = np.minimum(best, d)
-            ok |= d <= st.distance_m
+            met = d <= st.distance_m
             per_sub[f"{key}_{s}_dist_m"] = np.where(np.isfinite(d), d, np.nan)
-        dist = np.where(np.isfinite(best), best, np.nan)
-        cols[f"{key}_dist_m"] = dist
-        cols[f"{key}_min"] = dist / lc.walk_speed_m_s / 60.0
-        cols[f"{key}_min_elderly"] = dist / lc.elderly_walk_speed_m_s / 60.0
+            per_sub[f"{key}_{s}_ok"] = met
+            if st.requirement != "mandatory":
+                continue
+            ok &= met
+            r = d / st.distance_m
+            # The binding item: the one farthest beyond (or closest to) its own standard.
+            take = r > ratio
+            ratio = np.where(take, r, ratio)
+            worst = np.where(take, d, worst)
+            for i in np.flatnonzero(~met):
+                missing[i].append(s)
+        dist = np.where(np.isfinite(worst), worst, np.nan)
         cols[f"{key}_ok"] = ok
+        cols[f"{key}_missing"] = np.array([", ".join(m) for m in missing], dtype=object)
+        cols[f"{key}_ratio"] = np.where(np.isfinite(ratio) & (ratio >= 0), ratio, np.nan)
+        cols[f"{key}_dist_m"] = dist
+        cols[f"{key}_minutes"] = dist / lc.walk_speed_m_s / 60.0
+        cols[f"{key}_minutes_elderly"] = dist / lc.elderly_walk_speed_m_s / 60.0
         n_missing += ~ok
     cols.update(per_sub)
     cols["n_missing"] = n_missing
@@ -360,47 +412,53 @@ def _community_table(communities: gpd.GeoDataFrame, cats: Mapping[str, Category]
                             crs=communities.crs)
 
 
+_GAP_COLUMNS = ["community_id", "name", "population", "category", "category_label", "subtype",
+                "subtype_label", "level_minutes", "distance_m", "dist_m", "minutes",
+                "shortfall_m", "reason", "reason_text"]
+
+
 def _gaps(out: gpd.GeoDataFrame, cats: Mapping[str, Category], fac: gpd.GeoDataFrame,
-          router: Router, entries: Entries, q_fac: NDArray[np.intp]) -> gpd.GeoDataFrame:
+          router: Router, entries: Entries, q_fac: NDArray[np.intp], lc: LifeCircleConfig
+          ) -> gpd.GeoDataFrame:
     comp = router.component
     ent_comp = pd.DataFrame({"owner": entries.owner, "comp": comp[entries.node]})
+    on_net = out["on_network"].to_numpy()
     frames = []
     for key, cat in cats.items():
-        fail = ~out[f"{key}_ok"].to_numpy()
-        if not fail.any():
-            continue
-        rows = out.loc[fail]
-        dist = rows[f"{key}_dist_m"].to_numpy()
-        in_cat = (fac["category"] == key).to_numpy()
-        q = q_fac[in_cat & (q_fac >= 0)]
-        reason = np.full(len(rows), "too_far", dtype=object)
-        nan = np.isnan(dist)
-        if not in_cat.any():
-            reason[:] = "no_facility"
-        elif len(q) == 0:
-            reason[:] = "facilities_off_network"
-        else:
-            fac_comp = np.unique(comp[q])
-            pos = np.flatnonzero(fail)
-            linked = ent_comp[ent_comp["comp"].isin(fac_comp)]["owner"].unique()
-            reason[nan] = np.where(np.isin(pos[nan], linked), "beyond_search", "disconnected")
-        reason[~rows["on_network"].to_numpy()] = "off_network"
-        short = np.full(len(rows), np.inf)
-        for s, st in cat.subtypes.items():
-            short = np.minimum(short, rows[f"{key}_{s}_dist_m"].to_numpy() - st.distance_m)
-        frames.append(pd.DataFrame({
-            "community_id": rows["community_id"].to_numpy(),
-            "name": rows["name"].to_numpy() if "name" in rows else None,
-            "population": rows["population"].to_numpy(),
-            "category": key, "category_label": cat.label, "standard": _standard_text(cat),
-            "dist_m": dist, "min": rows[f"{key}_min"].to_numpy(),
-            "shortfall_m": np.where(np.isfinite(short), short, np.nan),
-            "reason": reason, "reason_text": [GAP_REASONS[r] for r in reason],
-            "geometry": rows.geometry.to_numpy()}))
+        for s, st in mandatory(cat).items():
+            fail = ~out[f"{key}_{s}_ok"].to_numpy()
+            if not fail.any():
+                continue
+            rows = out.loc[fail]
+            dist = rows[f"{key}_{s}_dist_m"].to_numpy()
+            in_sub = ((fac["category"] == key) & (fac["subtype"] == s)).to_numpy()
+            q = q_fac[in_sub & (q_fac >= 0)]
+            reason = np.full(len(rows), "too_far", dtype=object)
+            nan = np.isnan(dist)
+            if not in_sub.any():
+                reason[:] = "no_facility"
+            elif len(q) == 0:
+                reason[:] = "facilities_off_network"
+            else:
+                fac_comp = np.unique(comp[q])
+                pos = np.flatnonzero(fail)
+                linked = ent_comp[ent_comp["comp"].isin(fac_comp)]["owner"].unique()
+                reason[nan] = np.where(np.isin(pos[nan], linked), "beyond_search",
+                                       "disconnected")
+            reason[~on_net[fail]] = "off_network"
+            frames.append(pd.DataFrame({
+                "community_id": rows["community_id"].to_numpy(),
+                "name": rows["name"].to_numpy() if "name" in rows else None,
+                "population": rows["population"].to_numpy(),
+                "category": key, "category_label": cat.label, "subtype": s,
+                "subtype_label": st.label or s, "level_minutes": st.level_minutes,
+                "distance_m": st.distance_m, "dist_m": dist,
+                "minutes": dist / lc.walk_speed_m_s / 60.0,
+                "shortfall_m": dist - st.distance_m,
+                "reason": reason, "reason_text": [GAP_REASONS[r] for r in reason],
+                "geometry": rows.geometry.to_numpy()}))
     if not frames:
-        cols = ["community_id", "name", "population", "category", "category_label", "standard",
-                "dist_m", "min", "shortfall_m", "reason", "reason_text"]
-        return gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in cols},
+        return gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in _GAP_COLUMNS},
                                 geometry=gpd.GeoSeries([], crs=out.crs), crs=out.crs)
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry",
                             crs=out.crs)
@@ -414,29 +472,33 @@ def _coverage(out: gpd.GeoDataFrame, cats: Mapping[str, Category], fac: gpd.GeoD
               ) -> pd.DataFrame:
     w = _weights(out["population"])
     total = float(w.sum())
+
+    def row(category: str, subtype: str, label: str, ok: pd.Series, fac_mask: pd.Series,
+            **extra: Any) -> dict[str, Any]:
+        return {"category": category, "subtype": subtype, "label": label, **extra,
+                "n_facilities": int(fac_mask.sum()),
+                "n_facilities_off_network": int((fac_mask & ~fac["on_network"]).sum()),
+                "n_communities": len(out), "n_ok": int(ok.sum()),
+                "share_ok": float(ok.mean()) if len(out) else np.nan,
+                "population": total, "population_ok": float(w[ok].sum()),
+                "pop_share_ok": float(w[ok].sum()) / total if total > 0 else np.nan}
+
     rows = []
     for key, cat in cats.items():
-        ok = out[f"{key}_ok"]
         in_cat = fac["category"] == key
-        rows.append({
-            "category": key, "label": cat.label, "standard": _standard_text(cat),
-            "n_facilities": int(in_cat.sum()),
-            "n_facilities_off_network": int((in_cat & ~fac["on_network"]).sum()),
-            "n_communities": len(out), "n_ok": int(ok.sum()),
-            "share_ok": float(ok.mean()) if len(out) else np.nan,
-            "population": total, "population_ok": float(w[ok].sum()),
-            "pop_share_ok": float(w[ok].sum()) / total if total > 0 else np.nan,
-            "median_dist_m": float(out[f"{key}_dist_m"].median()),
-        })
-    ok = out["all_ok"]
-    rows.append({"category": "all", "label": "全部 All categories", "standard": "",
-                 "n_facilities": len(fac),
-                 "n_facilities_off_network": int((~fac["on_network"]).sum()),
-                 "n_communities": len(out), "n_ok": int(ok.sum()),
-                 "share_ok": float(ok.mean()) if len(out) else np.nan,
-                 "population": total, "population_ok": float(w[ok].sum()),
-                 "pop_share_ok": float(w[ok].sum()) / total if total > 0 else np.nan,
-                 "median_dist_m": np.nan})
+        rows.append(row(key, "", cat.label, out[f"{key}_ok"], in_cat,
+                        requirement="", level_minutes=np.nan, distance_m=np.nan,
+                        standard=standard_text(cat),
+                        median_dist_m=float(out[f"{key}_dist_m"].median())))
+        for s, st in cat.subtypes.items():
+            rows.append(row(key, s, st.label or s, out[f"{key}_{s}_ok"],
+                            in_cat & (fac["subtype"] == s), requirement=st.requirement,
+                            level_minutes=st.level_minutes, distance_m=st.distance_m,
+                            standard=st.gb50180,
+                            median_dist_m=float(out[f"{key}_{s}_dist_m"].median())))
+    rows.append(row("all", "", "全部 All categories", out["all_ok"],
+                    pd.Series(True, index=fac.index), requirement="", level_minutes=np.nan,
+                    distance_m=np.nan, standard="", median_dist_m=np.nan))
     return pd.DataFrame(rows)
 
 

@@ -198,8 +198,10 @@ def add_map_furniture(ax: Axes, *, title: str = "", legend: bool = True,
                            box_alpha=0.8, font_properties={"size": 8, "family": cjk_font_family()}))
     add_north_arrow(ax)
     text = ATTRIBUTION if not note else f"{note}\n{ATTRIBUTION}"
+    # Outside the layout: a long note must never squeeze the map (bbox_inches="tight" still
+    # saves it).
     ax.text(0.99, -0.01, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
-            color="#444444")
+            color="#444444", in_layout=False)
 
 
 def save_map(fig: Figure, path: str | Path, *, dpi: int = 200) -> Path:
@@ -327,13 +329,13 @@ def plot_units(units: gpd.GeoDataFrame, *, layers: OSMLayers, title: str = "",
 
 __all__ += ["plot_lifecircle"]
 
-#: Walking-time classes (minutes) and their colours, green (near) to red (far).
+#: Classes by the standard itself: the largest distance ÷ standard over the category's mandatory
+#: items (``<cat>_ratio``). A walking-minute scale would put passing and failing communities in
+#: one colour, since the items' distances differ (300, 500, 1000 m).
 LIFECIRCLE_CLASSES: list[tuple[float, float, str, str]] = [
-    (0.0, 5.0, "≤ 5 分钟 min", "#1a9850"),
-    (5.0, 10.0, "5–10 分钟 min", "#91cf60"),
-    (10.0, 15.0, "10–15 分钟 min", "#fee08b"),
-    (15.0, 20.0, "15–20 分钟 min", "#fc8d59"),
-    (20.0, float("inf"), "> 20 分钟 min", "#d73027"),
+    (0.0, 1.0, "达标 every ▲ item within its standard", "#1a9850"),
+    (1.0, 1.5, "未达标, ≤1.5× 标准 fails, within 1.5× the standard", "#fee08b"),
+    (1.5, float("inf"), "未达标, >1.5× 标准 fails, beyond 1.5×", "#d73027"),
 ]
 UNREACHABLE_COLOR = "#bdbdbd"
 _SUBTYPE_MARKERS = ("o", "s", "^", "D", "P", "v", "*", "X")
@@ -343,15 +345,15 @@ _SUBTYPE_COLORS = ("#2c3e91", "#7b2c8f", "#0f6f6f", "#8a4b08", "#333333", "#a11d
 def plot_lifecircle(lc: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, category: str, *,
                     layers: OSMLayers, cfg: Any, ax: Axes | None = None
                     ) -> tuple[Figure, Axes]:
-    """Map walking time from each community to the nearest facility of one category.
+    """Map whether each community meets one category's standard, and by how much it fails.
 
-    Communities are filled by walking minutes (grey: no facility reachable) and hatched in red
-    when they miss the standard; facilities are marked by subtype.
+    Communities are filled by the standard (meets; fails within 1.5× of an item's distance;
+    beyond; an item unreachable); facilities are marked by subtype, ▲ mandatory, △ optional.
 
     Parameters
     ----------
     lc
-        The ``lifecircle`` layer (metric CRS) with ``<category>_min`` and ``<category>_ok``.
+        The ``lifecircle`` layer (metric CRS) with ``<category>_ratio`` and ``<category>_ok``.
     facilities
         The ``facilities`` layer (``category``, ``subtype``, ``on_network``).
     category
@@ -373,7 +375,7 @@ def plot_lifecircle(lc: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, category
     from matplotlib.patches import Patch
 
     cat = cfg.lifecircle.categories[category]
-    minutes = lc[f"{category}_min"].to_numpy(dtype=float)
+    ratio = lc[f"{category}_ratio"].to_numpy(dtype=float)
     ok = lc[f"{category}_ok"].to_numpy(dtype=bool)
     polys = lc.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
     with map_style():
@@ -381,33 +383,27 @@ def plot_lifecircle(lc: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, category
         draw_basemap(ax, layers, extent=lc)
         handles: list[Any] = []
         for lo, hi, text, color in LIFECIRCLE_CLASSES:
-            sel = (minutes >= lo) & (minutes < hi)
+            # The verdict decides the first class, so rounding in the ratio never flips it.
+            sel = ok if lo == 0.0 else ~ok & (ratio > lo) & (ratio <= hi)
+            if not sel.any():
+                continue  # no legend entry for what is not drawn
             handles.append(Patch(facecolor=color, edgecolor="#555555", linewidth=0.4,
-                                 label=text))
+                                 label=f"{text} ({int(sel.sum())})"))
             _draw_communities(ax, lc[sel & polys], lc[sel & ~polys], color)
-        none = np.isnan(minutes)
+        none = np.isnan(ratio) & ~ok
         if none.any():
             handles.append(Patch(facecolor=UNREACHABLE_COLOR, edgecolor="#555555",
-                                 linewidth=0.4, label="无可达设施 none reachable"))
+                                 linewidth=0.4, label="未达标, 某▲项不可达 fails, a ▲ item "
+                                 f"unreachable ({int(none.sum())})"))
             _draw_communities(ax, lc[none & polys], lc[none & ~polys], UNREACHABLE_COLOR)
-        fail = ~ok
-        if fail.any():
-            bad = lc[fail & polys]
-            if len(bad):
-                bad.plot(ax=ax, facecolor="none", edgecolor="#b2182b", hatch="////",
-                         linewidth=0.9, zorder=4)
-            badp = lc[fail & ~polys]
-            if len(badp):
-                ax.scatter(badp.geometry.x, badp.geometry.y, s=90, facecolors="none",
-                           edgecolors="#b2182b", linewidths=1.2, zorder=4)
-            handles.append(Patch(facecolor="white", edgecolor="#b2182b", hatch="////",
-                                 label=f"未达标 fails standard ({int(fail.sum())})"))
         fac = facilities[facilities["category"] == category]
         for i, (s, st) in enumerate(cat.subtypes.items()):
             sub = fac[fac["subtype"] == s]
             marker = _SUBTYPE_MARKERS[i % len(_SUBTYPE_MARKERS)]
             color = _SUBTYPE_COLORS[i % len(_SUBTYPE_COLORS)]
-            label = f"{st.label or s} ≤{st.distance_m:g} m ({len(sub)})"
+            mark = {"mandatory": "▲", "optional": "△"}.get(st.requirement, "")
+            tail = "" if mark else ", 不计入 not counted"
+            label = f"{mark}{st.label or s} ≤{st.distance_m:g} m ({len(sub)}{tail})"
             if len(sub):
                 on = sub["on_network"].to_numpy(dtype=bool) if "on_network" in sub else None
                 ax.scatter(sub.geometry.x, sub.geometry.y, marker=marker, s=46, c=color,
@@ -428,13 +424,16 @@ def plot_lifecircle(lc: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, category
         title = f"{cat.label} — 步行可达 walking access"
         if cfg.title:
             title += f"\n{cfg.title}"
-        note = (f"{n_ok}/{len(lc)} 个小区达标 communities meet GB 50180-2018 standard; "
-                f"步行网络距离 network distance at {speed:g} m/s")
+        rule = " ∧ ".join(f"{s} ≤{st.distance_m:g} m" for s, st in cat.subtypes.items()
+                          if st.requirement == "mandatory")
+        note = (f"{n_ok}/{len(lc)} 个小区达标 communities meet GB 50180-2018: 每项▲设施均在"
+                f"标准距离内 every ▲ item within its own distance\n{rule}; 层级不互相替代 "
+                f"levels not inclusive; 步行网络距离 network distance, {speed:g} m/s")
         if fac.empty:
             note = "研究范围内无此类设施 no facility of this category in the area; " + note
         # Upper left: over the Huangpu in the demo; the lower left holds Puxi compounds.
         add_map_furniture(ax, title=title, legend_handles=handles, legend_loc="upper left",
-                          legend_title="最近设施步行时间 walk to nearest", note=note)
+                          legend_title="按标准 by the standard", note=note)
     return fig, ax
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "crossing_snaps",
     "min_over_entries",
     "polygon_entries",
+    "snap_component_nodes",
     "snap_to_edges",
 ]
 
@@ -110,6 +111,7 @@ class WalkNetwork:
         self.edge_len = length[keep]
         self._geometry = None if geometry is None else np.asarray(geometry, dtype=object)[keep]
         self.csr = _symmetric_csr(self.edge_u, self.edge_v, self.edge_len, n)
+        self._mainland_trees: dict[int, tuple[shapely.STRtree, NDArray[np.intp]]] = {}
 
     @classmethod
     def from_graph(cls, G: nx.MultiDiGraph | nx.Graph, *, weight: str = "length"
@@ -203,6 +205,42 @@ class WalkNetwork:
         """Spatial index of the edges (snapping targets)."""
         return shapely.STRtree(self.edge_geom)
 
+    @cached_property
+    def component(self) -> NDArray[np.int32]:
+        """Connected-component label of every node (computed once per network)."""
+        if self.n_nodes == 0:
+            return np.empty(0, dtype=np.int32)
+        _, labels = connected_components(self.csr, directed=False)
+        return np.asarray(labels, dtype=np.int32)
+
+    @cached_property
+    def component_nodes(self) -> NDArray[np.int64]:
+        """Size (nodes) of the connected piece each node belongs to."""
+        if self.n_nodes == 0:
+            return np.empty(0, dtype=np.int64)
+        return np.bincount(self.component)[self.component].astype(np.int64)
+
+    def island_nodes(self, min_component_nodes: int) -> NDArray[np.bool_]:
+        """Nodes on an *island*: a piece smaller than ``min_component_nodes`` nodes.
+
+        The largest piece is never an island, so a small network stays usable. Islands are
+        typically footway loops inside a kindergarten's or hospital's grounds that no mapped
+        path joins to the street.
+        """
+        size = self.component_nodes
+        if len(size) == 0:
+            return np.zeros(0, dtype=bool)
+        return (size < min_component_nodes) & (size < size.max())
+
+    def mainland_edge_tree(self, min_component_nodes: int
+                           ) -> tuple[shapely.STRtree, NDArray[np.intp]]:
+        """Spatial index of the edges not on islands, and their edge positions."""
+        key = int(min_component_nodes)
+        if key not in self._mainland_trees:
+            edges = np.flatnonzero(~self.island_nodes(key)[self.edge_u]).astype(np.intp)
+            self._mainland_trees[key] = (shapely.STRtree(self.edge_geom[edges]), edges)
+        return self._mainland_trees[key]
+
     def __repr__(self) -> str:
         return (f"WalkNetwork({self.n_nodes} nodes, {len(self.edge_u)} edges, "
                 f"crs={self.crs.to_string() if self.crs else None})")
@@ -277,8 +315,9 @@ class Snap:
                     np.concatenate([s.offset_m for s in snaps]))
 
 
-def snap_to_edges(net: WalkNetwork, geoms: ArrayLike, *, max_snap_m: float) -> Snap:
-    """Snap geometries to the nearest point of the nearest edge.
+def snap_to_edges(net: WalkNetwork, geoms: ArrayLike, *, max_snap_m: float,
+                  min_component_nodes: int = 1) -> Snap:
+    """Snap geometries to the nearest point of the nearest edge, avoiding islands.
 
     Parameters
     ----------
@@ -288,6 +327,11 @@ def snap_to_edges(net: WalkNetwork, geoms: ArrayLike, *, max_snap_m: float) -> S
         Shapely geometries (points or polygons) in the network's CRS.
     max_snap_m
         Maximum straight-line snap distance in metres; farther geometries stay unsnapped.
+    min_component_nodes
+        Pieces of the network with fewer nodes are islands (:meth:`WalkNetwork.island_nodes`):
+        a geometry whose nearest edge is on an island snaps to the nearest edge of the rest of
+        the network when one lies within ``max_snap_m`` (a kindergarten whose grounds hold an
+        unconnected footway loop is joined to the street it faces), else it keeps the island.
 
     Returns
     -------
@@ -308,6 +352,17 @@ def snap_to_edges(net: WalkNetwork, geoms: ArrayLike, *, max_snap_m: float) -> S
     (src, tgt), dist = net.edge_tree.query_nearest(g[idx], max_distance=max_snap_m,
                                                    return_distance=True, all_matches=False)
     src = idx[src]
+    if min_component_nodes > 1 and len(src):
+        on_island = net.island_nodes(min_component_nodes)[net.edge_u[tgt]]
+        if on_island.any():
+            tree, edges = net.mainland_edge_tree(min_component_nodes)
+            (s2, t2), d2 = tree.query_nearest(g[src[on_island]], max_distance=max_snap_m,
+                                              return_distance=True, all_matches=False)
+            pos = np.flatnonzero(on_island)[s2]
+            tgt = tgt.copy()
+            dist = dist.copy()
+            tgt[pos] = edges[t2]
+            dist[pos] = d2
     edge[src] = tgt
     offset[src] = dist
     target = shapely.get_point(shapely.shortest_line(g[src], net.edge_geom[tgt]), 1)
@@ -320,6 +375,15 @@ def snap_to_edges(net: WalkNetwork, geoms: ArrayLike, *, max_snap_m: float) -> S
                                                        all_matches=False)
         offset[missed[msrc]] = mdist
     return Snap(edge, along, offset)
+
+
+def snap_component_nodes(net: WalkNetwork, snap: Snap) -> NDArray[np.float64]:
+    """Nodes in the piece of network each snapped point is on (NaN where unsnapped)."""
+    out = np.full(len(snap), np.nan)
+    ok = snap.ok
+    if ok.any():
+        out[ok] = net.component_nodes[net.edge_u[snap.edge[ok]]]
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,7 +454,8 @@ def polygon_entries(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: float
     return Entries(owner.astype(np.intp), node.astype(np.intp), offset)
 
 
-def crossing_snaps(net: WalkNetwork, geoms: ArrayLike) -> tuple[NDArray[np.intp], Snap]:
+def crossing_snaps(net: WalkNetwork, geoms: ArrayLike, *, min_component_nodes: int = 1
+                   ) -> tuple[NDArray[np.intp], Snap]:
     """Where edges pass through polygons: the first and last point of each edge inside each.
 
     Along an edge the distance to anywhere is ``min(a + D(u), L - a + D(v))`` for position
@@ -404,6 +469,9 @@ def crossing_snaps(net: WalkNetwork, geoms: ArrayLike) -> tuple[NDArray[np.intp]
     geoms
         Polygons in the network's CRS.
 
+    min_component_nodes
+        Edges on islands (pieces with fewer nodes) are not entries.
+
     Returns
     -------
     tuple
@@ -415,6 +483,9 @@ def crossing_snaps(net: WalkNetwork, geoms: ArrayLike) -> tuple[NDArray[np.intp]
     if len(g) == 0 or len(net.edge_u) == 0:
         return empty
     poly, edge = net.edge_tree.query(g, predicate="intersects")
+    if min_component_nodes > 1:
+        main = ~net.island_nodes(min_component_nodes)[net.edge_u[edge]]
+        poly, edge = poly[main], edge[main]
     if len(poly) == 0:
         return empty
     lines = net.edge_geom[edge]
@@ -467,13 +538,17 @@ class Access:
 
 
 def community_access(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: float,
-                     max_snap_m: float) -> Access:
+                     max_snap_m: float, min_component_nodes: int = 1) -> Access:
     """Entry points of communities (polygons or points).
 
     A polygon is entered through every network node inside it or within ``entry_buffer_m``
     (plus the straight walk to the node). A polygon with no such node but crossed by streets is
     entered where they pass through it. Points, and polygons with neither, use their nearest
     street point within ``max_snap_m`` (plus the snap distance); beyond it they have no entry.
+    Islands (pieces of fewer than ``min_component_nodes`` nodes, see
+    :meth:`WalkNetwork.island_nodes`) are passed over at each step: a compound whose only
+    nodes are an unconnected footway loop inside it is entered from the street it faces, and
+    keeps the island only when no other street lies within ``max_snap_m``.
 
     Parameters
     ----------
@@ -485,6 +560,8 @@ def community_access(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: floa
         Metres around a polygon in which nodes are entry points.
     max_snap_m
         Maximum snap distance in metres.
+    min_component_nodes
+        Pieces of the network with fewer nodes are islands; 1 turns this off.
 
     Returns
     -------
@@ -494,11 +571,31 @@ def community_access(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: floa
     g = np.asarray(geoms, dtype=object)
     n = len(g)
     nodes = polygon_entries(net, g, entry_buffer_m=entry_buffer_m)
+    island_entries = Entries(np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp),
+                             np.empty(0))
+    if min_component_nodes > 1 and len(nodes):
+        on_island = net.island_nodes(min_component_nodes)[nodes.node]
+        island_entries = Entries(nodes.owner[on_island], nodes.node[on_island],
+                                 nodes.offset_m[on_island])
+        nodes = Entries(nodes.owner[~on_island], nodes.node[~on_island],
+                        nodes.offset_m[~on_island])
     rest = np.flatnonzero(np.bincount(nodes.owner, minlength=n) == 0)
-    cross_owner, cross = crossing_snaps(net, g[rest])
+    cross_owner, cross = crossing_snaps(net, g[rest], min_component_nodes=min_component_nodes)
     cross_owner = rest[cross_owner]
     rest = rest[~np.isin(rest, cross_owner)]
-    near = snap_to_edges(net, g[rest], max_snap_m=max_snap_m)
+    near = snap_to_edges(net, g[rest], max_snap_m=max_snap_m,
+                         min_component_nodes=min_component_nodes)
+    if len(island_entries):
+        # Keep the island only for communities that found no other way in.
+        near_main = near.ok.copy()
+        if near_main.any():
+            near_main[near_main] = ~net.island_nodes(min_component_nodes)[
+                net.edge_u[near.edge[near_main]]]
+        stranded = rest[~near_main]
+        keep = np.isin(island_entries.owner, stranded)
+        nodes = Entries.concat(nodes, Entries(island_entries.owner[keep],
+                                              island_entries.node[keep],
+                                              island_entries.offset_m[keep]))
     return Access(nodes, np.concatenate([cross_owner, rest]).astype(np.intp),
                   Snap.concat(cross, near))
 

@@ -32,6 +32,7 @@ from shapely.geometry.base import BaseGeometry
 from urbanunits.config import Category, Config, FacilityFile
 from urbanunits.crs import to_wgs84
 from urbanunits.errors import CRSError, DataError, InputFileError
+from urbanunits.sources.classify import classify_facilities
 
 __all__ = [
     "FACILITY_COLUMNS",
@@ -192,12 +193,14 @@ def read_facility_file(ff: FacilityFile, category_key: str, category: Category, 
 
     if ff.subtype:
         subtype = pd.Series(ff.subtype, index=pts.index, dtype="object")
+        matched = pd.Series(f"file:subtype={ff.subtype}", index=pts.index, dtype="object")
     elif ff.subtype_field:
         _need_column(df, ff.subtype_field, path, f"{where}.subtype_field", "subtype_field")
         raw = df.loc[pts.index, ff.subtype_field].astype("string").str.strip()
         by_label = {st.label: k for k, st in category.subtypes.items() if st.label}
         subtype = raw.map(lambda s: s if s in category.subtypes else by_label.get(s)).astype(
             "object")
+        matched = ("file:" + ff.subtype_field + "=" + raw.astype(str)).astype("object")
         unknown = sorted({str(v) for v in raw[subtype.isna()].dropna().unique()})
         if unknown:
             raise DataError(f"{path}: column {ff.subtype_field!r}",
@@ -205,22 +208,22 @@ def read_facility_file(ff: FacilityFile, category_key: str, category: Category, 
                             f"use the subtype keys of {category_key}: "
                             f"{sorted(category.subtypes)} (or filter rows with filter_field)")
     else:
-        from urbanunits.sources.osm import classify_facilities
-
-        # classify_facilities carries osm_id through; use it for the row position.
-        probe = gpd.GeoDataFrame({"name": names.loc[pts.index].to_numpy(),
-                                  "osm_id": np.arange(len(pts))},
-                                 geometry=pts.to_numpy(), crs=crs)
+        # Rows are classified by name alone (a file has no OSM tags); positions via osm_id.
+        probe = pd.DataFrame({"name": names.loc[pts.index].to_numpy(),
+                              "osm_id": np.arange(len(pts))})
         hit = classify_facilities(probe, {category_key: category})
         subtype = pd.Series([None] * len(pts), index=pts.index, dtype="object")
         subtype.iloc[hit["osm_id"].to_numpy(dtype=np.intp)] = hit["subtype"].to_numpy()
+        matched = pd.Series([None] * len(pts), index=pts.index, dtype="object")
+        matched.iloc[hit["osm_id"].to_numpy(dtype=np.intp)] = hit["matched_by"].to_numpy()
         n_drop = int(subtype.isna().sum())
         if n_drop:
             notes.append(f"{path.name}: {n_drop} of {len(pts)} row(s) match no {category_key} "
                          "name pattern and were left out")
     keep = subtype.notna()
     out = gpd.GeoDataFrame({"category": category_key, "subtype": subtype[keep],
-                            "name": names.loc[pts.index][keep], "source": path.name},
+                            "name": names.loc[pts.index][keep], "source": path.name,
+                            "matched_by": matched[keep]},
                            geometry=pts[keep], crs=crs)
     if area is not None and len(out):
         inside = out.intersects(area)
@@ -327,7 +330,7 @@ def collect_facilities(osm_facilities: gpd.GeoDataFrame | None,
         osm = osm_facilities[osm_facilities["category"].isin(list(categories))]
         if osm.crs is not None and osm.crs != crs:
             osm = osm.to_crs(crs)
-        cols = [c for c in [*FACILITY_COLUMNS, "osm_id"] if c in osm.columns]
+        cols = [c for c in [*FACILITY_COLUMNS, "osm_id", "matched_by"] if c in osm.columns]
         frames.append(gpd.GeoDataFrame(osm[cols], geometry=osm.geometry, crs=crs))
     frames = [f for f in frames if len(f)]
     if not frames:

@@ -35,12 +35,12 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from urbanunits._progress import progress
-from urbanunits.config import Category, Config
-from urbanunits.errors import CRSError, DataError, InputFileError
+from urbanunits.config import Config
+from urbanunits.errors import ConfigError, CRSError, DataError, InputFileError
+from urbanunits.sources.classify import classify_facilities, tag_rules
 
 __all__ = [
     "OSMLayers",
-    "classify_facilities",
     "is_walkable",
     "read_osm",
     "study_area_polygon",
@@ -58,7 +58,7 @@ _KEEP_TAGS = (
     "amenity", "shop", "healthcare", "social_facility", "social_facility:for", "building",
     "building:levels", "building:age", "start_date", "height", "historic", "heritage", "tourism",
     "boundary", "admin_level", "place", "bridge", "tunnel", "layer", "area", "service",
-    "ref:NBS", "ref", "addr:street",
+    "ref:NBS", "ref", "addr:street", "office",
 )
 
 # Mirrors osmnx's network_type="walk" filter (osmnx._overpass._get_network_filter, osmnx 2.x),
@@ -481,7 +481,7 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
                                  geometry=b.geometry, crs=crs).reset_index(drop=True)
 
     poi_keys = ["amenity", "shop", "healthcare", "social_facility", "social_facility:for",
-                "leisure", "building"]
+                "leisure", "building", "office", "tourism"]
     pts = _frame(col.points, id_pos=0, tag_pos=1, wkb_pos=2).to_crs(crs)
     pts = _clip(pts, reach, keep_whole=True)
     pts.insert(1, "osm_type", "node")
@@ -533,68 +533,24 @@ def _polygonal(geom: BaseGeometry) -> BaseGeometry:
 
 
 # --------------------------------------------------------------------------------------------
-# Facilities
-# --------------------------------------------------------------------------------------------
-
-
-def classify_facilities(pois: gpd.GeoDataFrame,
-                        categories: dict[str, Category]) -> gpd.GeoDataFrame:
-    """Classify OSM points of interest into life-circle categories by tags and name patterns.
-
-    Within a category, tags are tried before names and subtypes in config order; the first
-    match wins. A feature may belong to several categories (a 社区卫生服务中心 with a 日间照料
-    centre, say).
-
-    Parameters
-    ----------
-    pois
-        The ``pois`` layer of :class:`OSMLayers`.
-    categories
-        ``config.lifecircle.categories``.
-
-    Returns
-    -------
-    geopandas.GeoDataFrame
-        ``category``, ``subtype``, ``name``, ``source`` (``"osm"``), ``osm_id``, ``matched_by``
-        (``"tag"`` or ``"name"``), point geometry in the input CRS.
-    """
-    names = _col(pois, "name").fillna("").astype(str)
-    frames = []
-    for cat_key, cat in categories.items():
-        assigned = pd.Series([None] * len(pois), index=pois.index, dtype="object")
-        how = pd.Series([None] * len(pois), index=pois.index, dtype="object")
-        for st_key, st in cat.subtypes.items():
-            hit = pd.Series(False, index=pois.index)
-            for key, values in st.osm_tags.items():
-                c = _col(pois, key)
-                hit |= c.notna() if "*" in values else c.isin(values)
-            new = hit & assigned.isna()
-            assigned[new] = st_key
-            how[new] = "tag"
-        for st_key, st in cat.subtypes.items():
-            if not st.name_patterns:
-                continue
-            rx = "|".join(f"(?:{p})" for p in st.name_patterns)
-            hit = names.str.contains(rx, regex=True)
-            new = hit & assigned.isna()
-            assigned[new] = st_key
-            how[new] = "name"
-        m = assigned.notna()
-        if m.any():
-            frames.append(gpd.GeoDataFrame({
-                "category": cat_key, "subtype": assigned[m], "name": _col(pois, "name")[m],
-                "source": "osm", "osm_id": pois.loc[m, "osm_id"], "matched_by": how[m]},
-                geometry=pois.geometry[m], crs=pois.crs))
-    if not frames:
-        return gpd.GeoDataFrame({"category": [], "subtype": [], "name": [], "source": [],
-                                 "osm_id": [], "matched_by": []},
-                                geometry=gpd.GeoSeries([], crs=pois.crs), crs=pois.crs)
-    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=pois.crs)
-
-
-# --------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------
+
+
+def _check_rule_keys(cfg: Config) -> None:
+    """Facility rules can only test tags the parse keeps (``_KEEP_TAGS``)."""
+    kept = set(_KEEP_TAGS)
+    lc = cfg.lifecircle
+    for cat_key, cat in lc.categories.items():
+        for st_key, st in cat.subtypes.items():
+            keys = {k for rule in tag_rules(st) for k in rule} | set(st.exclude_tags)
+            for k in sorted(keys - kept):
+                raise ConfigError(f"lifecircle.categories.{cat_key}.subtypes.{st_key}",
+                                  f"tag {k!r} is not read from OSM files",
+                                  f"use one of: {', '.join(sorted(kept))}")
+    for k in sorted(set(lc.contradicting_tags) - kept):
+        raise ConfigError("lifecircle.contradicting_tags", f"tag {k!r} is not read from OSM "
+                          "files", f"use one of: {', '.join(sorted(kept))}")
 
 
 def _check_path(path: Path, hint: str) -> None:
@@ -673,5 +629,7 @@ def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = 
             cfg.cache_dir.mkdir(parents=True, exist_ok=True)
             with atomic_path(cache) as tmp, tmp.open("wb") as fh:
                 pickle.dump(layers, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    layers.facilities = classify_facilities(layers.pois, cfg.lifecircle.categories)
+    _check_rule_keys(cfg)
+    layers.facilities = classify_facilities(layers.pois, cfg.lifecircle.categories,
+                                            contradicting_tags=cfg.lifecircle.contradicting_tags)
     return layers
