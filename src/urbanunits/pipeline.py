@@ -287,8 +287,8 @@ def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
     """Renewal packages: inventory → links → packages.
 
     Writes layers ``old_communities``, ``renewal_packages``, ``package_links`` and the updated
-    ``update_units`` (old communities counted in, classes re-derived with the ``[units]``
-    thresholds and reported in the summary), and the map ``renewal_packages.png``. Without
+    ``update_units`` (old communities counted in, classes re-derived and reported in the
+    summary), and the map ``renewal_packages.png``. Without
     ``units`` the units stage is run in memory first and its ``blocks`` are written too, so the
     file stays one consistent run; life-circle layers computed from older packages are removed.
     """
@@ -314,14 +314,13 @@ def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
     res = StageResult("packages", layers=out)
     res.summary = result.summary_lines()
     if result.units is not None:
-        # The old communities' share of each unit's housing (old_floor_share) decides the
-        # old-community renewal class: count them with the run's thresholds.
-        from urbanunits.units import ClassRules, class_counts_line, recount_old_communities
+        # The classes changed with the old communities counted in: report them as written.
+        from urbanunits.units import class_counts_line
 
-        out["update_units"] = recount_old_communities(
-            result.units, result.communities, rules=ClassRules.from_config(cfg.units))
-        res.extra["class_line"] = "update units " + class_counts_line(out["update_units"])
-        res.summary.insert(0, res.extra["class_line"])
+        out["update_units"] = result.units
+        if "unit_class" in result.units.columns:
+            res.extra["class_line"] = "update units " + class_counts_line(result.units)
+            res.summary.insert(0, res.extra["class_line"])
     res.extra["result"] = result
     res.extra["layers"] = layers
     if write:

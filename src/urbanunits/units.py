@@ -1059,7 +1059,7 @@ def class_counts_line(units: pd.DataFrame) -> str:
     """One summary line: how many units of each class (most frequent first)."""
     counts = units["unit_class"].value_counts()
     return f"classes ({len(counts)}): " + ", ".join(
-        f"{CLASS_LABELS[c]} {n}" for c, n in counts.items())
+        f"{CLASS_LABELS.get(c, c)} {n}" for c, n in counts.items())
 
 
 def _overlap_share(units: gpd.GeoDataFrame, polys: gpd.GeoDataFrame) -> NDArray[np.float64]:
