@@ -53,6 +53,8 @@ def test_relative_paths_resolve_against_project_root(tmp_path: Path) -> None:
     (MINIMAL + "[lifecircle.categories.x]\nlabel = \"x\"\n", "lifecircle.categories.x.subtypes"),
     (MINIMAL + "[units]\nsplit_highways = \"tertiary\"\n", "units.split_highways"),
     (MINIMAL + "[osm]\ncache = 1\n", "osm.cache"),
+    (MINIMAL + "[units]\nmin_historic_share = 0.0\n", "units.min_historic_share"),
+    (MINIMAL + "[units]\nmin_old_floor_share = 1.5\n", "units.min_old_floor_share"),
 ])
 def test_bad_keys_name_the_key(tmp_path: Path, text: str, key: str) -> None:
     with pytest.raises(ConfigError) as info:

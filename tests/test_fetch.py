@@ -268,6 +268,8 @@ def test_query_asks_for_everything_the_ingest_needs(demo_cfg: Config) -> None:
                 "healthcare", "social_facility", "leisure", "natural"):
         assert f'way["{key}"]' in q, key
     assert 'relation["type"="multipolygon"]' in q
+    for kind in ("way", "relation"):  # heritage protected areas (designated, for unit classes)
+        assert f'{kind}["boundary"="protected_area"]' in q
     assert 'relation["boundary"="administrative"]["admin_level"~"^(6|8)$"]' in q
     # ... and the ones enclosing the whole area, found through the box centre.
     cy, cx = map(float, re.findall(r"is_in\(([-\d.]+),([-\d.]+)\)->\.enclosing;", q)[0])

@@ -207,3 +207,38 @@ def test_distorting_metric_crs_is_refused(demo_cfg: Config) -> None:
     for ok in ("EPSG:32651", "EPSG:4549", "EPSG:4550"):
         osm.study_area_polygon(dataclasses.replace(cfg, study_area=StudyArea(
             bbox=demo_cfg.study_area.bbox, crs=ok)))
+
+
+def test_historic_layer_flags_designated_areas(tmp_path: Path, demo_cfg: Config) -> None:
+    """Historic districts, heritage and heritage protected areas are designated; a statue isn't."""
+    x0, y0, d = 121.495, 31.230, 0.001  # inside the demo study area
+    areas = {  # closed ways: tags -> expected `designated` (None: not in the layer)
+        101: ({"historic": "district", "name": "老街"}, True),
+        102: ({"boundary": "protected_area", "protect_class": "22"}, True),
+        103: ({"boundary": "protected_area", "protect_class": "2"}, None),  # nature reserve
+        104: ({"building": "yes", "heritage": "4"}, True),
+        105: ({"historic": "memorial"}, False),
+    }
+    out = ['<?xml version="1.0" encoding="UTF-8"?>', '<osm version="0.6" generator="test">',
+           f'<node id="1" version="1" lat="{y0:.6f}" lon="{x0:.6f}">'
+           '<tag k="historic" v="memorial"/><tag k="memorial" v="statue"/></node>']
+    nid = 10
+    for k, wid in enumerate(areas):
+        cx = x0 + 2 * d * (k + 1)
+        refs = []
+        for dx, dy in ((0, 0), (d, 0), (d, d), (0, d)):
+            out.append(f'<node id="{nid}" version="1" lat="{y0 + dy:.6f}" lon="{cx + dx:.6f}"/>')
+            refs.append(nid)
+            nid += 1
+        nds = "".join(f'<nd ref="{r}"/>' for r in [*refs, refs[0]])
+        tags = "".join(f'<tag k="{a}" v="{b}"/>' for a, b in areas[wid][0].items())
+        out.append(f'<way id="{wid}" version="1">{nds}{tags}</way>')
+    out.append("</osm>")
+    path = tmp_path / "historic.osm"
+    path.write_text("\n".join(out), encoding="utf-8")
+    cfg = dataclasses.replace(demo_cfg, inputs=dataclasses.replace(demo_cfg.inputs, osm=path))
+    hist = read_osm(cfg, use_cache=False).historic
+    got = dict(zip(hist["osm_id"].astype(int), hist["designated"], strict=True))
+    want = {wid: flag for wid, (_, flag) in areas.items() if flag is not None}
+    assert got == {1: False, **want}
+    assert hist.set_index(hist["osm_id"].astype(int)).at[102, "historic"] == "protected_area"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import geopandas as gpd
 import openpyxl
 import pandas as pd
 import pyogrio
@@ -14,6 +16,7 @@ from urbanunits import pipeline
 from urbanunits.config import Config
 from urbanunits.pipeline import StageResult
 from urbanunits.sources.osm import OSMLayers
+from urbanunits.units import CLASS_LABELS, class_counts_line
 
 from .conftest import demo_config
 
@@ -91,6 +94,36 @@ def test_maps_and_units_reclassified(run: tuple[Config, StageResult]) -> None:
     # the life circle rows are keyed by the same community ids as old_communities
     assert set(res.layers["lifecircle"]["community_id"]) == set(
         res.layers["old_communities"]["community_id"])
+
+
+def test_summary_reports_the_written_classes(run: tuple[Config, StageResult]) -> None:
+    cfg, res = run
+    written = pyogrio.read_dataframe(cfg.gpkg_path, layer="update_units", read_geometry=False)
+    lines = [line for line in res.summary if "classes (" in line]
+    assert lines == [f"[units] {class_counts_line(written)}"]
+    # the packages stage changed them: no unit is old-community renewal before it
+    assert CLASS_LABELS["old_community_renewal"] in lines[0]
+    assert (written["old_floor_share"] >= cfg.units.min_old_floor_share).any()
+
+
+def test_packages_stage_reports_classes_and_reads_heritage_areas(
+        tmp_path: Path, demo_layers: OSMLayers) -> None:
+    cfg = demo_config(tmp_path / "out")
+    units = pipeline.run_units(cfg, layers=demo_layers, write=False, draw=False).layers[
+        "update_units"]
+    target = units.loc[units["unit_class"] != "historic_conservation"].iloc[0]
+    path = tmp_path / "heritage.gpkg"
+    gpd.GeoDataFrame({"name": ["保护区"]}, geometry=[target.geometry],
+                     crs=units.crs).to_crs("EPSG:4490").to_file(path, layer="areas")
+    cfg = dataclasses.replace(cfg, inputs=dataclasses.replace(cfg.inputs, heritage_areas=path))
+    res = pipeline.run_packages(cfg, layers=demo_layers, draw=False)
+    written = pyogrio.read_dataframe(cfg.gpkg_path, layer="update_units", read_geometry=False)
+    assert f"update units {class_counts_line(written)}" in res.summary
+    row = written.set_index("unit_id").loc[target["unit_id"]]
+    assert row["historic_share"] == pytest.approx(1.0, abs=1e-3)
+    assert row["unit_class"] == "historic_conservation"
+    meta = pyogrio.read_dataframe(cfg.gpkg_path, layer="run_metadata", read_geometry=False)
+    assert "sha256:heritage_areas" in set(meta["key"])
 
 
 def test_failed_stage_keeps_previous_geopackage(tmp_path: Path, demo_layers: OSMLayers,

@@ -11,6 +11,7 @@ from typing import Any
 import geopandas as gpd
 import networkx as nx
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings
@@ -472,14 +473,24 @@ def test_class_rules_in_order() -> None:
         "share_industrial": [0.0, 0.0, 0.0, 0.0, 0.7, 0.0, 0.0, 0.0],
         "share_green": [0.0, 0.0, 0.0, 0.0, 0.0, 0.8, 0.1, 0.0],
         "share_public": [0.0] * 8,
-        "n_historic": [1, 0, 0, 0, 0, 0, 0, 0],
-        "n_old_communities": [1, 1, 0, 0, 0, 0, 0, 0],
+        "historic_share": [0.3, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        "n_historic_points": [0, 5, 0, 0, 0, 0, 0, 0],
+        "n_old_communities": [1, 1, 1, 0, 0, 0, 0, 0],
+        "old_floor_area_m2": [100.0, 100.0, 40.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        "residential_floor_area_m2": [100.0, 150.0, 100.0, 0.0, 0.0, 0.0, 0.0, 0.0],
     }, geometry=[rect(0, 0, 1, 1)] * 8, crs=CRS)
-    got = uu.reclassify_units(df)["unit_class"].tolist()
-    assert got == ["historic_conservation", "old_community_renewal", "residential_upgrading",
-                   "commercial_mixed", "industrial_transformation", "green_open_space",
-                   "general_renewal", "commercial_mixed"]
-    assert set(uu.reclassify_units(df)["class_label"]) <= set(uu.CLASS_LABELS.values())
+    out = uu.reclassify_units(df)
+    assert out["unit_class"].tolist() == [
+        "historic_conservation", "old_community_renewal", "residential_upgrading",
+        "commercial_mixed", "industrial_transformation", "green_open_space", "general_renewal",
+        "commercial_mixed"]
+    assert out["old_floor_share"].tolist() == [1.0, round(100 / 150, 4), 0.4, 0, 0, 0, 0, 0]
+    assert set(out["class_label"]) <= set(uu.CLASS_LABELS.values())
+    # the thresholds are the rules' (from [units] in a run)
+    strict = uu.ClassRules.from_config(UnitsConfig(min_historic_share=0.35,
+                                                   min_old_floor_share=0.7))
+    assert uu.reclassify_units(df, rules=strict)["unit_class"].tolist()[:2] == [
+        "old_community_renewal", "residential_upgrading"]
 
 
 def test_classify_units_measures_shares_and_counts() -> None:
@@ -495,13 +506,85 @@ def test_classify_units_measures_shares_and_counts() -> None:
     assert out["share_residential"].tolist() == [0.5, 0.0]
     assert out["share_green"].tolist() == [0.0, 0.5]
     assert out["n_residential_areas"].tolist() == [1, 0]
-    assert out["n_historic"].tolist() == [0, 1]
-    assert out["unit_class"].tolist() == ["residential_upgrading", "historic_conservation"]
+    assert out["n_historic_points"].tolist() == [0, 1]
+    assert out["historic_share"].tolist() == [0.0, 0.0]
+    assert out["unit_class"].tolist() == ["residential_upgrading", "green_open_space"]
     assert out["n_old_communities"].tolist() == [0, 0]
     assert out["old_floor_area_m2"].tolist() == [0.0, 0.0]
-    # the packages stage fills n_old_communities and re-applies the rules
-    later = uu.reclassify_units(out.assign(n_old_communities=[2, 0]))
-    assert later["unit_class"].tolist() == ["old_community_renewal", "historic_conservation"]
+    # no footprints: residential land × the fallback floor-area ratio
+    assert out["residential_floor_area_m2"].tolist() == [5000 * 1.5, 0.0]
+    # the packages stage fills the old communities and re-applies the rules
+    later = uu.reclassify_units(out.assign(n_old_communities=[2, 0],
+                                           old_floor_area_m2=[6000.0, 0.0]))
+    assert later["old_floor_share"].tolist() == [0.8, 0.0]
+    assert later["unit_class"].tolist() == ["old_community_renewal", "green_open_space"]
+
+
+def test_historic_class_needs_designated_area_share(tmp_path: Path) -> None:
+    """A statue or a plaque never makes a unit historic; a district covering ≥ 25 % does."""
+    from urbanunits.sources.heritage import read_heritage_areas
+
+    cells = [rect(x, 0, x + 100, 100) for x in (0, 100, 200, 300)]
+    units = gpd.GeoDataFrame({"unit_id": list("abcd")}, geometry=cells, crs=CRS)
+    landuse = gpd.GeoDataFrame({"luclass": ["residential"]}, geometry=[rect(0, 0, 400, 100)],
+                               crs=CRS)
+    hist = gpd.GeoDataFrame({
+        "historic": ["memorial", "memorial", "district", "district"],
+        "designated": [False, False, True, True]},
+        geometry=[shapely.Point(at(50, 50)),  # a statue
+                  rect(10, 10, 40, 90),  # an undesignated monument polygon: counted only
+                  rect(100, 0, 130, 100),  # a historic district over 30 % of b
+                  rect(200, 0, 210, 100)],  # ...and over 10 % of c
+        crs=CRS)
+    # d: half covered by a user's conservation area, given in WGS84
+    path = tmp_path / "heritage.geojson"
+    gpd.GeoDataFrame({"name": ["老街"]}, geometry=[rect(300, 0, 350, 100)], crs=CRS).to_crs(
+        "EPSG:4326").to_file(path, driver="GeoJSON")
+    areas = read_heritage_areas(path, crs=CRS)
+    assert areas["designated"].all() and areas["name"].tolist() == ["老街"]
+    out = uu.classify_units(units, landuse=landuse, historic=hist, heritage_areas=areas)
+    assert out["historic_share"].tolist() == pytest.approx([0.0, 0.3, 0.1, 0.5], abs=1e-4)
+    assert out["n_historic_points"].tolist() == [2, 0, 0, 0]
+    assert out["unit_class"].tolist() == ["residential_upgrading", "historic_conservation",
+                                          "residential_upgrading", "historic_conservation"]
+    # Without the designated flag every feature is only counted.
+    plain = uu.classify_units(units, landuse=landuse, historic=hist.drop(columns="designated"))
+    assert (plain["unit_class"] == "residential_upgrading").all()
+    assert plain["n_historic_points"].tolist() == [2, 1, 1, 0]
+
+
+def test_old_community_renewal_needs_old_floor_share() -> None:
+    """A small old compound in a large unit is not old-community renewal; a majority is."""
+    units = gpd.GeoDataFrame({"unit_id": ["a", "b", "c"]},
+                             geometry=[rect(0, 0, 200, 100), rect(200, 0, 400, 100),
+                                       rect(400, 0, 500, 100)], crs=CRS)
+    landuse = gpd.GeoDataFrame({"luclass": ["residential", "residential"]},
+                               geometry=[rect(0, 0, 400, 100), rect(400, 0, 450, 100)], crs=CRS)
+    # 40 m × 40 m footprints: 10 levels in a, 5 in b; c has none (fallback FAR 1.5)
+    buildings = gpd.GeoDataFrame({"levels": [10.0, 5.0], "levels_tagged": [True, True]},
+                                 geometry=[rect(10, 10, 50, 50), rect(210, 10, 250, 50)],
+                                 crs=CRS)
+    out = uu.classify_units(units, landuse=landuse, buildings=buildings, fallback_far=1.5)
+    assert out["residential_floor_area_m2"].tolist() == [16_000.0, 8_000.0, 50 * 100 * 1.5]
+    # a: an old community with 10 % of the floor area beside a new one; b: an inventory that
+    # lists only the old community, 60 % of what the buildings hold
+    comm = pd.DataFrame({"unit_id": ["a", "a", "b", None],
+                         "is_old": [True, False, True, True],
+                         "floor_area_m2": [1_600.0, 14_400.0, 4_800.0, 99_999.0]})
+    got = uu.recount_old_communities(out, comm)
+    assert got["n_old_communities"].tolist() == [1, 1, 0]
+    assert got["old_floor_area_m2"].tolist() == [1_600.0, 4_800.0, 0.0]
+    assert got["old_floor_share"].tolist() == [0.1, 0.6, 0.0]
+    assert got["unit_class"].tolist() == ["residential_upgrading", "old_community_renewal",
+                                          "residential_upgrading"]
+    # the inventory's floor area bounds the residential floor area from below
+    big = uu.recount_old_communities(out, comm.assign(floor_area_m2=[1_600.0, 14_400.0,
+                                                                     20_000.0, 0.0]))
+    assert big["residential_floor_area_m2"].tolist()[:2] == [16_000.0, 20_000.0]
+    assert big["old_floor_share"].tolist()[:2] == [0.1, 1.0]
+    strict = uu.ClassRules.from_config(UnitsConfig(min_old_floor_share=0.7))
+    assert uu.recount_old_communities(out, comm, rules=strict)["unit_class"].tolist()[1] == \
+        "residential_upgrading"
 
 
 def test_unit_ids_follow_subdistrict_then_rows() -> None:

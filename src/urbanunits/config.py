@@ -78,6 +78,7 @@ class Inputs:
     inventory_coord_system: str = "wgs84"  # wgs84 | gcj02 | bd09
     inventory_on_missing_coords: str = "skip"  # skip | error
     population_raster: Path | None = None  # persons per cell (GeoTIFF)
+    heritage_areas: Path | None = None  # designated conservation areas (any polygon file)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,13 @@ class UnitsConfig:
     min_area_m2: float = 20_000.0
     max_area_m2: float = 400_000.0
     min_water_share: float = 0.5  # faces at least this share water are dropped as water
+    # Historic conservation needs designated conservation areas over at least this share of the
+    # unit: a quarter is a large enough part that its conservation plan governs the unit's
+    # renewal; a fringe or a single listed building is a constraint inside another class.
+    min_historic_share: float = 0.25
+    # Old-community renewal needs old communities to hold at least this share of the unit's
+    # residential floor area: most of the housing, not one small compound in a large unit.
+    min_old_floor_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -610,6 +618,10 @@ def _check(cfg: Config, src: str) -> None:
     for key in ("snap_tolerance_m", "sliver_width_m"):
         if getattr(u, key) < 0:
             raise err(f"units.{key}", "must be ≥ 0")
+    for key in ("min_historic_share", "min_old_floor_share"):
+        if not 0 < getattr(u, key) <= 1:
+            raise err(f"units.{key}", f"{getattr(u, key)!r} is not a share in (0, 1]",
+                      "give a share of the unit, e.g. 0.25")
     p = cfg.packages
     if not 0 <= p.min_floor_area_m2 <= p.max_floor_area_m2:
         raise err("packages.min_floor_area_m2", "must be ≥ 0 and ≤ packages.max_floor_area_m2")

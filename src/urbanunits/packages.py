@@ -1065,7 +1065,7 @@ def renewal_packages(communities: gpd.GeoDataFrame, cfg: Config, *,
     report.no_floor_area = old.loc[old["floor_area_m2"].isna(), "community_id"].tolist()
 
     links = _links(old, G)
-    new_units = _update_units(units, comm) if units is not None else None
+    new_units = _update_units(units, comm, cfg=cfg) if units is not None else None
     lead = ["community_id", "name", "is_old", "old_rule", "built_year", "floor_area_m2",
             "households", "population", "unit_id", "subdistrict", "package_id"]
     rest = [c for c in comm.columns if c not in lead and c != comm.geometry.name]
@@ -1167,7 +1167,8 @@ def _links(old: gpd.GeoDataFrame, G: nx.Graph) -> gpd.GeoDataFrame:
                             geometry=shapely.shortest_line(g[e[:, 0]], g[e[:, 1]]), crs=old.crs)
 
 
-def _update_units(units: gpd.GeoDataFrame, comm: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+def _update_units(units: gpd.GeoDataFrame, comm: gpd.GeoDataFrame, *, cfg: Config
+                  ) -> gpd.GeoDataFrame:
     """Copy of the units with the old communities counted in."""
     out = units.copy()
     old = comm[comm["is_old"].astype(bool) & comm["unit_id"].notna()]
@@ -1181,8 +1182,8 @@ def _update_units(units: gpd.GeoDataFrame, comm: gpd.GeoDataFrame) -> gpd.GeoDat
     out["package_ids"] = [str(pk.get(u, "")) for u in out["unit_id"]]
     if "share_residential" in out.columns:
         # Units from the units stage carry land-use shares: re-run its class rules now that the
-        # old communities are known (a unit with one becomes old_community_renewal).
-        from urbanunits.units import reclassify_units
+        # old communities and their share of the unit's housing are known.
+        from urbanunits.units import ClassRules, recount_old_communities
 
-        out = reclassify_units(out)
+        out = recount_old_communities(out, comm, rules=ClassRules.from_config(cfg.units))
     return out

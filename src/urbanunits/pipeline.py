@@ -7,6 +7,7 @@ functions; this module only wires inputs to them and results to the GeoPackage a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -21,7 +22,8 @@ from urbanunits.config import Config
 from urbanunits.export import write_layers
 from urbanunits.sources.osm import OSMLayers, read_osm
 
-__all__ = ["StageResult", "load_layers", "load_subdistricts", "run_ingest", "run_units"]
+__all__ = ["StageResult", "load_heritage_areas", "load_layers", "load_subdistricts",
+           "run_ingest", "run_units"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +76,8 @@ def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]
     inputs = {"osm": cfg.inputs.osm}
     if cfg.study_area.boundary is not None:
         inputs["study_area"] = cfg.study_area.boundary
-    for role in ("subdistricts", "subdistrict_codes", "inventory", "population_raster"):
+    for role in ("subdistricts", "subdistrict_codes", "inventory", "population_raster",
+                 "heritage_areas"):
         path = getattr(cfg.inputs, role)
         if path is not None:
             inputs[role] = path
@@ -131,6 +134,15 @@ def load_subdistricts(cfg: Config, layers: OSMLayers) -> gpd.GeoDataFrame | None
     return found.subdistricts
 
 
+def load_heritage_areas(cfg: Config) -> gpd.GeoDataFrame | None:
+    """Designated conservation areas from ``inputs.heritage_areas`` (None when not set)."""
+    if cfg.inputs.heritage_areas is None:
+        return None
+    from urbanunits.sources.heritage import read_heritage_areas
+
+    return read_heritage_areas(cfg.inputs.heritage_areas, crs=cfg.study_area.crs)
+
+
 def _check_subdistricts(sub: gpd.GeoDataFrame, layers: OSMLayers, where: str) -> None:
     """Warn when sub-districts overlap or leave part of the study area uncovered."""
     import shapely
@@ -176,7 +188,8 @@ def run_units(cfg: Config, *, layers: OSMLayers | None = None, write: bool = Tru
     layers = layers or load_layers(cfg)
     if isinstance(subdistricts, _Load):
         subdistricts = load_subdistricts(cfg, layers)
-    result = units_mod.update_units(layers, cfg, subdistricts=subdistricts)
+    result = units_mod.update_units(layers, cfg, subdistricts=subdistricts,
+                                    heritage_areas=load_heritage_areas(cfg))
     res = StageResult("units", layers={"update_units": result.units, "blocks": result.blocks})
     res.summary = result.summary_lines()
     res.extra["result"] = result
@@ -274,9 +287,10 @@ def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
     """Renewal packages: inventory → links → packages.
 
     Writes layers ``old_communities``, ``renewal_packages``, ``package_links`` and the updated
-    ``update_units``, and the map ``renewal_packages.png``. Without ``units`` the units stage is
-    run in memory first and its ``blocks`` are written too, so the file stays one consistent run;
-    life-circle layers computed from older packages are removed.
+    ``update_units`` (old communities counted in, classes re-derived and reported in the
+    summary), and the map ``renewal_packages.png``. Without
+    ``units`` the units stage is run in memory first and its ``blocks`` are written too, so the
+    file stays one consistent run; life-circle layers computed from older packages are removed.
     """
     from urbanunits import packages as pk
 
@@ -297,10 +311,16 @@ def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
     out: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {
         **upstream, "old_communities": result.communities,
         "renewal_packages": result.packages, "package_links": result.links}
-    if result.units is not None:
-        out["update_units"] = result.units
     res = StageResult("packages", layers=out)
     res.summary = result.summary_lines()
+    if result.units is not None:
+        # The classes changed with the old communities counted in: report them as written.
+        from urbanunits.units import class_counts_line
+
+        out["update_units"] = result.units
+        if "unit_class" in result.units.columns:
+            res.extra["class_line"] = "update units " + class_counts_line(result.units)
+            res.summary.insert(0, res.extra["class_line"])
     res.extra["result"] = result
     res.extra["layers"] = layers
     if write:
@@ -360,6 +380,13 @@ def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResul
                                       units=stages["units"].layers["update_units"],
                                       write=False, draw=False, subdistricts=subdistricts)
     pk = stages["packages"].layers
+    # Report the classes as written: the packages stage re-derives them with the old communities
+    # counted in, so the units stage's own summary would show the classes from before.
+    unit_res = stages["units"].extra["result"]
+    stages["units"].summary = dataclasses.replace(
+        unit_res, units=pk.get("update_units", unit_res.units)).summary_lines()
+    stages["packages"].summary = [line for line in stages["packages"].summary
+                                  if line != stages["packages"].extra.get("class_line")]
     stages["lifecircle"] = run_lifecircle(
         cfg, layers=layers, communities=pk["old_communities"], units=pk.get("update_units"),
         packages=pk["renewal_packages"], write=False, draw=False)

@@ -59,7 +59,7 @@ from numpy.typing import NDArray
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from urbanunits.config import Config
+from urbanunits.config import Config, UnitsConfig
 from urbanunits.crs import require_projected
 from urbanunits.errors import CRSError, DataError
 from urbanunits.sources.osm import OSMLayers
@@ -73,6 +73,7 @@ __all__ = [
     "assign_subdistricts",
     "assign_unit_ids",
     "barrier_lines",
+    "class_counts_line",
     "classify_units",
     "face_adjacency",
     "label_blocks",
@@ -81,6 +82,8 @@ __all__ = [
     "prepare_lines",
     "prepare_subdistricts",
     "reclassify_units",
+    "recount_old_communities",
+    "residential_floor_area",
     "split_large",
     "split_lines",
     "subdistrict_lines",
@@ -965,15 +968,32 @@ class ClassRules:
     min_share
         A land use must cover at least this share of a unit to give it its class.
     old_residential_share
-        Residential share needed, with at least one old community, for old-community renewal.
-    min_historic_features
-        Historic/heritage features (OSM ``historic``/``heritage``) that make a unit historic
-        conservation.
+        Residential land share needed, besides ``min_old_floor_share``, for old-community
+        renewal.
+    min_historic_share
+        Share of the unit that designated conservation areas must cover for historic
+        conservation (``units.min_historic_share``).
+    min_old_floor_share
+        Share of the unit's residential floor area that old communities must hold for
+        old-community renewal (``units.min_old_floor_share``).
     """
 
     min_share: float = 0.3
     old_residential_share: float = 0.2
-    min_historic_features: int = 1
+    min_historic_share: float = 0.25
+    min_old_floor_share: float = 0.5
+
+    @classmethod
+    def from_config(cls, units_cfg: UnitsConfig) -> ClassRules:
+        """The rules with the thresholds the config sets (``[units]``)."""
+        return cls(min_historic_share=units_cfg.min_historic_share,
+                   min_old_floor_share=units_cfg.min_old_floor_share)
+
+
+def _num(df: pd.DataFrame, name: str, default: float = 0.0) -> NDArray[np.float64]:
+    if name not in df.columns:
+        return np.full(len(df), default)
+    return np.nan_to_num(df[name].to_numpy(dtype=float), nan=default)
 
 
 def reclassify_units(units: gpd.GeoDataFrame, *, rules: ClassRules = ClassRules()
@@ -982,11 +1002,15 @@ def reclassify_units(units: gpd.GeoDataFrame, *, rules: ClassRules = ClassRules(
 
     Rules, first match wins:
 
-    1. ``historic_conservation`` (历史风貌保护): at least ``min_historic_features`` OSM
-       historic/heritage features (``n_historic``).
-    2. ``old_community_renewal`` (老旧小区改造): ``n_old_communities`` ≥ 1 and
+    1. ``historic_conservation`` (历史风貌保护): designated conservation areas cover at least
+       ``min_historic_share`` of the unit (``historic_share``). Historic points and small
+       monuments (``n_historic_points``) never decide the class.
+    2. ``old_community_renewal`` (老旧小区改造): old communities hold at least
+       ``min_old_floor_share`` of the unit's residential floor area (``old_floor_share`` =
+       ``old_floor_area_m2`` / ``residential_floor_area_m2``, set here) and
        ``share_residential`` ≥ ``old_residential_share``. Old communities are only known after
-       the packages stage, which fills ``n_old_communities`` and calls this function again.
+       the packages stage, which fills ``n_old_communities``/``old_floor_area_m2`` and calls this
+       function again.
     3. The land use with the largest share, if that share is ≥ ``min_share``: residential →
        ``residential_upgrading`` (居住品质提升), commercial → ``commercial_mixed``
        (商业商务综合), industrial → ``industrial_transformation`` (产业转型), public →
@@ -996,30 +1020,46 @@ def reclassify_units(units: gpd.GeoDataFrame, *, rules: ClassRules = ClassRules(
     Parameters
     ----------
     units
-        Units with ``share_*``, ``n_historic`` and ``n_old_communities`` columns.
+        Units with ``share_*``, ``historic_share``, ``n_old_communities``,
+        ``old_floor_area_m2`` and ``residential_floor_area_m2`` columns (missing ones count as
+        0; without ``residential_floor_area_m2`` the old communities' floor area is all the
+        residential floor area there is).
     rules
         Thresholds.
 
     Returns
     -------
     geopandas.GeoDataFrame
-        A copy with ``unit_class`` and ``class_label`` set.
+        A copy with ``old_floor_share``, ``unit_class`` and ``class_label`` set.
     """
     out = units.copy()
-    shares = np.column_stack([out.get(f"share_{c}", pd.Series(0.0, index=out.index))
-                              .to_numpy(dtype=float) for c in _SHARE_CLASSES])
+    shares = np.column_stack([_num(out, f"share_{c}") for c in _SHARE_CLASSES])
     dom = shares.argmax(axis=1) if len(out) else np.zeros(0, dtype=int)
     dom_share = shares.max(axis=1) if len(out) else np.zeros(0)
     cls = np.array([_DOMINANT_TO_CLASS[_SHARE_CLASSES[d]] for d in dom], dtype=object)
     cls[dom_share < rules.min_share] = "general_renewal"
-    n_old = out.get("n_old_communities", pd.Series(0, index=out.index)).to_numpy()
-    res = out.get("share_residential", pd.Series(0.0, index=out.index)).to_numpy()
-    cls[(n_old >= 1) & (res >= rules.old_residential_share)] = "old_community_renewal"
-    n_hist = out.get("n_historic", pd.Series(0, index=out.index)).to_numpy()
-    cls[n_hist >= rules.min_historic_features] = "historic_conservation"
+    old = _num(out, "old_floor_area_m2")
+    # The old communities are part of the housing: their floor area (an inventory's figure may
+    # exceed the OSM estimate) bounds the residential floor area from below.
+    total = np.maximum(_num(out, "residential_floor_area_m2"), old)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["old_floor_share"] = np.round(np.where(total > 0, old / np.where(total > 0, total, 1),
+                                                   0.0), 4)
+    n_old = _num(out, "n_old_communities")
+    cls[(n_old >= 1) & (out["old_floor_share"].to_numpy() >= rules.min_old_floor_share)
+        & (_num(out, "share_residential") >= rules.old_residential_share)] = \
+        "old_community_renewal"
+    cls[_num(out, "historic_share") >= rules.min_historic_share] = "historic_conservation"
     out["unit_class"] = cls
     out["class_label"] = [CLASS_LABELS[c] for c in cls]
     return out
+
+
+def class_counts_line(units: pd.DataFrame) -> str:
+    """One summary line: how many units of each class (most frequent first)."""
+    counts = units["unit_class"].value_counts()
+    return f"classes ({len(counts)}): " + ", ".join(
+        f"{CLASS_LABELS.get(c, c)} {n}" for c, n in counts.items())
 
 
 def _overlap_share(units: gpd.GeoDataFrame, polys: gpd.GeoDataFrame) -> NDArray[np.float64]:
@@ -1040,9 +1080,69 @@ def _count_in(units: gpd.GeoDataFrame, features: gpd.GeoDataFrame | None) -> NDA
     return np.bincount(q, minlength=len(units)).astype(np.int64)
 
 
+def _polygon_only(geoms: NDArray[Any]) -> NDArray[Any]:
+    """The polygonal part of each geometry (intersections may add stray lines and points)."""
+    out = geoms.copy()
+    mixed = np.flatnonzero(shapely.get_type_id(geoms) == 7)
+    for k in mixed:
+        parts = [g for g in shapely.get_parts(geoms[k]) if shapely.get_type_id(g) in (3, 6)]
+        out[k] = shapely.union_all(parts) if parts else shapely.Polygon()
+    return out
+
+
+def residential_floor_area(units: gpd.GeoDataFrame, landuse: gpd.GeoDataFrame | None,
+                           buildings: gpd.GeoDataFrame | None, *, fallback_far: float
+                           ) -> NDArray[np.float64]:
+    """Gross residential floor area of each unit (m²).
+
+    The residential land (``luclass == "residential"``, overlapping polygons counted once) is cut
+    by the units; each piece counts as a community does in
+    :func:`urbanunits.packages.estimate_floor_area`: the building footprints inside it × their
+    levels, or, where no footprint is mapped, its area × ``fallback_far``.
+
+    Parameters
+    ----------
+    units
+        Unit polygons, metric CRS.
+    landuse
+        Land-use polygons with ``luclass``, same CRS.
+    buildings
+        Footprints with ``levels`` and ``levels_tagged``, same CRS.
+    fallback_far
+        Floor-area ratio of residential land with no mapped footprint.
+
+    Returns
+    -------
+    numpy.ndarray
+        Floor area per unit, aligned with ``units``.
+    """
+    from urbanunits.packages import estimate_floor_area
+
+    out = np.zeros(len(units))
+    if landuse is None or landuse.empty or units.empty:
+        return out
+    res = landuse[landuse["luclass"] == "residential"]
+    if res.empty:
+        return out
+    parts = shapely.get_parts(shapely.union_all(res.geometry.values))
+    ui, pi = shapely.STRtree(parts).query(units.geometry.values, predicate="intersects")
+    pieces = _polygon_only(shapely.intersection(units.geometry.values[ui], parts[pi]))
+    keep = shapely.area(pieces) > 0
+    if not keep.any():
+        return out
+    frame = gpd.GeoDataFrame(geometry=pieces[keep], crs=units.crs)
+    blds = buildings if buildings is not None and "levels_tagged" in buildings.columns else \
+        gpd.GeoDataFrame({"levels": [], "levels_tagged": []}, geometry=[], crs=units.crs)
+    est = estimate_floor_area(frame, blds, fallback_far=fallback_far)
+    np.add.at(out, ui[keep], np.nan_to_num(est["floor_area_m2"].to_numpy(dtype=float)))
+    return out
+
+
 def classify_units(units: gpd.GeoDataFrame, *, landuse: gpd.GeoDataFrame | None = None,
                    residential: gpd.GeoDataFrame | None = None,
                    historic: gpd.GeoDataFrame | None = None,
+                   heritage_areas: gpd.GeoDataFrame | None = None,
+                   buildings: gpd.GeoDataFrame | None = None, fallback_far: float = 1.5,
                    rules: ClassRules = ClassRules()) -> gpd.GeoDataFrame:
     """Land-use shares, counts and the unit class (rules in :func:`reclassify_units`).
 
@@ -1056,7 +1156,18 @@ def classify_units(units: gpd.GeoDataFrame, *, landuse: gpd.GeoDataFrame | None 
     residential
         Named residential compounds; counted by a point on their surface.
     historic
-        Historic/heritage features (points or polygons); counted by a point on their surface.
+        Historic/heritage features (points or polygons) with a ``designated`` column
+        (:class:`~urbanunits.sources.osm.OSMLayers` ``historic``): designated areas give
+        ``historic_share``, the rest (or all, without the column) are counted by a point on their
+        surface.
+    heritage_areas
+        More designated conservation areas (``inputs.heritage_areas``), polygons.
+    buildings
+        Footprints with ``levels`` and ``levels_tagged``, for the residential floor area
+        (:func:`residential_floor_area`).
+    fallback_far
+        Floor-area ratio of residential land with no mapped footprint
+        (``packages.fallback_far``).
     rules
         Class thresholds.
 
@@ -1065,25 +1176,86 @@ def classify_units(units: gpd.GeoDataFrame, *, landuse: gpd.GeoDataFrame | None 
     geopandas.GeoDataFrame
         A copy with ``share_residential``, ``share_commercial``, ``share_industrial``,
         ``share_green``, ``share_public`` (0–1 of the unit's area; a landuse polygon nested in
-        another counts for both, so shares may sum above 1), ``n_residential_areas``,
-        ``n_historic``, ``n_old_communities`` (0), ``old_floor_area_m2`` (0.0),
-        ``unit_class`` and ``class_label``.
+        another counts for both, so shares may sum above 1), ``historic_share`` (0–1 of the
+        unit covered by designated conservation areas), ``n_residential_areas``,
+        ``n_historic_points``, ``residential_floor_area_m2``, ``n_old_communities`` (0),
+        ``old_floor_area_m2`` (0.0), ``old_floor_share``, ``unit_class`` and ``class_label``.
     """
     require_projected(units, "classify_units")
     out = units.copy()
-    lu = landuse if landuse is not None else gpd.GeoDataFrame(
-        {"luclass": []}, geometry=gpd.GeoSeries([], crs=units.crs), crs=units.crs)
-    if not lu.empty:
-        lu = _repair(lu.to_crs(units.crs) if lu.crs != units.crs else lu, "land-use polygons")
+
+    def to_units(gdf: gpd.GeoDataFrame | None, what: str) -> gpd.GeoDataFrame | None:
+        if gdf is None or gdf.empty:
+            return None
+        return _repair(gdf.to_crs(units.crs) if gdf.crs != units.crs else gdf, what)
+
+    lu = to_units(landuse, "land-use polygons")
     for c in _SHARE_CLASSES:
-        sel = lu[lu["luclass"] == c] if not lu.empty else lu
-        out[f"share_{c}"] = np.round(_overlap_share(out, sel), 4)
+        sel = lu[lu["luclass"] == c] if lu is not None else None
+        out[f"share_{c}"] = np.round(_overlap_share(out, sel), 4) if sel is not None \
+            else np.zeros(len(out))
+    hist = to_units(historic, "historic features")
+    areas = [] if heritage_areas is None else [heritage_areas]
+    if hist is not None:
+        # Only designated polygons measure; points and undesignated monuments are counted.
+        flag = (hist["designated"].fillna(False).astype(bool).to_numpy()
+                if "designated" in hist.columns else np.zeros(len(hist), dtype=bool))
+        flag = flag & np.isin(shapely.get_type_id(hist.geometry.values), [3, 6])
+        areas.append(hist[flag])
+        hist = hist[~flag]
+    parts = [a.to_crs(units.crs)[["geometry"]] for a in areas if not a.empty]
+    hareas = to_units(gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=units.crs),
+                      "heritage areas") if parts else None
+    out["historic_share"] = (np.round(_overlap_share(out, hareas), 4) if hareas is not None
+                             else np.zeros(len(out)))
     out["n_residential_areas"] = _count_in(out, residential)
-    out["n_historic"] = _count_in(out, historic)
+    out["n_historic_points"] = _count_in(out, hist)
+    b = buildings.to_crs(units.crs) if buildings is not None and not buildings.empty \
+        and buildings.crs != units.crs else buildings
+    out["residential_floor_area_m2"] = np.round(
+        residential_floor_area(out, lu, b, fallback_far=fallback_far), 0)
     if "n_old_communities" not in out.columns:
         out["n_old_communities"] = np.zeros(len(out), dtype=np.int64)
     if "old_floor_area_m2" not in out.columns:
         out["old_floor_area_m2"] = np.zeros(len(out), dtype=float)
+    return reclassify_units(out, rules=rules)
+
+
+def recount_old_communities(units: gpd.GeoDataFrame, communities: pd.DataFrame, *,
+                            rules: ClassRules = ClassRules()) -> gpd.GeoDataFrame:
+    """Count the packages stage's communities into the units and re-apply the class rules.
+
+    Parameters
+    ----------
+    units
+        Update units with ``unit_id`` and the columns :func:`classify_units` adds.
+    communities
+        Old and new communities with ``unit_id``, ``is_old`` and ``floor_area_m2``
+        (:func:`urbanunits.packages.build_inventory`; ``unit_id`` None outside every unit).
+    rules
+        Class thresholds (:meth:`ClassRules.from_config`).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        A copy with ``n_old_communities``, ``old_floor_area_m2`` (sums over the old
+        communities in each unit) and ``residential_floor_area_m2`` (the larger of the
+        land-use estimate and the communities' total, so that an inventory's floor areas are
+        never outweighed by a missing OSM estimate), then the classes.
+    """
+    out = units.copy()
+    comm = communities[communities["unit_id"].notna()]
+    floor = comm["floor_area_m2"].astype(float).fillna(0.0)
+    old = comm["is_old"].astype(bool)
+    total = floor.groupby(comm["unit_id"]).sum()
+    old_floor = floor[old].groupby(comm.loc[old, "unit_id"]).sum()
+    n_old = old[old].groupby(comm.loc[old, "unit_id"]).size()
+    ids = out["unit_id"]
+    out["n_old_communities"] = ids.map(n_old).fillna(0).astype(np.int64).to_numpy()
+    out["old_floor_area_m2"] = ids.map(old_floor).fillna(0.0).astype(float).to_numpy()
+    own = _num(out, "residential_floor_area_m2")
+    out["residential_floor_area_m2"] = np.maximum(
+        own, ids.map(total).fillna(0.0).astype(float).to_numpy()).round(0)
     return reclassify_units(out, rules=rules)
 
 
@@ -1191,9 +1363,7 @@ class UnitsResult:
         n_sd = u["subdistrict"].nunique(dropna=True)
         lines = [f"units: {len(u)}" + (f" in {n_sd} sub-districts" if n_sd else "")
                  + f", from {len(self.blocks)} blocks; land area {u['area_m2'].sum() / 1e4:.1f} ha"]
-        counts = u["unit_class"].value_counts()
-        lines.append(f"classes ({len(counts)}): " + ", ".join(
-            f"{CLASS_LABELS[c]} {n}" for c, n in counts.items()))
+        lines.append(class_counts_line(u))
         n_ok = int((u["size_status"] == "within").sum())
         lines.append(f"within {self.min_area_m2 / 1e4:g}–{self.max_area_m2 / 1e4:g} ha: "
                      f"{n_ok} of {len(u)} ({100 * self.share_within_bounds():.1f} %)")
@@ -1230,7 +1400,8 @@ def _small_reasons(units: gpd.GeoDataFrame, adj: pd.DataFrame, *, max_area_m2: f
 
 def update_units(layers: OSMLayers, cfg: Config, *,
                  subdistricts: gpd.GeoDataFrame | None = None,
-                 rules: ClassRules = ClassRules()) -> UnitsResult:
+                 heritage_areas: gpd.GeoDataFrame | None = None,
+                 rules: ClassRules | None = None) -> UnitsResult:
     """Divide the study area into update units (更新单元).
 
     See the module docstring for the method. Options come from ``cfg.units``.
@@ -1244,8 +1415,11 @@ def update_units(layers: OSMLayers, cfg: Config, *,
     subdistricts
         Sub-district polygons (``subdistrict`` or ``name`` column; any CRS, re-projected).
         Units never cross their boundaries and merge only within one sub-district.
+    heritage_areas
+        Designated conservation areas besides OSM's (``inputs.heritage_areas``, read by
+        :func:`urbanunits.sources.heritage.read_heritage_areas`).
     rules
-        Unit-class thresholds.
+        Unit-class thresholds (default: :meth:`ClassRules.from_config` of ``cfg.units``).
 
     Returns
     -------
@@ -1254,8 +1428,10 @@ def update_units(layers: OSMLayers, cfg: Config, *,
         (``within``, ``below_min`` or ``above_max``), ``size_note`` (why a unit is out of
         bounds, else ""), ``n_blocks``, ``share_residential``,
         ``share_commercial``, ``share_industrial``, ``share_green``, ``share_public``,
-        ``n_residential_areas``, ``n_historic``, ``n_old_communities``, ``old_floor_area_m2``,
-        ``unit_class``, ``class_label``, geometry. ``blocks`` columns: ``block_id``,
+        ``historic_share``, ``n_residential_areas``, ``n_historic_points``,
+        ``residential_floor_area_m2``, ``n_old_communities``, ``old_floor_area_m2``,
+        ``old_floor_share``, ``unit_class``, ``class_label``, geometry (see
+        :func:`classify_units`). ``blocks`` columns: ``block_id``,
         ``unit_id``, ``subdistrict``, ``area_m2``, ``origin``, ``sliver``, geometry.
     """
     u = cfg.units
@@ -1347,7 +1523,9 @@ def update_units(layers: OSMLayers, cfg: Config, *,
     tick("dissolve")
 
     units = classify_units(units, landuse=layers.landuse, residential=layers.residential,
-                           historic=layers.historic, rules=rules)
+                           historic=layers.historic, heritage_areas=heritage_areas,
+                           buildings=layers.buildings, fallback_far=cfg.packages.fallback_far,
+                           rules=rules or ClassRules.from_config(u))
     tick("classify")
 
     # Rows about one typical unit high read naturally on the map.
@@ -1370,8 +1548,9 @@ def update_units(layers: OSMLayers, cfg: Config, *,
     report = report.reset_index(drop=True)
 
     cols = ["unit_id", "subdistrict", "area_m2", "size_status", "size_note", "n_blocks",
-            *[f"share_{c}" for c in _SHARE_CLASSES], "n_residential_areas", "n_historic",
-            "n_old_communities", "old_floor_area_m2", "unit_class", "class_label", "geometry"]
+            *[f"share_{c}" for c in _SHARE_CLASSES], "historic_share", "n_residential_areas",
+            "n_historic_points", "residential_floor_area_m2", "n_old_communities",
+            "old_floor_area_m2", "old_floor_share", "unit_class", "class_label", "geometry"]
     units["area_m2"] = units["area_m2"].round(1)
     id_of_label = units["unit_id"].to_numpy()  # units are still in merge-label order here
     units = units[cols].sort_values("unit_id").reset_index(drop=True)

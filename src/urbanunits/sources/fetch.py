@@ -117,6 +117,9 @@ def overpass_query(bbox_ll: tuple[float, float, float, float], *, timeout_s: flo
     lines += [f"  way[{_quote(k)}]{bb};" for k in way_keys]
     lines += [f"  node[{_quote(k)}]{bb};" for k in node_keys]
     lines += [f'  relation["type"="multipolygon"]{bb};',
+              # heritage protected areas (designated conservation areas for unit classes)
+              f'  way["boundary"="protected_area"]{bb};',
+              f'  relation["boundary"="protected_area"]{bb};',
               f'  relation["boundary"="administrative"]["admin_level"~"^(6|8)$"]{bb};',
               '  rel(pivot.enclosing)["boundary"="administrative"]["admin_level"~"^(6|8)$"];',
               ");",

@@ -50,15 +50,15 @@ logger = logging.getLogger(__name__)
 
 WGS84 = "EPSG:4326"
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".osc")
-_CACHE_VERSION = 4
+_CACHE_VERSION = 5
 
 # Tags kept on features; the rest are dropped to keep layers (and the cache) small.
 _KEEP_TAGS = (
     "name", "name:zh", "highway", "railway", "waterway", "natural", "water", "landuse", "leisure",
     "amenity", "shop", "healthcare", "social_facility", "social_facility:for", "building",
     "building:levels", "building:age", "start_date", "height", "historic", "heritage", "tourism",
-    "boundary", "admin_level", "place", "bridge", "tunnel", "layer", "area", "service",
-    "ref:NBS", "ref", "addr:street", "office",
+    "boundary", "admin_level", "protect_class", "place", "bridge", "tunnel", "layer", "area",
+    "service", "ref:NBS", "ref", "addr:street", "office",
 )
 
 # Mirrors osmnx's network_type="walk" filter (osmnx._overpass._get_network_filter, osmnx 2.x),
@@ -126,7 +126,13 @@ class OSMLayers:
         ``pois`` classified by the config's life-circle categories: ``category``, ``subtype``,
         ``name``, ``source`` (``"osm"``), ``osm_id``.
     historic
-        Features tagged ``historic`` or ``heritage`` (polygons and points).
+        Features tagged ``historic`` or ``heritage`` (polygons and points) and heritage
+        protected areas: ``osm_id``, ``name``, ``historic`` (the ``historic`` value, else the
+        ``heritage`` one, else ``protected_area``) and ``designated`` (bool): a polygon that is a
+        designated conservation area (``historic=district``, any ``heritage=*``, or
+        ``boundary=protected_area`` with ``protect_class=22`` or ``heritage=*``). Only
+        designated areas can make a unit historic conservation; the rest (memorials, statues,
+        plaques) are counted.
     admin
         Administrative boundary polygons with ``admin_level`` and ``name``.
     source
@@ -499,18 +505,30 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
     pois = pois[_col(pois, "name").notna() | pois[poi_keys[:5]].notna().any(axis=1)]
     pois = pois.reset_index(drop=True)
 
-    hmask = has("historic") | has("heritage")
+    # Designated conservation areas (historic districts, listed heritage, heritage protected
+    # areas: IUCN/OSM protect_class 22 is "cultural assets") can decide a unit's class; anything
+    # else historic (a statue, a plaque, a memorial) is only counted.
+    heritage_pa = has("boundary", {"protected_area"}) & (has("protect_class", {"22"})
+                                                        | has("heritage"))
+    hmask = has("historic") | has("heritage") | heritage_pa
     hist_a = areas[hmask]
+    designated_a = (has("historic", {"district"}) | has("heritage") | heritage_pa)[hmask]
     hist_p = pts[(_col(pts, "historic").notna() | _col(pts, "heritage").notna())
                  & pts.intersects(area)]
+
+    def hist_kind(df: pd.DataFrame) -> pd.Series:
+        return _col(df, "historic").fillna(_col(df, "heritage")).fillna("protected_area")
+
     historic = gpd.GeoDataFrame(
         pd.concat([pd.DataFrame({"osm_id": hist_a["osm_id"], "name": _col(hist_a, "name"),
-                                 "historic": _col(hist_a, "historic").fillna(
-                                     _col(hist_a, "heritage")), "geometry": hist_a.geometry}),
+                                 "historic": hist_kind(hist_a),
+                                 "designated": designated_a.astype(bool),
+                                 "geometry": hist_a.geometry}),
                    pd.DataFrame({"osm_id": hist_p["osm_id"], "name": _col(hist_p, "name"),
-                                 "historic": _col(hist_p, "historic").fillna(
-                                     _col(hist_p, "heritage")), "geometry": hist_p.geometry})],
+                                 "historic": hist_kind(hist_p),
+                                 "designated": False, "geometry": hist_p.geometry})],
                   ignore_index=True), geometry="geometry", crs=crs)
+    historic["designated"] = historic["designated"].astype(bool)
 
     admin = gpd.GeoDataFrame({"osm_id": admin_all["osm_id"], "osm_type": admin_all["osm_type"],
                               "admin_level": pd.to_numeric(_col(admin_all, "admin_level"),
