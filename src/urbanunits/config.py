@@ -332,7 +332,12 @@ class Range:
         return above and below
 
     def __str__(self) -> str:
-        return (f"{'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}"
+        def num(v: float) -> str:  # as TOML would write it: 10_000_000, 0.1
+            if not float(v).is_integer():
+                return f"{v:g}"
+            return f"{int(v):_}" if abs(v) >= 10_000 else str(int(v))
+
+        return (f"{'(' if self.lo_open else '['}{num(self.lo)}, {num(self.hi)}"
                 f"{')' if self.hi_open else ']'}")
 
 

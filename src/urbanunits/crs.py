@@ -199,7 +199,8 @@ def check_distortion(crs: str | pyproj.CRS, lon: float, lat: float, *, where: st
         what = (f"misstates areas by {100 * err:.0f} %" if math.isfinite(err)
                 else "cannot represent")
         raise CRSError(where, f"{parsed.to_string()} {what} at the study area "
-                       f"({lon:.2f}°E, {lat:.2f}°N)",
+                       f"({abs(lon):.2f}°{'E' if lon >= 0 else 'W'}, "
+                       f"{abs(lat):.2f}°{'N' if lat >= 0 else 'S'})",
                        f"use a conformal zone CRS centred near it: {suggest_crs(lon, lat)}")
 
 
