@@ -94,8 +94,9 @@ def test_every_config_key_is_documented() -> None:
 
     doc = (ROOT / "configs" / "README.md").read_text(encoding="utf-8")
     missing = []
-    for cls in (c.Config, c.StudyArea, c.Inputs, c.OSMConfig, c.UnitsConfig, c.PackagesConfig,
-                c.LifeCircleConfig, c.Output, c.Category, c.Subtype, c.FacilityFile):
+    for cls in (c.Config, c.StudyArea, c.Inputs, c.OSMConfig, c.FetchConfig, c.UnitsConfig,
+                c.PackagesConfig, c.LifeCircleConfig, c.Output, c.Category, c.Subtype,
+                c.FacilityFile):
         for f in dataclasses.fields(cls):
             if f.name == "source":
                 continue
