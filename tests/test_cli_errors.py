@@ -14,11 +14,11 @@ from .conftest import DEMO_OSM, ROOT
 
 
 def config_file(tmp_path: Path, body: str, *, osm: Path | str = DEMO_OSM,
-                bbox: str = "[121.4865, 31.2225, 121.5125, 31.2475]") -> Path:
+                bbox: str = "[121.4865, 31.2225, 121.5125, 31.2475]", output: str = "") -> Path:
     p = tmp_path / "configs" / "t.toml"
     p.parent.mkdir(exist_ok=True)
     p.write_text(f'name = "t"\n[study_area]\nbbox = {bbox}\n{body}\n[inputs]\nosm = "{osm}"\n'
-                 f'[output]\ndir = "{tmp_path / "out"}"\n', encoding="utf-8")
+                 f'[output]\ndir = "{tmp_path / "out"}"\n{output}\n', encoding="utf-8")
     return p
 
 
@@ -114,3 +114,41 @@ def test_console_script_exit_status(tmp_path: Path) -> None:
     assert proc.stderr.strip().count("\n") == 0
     assert proc.stderr.startswith("error: ")
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("body", "key"), [
+    ("[osm]\ngraph_margin_m = inf", "osm.graph_margin_m"),
+    ("[osm]\ndefault_building_levels = -3", "osm.default_building_levels"),
+    ("[units]\nmin_water_share = 5", "units.min_water_share"),
+    ("[lifecircle]\nwalk_speed_m_s = nan", "lifecircle.walk_speed_m_s"),
+    ("", "output.map_dpi"),  # map_dpi = 100000 goes in [output], below
+])
+@pytest.mark.parametrize("command", ["units", "all"])
+def test_nonsense_value_leaves_the_previous_run_alone(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, key: str,
+        command: str) -> None:
+    """Refused when the config is loaded: the GeoPackage and maps of the last run stay as they were."""
+    out = tmp_path / "out"
+    (out / "maps").mkdir(parents=True)
+    gpkg, png = out / "t.gpkg", out / "maps" / "units.png"
+    gpkg.write_bytes(b"previous run")
+    png.write_bytes(b"previous map")
+    cfg = config_file(tmp_path, body, output="map_dpi = 100000" if not body else "")
+    code, err = run_cli([command, "--config", str(cfg)], capsys)
+    assert_one_line_error(code, err, f"t.toml: {key}")
+    assert gpkg.read_bytes() == b"previous run" and png.read_bytes() == b"previous map"
+    assert sorted(p.name for p in out.rglob("*")) == ["maps", "t.gpkg", "units.png"]
+
+
+def test_fetch_without_dns_fails_fast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The real command with real back-off pauses: one line within seconds, not 7.5 minutes."""
+    import time
+
+    cfg = config_file(tmp_path, '[fetch]\noverpass_url = "http://nonexistent.invalid/api/'
+                      'interpreter"\nmax_retries = 4\nbackoff_s = 30.0',
+                      osm=tmp_path / "raw" / "f.osm")
+    t0 = time.perf_counter()
+    code, err = run_cli(["fetch", "-q", "--config", str(cfg)], capsys)
+    assert time.perf_counter() - t0 < 10.0
+    assert_one_line_error(code, err, "nonexistent.invalid", "cannot resolve")
+    assert not (tmp_path / "raw").exists() or not any((tmp_path / "raw").iterdir())

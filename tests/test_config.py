@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,8 @@ def test_relative_paths_resolve_against_project_root(tmp_path: Path) -> None:
     (MINIMAL + "[packages]\nhard_barriers = [\"lava\"]\n", "packages.hard_barriers"),
     ('name = "x"\n[study_area]\nbbox = [121.5, 31.2]\n', "study_area.bbox"),
     ('name = "x"\n[study_area]\nbbox = [200, 31.2, 201, 31.3]\n', "study_area.bbox"),
+    ('name = "x"\n[study_area]\nbbox = [nan, 31.2, 121.5, 31.3]\n', "study_area.bbox"),
+    ('name = "x"\n[study_area]\nbbox = [121.4, 31.2, inf, 31.3]\n', "study_area.bbox"),
     ("[study_area]\nbbox = [121.49, 31.23, 121.50, 31.24]\n", "name"),
     (MINIMAL + "[lifecircle.categories.x]\nlabel = \"x\"\n", "lifecircle.categories.x.subtypes"),
     (MINIMAL + "[units]\nsplit_highways = \"tertiary\"\n", "units.split_highways"),
@@ -93,8 +96,9 @@ def test_every_config_key_is_documented() -> None:
 
     doc = (ROOT / "configs" / "README.md").read_text(encoding="utf-8")
     missing = []
-    for cls in (c.Config, c.StudyArea, c.Inputs, c.OSMConfig, c.UnitsConfig, c.PackagesConfig,
-                c.LifeCircleConfig, c.Output, c.Category, c.Subtype, c.FacilityFile):
+    for cls in (c.Config, c.StudyArea, c.Inputs, c.OSMConfig, c.FetchConfig, c.UnitsConfig,
+                c.PackagesConfig, c.LifeCircleConfig, c.Output, c.Category, c.Subtype,
+                c.FacilityFile):
         for f in dataclasses.fields(cls):
             if f.name == "source":
                 continue
@@ -140,3 +144,153 @@ def test_category_errors_name_the_key(tmp_path: Path) -> None:
                           "kindergarten]\ndistance_m = \"far\"\n"))
     with pytest.raises(ConfigError, match=r"childcare.colour"):
         load_config(write(tmp_path, MINIMAL + "[lifecircle.categories.childcare]\ncolour = 1\n"))
+
+
+SUB = "lifecircle.categories.childcare.subtypes.kindergarten"
+
+
+@pytest.mark.parametrize(("text", "key", "what"), [
+    ("[osm]\ndefault_building_levels = -3", "osm.default_building_levels", "out of range"),
+    ("[osm]\ngraph_margin_m = -500", "osm.graph_margin_m", "out of range"),
+    ("[osm]\ngraph_margin_m = inf", "osm.graph_margin_m", "not a finite number"),
+    ("[units]\nmin_water_share = 5", "units.min_water_share", "out of range"),
+    ("[units]\nmin_water_share = 1.0000001", "units.min_water_share", "out of range"),
+    ("[lifecircle]\nwalk_speed_m_s = nan", "lifecircle.walk_speed_m_s", "not a finite number"),
+    ("[lifecircle]\nwalk_speed_m_s = 0.0", "lifecircle.walk_speed_m_s", "out of range"),
+    ("[output]\nmap_dpi = 0", "output.map_dpi", "out of range"),
+    ("[output]\nmap_dpi = 100000", "output.map_dpi", "out of range"),
+    ("[fetch]\nread_timeout_s = inf", "fetch.read_timeout_s", "not a finite number"),
+    ("[fetch]\nbackoff_s = -nan", "fetch.backoff_s", "not a finite number"),
+    ("[packages]\npersons_per_household = 0", "packages.persons_per_household",
+     "out of range"),
+    (f"[{SUB}]\ndistance_m = -1.0", f"{SUB}.distance_m", "out of range"),
+    (f"[{SUB}]\nlevel_min = 0", f"{SUB}.level_min", "out of range"),
+    ("[lifecircle.categories.parks]\nlabel = \"p\"\n[lifecircle.categories.parks.subtypes.park]"
+     "\ndistance_m = nan", "lifecircle.categories.parks.subtypes.park.distance_m",
+     "not a finite number"),
+])
+def test_nonsense_values_are_refused_at_load(tmp_path: Path, text: str, key: str,
+                                             what: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, MINIMAL + text + "\n"))
+    msg = info.value.one_line()
+    assert f"x.toml: {key}: " in msg and what in msg, msg
+    assert "\n" not in msg
+    if what == "out of range":  # the fix quotes the key's range from the table
+        from urbanunits.config import RANGES
+
+        pattern = key.replace("childcare", "*").replace("kindergarten", "*")
+        assert str(RANGES[pattern]) in info.value.fix
+
+
+def test_range_ends_follow_the_table(tmp_path: Path) -> None:
+    """Closed ends load, open ends and one step beyond are refused, for a few real keys."""
+    from urbanunits.config import Range
+
+    assert load_config(write(tmp_path, MINIMAL + "[units]\nmin_water_share = 1.0\n"
+                             )).units.min_water_share == 1.0
+    assert load_config(write(tmp_path, MINIMAL + "[units]\nmin_water_share = 0.0\n"
+                             )).units.min_water_share == 0.0
+    assert load_config(write(tmp_path, MINIMAL + "[output]\nmap_dpi = 600\n")).output.map_dpi
+    assert load_config(write(tmp_path, MINIMAL + "[osm]\ngraph_margin_m = 0.0\n"))
+    r = Range(0, 5, lo_open=True)
+    assert 0 not in r and 1e-9 in r and 5 in r and 5.0001 not in r
+    assert float("nan") not in Range(0, 1) and True not in Range(0, 1)
+    assert str(r) == "(0, 5]" and str(Range(0.1, 86_400)) == "[0.1, 86_400]"
+
+
+def test_every_numeric_key_has_a_range_and_the_readme_states_it() -> None:
+    """Add a numeric key without a line in RANGES (or in the README table) and this fails."""
+    from urbanunits.config import RANGES, numeric_keys
+
+    keys = numeric_keys()
+    # The schema walk reaches optional, nested and per-category keys.
+    assert {"fetch.read_timeout_s", "output.map_dpi",
+            "lifecircle.categories.*.subtypes.*.distance_m"} <= set(keys)
+    missing = sorted(set(keys) - set(RANGES))
+    assert not missing, f"numeric keys without a range in urbanunits.config.RANGES: {missing}"
+    stale = sorted(set(RANGES) - set(keys))
+    assert not stale, f"RANGES entries that are no config key: {stale}"
+    doc = (ROOT / "configs" / "README.md").read_text(encoding="utf-8")
+    ranges_doc = doc.partition("## Allowed ranges")[2]
+    undocumented = [k for k in keys if f"| `{k}` | {RANGES[k]} |" not in ranges_doc]
+    assert not undocumented, f"configs/README.md, Allowed ranges, lacks or misstates {undocumented}"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inner:
+    n_nodes: int = 20
+    label: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Outer:
+    share: float | None = None
+    flag: bool = True
+    inner: _Inner = dataclasses.field(default_factory=_Inner)
+    by_key: dict[str, _Inner] = dataclasses.field(default_factory=dict)
+    items: list[_Inner] = dataclasses.field(default_factory=list)
+
+
+def test_numeric_keys_finds_a_new_field() -> None:
+    """A new numeric field anywhere in the schema shows up, so it cannot miss a range."""
+    from urbanunits.config import numeric_keys
+
+    assert numeric_keys(_Outer) == ["share", "inner.n_nodes", "by_key.*.n_nodes",
+                                    "items[*].n_nodes"]
+
+
+def test_bom_is_accepted_and_other_encodings_are_named(tmp_path: Path) -> None:
+    text = 'title = "陆家嘴"\n' + MINIMAL
+    p = write(tmp_path, "")
+    p.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))  # Windows Notepad's UTF-8
+    assert load_config(p).title == "陆家嘴"
+    for encoding in ("gbk", "utf-16"):
+        p.write_bytes(text.encode(encoding))
+        with pytest.raises(ConfigError, match="save the file as UTF-8") as info:
+            load_config(p)
+        assert "syntax" not in info.value.one_line()
+
+
+def test_crs_advice_follows_the_study_area(tmp_path: Path) -> None:
+    helsinki = 'name = "x"\n[study_area]\nbbox = [24.85, 60.14, 25.05, 60.25]\n'
+    with pytest.raises(CRSError, match="misstates areas") as info:  # default UTM 51N
+        load_config(write(tmp_path, helsinki))
+    assert "EPSG:32635" in info.value.fix and "32651" not in info.value.fix
+    assert load_config(write(tmp_path, helsinki + 'crs = "EPSG:32635"\n'))
+    nanjing = 'name = "x"\n[study_area]\nbbox = [118.70, 31.98, 118.90, 32.12]\n'
+    with pytest.raises(CRSError, match="not a projected CRS") as info:
+        load_config(write(tmp_path, nanjing + 'crs = "EPSG:4490"\n'))
+    assert "EPSG:32650" in info.value.fix and "EPSG:4549" in info.value.fix
+    assert "CM 120E" in info.value.fix and "32651" not in info.value.fix
+    for ok in ("EPSG:32650", "EPSG:4549", "EPSG:4548"):  # 4548 (CM 117E) is 1.8° off: < 0.1 %
+        load_config(write(tmp_path, nanjing + f'crs = "{ok}"\n'))
+
+
+@pytest.mark.parametrize("bbox", ["[-180, -90, 180, 90]", "[73.5, 18.0, 135.0, 53.5]",
+                                  "[20.5, 59.8, 31.6, 70.1]"])  # world, China, Finland
+def test_world_or_country_is_too_large_not_a_crs_problem(tmp_path: Path, bbox: str) -> None:
+    with pytest.raises(ConfigError, match="too large") as info:
+        load_config(write(tmp_path, f'name = "x"\n[study_area]\nbbox = {bbox}\n'))
+    assert "study_area.bbox" in info.value.where
+    assert not isinstance(info.value, CRSError)
+
+
+def test_country_sized_boundary_file_is_too_large(tmp_path: Path) -> None:
+    import dataclasses
+
+    import geopandas as gpd
+    import shapely
+
+    from urbanunits.config import StudyArea
+    from urbanunits.errors import DataError
+    from urbanunits.sources.osm import study_area_polygon
+
+    boundary = tmp_path / "province.geojson"
+    gpd.GeoDataFrame(geometry=[shapely.box(115.0, 25.0, 123.0, 32.0)],
+                     crs="EPSG:4326").to_file(boundary)
+    cfg = load_config(write(tmp_path, MINIMAL))
+    cfg = dataclasses.replace(cfg, study_area=StudyArea(boundary=boundary))
+    with pytest.raises(DataError, match="too large") as info:
+        study_area_polygon(cfg)
+    assert "province.geojson" in info.value.where

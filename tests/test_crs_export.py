@@ -143,3 +143,63 @@ def test_styles_metadata_and_tables(tmp_path: Path, demo_cfg) -> None:  # type: 
     assert wb.sheetnames == ["units", "communities"]
     assert wb["units"]["B2"].value == "东园一村"
     assert len(files) == 3
+
+
+def _central_meridian(epsg: int) -> float:
+    import pyproj
+
+    op = pyproj.CRS.from_epsg(epsg).coordinate_operation
+    return float(next(p.value for p in op.params if "natural origin" in p.name
+                      and "Longitude" in p.name))
+
+
+@pytest.mark.parametrize(("lon", "lat"), [
+    (24.94, 60.17), (118.78, 32.06), (121.55, 29.87), (116.4, 39.9), (-74.0, 40.7),
+    (151.2, -33.9), (-43.2, -22.9), (2.35, 48.86), (179.9, 0.5), (-179.9, -0.5), (87.6, 43.8)])
+def test_suggested_zones_are_centred_on_the_point(lon: float, lat: float) -> None:
+    """Oracle: the EPSG database's own central meridian and hemisphere of each suggested CRS."""
+    import pyproj
+
+    from urbanunits.crs import gk_cm_epsg, utm_epsg
+
+    utm = utm_epsg(lon, lat)
+    assert abs(_central_meridian(utm) - lon) <= 3.0
+    assert pyproj.CRS.from_epsg(utm).name.endswith("N" if lat >= 0 else "S")
+    gk = gk_cm_epsg(lon, lat)
+    in_china = 73 < lon < 135 and 18 < lat < 54
+    assert (gk is not None) == in_china
+    if gk is not None:
+        cm = _central_meridian(gk)
+        assert abs(cm - lon) <= 1.5
+        assert pyproj.CRS.from_epsg(gk).name == f"CGCS2000 / 3-degree Gauss-Kruger CM {cm:.0f}E"
+
+
+def test_crs_advice_names_the_local_zones() -> None:
+    from urbanunits.crs import suggest_crs
+
+    assert suggest_crs(24.94, 60.17) == "EPSG:32635 (UTM zone 35N)"  # Helsinki
+    nanjing = suggest_crs(118.78, 32.06)
+    assert "EPSG:32650" in nanjing and "EPSG:4549" in nanjing and "CM 120E" in nanjing
+    assert "EPSG:4548" in suggest_crs(118.3, 32.0)  # west of 118.5°E: CM 117E
+
+
+def test_swapped_lonlat() -> None:
+    from urbanunits.crs import swapped_hint, swapped_lonlat
+
+    lon = np.array([121.5, 31.2, np.nan, 24.9, 60.2, 200.0])
+    lat = np.array([31.2, 121.5, 31.2, 60.2, 24.9, 31.0])
+    # Without a box only rows that are no coordinate as given (lat 121.5) but are one swapped.
+    assert swapped_lonlat(lon, lat).tolist() == [False, True, False, False, False, False]
+    # With a box (Helsinki), a row that lands in Russia as given but inside the box swapped.
+    helsinki = (24.5, 60.0, 25.5, 60.5)
+    assert swapped_lonlat(lon, lat, bbox_ll=helsinki).tolist() == [
+        False, True, False, False, True, False]
+    assert swapped_hint(swapped_lonlat(lon, lat, bbox_ll=helsinki)) == (
+        "lon/lat swapped in 2 row(s)?")
+    assert swapped_hint(np.zeros(3, dtype=bool)) == ""
+
+
+def test_require_projected_suggests_the_local_utm_zone() -> None:
+    g = gpd.GeoDataFrame(geometry=[shapely.Point(24.94, 60.17)], crs="EPSG:4326")
+    with pytest.raises(CRSError, match="EPSG:32635"):
+        require_projected(g, "f")

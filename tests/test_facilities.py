@@ -234,3 +234,25 @@ def test_ningbo_config_files_load() -> None:
     assert any(n.startswith("elderly_care: no facility") for n in notes)
     assert any("outside the study area" in n for n in notes)  # county-wide files
     assert fac["facility_id"].is_unique
+
+
+def test_partly_swapped_rows_get_a_hint(tmp_path: Path) -> None:
+    """Two of five rows typed lat, lon: the good rows are kept, the note counts the swapped."""
+    area = _utm(LON, LAT).union_all().buffer(2000)
+    lon = [LON[0], LAT[1], LON[2], LAT[0], LON[1]]
+    lat = [LAT[0], LON[1], LAT[2], LON[0], LAT[1]]
+    path = _csv(tmp_path, pd.DataFrame({"name": [f"诊所{i}" for i in range(5)],
+                                        "lon": lon, "lat": lat}))
+    got, notes = read_facility_file(FacilityFile(path=path), "clinic", CLINIC, crs=CRS,
+                                    area=area)
+    assert sorted(got["name"]) == ["诊所0", "诊所2", "诊所4"]
+    assert any("lon/lat swapped in 2 row(s)?" in n for n in notes), notes
+    # All swapped: the error carries the hint too.
+    path = _csv(tmp_path, pd.DataFrame({"name": ["甲", "乙"], "lon": LAT[:2], "lat": LON[:2]}))
+    with pytest.raises(DataError, match=r"lon/lat swapped in 2 row\(s\)\?"):
+        read_facility_file(FacilityFile(path=path, subtype="health_station"), "clinic", CLINIC,
+                           crs=CRS, area=area)
+    # Correct files get no hint.
+    path = _csv(tmp_path, pd.DataFrame({"name": ["甲诊所"], "lon": LON[:1], "lat": LAT[:1]}))
+    _, notes = read_facility_file(FacilityFile(path=path), "clinic", CLINIC, crs=CRS, area=area)
+    assert not any("swapped" in n for n in notes)

@@ -309,3 +309,21 @@ def test_fetch_config_errors_name_the_key(tmp_path: Path, text: str, key: str) -
     with pytest.raises(ConfigError) as info:
         load_config(p)
     assert key in info.value.one_line()
+
+
+@pytest.mark.parametrize("check_status", [True, False])
+def test_unresolvable_host_fails_at_once(tmp_path: Path, check_status: bool) -> None:
+    """No DNS: one clear line within seconds, no retries (``.invalid`` never resolves)."""
+    import time
+
+    cfg = fetch_cfg(tmp_path, "http://nonexistent.invalid/api/interpreter", max_retries=4,
+                    backoff_s=30.0, check_status=check_status)
+    sleeps: list[float] = []
+    t0 = time.perf_counter()
+    with pytest.raises(FetchError, match=r"cannot resolve the server name .nonexistent\.invalid."
+                       ) as info:
+        fetch_osm(cfg, sleep=sleeps.append)
+    assert time.perf_counter() - t0 < 5.0
+    assert sleeps == []  # not one back-off pause
+    assert "\n" not in info.value.one_line()
+    assert not (tmp_path / "raw" / "fetched.osm").exists()

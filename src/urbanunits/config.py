@@ -2,7 +2,8 @@
 
 Every key the code reads is a field below, documented in ``configs/README.md``. Unknown keys,
 wrong types and out-of-range values raise :class:`~urbanunits.errors.ConfigError` naming the key,
-e.g. ``configs/x.toml: units.min_area_m2: expected a number, got 'big'``.
+e.g. ``configs/x.toml: units.min_area_m2: expected a number, got 'big'``. Every numeric key has
+its allowed range in :data:`RANGES` (NaN and infinity are always refused).
 
 Relative paths in a config are resolved against the project root (the parent of the ``configs/``
 folder the file sits in, or the file's own folder otherwise), so ``make`` and notebooks see the
@@ -14,19 +15,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import tomllib
 import types
 import typing
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from urbanunits.crs import COORD_SYSTEMS, parse_crs
+from urbanunits.crs import COORD_SYSTEMS, check_distortion, check_extent, parse_crs
 from urbanunits.errors import ConfigError, InputFileError
 
 __all__ = [
+    "RANGES",
     "Category",
     "Config",
     "FacilityFile",
@@ -36,11 +40,13 @@ __all__ = [
     "OSMConfig",
     "Output",
     "PackagesConfig",
+    "Range",
     "StudyArea",
     "Subtype",
     "UnitsConfig",
     "default_config_path",
     "load_config",
+    "numeric_keys",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -404,6 +410,150 @@ class Config:
 
 
 # --------------------------------------------------------------------------------------------
+# Ranges. Every numeric key has one line here (a test fails for a numeric field without one) and
+# the same range in configs/README.md, "Allowed ranges". Keys are dotted config paths; ``*``
+# stands for any table key (a category or subtype name), ``[*]`` for any list position.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric key: ``lo`` to ``hi``, ends included unless marked open."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False  # True: lo itself is refused (e.g. a speed must be > 0)
+    hi_open: bool = False
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return False
+        above = value > self.lo if self.lo_open else value >= self.lo
+        below = value < self.hi if self.hi_open else value <= self.hi
+        return above and below
+
+    def __str__(self) -> str:
+        def num(v: float) -> str:  # as TOML would write it: 10_000_000, 0.1
+            if not float(v).is_integer():
+                return f"{v:g}"
+            return f"{int(v):_}" if abs(v) >= 10_000 else str(int(v))
+
+        return (f"{'(' if self.lo_open else '['}{num(self.lo)}, {num(self.hi)}"
+                f"{')' if self.hi_open else ']'}")
+
+
+def _pos(hi: float) -> Range:
+    """``(0, hi]``: a positive quantity."""
+    return Range(0, hi, lo_open=True)
+
+
+RANGES: dict[str, Range] = {
+    # Ends are generous: they refuse nonsense (negative sizes, shares above 1, a 100000-dpi map),
+    # not unusual but meaningful choices.
+    "osm.graph_margin_m": Range(0, 10_000),
+    "osm.default_building_levels": _pos(200),
+    "fetch.timeout_s": _pos(86_400),
+    "fetch.read_timeout_s": _pos(86_400),
+    "fetch.max_size_mb": Range(1, 65_536),
+    "fetch.max_retries": Range(0, 20),
+    "fetch.backoff_s": Range(0, 900),  # sources/fetch.py gives up on waits above 900 s
+    "units.snap_tolerance_m": Range(0, 100),
+    "units.sliver_width_m": Range(0, 500),
+    "units.min_area_m2": _pos(1e7),
+    "units.max_area_m2": _pos(1e8),
+    "units.min_water_share": Range(0, 1),
+    "packages.old_before_year": Range(1800, 2100),
+    "packages.fallback_far": _pos(20),
+    "packages.m2_per_household": _pos(1_000),
+    "packages.persons_per_household": _pos(20),
+    "packages.link_distance_m": _pos(5_000),
+    "packages.min_floor_area_m2": Range(0, 1e8),
+    "packages.max_floor_area_m2": _pos(1e8),
+    "packages.min_households": Range(0, 1_000_000),
+    "packages.max_households": _pos(1_000_000),
+    "lifecircle.walk_speed_m_s": Range(0.1, 3),
+    "lifecircle.elderly_walk_speed_m_s": Range(0.1, 3),
+    "lifecircle.max_snap_m": _pos(5_000),
+    "lifecircle.entry_buffer_m": Range(0, 500),
+    "lifecircle.dedupe_m": Range(0, 1_000),
+    "lifecircle.search_limit_m": _pos(50_000),
+    "lifecircle.isochrone_buffer_m": _pos(500),
+    "lifecircle.categories.*.subtypes.*.distance_m": _pos(10_000),
+    "lifecircle.categories.*.subtypes.*.level_minutes": Range(5, 15),  # and one of 5, 10, 15
+    "lifecircle.min_component_nodes": Range(1, 100_000),
+    "units.min_historic_share": _pos(1),
+    "units.min_old_floor_share": _pos(1),
+    "output.map_dpi": Range(50, 600),
+}
+
+
+def _is_numeric_type(tp: Any) -> bool:
+    if get_origin(tp) in (Union, types.UnionType):
+        return any(_is_numeric_type(a) for a in get_args(tp) if a is not type(None))
+    return tp in (int, float)
+
+
+def numeric_keys(cls: type | None = None, prefix: str = "") -> list[str]:
+    """Every numeric key of the schema as a :data:`RANGES` pattern, e.g. ``osm.graph_margin_m``.
+
+    Tuples (``study_area.bbox``) have checks of their own and are not listed.
+    """
+    cls = Config if cls is None else cls
+    keys: list[str] = []
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        path = f"{prefix}.{f.name}" if prefix else f.name
+        origin, args = get_origin(tp), get_args(tp)
+        if _is_numeric_type(tp):
+            keys.append(path)
+        elif dataclasses.is_dataclass(tp):
+            keys += numeric_keys(typing.cast(type, tp), path)
+        elif origin is dict and dataclasses.is_dataclass(args[1]):
+            keys += numeric_keys(typing.cast(type, args[1]), f"{path}.*")
+        elif origin is list and dataclasses.is_dataclass(args[0]):
+            keys += numeric_keys(typing.cast(type, args[0]), f"{path}[*]")
+    return keys
+
+
+def _numeric_values(obj: Any, path: str = "", pattern: str = ""
+                    ) -> Iterator[tuple[str, str, Any]]:
+    """``(key, RANGES pattern, value)`` for every numeric value set in a config."""
+    for f in dataclasses.fields(obj):
+        if f.name == "source":
+            continue
+        value = getattr(obj, f.name)
+        key = f"{path}.{f.name}" if path else f.name
+        pat = f"{pattern}.{f.name}" if pattern else f.name
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            yield key, pat, value
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            yield from _numeric_values(value, key, pat)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if dataclasses.is_dataclass(v) and not isinstance(v, type):
+                    yield from _numeric_values(v, f"{key}.{k}", f"{pat}.*")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                if dataclasses.is_dataclass(v) and not isinstance(v, type):
+                    yield from _numeric_values(v, f"{key}[{i}]", f"{pat}[*]")
+
+
+def _check_ranges(cfg: Config, src: str) -> None:
+    for key, pattern, value in _numeric_values(cfg):
+        if not math.isfinite(value):
+            raise ConfigError(f"{src}: {key}", f"{value} is not a finite number",
+                              "give a number (see configs/README.md, 'Allowed ranges')")
+        rng = RANGES.get(pattern)
+        if rng is None:  # pragma: no cover - tests/test_config.py requires a range per key
+            raise ConfigError(f"{src}: {key}", "has no allowed range",
+                              f"add {pattern!r} to urbanunits.config.RANGES")
+        if value not in rng:
+            raise ConfigError(f"{src}: {key}", f"{value:g} is out of range",
+                              f"use a value in {rng} (see configs/README.md, 'Allowed ranges')")
+
+
+# --------------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------------
 
@@ -585,16 +735,23 @@ def _check(cfg: Config, src: str) -> None:
     if not cfg.name or not all(c.isalnum() or c in "-_" for c in cfg.name):
         raise err("name", f"{cfg.name!r} must be letters, digits, '-' or '_'",
                   "it names the output files, e.g. name = \"ningbo\"")
-    parse_crs(cfg.study_area.crs, where=f"{src}: study_area.crs")
     if cfg.study_area.bbox is None and cfg.study_area.boundary is None:
         raise err("study_area", "neither bbox nor boundary is set",
                   "set study_area.bbox = [min_lon, min_lat, max_lon, max_lat]")
+    centre = None
     if cfg.study_area.bbox is not None:
         x0, y0, x1, y1 = cfg.study_area.bbox
         if not (-180 <= x0 < x1 <= 180 and -90 <= y0 < y1 <= 90):
             raise err("study_area.bbox", f"{list(cfg.study_area.bbox)} is not "
                       "[min_lon, min_lat, max_lon, max_lat] in WGS84 degrees",
                       "give WGS84 longitude/latitude with min < max")
+        # Size first: a country-sized box is the problem, whatever CRS it would be blamed on.
+        check_extent(cfg.study_area.bbox, where=f"{src}: study_area.bbox")
+        centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+    crs = parse_crs(cfg.study_area.crs, where=f"{src}: study_area.crs", near=centre)
+    if centre is not None:  # a boundary file is checked when it is read (sources/osm.py)
+        check_distortion(crs, *centre, where=f"{src}: study_area.crs")
+    _check_ranges(cfg, src)
     for key, val in [("inputs.inventory_coord_system", cfg.inputs.inventory_coord_system)]:
         if val not in COORD_SYSTEMS:
             raise err(key, f"unknown coord_system {val!r}", "use wgs84, gcj02 or bd09")
@@ -605,46 +762,20 @@ def _check(cfg: Config, src: str) -> None:
     if not f.overpass_url.startswith(("http://", "https://")):
         raise err("fetch.overpass_url", f"{f.overpass_url!r} is not an http(s) URL",
                   "use e.g. https://overpass-api.de/api/interpreter")
-    for key in ("timeout_s", "max_size_mb"):
-        if getattr(f, key) <= 0:
-            raise err(f"fetch.{key}", "must be > 0")
-    if f.read_timeout_s is not None and f.read_timeout_s <= 0:
-        raise err("fetch.read_timeout_s", "must be > 0")
-    if f.max_retries < 0 or f.backoff_s < 0:
-        raise err("fetch.max_retries" if f.max_retries < 0 else "fetch.backoff_s", "must be ≥ 0")
+    # Single-key bounds are in RANGES; what remains here relates keys to each other.
     u = cfg.units
-    if not 0 < u.min_area_m2 < u.max_area_m2:
-        raise err("units.min_area_m2", "must be > 0 and below units.max_area_m2")
-    for key in ("snap_tolerance_m", "sliver_width_m"):
-        if getattr(u, key) < 0:
-            raise err(f"units.{key}", "must be ≥ 0")
-    for key in ("min_historic_share", "min_old_floor_share"):
-        if not 0 < getattr(u, key) <= 1:
-            raise err(f"units.{key}", f"{getattr(u, key)!r} is not a share in (0, 1]",
-                      "give a share of the unit, e.g. 0.25")
+    if not u.min_area_m2 < u.max_area_m2:
+        raise err("units.min_area_m2", "must be below units.max_area_m2")
     p = cfg.packages
-    if not 0 <= p.min_floor_area_m2 <= p.max_floor_area_m2:
-        raise err("packages.min_floor_area_m2", "must be ≥ 0 and ≤ packages.max_floor_area_m2")
-    if not 0 <= p.min_households <= p.max_households:
-        raise err("packages.min_households", "must be ≥ 0 and ≤ packages.max_households")
-    for key in ("m2_per_household", "persons_per_household", "link_distance_m", "fallback_far"):
-        if getattr(p, key) <= 0:
-            raise err(f"packages.{key}", "must be > 0")
+    if not p.min_floor_area_m2 <= p.max_floor_area_m2:
+        raise err("packages.min_floor_area_m2", "must be ≤ packages.max_floor_area_m2")
+    if not p.min_households <= p.max_households:
+        raise err("packages.min_households", "must be ≤ packages.max_households")
     bad = set(p.hard_barriers) - {"river", "rail", "trunk", "motorway", "primary"}
     if bad:
         raise err("packages.hard_barriers", f"unknown barrier class(es) {sorted(bad)}",
                   "use river, rail, motorway, trunk or primary")
     lc = cfg.lifecircle
-    for key in ("walk_speed_m_s", "elderly_walk_speed_m_s", "max_snap_m", "search_limit_m",
-                "isochrone_buffer_m"):
-        if getattr(lc, key) <= 0:
-            raise err(f"lifecircle.{key}", "must be > 0")
-    for key in ("entry_buffer_m", "dedupe_m"):
-        if getattr(lc, key) < 0:
-            raise err(f"lifecircle.{key}", "must be ≥ 0")
-    if lc.min_component_nodes < 1:
-        raise err("lifecircle.min_component_nodes", "must be ≥ 1",
-                  "1 treats no piece of the walk network as an island")
     longest = max((st.distance_m for c in lc.categories.values() for st in c.subtypes.values()),
                   default=0.0)
     if lc.search_limit_m < longest:
@@ -656,8 +787,6 @@ def _check(cfg: Config, src: str) -> None:
                       "give at least one subtype with a distance_m")
         for st_key, st in cat.subtypes.items():
             sk = f"lifecircle.categories.{cat_key}.subtypes.{st_key}"
-            if st.distance_m <= 0:
-                raise err(f"{sk}.distance_m", "must be > 0")
             if st.requirement not in REQUIREMENTS:
                 raise err(f"{sk}.requirement", f"unknown value {st.requirement!r}",
                           "use mandatory (GB 50180 ▲), optional (△) or none")
@@ -685,6 +814,22 @@ def _check(cfg: Config, src: str) -> None:
                           f"use one of {sorted(cat.subtypes)}")
 
 
+def _read_utf8(path: Path) -> str:
+    """The config's text; a UTF-8 byte-order mark (Windows Notepad) is dropped, not refused."""
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(path, "the file is UTF-16 (Notepad's 'Unicode'), TOML must be UTF-8",
+                          "save the file as UTF-8")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(path, f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}; "
+                          "GBK/GB18030 or another local encoding?)",
+                          "save the file as UTF-8 (e.g. Notepad: Save As, Encoding: UTF-8)"
+                          ) from exc
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     """Load and validate a TOML config.
 
@@ -705,8 +850,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
         raise InputFileError(p, "config file not found",
                              "pass --config configs/<name>.toml (see configs/README.md)")
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raw = tomllib.loads(_read_utf8(p))
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(p, f"not valid TOML ({exc})", "fix the syntax at that line") from exc
     root = _root_for(p)
     cfg = _absolutize(_build(Config, raw, "", str(p), root), root)

@@ -30,7 +30,7 @@ from scipy.sparse.csgraph import connected_components
 from shapely.geometry.base import BaseGeometry
 
 from urbanunits.config import Category, Config, FacilityFile
-from urbanunits.crs import to_wgs84
+from urbanunits.crs import swapped_hint, swapped_lonlat, to_wgs84
 from urbanunits.errors import CRSError, DataError, InputFileError
 from urbanunits.sources.classify import classify_facilities
 
@@ -131,6 +131,7 @@ def read_facility_file(ff: FacilityFile, category_key: str, category: Category, 
     where = where or f"lifecircle.categories.{category_key}.files"
     path = Path(ff.path)
     notes: list[str] = []
+    swapped = ""  # lon/lat swap hint, CSV files only
     if ff.subtype and ff.subtype not in category.subtypes:
         raise DataError(f"{where}.subtype", f"{ff.subtype!r} is not a subtype of "
                         f"{category_key}", f"use one of {sorted(category.subtypes)}")
@@ -177,16 +178,27 @@ def read_facility_file(ff: FacilityFile, category_key: str, category: Category, 
         _need_column(df, ff.lat_field, path, f"{where}.lat_field", "latitude")
         lon = pd.to_numeric(df[ff.lon_field], errors="coerce")
         lat = pd.to_numeric(df[ff.lat_field], errors="coerce")
+        bbox_ll = None
+        if area is not None:
+            bx0, by0, bx1, by1 = gpd.GeoSeries([area], crs=crs).to_crs(WGS84).total_bounds
+            bbox_ll = (float(bx0), float(by0), float(bx1), float(by1))
+        swapped = swapped_hint(swapped_lonlat(lon, lat, bbox_ll=bbox_ll))
         ok = lon.between(-180, 180) & lat.between(-90, 90)
         if not ok.any():
             raise DataError(f"{path}: columns {ff.lon_field!r}/{ff.lat_field!r}",
-                            "no row has longitude/latitude in degrees",
+                            "no row has longitude/latitude in degrees"
+                            + (f" ({swapped})" if swapped else ""),
                             "give decimal degrees (e.g. 121.55, 29.87) and check which column "
                             "is longitude and which latitude")
         lon_w, lat_w = to_wgs84(lon[ok].to_numpy(), lat[ok].to_numpy(), ff.coord_system,
                                 where=f"{where}.coord_system")
         pts = gpd.GeoSeries(shapely.points(lon_w, lat_w), index=lon[ok].index,
                             crs=WGS84).to_crs(crs)
+        if swapped:
+            # Swapped rows are dropped (no coordinate) or fall outside the study area below.
+            logger.warning("%s: %s (those rows are left out)", path, swapped)
+            notes.append(f"{path.name}: {swapped} (left out; check columns "
+                         f"{ff.lon_field!r}/{ff.lat_field!r})")
     if (~ok).any():
         notes.append(f"{path.name}: {int((~ok).sum())} row(s) without usable coordinates "
                      "skipped")
@@ -230,7 +242,8 @@ def read_facility_file(ff: FacilityFile, category_key: str, category: Category, 
         if not inside.any():
             x0, y0, x1, y1 = gpd.GeoSeries(out.geometry, crs=crs).to_crs(WGS84).total_bounds
             raise DataError(path, f"none of its {len(out)} facilities lies in the study area "
-                            f"(they span lon {x0:.3f}–{x1:.3f}, lat {y0:.3f}–{y1:.3f})",
+                            f"(they span lon {x0:.3f}–{x1:.3f}, lat {y0:.3f}–{y1:.3f}"
+                            + (f"; {swapped}" if swapped else "") + ")",
                             "check the coord_system, whether lon/lat are swapped, or remove "
                             "the file from the config")
         if (~inside).any():

@@ -10,7 +10,8 @@ Etiquette, as the Overpass operators ask: one request at a time, a server-side `
 ``[maxsize:]``, a ``User-Agent`` naming the tool, a look at ``/api/status`` before asking, retries
 with exponential back-off on 429/502/503/504, timeouts and dropped connections, and
 ``Retry-After`` honoured. When the server stays unreachable or busy the command stops with one
-line saying what to do.
+line saying what to do; a server name that does not resolve (no network, no DNS, a typo) stops
+it at once, since waiting would not help.
 
 osmnx downloads through private helpers (``osmnx._overpass``, ``osmnx._http``) that return parsed
 JSON for its own queries, so this module uses ``requests`` directly to stream the XML to disk.
@@ -22,8 +23,10 @@ import email.utils
 import hashlib
 import logging
 import re
+import socket
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC
@@ -160,6 +163,8 @@ def _status_wait_s(session: requests.Session, url: str, *, timeout_s: float) -> 
                 return 0.0
             text = r.text
     except requests.RequestException as exc:
+        if _unresolvable(exc):
+            raise _no_dns(url) from exc
         logger.debug("no Overpass status from %s (%s)", status, exc)
         return 0.0
     if re.search(r"Rate limit: 0\b", text) or re.search(r"\b\d+ slots? available now", text):
@@ -240,7 +245,35 @@ def _attempt(session: requests.Session, url: str, query: str, dest: Path, *,
     except requests.exceptions.Timeout as exc:
         raise _TransientError(f"no answer within {timeout[1]:g} s") from exc
     except requests.RequestException as exc:
+        if _unresolvable(exc):
+            raise _no_dns(url) from exc
         raise _TransientError(_short(exc)) from exc
+
+
+def _unresolvable(exc: BaseException) -> bool:
+    """Whether a request failed because the server's host name did not resolve.
+
+    requests wraps urllib3's ``NameResolutionError`` (in ``MaxRetryError.reason``), which is
+    raised from the resolver's ``socket.gaierror``; walk the chain to find it.
+    """
+    todo: list[object] = [exc]
+    seen: set[int] = set()
+    while todo:
+        e = todo.pop()
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, socket.gaierror):
+            return True
+        todo += [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
+    return False
+
+
+def _no_dns(url: str) -> FetchError:
+    host = urllib.parse.urlsplit(url).hostname or url
+    return FetchError(url, f"cannot resolve the server name {host!r} (no network or DNS?)",
+                      "check the internet connection and the host in fetch.overpass_url; "
+                      "offline, download a PBF and run `urbanunits clip`")
 
 
 def _short(exc: BaseException) -> str:

@@ -36,7 +36,7 @@ from shapely.geometry.base import BaseGeometry
 
 from urbanunits._progress import progress
 from urbanunits.config import Config
-from urbanunits.errors import ConfigError, CRSError, DataError, InputFileError
+from urbanunits.errors import ConfigError, DataError, InputFileError
 from urbanunits.sources.classify import classify_facilities, tag_rules
 
 __all__ = [
@@ -194,28 +194,26 @@ def study_area_polygon(cfg: Config) -> gpd.GeoDataFrame:
         geom = gpd.GeoSeries([box], crs=WGS84).to_crs(crs).iloc[0]
         # Densify so that the projected bbox edges follow the true meridians/parallels.
         geom = gpd.GeoSeries([shapely.segmentize(box, 0.0005)], crs=WGS84).to_crs(crs).iloc[0]
-    _check_distortion(geom, crs, where=f"{cfg.source or cfg.name}: study_area.crs")
+    src = cfg.source or cfg.name
+    _check_distortion(geom, crs, where=f"{src}: study_area.crs",
+                      extent_where=(f"{src}: study_area.bbox" if cfg.study_area.boundary is None
+                                    else str(cfg.study_area.boundary)))
     return gpd.GeoDataFrame({"name": [cfg.title or cfg.name]}, geometry=[geom], crs=crs)
 
 
-MAX_AREAL_DISTORTION = 0.01
+def _check_distortion(geom: BaseGeometry, crs: str, *, where: str, extent_where: str) -> None:
+    """Refuse a study area too large for one zone, then a CRS that misstates areas there.
 
-
-def _check_distortion(geom: BaseGeometry, crs: str, *, where: str) -> None:
-    """Refuse a metric CRS that misstates areas by more than 1 % at the study area.
-
-    Web Mercator (EPSG:3857) is metric but inflates areas by 1/cos²(latitude), +36 % at Ningbo;
-    UTM and the CGCS2000 Gauss-Krüger zones stay within 0.2 % over a city.
+    The size comes first: a country-sized area is the problem, whatever CRS it would be blamed
+    on. ``where`` names the CRS key, ``extent_where`` the bbox key or boundary file.
     """
-    import pyproj
+    from urbanunits.crs import check_distortion, check_extent
 
+    ll = gpd.GeoSeries([geom], crs=crs).to_crs(WGS84)
+    x0, y0, x1, y1 = (float(v) for v in ll.total_bounds)
+    check_extent((x0, y0, x1, y1), where=extent_where, error=DataError)
     c = gpd.GeoSeries([geom.centroid], crs=crs).to_crs(WGS84).iloc[0]
-    factors = pyproj.Proj(pyproj.CRS.from_user_input(crs)).get_factors(c.x, c.y)
-    err = abs(float(factors.areal_scale) - 1.0)
-    if err > MAX_AREAL_DISTORTION:
-        raise CRSError(where, f"{crs} misstates areas by {100 * err:.0f} % at the study area",
-                       "use a conformal zone CRS centred near it: EPSG:32651 (UTM 51N) or "
-                       "EPSG:4549/4550 (CGCS2000 3-degree Gauss-Krüger)")
+    check_distortion(crs, float(c.x), float(c.y), where=where)
 
 
 # --------------------------------------------------------------------------------------------
