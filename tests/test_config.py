@@ -164,7 +164,7 @@ SUB = "lifecircle.categories.childcare.subtypes.kindergarten"
     ("[packages]\npersons_per_household = 0", "packages.persons_per_household",
      "out of range"),
     (f"[{SUB}]\ndistance_m = -1.0", f"{SUB}.distance_m", "out of range"),
-    (f"[{SUB}]\nlevel_min = 0", f"{SUB}.level_min", "out of range"),
+    (f"[{SUB}]\nlevel_minutes = 0", f"{SUB}.level_minutes", "out of range"),
     ("[lifecircle.categories.parks]\nlabel = \"p\"\n[lifecircle.categories.parks.subtypes.park]"
      "\ndistance_m = nan", "lifecircle.categories.parks.subtypes.park.distance_m",
      "not a finite number"),
