@@ -69,8 +69,20 @@ class Attach:
     offset: float
 
 
-def attach(g: Graph, geom: shapely.Geometry, max_snap_m: float) -> Attach | None:
-    """Nearest edge by measuring to every edge; nearest point on it; its position."""
+def island_nodes(g: Graph, min_component_nodes: int) -> set[int]:
+    """Nodes of pieces smaller than ``min_component_nodes`` that are not the largest piece."""
+    pieces = [set(c) for c in nx.connected_components(g.nx())]
+    biggest = max((len(c) for c in pieces), default=0)
+    return {n for c in pieces if len(c) < min_component_nodes and len(c) < biggest for n in c}
+
+
+def attach(g: Graph, geom: shapely.Geometry, max_snap_m: float,
+           min_component_nodes: int = 1) -> Attach | None:
+    """Nearest edge by measuring to every edge; nearest point on it; its position.
+
+    When that edge is on an island, the nearest edge off the islands wins if it is within
+    ``max_snap_m`` too.
+    """
     if not g.edges:
         return None
     lines = shapely.linestrings([[g.xy[u], g.xy[v]] for u, v, _ in g.edges])
@@ -79,6 +91,13 @@ def attach(g: Graph, geom: shapely.Geometry, max_snap_m: float) -> Attach | None
     best = int(np.argmin(d))
     if not np.isfinite(d[best]) or d[best] > max_snap_m:
         return None
+    islands = island_nodes(g, min_component_nodes)
+    if g.edges[best][0] in islands:
+        main = d.copy()
+        main[[u in islands for u, _, _ in g.edges]] = np.inf
+        alt = int(np.argmin(main))
+        if np.isfinite(main[alt]) and main[alt] <= max_snap_m:
+            best = alt
     line = g.line(best)
     on_line = nearest_points(geom, line)[1]
     frac = line.project(on_line) / line.length if line.length > 0 else 0.0
@@ -106,21 +125,28 @@ def point_to_node(g: Graph, D: dict[int, dict[int, float]], f: Attach, node: int
 
 def community_distance(g: Graph, D: dict[int, dict[int, float]], facilities: list[Attach | None],
                        community: shapely.Geometry, *, entry_buffer_m: float,
-                       max_snap_m: float) -> float:
-    """Distance from a community (polygon or point) to the nearest facility; inf if none."""
+                       max_snap_m: float, min_component_nodes: int = 1) -> float:
+    """Distance from a community (polygon or point) to the nearest facility; inf if none.
+
+    With islands (see :func:`island_nodes`), a community is entered off the islands when it can
+    be (its nodes, the streets crossing it, its snap within ``max_snap_m``); otherwise as if
+    there were no islands.
+    """
     fac = [f for f in facilities if f is not None]
     if not fac:
         return math.inf
+    islands = island_nodes(g, min_component_nodes)
     if community.geom_type != "Point":
         pts = shapely.points(g.xy)
         linked = {n for n, deg in g.nx().degree() if deg > 0}
         entries = [(i, community.distance(p)) for i, p in enumerate(pts)
-                   if i in linked and community.distance(p) <= entry_buffer_m]
+                   if i in linked and i not in islands
+                   and community.distance(p) <= entry_buffer_m]
         if entries:
             return min(point_to_node(g, D, f, i) + off for i, off in entries for f in fac)
         crossings = []
         for i, (u, v, length) in enumerate(g.edges):
-            if u == v:
+            if u == v or u in islands:
                 continue
             line = g.line(i)
             inside = line.intersection(community)
@@ -131,7 +157,10 @@ def community_distance(g: Graph, D: dict[int, dict[int, float]], facilities: lis
             crossings += [Attach(i, min(pos), 0.0), Attach(i, max(pos), 0.0)]
         if crossings:
             return min(point_to_point(g, D, f, c) for c in crossings for f in fac)
-    c = attach(g, community, max_snap_m)
+    c = attach(g, community, max_snap_m, min_component_nodes)
+    if islands and (c is None or g.edges[c.edge][0] in islands):
+        return community_distance(g, D, facilities, community, entry_buffer_m=entry_buffer_m,
+                                  max_snap_m=max_snap_m, min_component_nodes=1)
     if c is None:
         return math.inf
     return min(point_to_point(g, D, f, c) for f in fac)

@@ -152,6 +152,54 @@ def test_snapped_points_and_polygons_match_oracle(case: tuple[int, Graph]) -> No
             assert s_off == pytest.approx(att.offset, abs=1e-6)
 
 
+@settings(max_examples=40, deadline=None)
+@given(graphs, st.integers(1, 3))
+def test_islands_are_passed_over_like_the_oracle(case: tuple[int, Graph], n_islands: int
+                                                 ) -> None:
+    """Random grids with small footway loops added inside walled grounds: facilities and
+    communities in the grounds reach the street they face, as the oracle says."""
+    seed, g = case
+    rng = np.random.default_rng(seed + 7)
+    if not g.edges:
+        return
+    xy = [tuple(p) for p in g.xy]
+    edges = list(g.edges)
+    lo, hi = g.xy.min(axis=0), g.xy.max(axis=0)
+    inside: list[shapely.Geometry] = []
+    for _ in range(n_islands):
+        cx, cy = rng.uniform(lo, hi)
+        r = float(rng.uniform(5.0, 25.0))
+        k = len(xy)
+        ring = [(cx + r * math.cos(a), cy + r * math.sin(a)) for a in (0, 2.1, 4.2)]
+        xy += ring
+        edges += [(k, k + 1, 2 * r), (k + 1, k + 2, 2 * r), (k + 2, k, 2 * r)]
+        # off-centre, so that no two loop edges are equally near (a tie either way is right)
+        inside += [shapely.Point(cx + 0.23 * r, cy + 0.11 * r),
+                   shapely.Point(cx, cy).buffer(r * 0.6)]
+    gi = Graph(np.array(xy), edges)
+    net = to_network(gi)
+    fac = np.array([*shapely.points(rng.uniform(lo, hi, (3, 2))), inside[0]], dtype=object)
+    comms = np.array([*inside, *shapely.points(rng.uniform(lo, hi, (3, 2)))], dtype=object)
+    max_snap, buf, min_nodes = 60.0, 15.0, 4
+
+    access = community_access(net, comms, entry_buffer_m=buf, max_snap_m=max_snap,
+                              min_component_nodes=min_nodes)
+    snap_f = snap_to_edges(net, fac, max_snap_m=max_snap, min_component_nodes=min_nodes)
+    router = Router(net, Snap.concat(snap_f, access.snap))
+    entries = access.entries(router.point_node[len(fac):])
+    got = min_over_entries(router.distances(router.point_node[:len(fac)]), entries, len(comms))
+
+    D = oracle.all_pairs(gi)
+    fac_att = [oracle.attach(gi, p, max_snap, min_nodes) for p in fac]
+    for i, c in enumerate(comms):
+        want = oracle.community_distance(gi, D, fac_att, c, entry_buffer_m=buf,
+                                         max_snap_m=max_snap, min_component_nodes=min_nodes)
+        if math.isinf(want):
+            assert math.isinf(got[i]), (i, got[i])
+        else:
+            assert got[i] == pytest.approx(want, abs=0.01), i
+
+
 def test_max_snap_exceeded_is_unreachable_not_zero() -> None:
     g = Graph(np.array([[0.0, 0.0], [100.0, 0.0]]), [(0, 1, 100.0)])
     net = to_network(g)

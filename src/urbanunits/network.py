@@ -571,33 +571,32 @@ def community_access(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: floa
     g = np.asarray(geoms, dtype=object)
     n = len(g)
     nodes = polygon_entries(net, g, entry_buffer_m=entry_buffer_m)
-    island_entries = Entries(np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp),
-                             np.empty(0))
-    if min_component_nodes > 1 and len(nodes):
-        on_island = net.island_nodes(min_component_nodes)[nodes.node]
-        island_entries = Entries(nodes.owner[on_island], nodes.node[on_island],
-                                 nodes.offset_m[on_island])
-        nodes = Entries(nodes.owner[~on_island], nodes.node[~on_island],
-                        nodes.offset_m[~on_island])
+    island = (net.island_nodes(min_component_nodes) if min_component_nodes > 1
+              else np.zeros(net.n_nodes, dtype=bool))
+    if island.any() and len(nodes):
+        main = ~island[nodes.node]
+        nodes = Entries(nodes.owner[main], nodes.node[main], nodes.offset_m[main])
     rest = np.flatnonzero(np.bincount(nodes.owner, minlength=n) == 0)
     cross_owner, cross = crossing_snaps(net, g[rest], min_component_nodes=min_component_nodes)
     cross_owner = rest[cross_owner]
     rest = rest[~np.isin(rest, cross_owner)]
     near = snap_to_edges(net, g[rest], max_snap_m=max_snap_m,
                          min_component_nodes=min_component_nodes)
-    if len(island_entries):
-        # Keep the island only for communities that found no other way in.
-        near_main = near.ok.copy()
-        if near_main.any():
-            near_main[near_main] = ~net.island_nodes(min_component_nodes)[
-                net.edge_u[near.edge[near_main]]]
-        stranded = rest[~near_main]
-        keep = np.isin(island_entries.owner, stranded)
-        nodes = Entries.concat(nodes, Entries(island_entries.owner[keep],
-                                              island_entries.node[keep],
-                                              island_entries.offset_m[keep]))
-    return Access(nodes, np.concatenate([cross_owner, rest]).astype(np.intp),
-                  Snap.concat(cross, near))
+    if not island.any():
+        return Access(nodes, np.concatenate([cross_owner, rest]).astype(np.intp),
+                      Snap.concat(cross, near))
+    # Communities with no way in but through an island: entered as if there were no islands
+    # (their nodes, then the streets crossing them, then their snap).
+    on_main = near.ok.copy()
+    on_main[on_main] = ~island[net.edge_u[near.edge[on_main]]]
+    stranded = rest[~on_main]
+    plain = community_access(net, g[stranded], entry_buffer_m=entry_buffer_m,
+                             max_snap_m=max_snap_m, min_component_nodes=1)
+    nodes = Entries.concat(nodes, Entries(stranded[plain.nodes.owner], plain.nodes.node,
+                                          plain.nodes.offset_m))
+    kept = Snap(near.edge[on_main], near.along_m[on_main], near.offset_m[on_main])
+    owner = np.concatenate([cross_owner, rest[on_main], stranded[plain.snap_owner]])
+    return Access(nodes, owner.astype(np.intp), Snap.concat(cross, kept, plain.snap))
 
 
 def min_over_entries(dist: NDArray[np.float64], entries: Entries, n_owners: int
