@@ -376,12 +376,13 @@ def read_inventory(path: str | Path, *, crs: str, coord_system: str = "wgs84",
             raise CRSError(path, "inventory has no CRS",
                            "save it with its CRS set (e.g. EPSG:4326)")
         lines = pd.Series(np.arange(len(df)) + 1, index=df.index)
+    cols = [c for c in df.columns if not (not csv and c == df.geometry.name)]
+    if cols:  # a wrong header is the better message even when no row follows it
+        mapping, scales = _canonical_columns(cols, path, csv=csv)
     if df.empty:
         raise DataError(path, "inventory has no rows", "add communities or remove "
                         "inputs.inventory to use OSM residential areas")
     report.n_rows = len(df)
-    cols = [c for c in df.columns if not (not csv and c == df.geometry.name)]
-    mapping, scales = _canonical_columns(cols, path, csv=csv)
     data = pd.DataFrame({canon: df[col] for col, canon in mapping.items()}, index=df.index)
     label = {canon: col for col, canon in mapping.items()}  # the file's header, for messages
     report.missing_columns = [c for c in ("built_year", "floor_area_m2", "households",
