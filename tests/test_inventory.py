@@ -311,7 +311,8 @@ def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]
     ("80年代", 1989), ("上世纪80年代", 1989), ("八十年代", 1989), ("1980s", 1989),
     ("1980's", 1989), ("1980年代", 1989), ("90年代初", 1999),
     ("1980-1985", 1985), ("1980—1985", 1985), ("1980至1985年", 1985), ("1980-85", 1985),
-    ("1990年以前", 1989), ("before 1990", 1989), ("1990年前后", 1990), ("1985.0", 1985),
+    ("1980..1985", 1985), ("1990年以前", 1989), ("before 1990", 1989), ("1990年前后", 1990),
+    ("1985.0", 1985),
     ("１９８５年", 1985),  # full-width digits
 ])
 def test_year_formats_give_the_latest_year_they_allow(tmp_path: Path, text: str,
@@ -439,6 +440,35 @@ def test_override_file_errors_name_file_row_and_fix(tmp_path: Path, demo_cfg: Co
         pk.build_inventory(demo_layers, with_overrides(demo_cfg, clash))
 
 
+def test_apply_overrides_on_a_synthetic_frame(tmp_path: Path,
+                                              logs: pytest.LogCaptureFixture) -> None:
+    from urbanunits.sources.inventory import read_overrides
+
+    comm = pd.DataFrame({
+        "community_id": ["C001", "C002", "C003", "C004"],
+        "name": ["东园一村（东区）", "同名小区", "同名小区", "某花园"],
+        "osm_id": pd.array([11, 12, 13, 14], dtype="Int64"),
+        "is_old": [False, True, True, True], "old_rule": ["none", "name_old:x", "inventory",
+                                                          "inventory"],
+        "old_by_name_only": [False, True, False, False]})
+    ov = pd.DataFrame({"row": [2, 3, 4], "community_id": [None, None, None],
+                       "osm_id": pd.array([pd.NA, pd.NA, 14], dtype="Int64"),
+                       "name": ["东园一村 (东区)", "同名小区", None],
+                       "is_old": [True, False, False]})
+    out = pk.apply_overrides(comm, ov, source="o.csv")
+    assert out["is_old"].tolist() == [True, False, False, False]
+    assert out["old_rule"].tolist() == ["override"] * 4
+    assert not out["old_by_name_only"].any()
+    assert comm["old_rule"].tolist()[0] == "none"  # the input is not mutated
+    assert "同名小区 ×2 (line 3)" in logs.text
+    # the same overrides written as a GB18030 file (osm ids as OSM URLs write them)
+    path = override_file(tmp_path, "名称,osm_id,状态\n东园一村 (东区),,是\n同名小区,,否\n"
+                         ",way/14,非老旧\n", encoding="gb18030")
+    got = read_overrides(path)
+    for col in ov.columns:
+        assert got[col].tolist() == ov[col].tolist(), col
+
+
 def test_cli_bad_override_status_exits_2_in_one_line(
         tmp_path: Path, demo_cfg: Config, capsys: pytest.CaptureFixture[str]) -> None:
     from urbanunits.cli import main
@@ -547,6 +577,10 @@ def test_xlsx_sheet_by_name_and_unknown_sheet(tmp_path: Path) -> None:
         read_inventory(path, crs=CRS, sheet="list")
     with pytest.raises(DataError, match=r"column 'name'.*is missing"):
         read_inventory(path, crs=CRS)  # the first sheet holds no table
+    old = tmp_path / "old.xls"
+    old.write_bytes(b"\xd0\xcf\x11\xe0")
+    with pytest.raises(InputFileError, match=r"\.xls.*save it as \.xlsx"):
+        read_inventory(old, crs=CRS)
 
 
 # --------------------------------------------------------------------------------------------

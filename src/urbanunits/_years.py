@@ -23,7 +23,7 @@ __all__ = ["EMPTY_CELLS", "parse_years", "year_from_text"]
 EMPTY_CELLS = frozenset({"", "nan", "none", "null", "na", "n/a", "-", "--", "—", "/", "无"})
 
 _Y = r"(?:1[89]|20)\d\d"
-_RANGE = re.compile(rf"(?<!\d)({_Y})\s*年?\s*(?:-|–|—|~|至|到|/)\s*({_Y})(?!\d)")
+_RANGE = re.compile(rf"(?<!\d)({_Y})\s*年?\s*(?:-|–|—|~|至|到|/|\.\.)\s*({_Y})(?!\d)")
 # 1980-85: a two-digit end above 12 (12 or less reads as a month, 1985-06).
 _RANGE2 = re.compile(rf"(?<!\d)({_Y})\s*(?:-|–|—|~|至|到)\s*(\d\d)(?![\d年代s'])")
 _BEFORE = re.compile(rf"(?:before|pre-?|<)\s*({_Y})(?!\d)"
@@ -42,7 +42,8 @@ def year_from_text(value: object) -> float:
     ----------
     value
         ``1985``, ``1985年``, ``1985-06-01``, ``~1985``, ``1980s``, ``80年代``, ``上世纪80年代``,
-        ``八十年代``, ``1980-1985``, ``1980-85``, ``1980至1985``, ``before 1990``, ``1990年以前``…
+        ``八十年代``, ``1980-1985``, ``1980-85``, ``1980至1985``, ``1980..1985`` (OSM EDTF),
+        ``before 1990``, ``1990年以前``…
 
     Returns
     -------

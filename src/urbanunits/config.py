@@ -76,7 +76,7 @@ class Inputs:
     subdistrict_name_field: str = "name"
     subdistrict_codes: Path | None = None  # official NBS code list (CSV: code,name,...)
     inventory: Path | None = None  # old-community inventory (CSV/XLSX lon/lat, GeoPackage...)
-    inventory_sheet: str = ""  # XLSX inventory/overrides sheet; empty = the first sheet
+    inventory_sheet: str = ""  # sheet of an XLSX inventory; empty = the first sheet
     inventory_coord_system: str = "wgs84"  # wgs84 | gcj02 | bd09
     inventory_on_missing_coords: str = "skip"  # skip | error
     community_overrides: Path | None = None  # CSV/XLSX: name or community_id/osm_id + old/new

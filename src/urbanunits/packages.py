@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -495,12 +496,18 @@ def _warn_inventory_years(inv: pd.DataFrame, is_old: pd.Series, has_status: NDAr
                        built_by_year, _rows_text(inv, early))
 
 
+def _name_key(name: str) -> str:
+    """Names compared loosely: full-width forms folded (（东区） = (东区)), spaces dropped."""
+    return "".join(unicodedata.normalize("NFKC", name).split())
+
+
 def apply_overrides(communities: pd.DataFrame, overrides: pd.DataFrame, *,
                     source: str = "community_overrides") -> pd.DataFrame:
     """Set ``is_old`` from a planner's override list; it wins over every rule.
 
     Each override row names its community by ``community_id``, else ``osm_id``, else ``name``
-    (a name shared by several communities sets them all, with a warning); the first of the three
+    (compared ignoring spaces and full-/half-width differences; a name shared by several
+    communities sets them all, with a warning); the first of the three
     given is used. Matched communities get ``old_rule = "override"`` and
     ``old_by_name_only = False``.
 
@@ -529,7 +536,7 @@ def apply_overrides(communities: pd.DataFrame, overrides: pd.DataFrame, *,
     ids = out["community_id"].astype(str).to_numpy()
     osm = (out["osm_id"].astype("Int64") if "osm_id" in out.columns
            else pd.Series(pd.NA, index=out.index, dtype="Int64"))
-    names = out["name"].astype(str).str.strip().to_numpy()
+    names = np.array([_name_key(n) for n in out["name"].astype(str)])
     decided: dict[int, tuple[bool, int]] = {}  # position → (is_old, override row)
     unmatched: list[str] = []
     shared: list[str] = []
@@ -539,7 +546,7 @@ def apply_overrides(communities: pd.DataFrame, overrides: pd.DataFrame, *,
         elif not pd.isna(r["osm_id"]):
             key, hit = f"osm_id {r['osm_id']}", (osm == int(r["osm_id"])).fillna(False).to_numpy()
         else:
-            key, hit = f"name {r['name']}", names == str(r["name"]).strip()
+            key, hit = f"name {r['name']}", names == _name_key(str(r["name"]))
         pos = np.flatnonzero(hit)
         if pos.size == 0:
             unmatched.append(f"line {int(r['row'])} ({key})")

@@ -352,6 +352,9 @@ def read_inventory(path: str | Path, *, crs: str, coord_system: str = "wgs84",
         raise InputFileError(path, "inventory file not found",
                              "fix inputs.inventory in the config or remove it to use OSM "
                              "residential areas")
+    if path.suffix.lower() == ".xls":
+        raise InputFileError(path, "old Excel 97-2003 workbooks (.xls) are not read",
+                             "save it as .xlsx (Excel: Save As → Excel Workbook) or as CSV")
     csv = path.suffix.lower() in TABLE_SUFFIXES  # a table with lon/lat columns
     report = InventoryReport(path=path)
     if csv:
