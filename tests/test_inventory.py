@@ -436,8 +436,10 @@ def test_override_file_errors_name_file_row_and_fix(tmp_path: Path, demo_cfg: Co
         read_overrides(broken)
     name = pk.build_inventory(demo_layers, demo_cfg)["name"].iloc[0]
     clash = override_file(tmp_path, f"name,status\n{name},old\n{name},new\n")
-    with pytest.raises(DataError, match="lines 2 and 3"):
+    with pytest.raises(DataError) as err:
         pk.build_inventory(demo_layers, with_overrides(demo_cfg, clash))
+    assert err.value.where == f"{clash}: lines 2 and 3"
+    assert f"({name}) different statuses" in err.value.what
 
 
 def test_apply_overrides_on_a_synthetic_frame(tmp_path: Path,

@@ -445,7 +445,7 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
         from urbanunits.sources.inventory import read_overrides
 
         df = apply_overrides(df, read_overrides(cfg.inputs.community_overrides),
-                             source=Path(cfg.inputs.community_overrides).name)
+                             source=str(cfg.inputs.community_overrides))
     _warn_uncertain(df, source="inventory" if cfg.inputs.inventory is not None else "osm")
     df["households"] = df["households"].round(0)
     df["population"] = df["population"].round(0)
@@ -520,7 +520,7 @@ def apply_overrides(communities: pd.DataFrame, overrides: pd.DataFrame, *,
         :func:`urbanunits.sources.inventory.read_overrides` output (``row``, ``community_id``,
         ``osm_id``, ``name``, ``is_old``).
     source
-        File name used in messages.
+        The file, named in messages.
 
     Returns
     -------
@@ -536,7 +536,8 @@ def apply_overrides(communities: pd.DataFrame, overrides: pd.DataFrame, *,
     ids = out["community_id"].astype(str).to_numpy()
     osm = (out["osm_id"].astype("Int64") if "osm_id" in out.columns
            else pd.Series(pd.NA, index=out.index, dtype="Int64"))
-    names = np.array([_name_key(n) for n in out["name"].astype(str)])
+    shown = out["name"].astype(str).to_numpy()
+    names = np.array([_name_key(n) for n in shown])
     decided: dict[int, tuple[bool, int]] = {}  # position → (is_old, override row)
     unmatched: list[str] = []
     shared: list[str] = []
@@ -557,7 +558,7 @@ def apply_overrides(communities: pd.DataFrame, overrides: pd.DataFrame, *,
             prev = decided.get(int(i))
             if prev is not None and prev[0] != bool(r["is_old"]):
                 raise DataError(f"{source}: lines {prev[1]} and {int(r['row'])}",
-                                f"give community {ids[i]} ({names[i]}) different statuses",
+                                f"give community {ids[i]} ({shown[i]}) different statuses",
                                 "keep one of the two rows")
             decided[int(i)] = (bool(r["is_old"]), int(r["row"]))
     if unmatched:
