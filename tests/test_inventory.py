@@ -598,6 +598,8 @@ def test_name_only_decisions_are_flagged_and_counted(demo_layers: OSMLayers, dem
     assert (comm.loc[by_name, "is_old"]).all()
     msg = [r.getMessage() for r in logs.records if "by their name only" in r.getMessage()]
     assert msg and msg[0].startswith(f"{int(by_name.sum())} of {int(comm['is_old'].sum())} ")
+    lines = pk.renewal_packages(comm, demo_cfg).summary_lines()
+    assert lines[1] == f"  old by: name_old {int(by_name.sum())}"
 
 
 def test_no_dates_and_no_name_rule_asks_for_an_inventory(
@@ -612,3 +614,6 @@ def test_no_dates_and_no_name_rule_asks_for_an_inventory(
     assert len(msg) == 1
     assert f"none of the {len(comm)} residential areas" in msg[0]
     assert "inputs.inventory" in msg[0] and "packages.old_name_patterns" in msg[0]
+    head = pk.renewal_packages(comm, cfg).summary_lines()[0]
+    assert head == f"communities: {len(comm)} (0 old, 0 new, {len(comm)} of unknown age counted " \
+        "as not old)"

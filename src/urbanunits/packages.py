@@ -1158,8 +1158,17 @@ class PackagesResult:
         c = self.communities
         old = c[c["is_old"]]
         pk = self.packages
-        out = [f"communities: {len(c)} ({len(old)} old, {len(c) - len(old)} new)",
-               f"packages: {len(pk)}"]
+        rules = (c["old_rule"].astype(str) if "old_rule" in c.columns
+                 else pd.Series("", index=c.index))
+        unknown = int(((rules == "none") & ~c["is_old"]).sum())
+        head = f"communities: {len(c)} ({len(old)} old, {len(c) - len(old) - unknown} new"
+        head += f", {unknown} of unknown age counted as not old)" if unknown else ")"
+        out = [head]
+        if len(old) and "old_rule" in c.columns:
+            # what the old ones rest on: a year, the inventory, an override, or a name alone
+            basis = rules[c["is_old"]].str.split(":").str[0].value_counts()
+            out.append("  old by: " + ", ".join(f"{k} {v}" for k, v in basis.items()))
+        out.append(f"packages: {len(pk)}")
         if len(pk):
             for col, unit in (("n_communities", ""), ("floor_area_m2", " m²"),
                               ("households", "")):
