@@ -540,6 +540,8 @@ def test_gbk_csv_and_xlsx_read_the_same_as_utf8_csv(tmp_path: Path) -> None:
 
     utf8, _ = read_inventory(write(tmp_path / "a.csv", _csv_text(ROWS)), crs=CRS)
     gbk, _ = read_inventory(write(tmp_path / "b.csv", _csv_text(ROWS), encoding="gbk"), crs=CRS)
+    tsv, _ = read_inventory(write(tmp_path / "t.txt", _csv_text(ROWS).replace(",", "\t"),
+                                  encoding="utf-8"), crs=CRS)
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.title = "清单"
@@ -553,7 +555,7 @@ def test_gbk_csv_and_xlsx_read_the_same_as_utf8_csv(tmp_path: Path) -> None:
     xlsx, rep = read_inventory(xlsx_path, crs=CRS)
     cols = ["inv_id", "name", "built_year", "built_year_text", "status", "floor_area_m2",
             "households", "population"]
-    for other in (gbk, xlsx):
+    for other in (gbk, tsv, xlsx):
         pd.testing.assert_frame_equal(other[cols], utf8[cols])
         assert other.geometry.geom_equals_exact(utf8.geometry, tolerance=1e-6).all()
     assert utf8["floor_area_m2"].tolist()[:1] == [12_000]

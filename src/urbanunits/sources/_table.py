@@ -47,7 +47,11 @@ def _read_csv(path: Path) -> tuple[list[list[str]], list[int]]:
     text = _decode(path)
     rows: list[list[str]] = []
     lines: list[int] = []
-    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
+    # Tab-separated text (Excel "Unicode text", often saved as .txt) has no comma in its header.
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    delimiter = "\t" if "\t" in first and "," not in first else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                        skipinitialspace=True)
     try:
         start = 1
         for row in reader:
@@ -109,7 +113,8 @@ def read_table(path: Path, *, sheet: str = "") -> tuple[pd.DataFrame, np.ndarray
     Parameters
     ----------
     path
-        ``.csv``/``.txt`` (UTF-8, UTF-8 with BOM, or GB18030/GBK) or ``.xlsx``/``.xlsm``.
+        ``.csv``/``.txt`` (comma- or tab-separated; UTF-8, UTF-8 with BOM, or GB18030/GBK) or
+        ``.xlsx``/``.xlsm``.
     sheet
         XLSX sheet name; empty means the first sheet.
 
