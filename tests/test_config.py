@@ -294,3 +294,24 @@ def test_country_sized_boundary_file_is_too_large(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="too large") as info:
         study_area_polygon(cfg)
     assert "province.geojson" in info.value.where
+
+
+def test_old_before_year_is_read_as_built_by_year_with_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    lg = logging.getLogger("urbanunits")
+    lg.addHandler(caplog.handler)
+    try:
+        cfg = load_config(write(tmp_path, MINIMAL + "[packages]\nold_before_year = 1995\n"))
+    finally:
+        lg.removeHandler(caplog.handler)
+    assert cfg.packages.built_by_year == 1994  # built before 1995 = built in or before 1994
+    assert "old_before_year is deprecated" in caplog.text
+    assert "built_by_year = 1994" in caplog.text
+    assert load_config(write(tmp_path, MINIMAL)).packages.built_by_year == 2000
+    with pytest.raises(ConfigError, match=r"packages.old_before_year.*delete old_before_year"):
+        load_config(write(tmp_path, MINIMAL + "[packages]\nold_before_year = 1995\n"
+                          "built_by_year = 1994\n"))
+    with pytest.raises(ConfigError, match=r"packages.built_by_year"):
+        load_config(write(tmp_path, MINIMAL + "[packages]\nbuilt_by_year = 20\n"))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 import shapely
@@ -75,7 +78,7 @@ def test_gcj02_csv_lands_on_the_right_compound(demo_layers: OSMLayers, demo_cfg:
     got = comm.loc[comm["name"] == "东园一村"]
     assert got["floor_area_m2"].iloc[0] == pytest.approx(round(expect))
     assert bool(got["floor_area_estimated"].iloc[0])
-    assert got["is_old"].all() and (got["old_rule"] == "built_year").all()
+    assert got["is_old"].all() and (got["old_rule"] == "inventory").all()
 
 
 def test_bd09_csv_round_trips(tmp_path: Path) -> None:
@@ -135,11 +138,18 @@ def test_duplicate_ids_are_an_error_duplicate_names_only_reported(tmp_path: Path
 
 
 def test_values_that_are_not_numbers_or_years(tmp_path: Path) -> None:
-    path = write(tmp_path / "v.csv", "name,lon,lat,floor_area_m2\n甲,121.5,31.23,12万\n")
-    with pytest.raises(DataError, match=r"floor_area_m2.*not numbers"):
+    path = write(tmp_path / "v.csv", "name,lon,lat,建筑面积（㎡）\n甲,121.5,31.23,12000\n"
+                                     "乙,121.5,31.23,约1.2万\n")
+    with pytest.raises(DataError) as err:
         read_inventory(path, crs=CRS)
-    path2 = write(tmp_path / "y.csv", "name,lon,lat,built_year\n甲,121.5,31.23,八十年代\n")
-    with pytest.raises(DataError, match="built_year"):
+    # file, the column as the file writes it, the row and the value
+    assert err.value.where == f"{path}: column '建筑面积（㎡）'"
+    assert "row 3 has '约1.2万', which is not a number" in err.value.what
+    path1 = write(tmp_path / "u.csv", "name,lon,lat,households\n甲,121.5,31.23,1200㎡\n")
+    with pytest.raises(DataError, match=r"'households'.*row 2 has '1200㎡'"):
+        read_inventory(path1, crs=CRS)  # a value whose own unit is not the column's
+    path2 = write(tmp_path / "y.csv", "name,lon,lat,built_year\n甲,121.5,31.23,解放前\n")
+    with pytest.raises(DataError, match=r"'built_year'.*row 2 has '解放前', which holds no year"):
         read_inventory(path2, crs=CRS)
     path3 = write(tmp_path / "s.csv", "name,lon,lat\n甲,31.23,121.5\n")
     with pytest.raises(DataError, match="swapped"):
@@ -175,7 +185,7 @@ def test_outside_study_area_reported_not_packaged(demo_layers: OSMLayers, demo_c
     path = write(tmp_path / "o.csv",
                  "id,name,lon,lat,floor_area_m2,households\n"
                  f"a,东园一村,{lon},{lat},60000,800\nb,东园二村,{lon2},{lat2},,\n"
-                 "c,远方新村,121.60,31.30,50000,700\n,,,\n")
+                 "c,远方新村,121.60,31.30,50000,700\nd,某某,,,,\n")
     cfg = with_inventory(demo_cfg, path)
     comm = pk.build_inventory(demo_layers, cfg)
     assert comm["community_id"].tolist() == ["a", "b", "c"]
@@ -276,3 +286,336 @@ def test_cli_reports_a_misspelled_inventory_column_in_one_line(
     assert last.startswith("error: ") and "'floor_area'" in last and "floor_area_m2" in last
     assert "Traceback" not in err
     assert not (tmp_path / "t.gpkg").exists() and not (tmp_path / "maps").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Construction years, the cut-off, status and overrides
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Records of the ``urbanunits`` loggers, also after a CLI test turned propagation off."""
+    lg = logging.getLogger("urbanunits")
+    old = lg.propagate
+    lg.addHandler(caplog.handler)
+    lg.propagate = False  # no second copy through the root logger
+    caplog.set_level(logging.INFO, logger="urbanunits")
+    yield caplog
+    lg.removeHandler(caplog.handler)
+    lg.propagate = old
+
+
+@pytest.mark.parametrize(("text", "year"), [
+    ("1985", 1985), ("1985年", 1985), ("1985-06-01", 1985), ("~1985", 1985),
+    ("80年代", 1989), ("上世纪80年代", 1989), ("八十年代", 1989), ("1980s", 1989),
+    ("1980's", 1989), ("1980年代", 1989), ("90年代初", 1999),
+    ("1980-1985", 1985), ("1980—1985", 1985), ("1980至1985年", 1985), ("1980-85", 1985),
+    ("1980..1985", 1985), ("1990年以前", 1989), ("before 1990", 1989), ("1990年前后", 1990),
+    ("1985.0", 1985),
+    ("１９８５年", 1985),  # full-width digits
+])
+def test_year_formats_give_the_latest_year_they_allow(tmp_path: Path, text: str,
+                                                      year: int) -> None:
+    path = write(tmp_path / "y.csv", f"name,lon,lat,建成年代\n甲,121.5,31.23,\"{text}\"\n")
+    gdf, _ = read_inventory(path, crs=CRS)
+    assert gdf["built_year"].tolist() == [year]
+    assert gdf["built_year_text"].tolist() == [text]  # the cell as written, for checking
+
+
+def inventory_rows(layers: OSMLayers, rows: list[tuple[str, str, str]],
+                   header: str = "name,lon,lat,built_year") -> str:
+    """CSV text: one row per (compound to locate, name to write, extra cells)."""
+    out = [header]
+    for where, name, extra in rows:
+        lon, lat = lonlat_of(layers, where)
+        out.append(f"{name},{lon:.7f},{lat:.7f},{extra}")
+    return "\n".join(out) + "\n"
+
+
+def test_cut_off_is_inclusive_and_later_rows_are_kept_with_a_warning(
+        demo_layers: OSMLayers, demo_cfg: Config, tmp_path: Path,
+        logs: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path / "c.csv", inventory_rows(demo_layers, [
+        ("东园一村", "甲", "2000"), ("东园二村", "乙", "2001"), ("东园三村", "丙", "1990s"),
+        ("东园四村", "丁", "")]))
+    comm = pk.build_inventory(demo_layers, with_inventory(demo_cfg, path))
+    # every row is a community, old because the bureau listed it
+    assert comm["name"].tolist() == ["甲", "乙", "丙", "丁"]
+    assert comm["is_old"].tolist() == [True, True, True, True]
+    assert comm["old_rule"].tolist() == ["inventory"] * 4
+    assert comm["built_year"].tolist()[:3] == [2000, 2001, 1999]
+    assert not comm["old_by_name_only"].any()
+    late = [r.getMessage() for r in logs.records if "after packages.built_by_year" in
+            r.getMessage()]
+    assert len(late) == 1
+    assert "1 row(s)" in late[0] and "乙 (line 3, '2001')" in late[0] and "甲" not in late[0]
+    # the rows are packaged: none is dropped
+    res = pk.renewal_packages(comm, with_inventory(demo_cfg, path))
+    assert res.communities["package_id"].notna().all()
+
+
+def test_status_column_is_respected(demo_layers: OSMLayers, demo_cfg: Config, tmp_path: Path,
+                                    logs: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path / "s.csv", inventory_rows(demo_layers, [
+        ("东园一村", "甲", "1985,老旧"), ("东园二村", "乙", "2005,非老旧"),
+        ("东园三村", "丙", "2005,是"), ("东园四村", "丁", "1985,"), ("崂山五村", "戊", "1990,new")],
+        header="name,lon,lat,建成年份,是否老旧小区"))
+    comm = pk.build_inventory(demo_layers, with_inventory(demo_cfg, path))
+    assert comm["is_old"].tolist() == [True, False, True, True, False]
+    assert comm["old_rule"].tolist() == ["inventory:status", "inventory:status",
+                                         "inventory:status", "inventory", "inventory:status"]
+    text = logs.text
+    assert "丙 (line 4, '2005')" in text and "its status column says old" in text
+    assert "戊 (line 6, '1990')" in text and "kept as new" in text
+    bad = write(tmp_path / "b.csv", "name,lon,lat,status\n甲,121.5,31.23,maybe\n")
+    with pytest.raises(DataError, match=r"column 'status'.*row 2 has 'maybe'.*old or new"):
+        read_inventory(bad, crs=CRS)
+
+
+def override_file(tmp_path: Path, text: str, encoding: str = "utf-8") -> Path:
+    return write(tmp_path / "overrides.csv", text, encoding=encoding)
+
+
+def with_overrides(cfg: Config, path: Path | None) -> Config:
+    return dataclasses.replace(cfg, inputs=dataclasses.replace(cfg.inputs,
+                                                               community_overrides=path))
+
+
+def test_overrides_by_name_and_by_id_win_over_every_rule(
+        demo_layers: OSMLayers, demo_cfg: Config, tmp_path: Path,
+        logs: pytest.LogCaptureFixture) -> None:
+    base = pk.build_inventory(demo_layers, demo_cfg).set_index("name")
+    # three compounds the rules class differently: by name old, by name new, undated
+    old_name = base.index[base["old_rule"].str.startswith("name_old:")][0]
+    new_name = base.index[base["old_rule"].str.startswith("name_new:")][0]
+    none_name = base.index[base["old_rule"] == "none"][0]
+    by_osm = base.index[base["old_rule"].str.startswith("name_old:")][1]
+    cid = base.loc[new_name, "community_id"]
+    osm_id = int(base.loc[by_osm, "osm_id"])
+    text = ("小区名称,community_id,osm_id,状态\n"
+            f"{old_name},,,非老旧\n{none_name},,,老旧\n,{cid},,old\n,,{osm_id},new\n"
+            "不存在的小区,,,old\n,C999,,new\n")
+    path = override_file(tmp_path, text, encoding="gb18030")
+    logs.clear()
+    comm = pk.build_inventory(demo_layers, with_overrides(demo_cfg, path)).set_index("name")
+    changed = {old_name: False, none_name: True, new_name: True, by_osm: False}
+    for name, want in changed.items():
+        assert bool(comm.loc[name, "is_old"]) is want, name
+        assert comm.loc[name, "old_rule"] == "override"
+        assert not comm.loc[name, "old_by_name_only"]
+    rest = comm.drop(index=list(changed))
+    assert (rest["is_old"] == base.drop(index=list(changed))["is_old"]).all()
+    assert not (rest["old_rule"] == "override").any()
+    unmatched = [r.getMessage() for r in logs.records if "match no community" in r.getMessage()]
+    assert len(unmatched) == 1
+    assert "2 override row(s)" in unmatched[0]
+    assert "line 6 (name 不存在的小区)" in unmatched[0] and "line 7 (community_id C999)" in \
+        unmatched[0]
+
+
+def test_override_file_errors_name_file_row_and_fix(tmp_path: Path, demo_cfg: Config,
+                                                    demo_layers: OSMLayers) -> None:
+    from urbanunits.errors import UserError
+    from urbanunits.sources.inventory import read_overrides
+
+    path = override_file(tmp_path, "name,status\n甲,old\n乙,maybe\n")
+    with pytest.raises(UserError) as err:
+        read_overrides(path)
+    assert err.value.where == f"{path}: column 'status'"
+    assert "row 3 has 'maybe'" in err.value.what and "老旧/非老旧" in err.value.fix
+    with pytest.raises(DataError, match=r"column 'status'.*is missing"):
+        read_overrides(override_file(tmp_path, "name,old\n甲,yes\n"))
+    with pytest.raises(InputFileError, match="override file not found"):
+        read_overrides(tmp_path / "nope.csv")
+    with pytest.raises(InputFileError, match="CSV or XLSX"):
+        read_overrides(write(tmp_path / "o.json", "{}"))
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"not a zip")
+    with pytest.raises(InputFileError, match="Excel workbook"):
+        read_overrides(broken)
+    name = pk.build_inventory(demo_layers, demo_cfg)["name"].iloc[0]
+    clash = override_file(tmp_path, f"name,status\n{name},old\n{name},new\n")
+    with pytest.raises(DataError) as err:
+        pk.build_inventory(demo_layers, with_overrides(demo_cfg, clash))
+    assert err.value.where == f"{clash}: lines 2 and 3"
+    assert f"({name}) different statuses" in err.value.what
+
+
+def test_apply_overrides_on_a_synthetic_frame(tmp_path: Path,
+                                              logs: pytest.LogCaptureFixture) -> None:
+    from urbanunits.sources.inventory import read_overrides
+
+    comm = pd.DataFrame({
+        "community_id": ["C001", "C002", "C003", "C004"],
+        "name": ["东园一村（东区）", "同名小区", "同名小区", "某花园"],
+        "osm_id": pd.array([11, 12, 13, 14], dtype="Int64"),
+        "is_old": [False, True, True, True], "old_rule": ["none", "name_old:x", "inventory",
+                                                          "inventory"],
+        "old_by_name_only": [False, True, False, False]})
+    ov = pd.DataFrame({"row": [2, 3, 4], "community_id": [None, None, None],
+                       "osm_id": pd.array([pd.NA, pd.NA, 14], dtype="Int64"),
+                       "name": ["东园一村 (东区)", "同名小区", None],
+                       "is_old": [True, False, False]})
+    out = pk.apply_overrides(comm, ov, source="o.csv")
+    assert out["is_old"].tolist() == [True, False, False, False]
+    assert out["old_rule"].tolist() == ["override"] * 4
+    assert not out["old_by_name_only"].any()
+    assert comm["old_rule"].tolist()[0] == "none"  # the input is not mutated
+    assert "同名小区 ×2 (line 3)" in logs.text
+    # the same overrides written as a GB18030 file (osm ids as OSM URLs write them)
+    path = override_file(tmp_path, "名称,osm_id,状态\n东园一村 (东区),,是\n同名小区,,否\n"
+                         ",way/14,非老旧\n", encoding="gb18030")
+    got = read_overrides(path)
+    for col in ov.columns:
+        assert got[col].tolist() == ov[col].tolist(), col
+
+
+def test_cli_bad_override_status_exits_2_in_one_line(
+        tmp_path: Path, demo_cfg: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    from urbanunits.cli import main
+
+    from .conftest import DEMO_OSM
+
+    ov = override_file(tmp_path, "name,status\n东园一村,maybe\n")
+    toml = tmp_path / "t.toml"
+    toml.write_text(
+        'name = "t"\n[study_area]\nbbox = [121.4865, 31.2225, 121.5125, 31.2475]\n'
+        f'[inputs]\nosm = "{DEMO_OSM}"\ncommunity_overrides = "{ov}"\n'
+        f'[output]\ndir = "{demo_cfg.output.dir}"\ngpkg = "{tmp_path / "t.gpkg"}"\n'
+        f'maps_dir = "{tmp_path / "maps"}"\n', encoding="utf-8")
+    code = main(["packages", "-q", "--config", str(toml)])
+    err = capsys.readouterr().err
+    assert code == 2
+    last = [ln for ln in err.splitlines() if ln.strip()][-1]
+    assert last.startswith(f"error: {ov}: column 'status'") and "'maybe'" in last
+    assert "Traceback" not in err and not (tmp_path / "t.gpkg").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Units in headers and values; GBK, XLSX
+# --------------------------------------------------------------------------------------------
+
+
+def test_headers_with_units_are_read_exactly(tmp_path: Path) -> None:
+    text = ("小区名称,经度,纬度,建筑面积（万㎡）,户数（户）,人口(万人)\n"
+            "甲,121.5,31.23,1.2,180,0.05\n"
+            "乙,121.5,31.23,\"3,456㎡\",\"1,234\",\n"  # a value with its own unit wins
+            "丙,121.5,31.23,0.8万,2万户,\n")
+    gdf, rep = read_inventory(write(tmp_path / "u.csv", text), crs=CRS)
+    assert gdf["floor_area_m2"].tolist() == [12_000, 3_456, 8_000]
+    assert gdf["households"].tolist() == [180, 1_234, 20_000]
+    assert gdf["population"].tolist()[0] == 500
+    assert np.isnan(gdf["population"].tolist()[1])
+    assert rep.missing_columns == ["built_year"]
+    more = ("name,lon,lat,建筑面积(㎡),households [户],population/人\n甲,121.5,31.23,\"12,000\",5,9\n")
+    gdf2, _ = read_inventory(write(tmp_path / "u2.csv", more), crs=CRS)
+    assert gdf2[["floor_area_m2", "households", "population"]].iloc[0].tolist() == [12_000, 5, 9]
+
+
+@pytest.mark.parametrize(("header", "unit"), [("建筑面积(亩)", "亩"), ("户数（套）", "套"),
+                                              ("建筑面积（户）", "户")])
+def test_known_field_with_an_unknown_unit_is_an_error(tmp_path: Path, header: str,
+                                                      unit: str) -> None:
+    path = write(tmp_path / "h.csv", f"name,lon,lat,{header}\n甲,121.5,31.23,1\n")
+    with pytest.raises(DataError) as err:
+        read_inventory(path, crs=CRS)
+    assert err.value.where == f"{path}: column {header!r}"
+    assert f"unit {unit!r}" in err.value.what
+
+
+ROWS = [["甲", 121.5012345, 31.2301, "1985年", 12000, 180, None, "A1", "老旧"],
+        ["乙", 121.502, 31.2302, "80年代", None, 95, 260, "A2", ""],
+        ["丙", 121.503, 31.2303, 1999, 5600.5, None, None, "A3", "否"]]
+HEADER = ["小区名称", "经度", "纬度", "建成年代", "建筑面积(㎡)", "户数", "人口", "编号", "是否老旧小区"]
+
+
+def _csv_text(rows: list[list[object]]) -> str:
+    return "\n".join(",".join("" if v is None else str(v) for v in r)
+                     for r in [HEADER, *rows]) + "\n"
+
+
+def test_gbk_csv_and_xlsx_read_the_same_as_utf8_csv(tmp_path: Path) -> None:
+    import openpyxl
+
+    utf8, _ = read_inventory(write(tmp_path / "a.csv", _csv_text(ROWS)), crs=CRS)
+    gbk, _ = read_inventory(write(tmp_path / "b.csv", _csv_text(ROWS), encoding="gbk"), crs=CRS)
+    tsv, _ = read_inventory(write(tmp_path / "t.txt", _csv_text(ROWS).replace(",", "\t"),
+                                  encoding="utf-8"), crs=CRS)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "清单"
+    ws.append(["浦东新区老旧小区改造清单"])  # a title row above the header
+    ws.append(HEADER)
+    for r in ROWS:
+        ws.append(r)  # numbers as numbers, as Excel keeps them
+    ws.append([None] * len(HEADER))  # a formatted blank row at the end
+    xlsx_path = tmp_path / "c.xlsx"
+    wb.save(xlsx_path)
+    xlsx, rep = read_inventory(xlsx_path, crs=CRS)
+    cols = ["inv_id", "name", "built_year", "built_year_text", "status", "floor_area_m2",
+            "households", "population"]
+    for other in (gbk, tsv, xlsx):
+        pd.testing.assert_frame_equal(other[cols], utf8[cols])
+        assert other.geometry.geom_equals_exact(utf8.geometry, tolerance=1e-6).all()
+    assert utf8["floor_area_m2"].tolist()[:1] == [12_000]
+    assert utf8["status"].tolist() == [True, pd.NA, False]
+    assert utf8["row"].tolist() == [2, 3, 4]
+    assert xlsx["row"].tolist() == [3, 4, 5]  # Excel rows: title 1, header 2
+    assert rep.n_rows == 3
+
+
+def test_xlsx_sheet_by_name_and_unknown_sheet(tmp_path: Path) -> None:
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.append(["说明"])
+    ws = wb.create_sheet("清单")
+    ws.append(["name", "lon", "lat"])
+    ws.append(["甲", 121.5, 31.23])
+    path = tmp_path / "s.xlsx"
+    wb.save(path)
+    gdf, _ = read_inventory(path, crs=CRS, sheet="清单")
+    assert gdf["name"].tolist() == ["甲"]
+    with pytest.raises(DataError, match=r"sheet 'list'.*sheets: Sheet, 清单"):
+        read_inventory(path, crs=CRS, sheet="list")
+    with pytest.raises(DataError, match=r"column 'name'.*is missing"):
+        read_inventory(path, crs=CRS)  # the first sheet holds no table
+    old = tmp_path / "old.xls"
+    old.write_bytes(b"\xd0\xcf\x11\xe0")
+    with pytest.raises(InputFileError, match=r"\.xls.*save it as \.xlsx"):
+        read_inventory(old, crs=CRS)
+
+
+# --------------------------------------------------------------------------------------------
+# Rules without an inventory
+# --------------------------------------------------------------------------------------------
+
+
+def test_name_only_decisions_are_flagged_and_counted(demo_layers: OSMLayers, demo_cfg: Config,
+                                                     logs: pytest.LogCaptureFixture) -> None:
+    comm = pk.build_inventory(demo_layers, demo_cfg)
+    by_name = comm["old_rule"].str.startswith("name_old:")
+    assert comm["old_by_name_only"].tolist() == by_name.tolist()
+    assert (comm.loc[by_name, "is_old"]).all()
+    msg = [r.getMessage() for r in logs.records if "by their name only" in r.getMessage()]
+    assert msg and msg[0].startswith(f"{int(by_name.sum())} of {int(comm['is_old'].sum())} ")
+    lines = pk.renewal_packages(comm, demo_cfg).summary_lines()
+    assert lines[1] == f"  old by: name_old {int(by_name.sum())}"
+
+
+def test_no_dates_and_no_name_rule_asks_for_an_inventory(
+        demo_layers: OSMLayers, demo_cfg: Config, logs: pytest.LogCaptureFixture) -> None:
+    # as outside China: no construction years, and no name rule fits the region's names
+    cfg = dataclasses.replace(demo_cfg, packages=dataclasses.replace(
+        demo_cfg.packages, old_name_patterns=[], new_name_patterns=[]))
+    comm = pk.build_inventory(demo_layers, cfg)
+    assert comm["built_year"].isna().all()  # the demo extract has no start_date on compounds
+    assert not comm["is_old"].any() and (comm["old_rule"] == "none").all()
+    msg = [r.getMessage() for r in logs.records if "is unknown" in r.getMessage()]
+    assert len(msg) == 1
+    assert f"none of the {len(comm)} residential areas" in msg[0]
+    assert "inputs.inventory" in msg[0] and "packages.old_name_patterns" in msg[0]
+    head = pk.renewal_packages(comm, cfg).summary_lines()[0]
+    assert head == f"communities: {len(comm)} (0 old, 0 new, {len(comm)} of unknown age counted " \
+        "as not old)"

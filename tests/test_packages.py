@@ -74,18 +74,40 @@ def members(res: pk.PackagesResult) -> list[set[str]]:
 def test_name_rules_demo_names() -> None:
     p = PackagesConfig()
     old = ["东园一村", "东园二村", "东园三村", "东园四村", "崂山三村", "崂山四村", "崂山五村",
-           "东昌新村", "乳山一村", "三航小区", "上港小区", "招远小区", "上船大楼", "兰园小区",
-           "张杨路370弄小区", "御桥新村", "曹杨新邨", "航运宿舍"]
+           "东昌新村", "乳山一村", "上船大楼", "御桥新村", "曹杨新邨", "航运宿舍", "花园新村"]
     new = ["汤臣一品", "仁恒滨江园", "财富海景花园", "金顶公寓", "滨江凯旋门", "中粮·海景壹号",
            "盛大金磐花园", "浦江茗园", "汇豪天下", "江临天下", "金外滩花园", "浦江公馆",
-           "滨江名人苑", "世贸滨江花园-北区", "菊园"]
-    res = pk.classify_communities(pd.Series(old + new), old_before_year=p.old_before_year,
+           "滨江名人苑", "世贸滨江花园-北区", "菊园", "兰园小区"]
+    res = pk.classify_communities(pd.Series(old + new), built_by_year=p.built_by_year,
                                   old_name_patterns=p.old_name_patterns,
                                   new_name_patterns=p.new_name_patterns)
     got = dict(zip(old + new, res["is_old"], strict=True))
     assert [n for n in old if not got[n]] == []
     assert [n for n in new if got[n]] == []
     assert res["old_rule"].str.startswith(("name_old:", "name_new:")).all()
+    # every old one was called old by its name alone, and flagged so
+    assert res["old_by_name_only"].tolist() == res["is_old"].tolist()
+
+
+def test_xiaoqu_suffix_is_not_evidence_of_age() -> None:
+    p = PackagesConfig()
+    names = pd.Series(["保利花园小区", "万科城小区", "三航小区", "张杨路370弄小区", "东园一村小区",
+                       "万科城二期"])
+    res = pk.classify_communities(names, old_name_patterns=p.old_name_patterns,
+                                  new_name_patterns=p.new_name_patterns)
+    assert res["is_old"].tolist() == [False, False, False, False, True, False]
+    assert res["old_rule"].tolist() == ["name_new:花园", "name_new:城$", "none", "none",
+                                        "name_old:[一二三四五六七八九十\\d]+村$", "name_new:城$"]
+    assert res["old_by_name_only"].tolist() == [False, False, False, False, True, False]
+    # Even a user's own 小区$ rule never beats a developer word before the suffix; without one,
+    # it still applies, and the stem's own type word still counts (花园新村 is old).
+    mine = pk.classify_communities(pd.Series(["保利花园小区", "万科城小区", "三航小区",
+                                              "花园新村小区"]),
+                                   old_name_patterns=[*p.old_name_patterns, "小区$"],
+                                   new_name_patterns=p.new_name_patterns)
+    assert mine["is_old"].tolist() == [False, False, True, True]
+    assert mine["old_rule"].tolist() == ["name_new:花园", "name_new:城$", "name_old:小区$",
+                                         "name_old:新[村邨]$"]
 
 
 def test_tagged_year_beats_name_and_unknown_names_are_new() -> None:
@@ -93,12 +115,24 @@ def test_tagged_year_beats_name_and_unknown_names_are_new() -> None:
     start = pd.Series(["2005", "1985-06", None, None, "~1962"])
     age = pd.Series([None, None, "1990", None, None])
     res = pk.classify_communities(names, start_date=start, building_age=age,
-                                  old_before_year=2000, old_name_patterns=[r"村$"],
+                                  built_by_year=2000, old_name_patterns=[r"村$"],
                                   new_name_patterns=[r"一品"])
     assert res["is_old"].tolist() == [False, True, True, False, True]
-    assert res["old_rule"].tolist() == ["start_date", "start_date", "building_age", "none",
-                                        "start_date"]
+    assert res["old_rule"].tolist() == ["year:start_date", "year:start_date",
+                                        "year:building:age", "none", "year:start_date"]
     assert res["built_year"].tolist()[:3] == [2005, 1985, 1990]
+    assert res["built_year_text"].tolist()[:3] == ["2005", "1985-06", "1990"]
+    assert not res["old_by_name_only"].any()
+
+
+def test_built_by_year_is_inclusive() -> None:
+    names = pd.Series(["甲", "乙", "丙", "丁", "戊"])
+    start = pd.Series(["2000", "2001", "1990s", "2000s", "1995-2000"])
+    res = pk.classify_communities(names, start_date=start, built_by_year=2000)
+    assert res["built_year"].tolist() == [2000, 2001, 1999, 2009, 2000]
+    assert res["is_old"].tolist() == [True, False, True, False, True]
+    res = pk.classify_communities(names, start_date=start, built_by_year=1999)
+    assert res["is_old"].tolist() == [False, False, True, False, False]
 
 
 def test_bad_pattern_is_config_error() -> None:

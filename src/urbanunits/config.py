@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import re
 import tomllib
@@ -51,6 +52,8 @@ __all__ = [
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
+logger = logging.getLogger(__name__)
+
 
 def default_config_path() -> Path:
     """Return the shipped demo config, ``configs/lujiazui.toml``."""
@@ -80,9 +83,11 @@ class Inputs:
     subdistricts: Path | None = None  # sub-district (街道) polygons
     subdistrict_name_field: str = "name"
     subdistrict_codes: Path | None = None  # official NBS code list (CSV: code,name,...)
-    inventory: Path | None = None  # old-community inventory (CSV lon/lat, GeoPackage, GeoJSON)
+    inventory: Path | None = None  # old-community inventory (CSV/XLSX lon/lat, GeoPackage...)
+    inventory_sheet: str = ""  # sheet of an XLSX inventory; empty = the first sheet
     inventory_coord_system: str = "wgs84"  # wgs84 | gcj02 | bd09
     inventory_on_missing_coords: str = "skip"  # skip | error
+    community_overrides: Path | None = None  # CSV/XLSX: name or community_id/osm_id + old/new
     population_raster: Path | None = None  # persons per cell (GeoTIFF)
     heritage_areas: Path | None = None  # designated conservation areas (any polygon file)
 
@@ -139,12 +144,15 @@ class UnitsConfig:
 class PackagesConfig:
     """Old-community inventory rules and renewal-package clustering (packages stage)."""
 
-    old_before_year: int = 2000  # built before this year ⇒ old
+    # Built in or before this year ⇒ old. The national guideline (国办发〔2020〕23号) targets
+    # compounds 2000年底前建成 (built by the end of 2000). Replaces old_before_year (= this + 1).
+    built_by_year: int = 2000
     # Name rules (regex), used when no start_date/building:age year is tagged. When both lists
-    # match, the match ending later in the name wins (the type word at the end decides).
+    # match, the match ending later in the name wins (the type word at the end decides). 小区 is
+    # not among them: every compound is a 小区, old or new.
     old_name_patterns: list[str] = field(default_factory=lambda: [
         r"新[村邨]$", r"[一二三四五六七八九十\d]+村$", r"工房", r"宿舍", r"公房", r"职工住宅",
-        r"家属院", r"小区$", r"大楼$"])
+        r"家属院", r"大楼$"])
     new_name_patterns: list[str] = field(default_factory=lambda: [
         r"花园", r"公馆", r"名苑", r"名邸", r"天下", r"一品", r"壹号", r"公寓$", r"凯旋", r"滨江园",
         r"华庭", r"豪庭", r"国际", r"墅", r"御", r"府$", r"湾$", r"苑$", r"园$", r"城$", r"庭$"])
@@ -462,7 +470,7 @@ RANGES: dict[str, Range] = {
     "units.min_area_m2": _pos(1e7),
     "units.max_area_m2": _pos(1e8),
     "units.min_water_share": Range(0, 1),
-    "packages.old_before_year": Range(1800, 2100),
+    "packages.built_by_year": Range(1800, 2100),
     "packages.fallback_far": _pos(20),
     "packages.m2_per_household": _pos(1_000),
     "packages.persons_per_household": _pos(20),
@@ -685,9 +693,36 @@ def _enabled_only(lc: LifeCircleConfig) -> LifeCircleConfig:
     return dataclasses.replace(lc, categories=cats)
 
 
+def _deprecated_packages_keys(data: dict[str, Any], src: str) -> dict[str, Any]:
+    """Read ``packages.old_before_year`` (renamed) for one release, as ``built_by_year``.
+
+    ``old_before_year = N`` meant "built before N"; for whole years that is exactly
+    ``built_by_year = N - 1``, so an old config keeps its results, and the warning names the new
+    key and value to write.
+    """
+    if "old_before_year" not in data:
+        return data
+    data = dict(data)
+    old = data.pop("old_before_year")
+    if isinstance(old, bool) or not isinstance(old, int):
+        raise ConfigError(f"{src}: packages.old_before_year", f"expected an integer, got {old!r}",
+                          "replace it with packages.built_by_year (built in or before ⇒ old)")
+    if "built_by_year" in data:
+        raise ConfigError(f"{src}: packages.old_before_year",
+                          "is given together with its replacement packages.built_by_year",
+                          "delete old_before_year")
+    data["built_by_year"] = old - 1
+    logger.warning("%s: packages.old_before_year is deprecated and will be removed in the next "
+                   "release; read as built_by_year = %d (built in or before ⇒ old) — write "
+                   "built_by_year = %d instead", src, old - 1, old - 1)
+    return data
+
+
 def _build(cls: type, data: dict[str, Any], prefix: str, src: str, root: Path) -> Any:
     if cls is LifeCircleConfig and "categories" in data:
         data = {**data, "categories": _merge_categories(data["categories"])}
+    if cls is PackagesConfig:
+        data = _deprecated_packages_keys(data, src)
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
     kwargs: dict[str, Any] = {}

@@ -529,7 +529,7 @@ def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
             if len(comm) <= _NAME_MAX_COMMUNITIES:
                 label_points(ax, new, "name", fontsize=5.5, color="#6b6b6b")
             handles.append(Patch(facecolor="#d9d9d9", edgecolor="#8c8c8c",
-                                 label="其他小区 Other (newer) community"))
+                                 label="其他小区 Other community (newer or age unknown)"))
         unpackaged = old[old["package_id"].isna()] if "package_id" in old.columns else old
         if not unpackaged.empty:
             unpackaged.plot(ax=ax, facecolor="white", edgecolor="black", linewidth=0.6,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ import shapely
 from numpy.typing import ArrayLike, NDArray
 from sklearn.cluster import ward_tree
 
+from urbanunits._years import parse_years
 from urbanunits.config import Config
 from urbanunits.crs import require_projected
 from urbanunits.errors import ConfigError, DataError
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PackagesReport",
     "PackagesResult",
+    "apply_overrides",
     "assert_partition",
     "barrier_sides",
     "build_inventory",
@@ -53,6 +56,7 @@ __all__ = [
     "estimate_floor_area",
     "hard_barriers",
     "link_graph",
+    "name_stem",
     "parse_year",
     "renewal_packages",
 ]
@@ -76,14 +80,25 @@ _ROADS = {"motorway", "trunk", "primary"}
 
 
 def parse_year(values: pd.Series) -> pd.Series:
-    """First 4-digit year (1800–2099) in each value, as float (NaN where none).
+    """The latest construction year each value allows, as float (NaN where none).
 
-    Handles OSM ``start_date`` forms such as ``1985``, ``1985-06-01``, ``~1985``, ``1980s``,
-    ``before 1990`` and Chinese ``1985年``.
+    Handles OSM ``start_date`` and inventory forms: ``1985``, ``1985-06-01``, ``~1985``,
+    ``1985年``, ``before 1990`` (1989), decades ``1980s``/``80年代``/``上世纪80年代``/``八十年代``
+    (1989) and ranges ``1980-1985``/``1980至1985`` (1985); see :mod:`urbanunits._years`.
     """
-    text = values.astype("string")
-    return pd.to_numeric(text.str.extract(r"((?:1[89]|20)\d\d)", expand=False),
-                         errors="coerce").astype(float)
+    return parse_years(values)
+
+
+#: Trailing words that say nothing about a compound's age — 小区/社区/住宅区 and part markers
+#: (-北区, 二期, (东区)) — are left out when the name rules look for the type word.
+_GENERIC_SUFFIX = re.compile(
+    r"(?:[-—–·\s]*[(（]?(?:[东南西北中]|[一二三四五六七八九十\d]+)[期区][)）]?"
+    r"|(?:住宅|居住)?小区|社区|住宅区|生活区)+$")
+
+
+def name_stem(name: str) -> str:
+    """The name without generic trailing words (万科城小区 → 万科城, 滨江花园-北区 → 滨江花园)."""
+    return _GENERIC_SUFFIX.sub("", name).rstrip() or name
 
 
 def _last_match(names: Sequence[str], patterns: Sequence[str]
@@ -106,27 +121,40 @@ def _last_match(names: Sequence[str], patterns: Sequence[str]
     return end, which
 
 
+def _best(a: tuple[NDArray[np.int64], list[str | None]],
+          b: tuple[NDArray[np.int64], list[str | None]]
+          ) -> tuple[NDArray[np.int64], list[str | None]]:
+    """Element-wise later-ending match of two :func:`_last_match` results."""
+    take_b = b[0] > a[0]
+    return (np.where(take_b, b[0], a[0]),
+            [pb if t else pa for t, pa, pb in zip(take_b, a[1], b[1], strict=True)])
+
+
 def classify_communities(names: pd.Series, *, start_date: pd.Series | None = None,
                          building_age: pd.Series | None = None,
-                         buildings_year: pd.Series | None = None, old_before_year: int = 2000,
+                         buildings_year: pd.Series | None = None, built_by_year: int = 2000,
                          old_name_patterns: Sequence[str] = (),
                          new_name_patterns: Sequence[str] = ()) -> pd.DataFrame:
     """Class communities as old (老旧小区) or not, by the first rule that applies.
 
-    Rules, in order:
+    Rules, in order (the rule used is returned in ``old_rule``):
 
-    1. ``start_date`` of the residential area, when it holds a year: old if before
-       ``old_before_year`` (rule ``"start_date"``);
-    2. ``building:age`` holding a year (rule ``"building_age"``);
-    3. the median ``start_date`` of the buildings inside (rule ``"buildings_start_date"``);
+    1. a year in the residential area's ``start_date``: old if built in or before
+       ``built_by_year`` (rule ``"year:start_date"``); an imprecise date counts as the latest
+       year it allows (``1980s`` → 1989, ``1980-1985`` → 1985);
+    2. a year in ``building:age`` (rule ``"year:building:age"``);
+    3. the median ``start_date`` of the buildings inside (rule ``"year:buildings_start_date"``);
     4. the name. Chinese compound names end in a type word that dates them: 新村, 一村/二村…,
-       工房, 宿舍, 公房, …小区, …大楼 are typical of 1950s–1990s work-unit and municipal housing,
+       工房, 宿舍, 公房, …大楼 are typical of 1950s–1990s work-unit and municipal housing,
        while 花园, 公馆, 名苑, 天下, 壹号, 公寓, …苑/园/府/湾/城 are developers' marketing words
-       of the commercial-housing era. When patterns from both lists match, the match that ends
-       later in the name wins (the type word at the end decides, so 御桥新村 is old and
-       兰园小区 is old, but 世贸滨江花园-北区 is new); a tie goes to "new". Rules read
-       ``"name_old:<pattern>"`` or ``"name_new:<pattern>"``;
-    5. otherwise not old (rule ``"none"``).
+       of the commercial-housing era. Generic trailing words (小区, 社区, 住宅区, -北区, 二期) are
+       not evidence of age: the patterns are also tried on the name without them (万科城小区 is
+       judged as 万科城), and an old match lying in those words never beats a new match. When
+       patterns from both lists match, the match that ends later in the name wins (御桥新村 is
+       old, 世贸滨江花园-北区 new, 花园新村 old); a tie goes to "new". Rules read
+       ``"name_old:<pattern>"`` or ``"name_new:<pattern>"``, and ``old_by_name_only`` is true
+       for the communities called old by a name alone;
+    5. otherwise not old (rule ``"none"``): the age is unknown.
 
     Parameters
     ----------
@@ -134,43 +162,56 @@ def classify_communities(names: pd.Series, *, start_date: pd.Series | None = Non
         Community names.
     start_date, building_age, buildings_year
         OSM tag values aligned with ``names`` (any may be None).
-    old_before_year
-        Built before this year ⇒ old.
+    built_by_year
+        Built in or before this year ⇒ old.
     old_name_patterns, new_name_patterns
         Regular expressions (Python syntax) searched in the names.
 
     Returns
     -------
     pandas.DataFrame
-        ``is_old`` (bool), ``old_rule`` (str) and ``built_year`` (float, NaN when unknown),
+        ``is_old`` (bool), ``old_rule`` (str), ``old_by_name_only`` (bool), ``built_year``
+        (float, NaN when unknown) and ``built_year_text`` (the tag value the year came from),
         indexed like ``names``.
     """
     idx = names.index
     nm = names.fillna("").astype(str).str.strip().tolist()
     built = pd.Series(np.nan, index=idx)
+    text = pd.Series(None, index=idx, dtype=object)
     rule = pd.Series("none", index=idx, dtype=object)
     is_old = pd.Series(False, index=idx)
     decided = pd.Series(False, index=idx)
-    for label, src in (("start_date", start_date), ("building_age", building_age),
+    for label, src in (("start_date", start_date), ("building:age", building_age),
                        ("buildings_start_date", buildings_year)):
         if src is None:
             continue
+        src = src.reindex(idx)
         yr = parse_year(src) if label != "buildings_start_date" else src.astype(float)
-        yr = yr.reindex(idx)
         hit = yr.notna() & ~decided
         built[hit] = yr[hit]
-        is_old[hit] = yr[hit] < old_before_year
-        rule[hit] = label
+        text[hit] = (src[hit].astype(str) if label != "buildings_start_date"
+                     else "median start_date of the buildings inside")
+        is_old[hit] = yr[hit] <= built_by_year
+        rule[hit] = f"year:{label}"
         decided |= hit
-    old_end, old_p = _last_match(nm, old_name_patterns)
-    new_end, new_p = _last_match(nm, new_name_patterns)
+    stems = [name_stem(n) for n in nm]
+    old_stem = _last_match(stems, old_name_patterns)
+    old_end, old_p = _best(_last_match(nm, old_name_patterns), old_stem)
+    new_end, new_p = _best(_last_match(nm, new_name_patterns),
+                           _last_match(stems, new_name_patterns))
+    # An old match in the generic suffix (a user's 小区$) loses to any new match: only the
+    # stem's own type words then compete.
+    in_suffix = (old_end > np.array([len(st) for st in stems], dtype=np.int64)) & (new_end >= 0)
+    old_end = np.where(in_suffix, old_stem[0], old_end)
+    old_p = [ps if t else p for t, p, ps in zip(in_suffix, old_p, old_stem[1], strict=True)]
     use_old = (old_end > new_end) & ~decided.to_numpy()
     use_new = (new_end >= old_end) & (new_end >= 0) & ~decided.to_numpy()
     is_old[use_old] = True
     rule[use_old] = [f"name_old:{old_p[i]}" for i in np.flatnonzero(use_old)]
     rule[use_new] = [f"name_new:{new_p[i]}" for i in np.flatnonzero(use_new)]
     return pd.DataFrame({"is_old": is_old.astype(bool), "old_rule": rule.astype(str),
-                         "built_year": built})
+                         "old_by_name_only": pd.Series(use_old, index=idx),
+                         "built_year": built, "built_year_text": text})
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,9 +356,17 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
                     units: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
     """All communities (old and new) with attributes and estimates.
 
-    From ``cfg.inputs.inventory`` when set (see :mod:`urbanunits.sources.inventory`: rows are old
-    communities unless ``built_year`` ≥ ``packages.old_before_year``), otherwise from the named OSM
-    residential areas classed by :func:`classify_communities` with the ``[packages]`` rules.
+    From ``cfg.inputs.inventory`` when set (see :mod:`urbanunits.sources.inventory`), otherwise
+    from the named OSM residential areas classed by :func:`classify_communities` with the
+    ``[packages]`` rules.
+
+    The inventory is the authority: every row is a community, and old (rule ``"inventory"``)
+    because the bureau listed it, unless the file has a ``status`` column, whose old/new is kept
+    (rule ``"inventory:status"``). Rows built after ``packages.built_by_year`` that are still
+    old, and rows marked new although built by it, are kept as the file says and named in a
+    warning. ``cfg.inputs.community_overrides`` then wins over every rule (rule ``"override"``,
+    :func:`apply_overrides`). Warnings count the communities called old by a name alone
+    (``old_by_name_only``) and those no rule could date (rule ``"none"``, counted as not old).
 
     Estimates fill what the source lacks and are flagged: floor area from footprints × levels
     (:func:`estimate_floor_area`; a CSV point borrows the estimate of the OSM residential area
@@ -338,7 +387,8 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
     -------
     geopandas.GeoDataFrame
         ``community_id`` (``C001``… in OSM id order, or the inventory's ``id``), ``name``,
-        ``is_old``, ``old_rule``, ``built_year``, ``floor_area_m2``, ``households``,
+        ``is_old``, ``old_rule``, ``old_by_name_only``, ``built_year`` (latest year the source
+        allows), ``built_year_text`` (as written), ``floor_area_m2``, ``households``,
         ``population``, ``unit_id``, ``subdistrict``, ``floor_area_estimated``,
         ``households_estimated``, ``population_estimated``, ``floor_area_method``,
         ``population_method``, ``levels_tagged_share``, ``site_area_m2``, ``in_study_area``,
@@ -353,7 +403,8 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
 
         inv, inv_report = read_inventory(
             cfg.inputs.inventory, crs=crs, coord_system=cfg.inputs.inventory_coord_system,
-            on_missing_coords=cfg.inputs.inventory_on_missing_coords)
+            on_missing_coords=cfg.inputs.inventory_on_missing_coords,
+            sheet=cfg.inputs.inventory_sheet)
         df = _inventory_estimates(inv, layers, cfg)
         df["source"] = Path(cfg.inputs.inventory).name
         ids = inv["inv_id"]
@@ -373,7 +424,7 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
         est = estimate_floor_area(res, layers.buildings, fallback_far=p.fallback_far)
         cls = classify_communities(
             res["name"], start_date=res.get("start_date"), building_age=res.get("building_age"),
-            buildings_year=est["buildings_year"], old_before_year=p.old_before_year,
+            buildings_year=est["buildings_year"], built_by_year=p.built_by_year,
             old_name_patterns=p.old_name_patterns, new_name_patterns=p.new_name_patterns)
         households = est["floor_area_m2"] / p.m2_per_household
         gdf0 = gpd.GeoDataFrame(geometry=res.geometry, crs=res.crs)
@@ -381,7 +432,8 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
         df = gpd.GeoDataFrame({
             "community_id": _ids(len(res), "C"), "name": res["name"].astype(str),
             "is_old": cls["is_old"], "old_rule": cls["old_rule"],
-            "built_year": cls["built_year"], "floor_area_m2": est["floor_area_m2"],
+            "old_by_name_only": cls["old_by_name_only"], "built_year": cls["built_year"],
+            "built_year_text": cls["built_year_text"], "floor_area_m2": est["floor_area_m2"],
             "households": households, "population": pop,
             "floor_area_estimated": True, "households_estimated": True,
             "population_estimated": True,
@@ -389,6 +441,12 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
             "levels_tagged_share": est["levels_tagged_share"],
             "site_area_m2": res.geometry.area, "source": "osm",
             "osm_id": res["osm_id"].astype("Int64")}, geometry=res.geometry, crs=res.crs)
+    if cfg.inputs.community_overrides is not None:
+        from urbanunits.sources.inventory import read_overrides
+
+        df = apply_overrides(df, read_overrides(cfg.inputs.community_overrides),
+                             source=str(cfg.inputs.community_overrides))
+    _warn_uncertain(df, source="inventory" if cfg.inputs.inventory is not None else "osm")
     df["households"] = df["households"].round(0)
     df["population"] = df["population"].round(0)
     df["floor_area_m2"] = df["floor_area_m2"].round(0)
@@ -398,8 +456,9 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
     df["subdistrict"] = None
     if units is not None:
         df = _with_units(df, units)
-    cols = ["community_id", "name", "is_old", "old_rule", "built_year", "floor_area_m2",
-            "households", "population", "unit_id", "subdistrict", "floor_area_estimated",
+    cols = ["community_id", "name", "is_old", "old_rule", "old_by_name_only", "built_year",
+            "built_year_text", "floor_area_m2", "households", "population", "unit_id",
+            "subdistrict", "floor_area_estimated",
             "households_estimated", "population_estimated", "floor_area_method",
             "population_method", "levels_tagged_share", "site_area_m2", "in_study_area",
             "source", "osm_id"]
@@ -410,13 +469,155 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
     return out
 
 
+def _rows_text(frame: pd.DataFrame, mask: pd.Series | NDArray[np.bool_], limit: int = 10) -> str:
+    """``name (line N, '1985年')`` for the first ``limit`` rows of an inventory frame."""
+    sub = frame[np.asarray(mask)]
+    items = [f"{r['name']} (line {int(r['row'])}, {r['built_year_text']!r})"
+             for _, r in sub.head(limit).iterrows()]
+    return ", ".join(items) + (" …" if len(sub) > limit else "")
+
+
+def _warn_inventory_years(inv: pd.DataFrame, is_old: pd.Series, has_status: NDArray[np.bool_],
+                          built_by_year: int) -> None:
+    """Name inventory rows whose year disagrees with their (kept) old/new status."""
+    late = (inv["built_year"] > built_by_year).to_numpy() & is_old.to_numpy()
+    if late.any():
+        why = ("its status column says old" if has_status[late].all()
+               else "the inventory lists them")
+        logger.warning(
+            "inventory: %d row(s) built after packages.built_by_year = %d are kept as old "
+            "because %s: %s — if the file lists new communities too, mark them new in a status "
+            "column (old/new) or in inputs.community_overrides", int(late.sum()), built_by_year,
+            why, _rows_text(inv, late))
+    early = (inv["built_year"] <= built_by_year).to_numpy() & ~is_old.to_numpy() & has_status
+    if early.any():
+        logger.warning("inventory: %d row(s) marked new are built by packages.built_by_year = %d "
+                       "and kept as new, as the status column says: %s", int(early.sum()),
+                       built_by_year, _rows_text(inv, early))
+
+
+def _name_key(name: str) -> str:
+    """Names compared loosely: full-width forms folded (（东区） = (东区)), spaces dropped."""
+    return "".join(unicodedata.normalize("NFKC", name).split())
+
+
+def apply_overrides(communities: pd.DataFrame, overrides: pd.DataFrame, *,
+                    source: str = "community_overrides") -> pd.DataFrame:
+    """Set ``is_old`` from a planner's override list; it wins over every rule.
+
+    Each override row names its community by ``community_id``, else ``osm_id``, else ``name``
+    (compared ignoring spaces and full-/half-width differences; a name shared by several
+    communities sets them all, with a warning); the first of the three
+    given is used. Matched communities get ``old_rule = "override"`` and
+    ``old_by_name_only = False``.
+
+    Parameters
+    ----------
+    communities
+        :func:`build_inventory` rows (``community_id``, ``name``, ``osm_id``, ``is_old``,
+        ``old_rule``, ``old_by_name_only``).
+    overrides
+        :func:`urbanunits.sources.inventory.read_overrides` output (``row``, ``community_id``,
+        ``osm_id``, ``name``, ``is_old``).
+    source
+        The file, named in messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``communities`` with the overrides applied.
+
+    Raises
+    ------
+    DataError
+        When two rows give one community different statuses.
+    """
+    out = communities.copy()
+    ids = out["community_id"].astype(str).to_numpy()
+    osm = (out["osm_id"].astype("Int64") if "osm_id" in out.columns
+           else pd.Series(pd.NA, index=out.index, dtype="Int64"))
+    shown = out["name"].astype(str).to_numpy()
+    names = np.array([_name_key(n) for n in shown])
+    decided: dict[int, tuple[bool, int]] = {}  # position → (is_old, override row)
+    unmatched: list[str] = []
+    shared: list[str] = []
+    for _, r in overrides.iterrows():
+        if r["community_id"] is not None and not pd.isna(r["community_id"]):
+            key, hit = f"community_id {r['community_id']}", ids == str(r["community_id"])
+        elif not pd.isna(r["osm_id"]):
+            key, hit = f"osm_id {r['osm_id']}", (osm == int(r["osm_id"])).fillna(False).to_numpy()
+        else:
+            key, hit = f"name {r['name']}", names == _name_key(str(r["name"]))
+        pos = np.flatnonzero(hit)
+        if pos.size == 0:
+            unmatched.append(f"line {int(r['row'])} ({key})")
+            continue
+        if pos.size > 1:
+            shared.append(f"{r['name']} ×{pos.size} (line {int(r['row'])})")
+        for i in pos:
+            prev = decided.get(int(i))
+            if prev is not None and prev[0] != bool(r["is_old"]):
+                raise DataError(f"{source}: lines {prev[1]} and {int(r['row'])}",
+                                f"give community {ids[i]} ({shown[i]}) different statuses",
+                                "keep one of the two rows")
+            decided[int(i)] = (bool(r["is_old"]), int(r["row"]))
+    if unmatched:
+        logger.warning("%s: %d override row(s) match no community and are ignored: %s — check "
+                       "the name or id against old_communities (community_id, osm_id, name)",
+                       source, len(unmatched), ", ".join(unmatched[:10]))
+    if shared:
+        logger.warning("%s: names shared by several communities, all set: %s — give "
+                       "community_id to set one", source, ", ".join(shared[:10]))
+    if decided:
+        pos = np.fromiter(decided, dtype=np.int64)
+        col = out.columns.get_loc
+        out.iloc[pos, col("is_old")] = [decided[int(i)][0] for i in pos]
+        out.iloc[pos, col("old_rule")] = "override"
+        out.iloc[pos, col("old_by_name_only")] = False
+        logger.info("%s: %d community status(es) set by override", source, len(pos))
+    out["is_old"] = out["is_old"].astype(bool)
+    out["old_by_name_only"] = out["old_by_name_only"].astype(bool)
+    return out
+
+
+def _warn_uncertain(df: pd.DataFrame, *, source: str) -> None:
+    """Say how many communities were classed by name alone, and how many not at all."""
+    n = len(df)
+    by_name = df["old_by_name_only"].astype(bool)
+    if by_name.any():
+        logger.warning("%d of %d old communities are old by their name only (old_by_name_only = "
+                       "true; no construction year): check them, and list any that are not in "
+                       "inputs.community_overrides", int(by_name.sum()), int(df["is_old"].sum()))
+    if source != "osm":
+        return
+    none = (df["old_rule"] == "none").to_numpy()
+    if none.all() and n:
+        logger.warning(
+            "none of the %d residential areas has a construction year (start_date, "
+            "building:age) or matches packages.old_name_patterns/new_name_patterns, so which "
+            "are old is unknown: all are kept as not old (old_rule = 'none') and no package "
+            "can be formed — give an old-community list in inputs.inventory, or configure "
+            "packages.old_name_patterns for this region's names", n)
+    elif none.any():
+        shown = ", ".join(df.loc[none, "name"].astype(str).head(10))
+        logger.warning("%d of %d residential areas have no construction year and match no name "
+                       "rule, so their age is unknown; they are counted as not old (old_rule = "
+                       "'none'): %s%s — list the old ones in inputs.community_overrides or give "
+                       "inputs.inventory", int(none.sum()), n, shown,
+                       " …" if none.sum() > 10 else "")
+
+
 def _inventory_estimates(inv: gpd.GeoDataFrame, layers: OSMLayers, cfg: Config
                          ) -> gpd.GeoDataFrame:
     """Classify inventory rows and fill their missing floor area, households and population."""
     p = cfg.packages
     year = inv["built_year"]
-    is_old = ~(year >= p.old_before_year)
-    rule = np.where(year.notna(), "built_year", "inventory")
+    status = inv["status"].astype("boolean")
+    has_status = status.notna().to_numpy()
+    is_old = pd.Series(np.where(has_status, status.fillna(True).to_numpy(dtype=bool), True),
+                       index=inv.index)
+    rule = np.where(has_status, "inventory:status", "inventory")
+    _warn_inventory_years(inv, is_old, has_status, p.built_by_year)
     is_poly = inv.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
     est_floor = pd.Series(np.nan, index=inv.index)
     method = pd.Series("inventory", index=inv.index, dtype=object)
@@ -458,7 +659,9 @@ def _inventory_estimates(inv: gpd.GeoDataFrame, layers: OSMLayers, cfg: Config
     pop_method = pop_method.where(~has_pop, "inventory")
     return gpd.GeoDataFrame({
         "name": inv["name"], "is_old": is_old.astype(bool), "old_rule": rule,
-        "built_year": year, "floor_area_m2": floor, "households": hh, "population": pop,
+        "old_by_name_only": False, "built_year": year,
+        "built_year_text": inv["built_year_text"], "floor_area_m2": floor, "households": hh,
+        "population": pop,
         "floor_area_estimated": inv["floor_area_m2"].isna(),
         "households_estimated": inv["households"].isna(),
         "population_estimated": ~has_pop, "floor_area_method": method,
@@ -955,8 +1158,17 @@ class PackagesResult:
         c = self.communities
         old = c[c["is_old"]]
         pk = self.packages
-        out = [f"communities: {len(c)} ({len(old)} old, {len(c) - len(old)} new)",
-               f"packages: {len(pk)}"]
+        rules = (c["old_rule"].astype(str) if "old_rule" in c.columns
+                 else pd.Series("", index=c.index))
+        unknown = int(((rules == "none") & ~c["is_old"]).sum())
+        head = f"communities: {len(c)} ({len(old)} old, {len(c) - len(old) - unknown} new"
+        head += f", {unknown} of unknown age counted as not old)" if unknown else ")"
+        out = [head]
+        if len(old) and "old_rule" in c.columns:
+            # what the old ones rest on: a year, the inventory, an override, or a name alone
+            basis = rules[c["is_old"]].str.split(":").str[0].value_counts()
+            out.append("  old by: " + ", ".join(f"{k} {v}" for k, v in basis.items()))
+        out.append(f"packages: {len(pk)}")
         if len(pk):
             for col, unit in (("n_communities", ""), ("floor_area_m2", " m²"),
                               ("households", "")):
@@ -1066,7 +1278,8 @@ def renewal_packages(communities: gpd.GeoDataFrame, cfg: Config, *,
 
     links = _links(old, G)
     new_units = _update_units(units, comm, cfg=cfg) if units is not None else None
-    lead = ["community_id", "name", "is_old", "old_rule", "built_year", "floor_area_m2",
+    lead = ["community_id", "name", "is_old", "old_rule", "old_by_name_only", "built_year",
+            "built_year_text", "floor_area_m2",
             "households", "population", "unit_id", "subdistrict", "package_id"]
     rest = [c for c in comm.columns if c not in lead and c != comm.geometry.name]
     comm = gpd.GeoDataFrame(comm[[c for c in lead if c in comm.columns] + rest],

@@ -76,8 +76,8 @@ def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]
     inputs = {"osm": cfg.inputs.osm}
     if cfg.study_area.boundary is not None:
         inputs["study_area"] = cfg.study_area.boundary
-    for role in ("subdistricts", "subdistrict_codes", "inventory", "population_raster",
-                 "heritage_areas"):
+    for role in ("subdistricts", "subdistrict_codes", "inventory", "community_overrides",
+                 "population_raster", "heritage_areas"):
         path = getattr(cfg.inputs, role)
         if path is not None:
             inputs[role] = path

@@ -1,35 +1,50 @@
-"""The user's old-community inventory: a CSV with lon/lat, or a GeoPackage/GeoJSON of polygons.
+"""The user's old-community inventory: a CSV/XLSX table with lon/lat, or polygons (GeoPackage...).
 
 Columns (case-insensitive; Chinese headers common in district lists are accepted as aliases):
 
 =================  ========  ============================================================
 column             needed    aliases
 =================  ========  ============================================================
-``name``           yes       小区名称, 名称, 小区
-``lon``, ``lat``   CSV only  lng/longitude/经度, latitude/纬度
+``name``           yes       小区名称, 老旧小区名称, 小区名, 名称, 小区
+``lon``, ``lat``   tables    lng/longitude/经度, latitude/纬度
 ``id``             no        community_id, 编号 — unique; rows are numbered otherwise
-``built_year``     no        建成年份, 建成年代, 年代, year — a 4-digit year is extracted
+``built_year``     no        建成年份, 建成年代, 建成时间, 年代, year — ``1985``, ``1985年``,
+                             ``80年代``, ``1980s``, ``1980-1985``…: see :mod:`urbanunits._years`
+``status``         no        is_old, old_status, 是否老旧小区, 是否老旧, 新旧 — old/new,
+                             老旧/非老旧, 是/否, yes/no, true/false, 1/0
 ``floor_area_m2``  no        建筑面积, 总建筑面积 — gross floor area in m²
 ``households``     no        户数, 总户数
 ``population``     no        人口, 人数
 =================  ========  ============================================================
 
+Headers may carry a unit, in brackets (half- or full-width) or appended: ``建筑面积(㎡)``,
+``建筑面积（万㎡）`` (values × 10,000), ``户数（户）``, ``人口(万人)``, ``floor_area_m2 [m²]``. A
+known field with a bracketed unit it cannot take (``建筑面积(亩)``) is an error naming the column.
+Values may use thousands separators and 万 (``3,456``, ``1.2万``, ``12000㎡``); a value that
+carries its own 万 or unit is read as written, otherwise the header's unit applies. A value that
+is not a number is an error naming the file, column, row and value (an estimate would hide it).
+
 Missing optional columns (or empty cells) are estimated later by :mod:`urbanunits.packages` and
 flagged. A column that looks like a misspelling of an expected one (``floor_area``, ``househods``)
 is an error naming it, so a typo never silently turns measured values into estimates. Other extra
-columns are ignored.
+columns are ignored. Title rows above the header (a merged "XX区老旧小区清单" line) are skipped.
 
 Coordinates copied from Chinese web maps are in GCJ-02 (Gaode, Tencent) or BD-09 (Baidu); the
 ``coord_system`` option declares which, and they are converted to WGS84 with
 :func:`urbanunits.crs.to_wgs84` before projection. Rows without coordinates are skipped and counted
 (or stop the run with ``on_missing_coords="error"``). Duplicate ids are an error: later stages key
 their rows by the id.
+
+:func:`read_overrides` reads the planner's override list (``inputs.community_overrides``).
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
+import re
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,10 +54,13 @@ import pandas as pd
 import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 
+from urbanunits._years import EMPTY_CELLS, parse_years
 from urbanunits.crs import to_wgs84
 from urbanunits.errors import CRSError, DataError, InputFileError
+from urbanunits.sources._table import TABLE_SUFFIXES, read_table, split_header
 
-__all__ = ["EXPECTED_COLUMNS", "InventoryReport", "read_inventory"]
+__all__ = ["EXPECTED_COLUMNS", "InventoryReport", "parse_status", "read_inventory",
+           "read_overrides"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +69,43 @@ WGS84 = "EPSG:4326"
 #: Canonical column → accepted aliases (compared after stripping and lower-casing).
 EXPECTED_COLUMNS: dict[str, tuple[str, ...]] = {
     "id": ("community_id", "编号"),
-    "name": ("小区名称", "名称", "小区"),
+    "name": ("小区名称", "老旧小区名称", "小区名", "名称", "小区"),
     "lon": ("lng", "longitude", "经度"),
     "lat": ("latitude", "纬度"),
-    "built_year": ("建成年份", "建成年代", "年代", "year"),
+    "built_year": ("建成年份", "建成年代", "建成时间", "年代", "year"),
+    "status": ("is_old", "old_status", "是否老旧小区", "是否老旧", "新旧"),
     "floor_area_m2": ("建筑面积", "总建筑面积"),
     "households": ("户数", "总户数"),
     "population": ("人口", "人数"),
 }
 _NUMERIC = ("floor_area_m2", "households", "population")
+#: Units a header or a value may carry: normalised text → (quantity, factor to the field's unit).
+UNITS: dict[str, tuple[str, float]] = {
+    "m2": ("area", 1.0), "平方米": ("area", 1.0), "平米": ("area", 1.0),
+    "万m2": ("area", 1e4), "万平方米": ("area", 1e4), "万平米": ("area", 1e4),
+    "户": ("households", 1.0), "万户": ("households", 1e4),
+    "人": ("population", 1.0), "万人": ("population", 1e4),
+    "年": ("year", 1.0),
+}
+_QUANTITY = {"floor_area_m2": "area", "households": "households", "population": "population",
+             "built_year": "year"}
+_ACCEPTED = {"area": "㎡ (m², 平方米) or 万㎡", "households": "户 or 万户",
+             "population": "人 or 万人", "year": "年"}
+_UNIT_RX = "|".join(sorted((re.escape(u) for u in UNITS), key=len, reverse=True))
+_BRACKETED = re.compile(r"(.+?)\s*[(\[【]\s*(.*?)\s*[)\]】]")
+_APPENDED = re.compile(rf"(.+?)\s*[/_:]?\s*({_UNIT_RX})")
+_VALUE = re.compile(rf"([+-]?(?:\d+(?:\.\d*)?|\.\d+))(万|亿)?({_UNIT_RX})?")
+_MULT = {"万": 1e4, "亿": 1e8}
+
+#: Status words (compared after NFKC normalisation and lower-casing).
+OLD_WORDS = frozenset({"old", "老旧", "老旧小区", "旧", "是", "yes", "y", "true", "1"})
+NEW_WORDS = frozenset({"new", "非老旧", "非老旧小区", "新", "否", "no", "n", "false", "0"})
+_STATUS_FIX = "write old or new (老旧/非老旧, 是/否, yes/no, true/false, 1/0)"
+
+
+def _norm(text: object) -> str:
+    """NFKC (full-width brackets and digits, ㎡ → m2), lower case, stripped."""
+    return unicodedata.normalize("NFKC", str(text)).strip().lower()
 
 
 @dataclass
@@ -104,106 +150,182 @@ class InventoryReport:
 
 def _expected_text(*, csv: bool) -> str:
     cols = ["name", *(["lon", "lat"] if csv else []), "built_year", "floor_area_m2",
-            "households", "population", "id"]
+            "households", "population", "id", "status"]
     return "expected columns: " + ", ".join(cols) + (
         " (name" + (", lon, lat" if csv else "") + " required)")
 
 
-def _canonical_columns(columns: list[str], path: Path, *, csv: bool) -> dict[str, str]:
-    """Map file columns to canonical names; raise on likely misspellings and clashes."""
+def _lookup(*, csv: bool) -> dict[str, str]:
     lookup: dict[str, str] = {}
     for canon, aliases in EXPECTED_COLUMNS.items():
         if not csv and canon in {"lon", "lat"}:
             continue
         lookup[canon] = canon
         for a in aliases:
-            lookup[a.lower()] = canon
+            lookup[_norm(a)] = canon
+    return lookup
+
+
+def _resolve(col: str, lookup: dict[str, str], path: Path) -> tuple[str, float] | None:
+    """Canonical field and unit factor of a header, None when it is not a known field."""
+    key = _norm(col)
+    if key in lookup:
+        return lookup[key], 1.0
+    m = _BRACKETED.fullmatch(key)
+    bracketed = m is not None
+    if m is None:
+        m = _APPENDED.fullmatch(key)
+    if m is None or m[1].strip() not in lookup:
+        return None
+    canon, unit = lookup[m[1].strip()], m[2].strip()
+    quantity = _QUANTITY.get(canon)
+    if quantity is None:
+        return (canon, 1.0) if bracketed else None  # 经度(°), 名称(小区): a note, not a unit
+    if unit in UNITS and UNITS[unit][0] == quantity:
+        return canon, UNITS[unit][1]
+    if not bracketed:
+        return None
+    raise DataError(f"{path}: column {col!r}",
+                    f"looks like {canon!r} but its unit {unit!r} is not one it accepts",
+                    f"use {_ACCEPTED[quantity]} in the header (convert the values), or rename "
+                    "the column if it is something else")
+
+
+def _canonical_columns(columns: list[str], path: Path, *, csv: bool
+                       ) -> tuple[dict[str, str], dict[str, float]]:
+    """Map file columns to canonical names and unit factors; raise on misspellings and clashes."""
+    lookup = _lookup(csv=csv)
+    resolved = {str(col): _resolve(str(col), lookup, path) for col in columns}
+    present = {r[0] for r in resolved.values() if r is not None}
     mapping: dict[str, str] = {}
+    scales: dict[str, float] = {}
     seen: dict[str, str] = {}
     for col in columns:
-        key = str(col).strip().lower()
+        key = _norm(col)
         if key == "geometry" and not csv:
             continue
-        found = lookup.get(key)
+        found = resolved[str(col)]
         if found is None:
             close = difflib.get_close_matches(key, list(lookup), n=1, cutoff=0.75)
-            if close and lookup[close[0]] not in {lookup.get(str(c).strip().lower())
-                                                  for c in columns}:
+            if close and lookup[close[0]] not in present:
                 raise DataError(f"{path}: column {col!r}",
                                 f"is not a known column; did you mean {lookup[close[0]]!r}?",
                                 f"rename it; {_expected_text(csv=csv)}")
             continue
-        canon = found
+        canon, scale = found
         if canon in seen:
             raise DataError(f"{path}: column {col!r}",
                             f"gives {canon!r} a second time (also {seen[canon]!r})",
                             "keep one of the two columns")
         seen[canon] = str(col)
         mapping[str(col)] = canon
+        scales[canon] = scale
     required = ["name", "lon", "lat"] if csv else ["name"]
     for req in required:
         if req not in seen:
             raise DataError(f"{path}: column {req!r}", "is missing",
                             f"add it; {_expected_text(csv=csv)}")
-    return mapping
+    return mapping, scales
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    last: Exception | None = None
-    # Chinese spreadsheets export UTF-8 with a BOM or GB18030 (a superset of GBK/GB2312).
-    for enc in ("utf-8-sig", "gb18030"):
-        try:
-            return pd.read_csv(path, dtype=str, encoding=enc, skipinitialspace=True,
-                               keep_default_na=False)
-        except UnicodeDecodeError as exc:
-            last = exc
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InputFileError(path, f"could not be read as CSV ({exc})",
-                                 "save the inventory as a comma-separated file with a header "
-                                 "row") from exc
-    raise InputFileError(path, f"unknown text encoding ({last})", "save the CSV as UTF-8")
+def _bad_value(path: Path, col: str, lines: pd.Series, bad: pd.Series, values: pd.Series,
+               what: str, fix: str) -> DataError:
+    rows = lines[bad]
+    first = f"row {int(rows.iloc[0])} has {values[bad].iloc[0]!r}"
+    more = (f" ({len(rows)} rows: {', '.join(map(str, rows.head(5).tolist()))}"
+            f"{' …' if len(rows) > 5 else ''})") if len(rows) > 1 else ""
+    return DataError(f"{path}: column {col!r}", f"{first}, {what}{more}", fix)
 
 
 def _numbers(values: pd.Series, col: str, path: Path, lines: pd.Series, *,
+             scale: float = 1.0, quantity: str | None = None,
              allow_negative: bool = False) -> pd.Series:
-    text = values.astype("string").str.strip().str.replace(",", "", regex=False)
-    text = text.mask(text.isin(["", "nan", "NaN", "NA", "null", "None", "-"]))
-    num = pd.to_numeric(text, errors="coerce")
-    bad = text.notna() & num.isna()
-    if bad.any():
-        rows = ", ".join(map(str, lines[bad].head(5).tolist()))
-        raise DataError(f"{path}: column {col!r}",
-                        f"has values that are not numbers (rows {rows}, e.g. "
-                        f"{text[bad].iloc[0]!r})",
-                        "use plain numbers (no units), or leave the cell empty to estimate it")
-    if not allow_negative and (num < 0).any():
-        rows = ", ".join(map(str, lines[num < 0].head(5).tolist()))
-        raise DataError(f"{path}: column {col!r}", f"has negative values (rows {rows})",
-                        "fix the values or leave the cells empty")
-    return num.astype(float)
+    """Numbers from text cells: ``3,456``, ``1.2万``, ``12000㎡``; header unit ``scale`` applies
+    to plain numbers, a value's own 万/unit to itself."""
+    out = np.full(len(values), np.nan)
+    bad = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values.tolist()):
+        t = "" if v is None or v is pd.NA else _norm(v)
+        if t in EMPTY_CELLS:
+            continue
+        t = re.sub(r"[,\s'_]", "", t)
+        m = _VALUE.fullmatch(t)
+        if m is None or (m[3] and UNITS[m[3]][0] != quantity) or (
+                quantity is None and m[2]):
+            bad[i] = True
+            continue
+        num = float(m[1])
+        if m[2] or m[3]:
+            out[i] = num * _MULT.get(m[2] or "", 1.0) * (UNITS[m[3]][1] if m[3] else 1.0)
+        else:
+            out[i] = num * scale
+    num_s = pd.Series(out, index=values.index)
+    bad_s = pd.Series(bad, index=values.index)
+    if bad_s.any():
+        raise _bad_value(path, col, lines, bad_s, values, "which is not a number",
+                         "write a plain number (3456, 3,456 or 1.2万; units in the header), or "
+                         "leave the cell empty to estimate it")
+    if not allow_negative and (num_s < 0).any():
+        raise _bad_value(path, col, lines, num_s < 0, values, "a negative value",
+                         "fix the values or leave the cells empty")
+    return num_s
 
 
-def _years(values: pd.Series, path: Path, lines: pd.Series) -> pd.Series:
+def _years(values: pd.Series, col: str, path: Path, lines: pd.Series) -> pd.Series:
     text = values.astype("string").str.strip()
-    text = text.mask(text.isin(["", "nan", "NaN", "NA", "null", "None", "-"]))
-    year = pd.to_numeric(text.str.extract(r"((?:1[89]|20)\d\d)", expand=False), errors="coerce")
-    bad = text.notna() & year.isna()
+    empty = text.isna() | text.str.lower().isin(EMPTY_CELLS)
+    year = parse_years(text.mask(empty))
+    bad = ~empty & year.isna()
     if bad.any():
-        rows = ", ".join(map(str, lines[bad].head(5).tolist()))
-        raise DataError(f"{path}: column 'built_year'",
-                        f"has values without a 4-digit year (rows {rows}, e.g. "
-                        f"{text[bad].iloc[0]!r})", "write years like 1986 or leave the cell empty")
-    return year.astype(float)
+        raise _bad_value(path, col, lines, bad, values, "which holds no year",
+                         "write 1985, 1985年, 80年代, 1980s or 1980-1985, or leave the cell "
+                         "empty")
+    return year
+
+
+def parse_status(values: pd.Series, col: str, path: Path | str, lines: pd.Series) -> pd.Series:
+    """Old/new words (老旧/非老旧, 是/否, yes/no, true/false, 1/0) → boolean, NA where empty.
+
+    Raises
+    ------
+    DataError
+        Naming the file, column, row and value of the first unknown word.
+    """
+    out = pd.Series(pd.NA, index=values.index, dtype="boolean")
+    bad = pd.Series(False, index=values.index)
+    for idx, v in values.items():
+        t = "" if v is None or v is pd.NA else _norm(v)
+        if t in EMPTY_CELLS:
+            continue
+        if t in OLD_WORDS:
+            out[idx] = True
+        elif t in NEW_WORDS:
+            out[idx] = False
+        else:
+            bad[idx] = True
+    if bad.any():
+        raise _bad_value(Path(path), col, lines, bad, values, "which is not old or new",
+                         _STATUS_FIX)
+    return out
+
+
+def _table_rows(path: Path, sheet: str, is_header: Callable[[list[str]], bool]
+                ) -> tuple[pd.DataFrame, pd.Series]:
+    raw, line_no = read_table(path, sheet=sheet)
+    df, line_no = split_header(raw, line_no, path, is_header)
+    return df, pd.Series(line_no, index=df.index)
 
 
 def read_inventory(path: str | Path, *, crs: str, coord_system: str = "wgs84",
-                   on_missing_coords: str = "skip") -> tuple[gpd.GeoDataFrame, InventoryReport]:
+                   on_missing_coords: str = "skip", sheet: str = ""
+                   ) -> tuple[gpd.GeoDataFrame, InventoryReport]:
     """Read and validate an old-community inventory.
 
     Parameters
     ----------
     path
-        CSV (``lon``/``lat`` columns) or a GeoPackage/GeoJSON/Shapefile of polygons or points.
+        CSV or XLSX (``lon``/``lat`` columns) or a GeoPackage/GeoJSON/Shapefile of polygons or
+        points.
     crs
         Target metric CRS (``study_area.crs``).
     coord_system
@@ -211,13 +333,17 @@ def read_inventory(path: str | Path, *, crs: str, coord_system: str = "wgs84",
         files it applies when the file is in a geographic CRS (web-map digitising).
     on_missing_coords
         ``"skip"`` (count and drop rows without coordinates) or ``"error"``.
+    sheet
+        XLSX sheet name; empty means the first sheet.
 
     Returns
     -------
     geopandas.GeoDataFrame
-        Columns ``inv_id`` (the file's id or None), ``name``, ``built_year``, ``floor_area_m2``,
-        ``households``, ``population`` (NaN where absent), ``row`` (file line/feature number),
-        geometry in ``crs``.
+        Columns ``inv_id`` (the file's id or None), ``name``, ``built_year`` (the latest year
+        the text allows, see :mod:`urbanunits._years`), ``built_year_text`` (the cell as
+        written, None without the column), ``status`` (boolean: the file's old/new, NA where
+        absent), ``floor_area_m2`` (m², header units applied), ``households``, ``population``
+        (NaN where absent), ``row`` (file line/Excel row/feature number), geometry in ``crs``.
     InventoryReport
         Skipped rows, duplicate names and absent columns.
     """
@@ -226,35 +352,48 @@ def read_inventory(path: str | Path, *, crs: str, coord_system: str = "wgs84",
         raise InputFileError(path, "inventory file not found",
                              "fix inputs.inventory in the config or remove it to use OSM "
                              "residential areas")
-    csv = path.suffix.lower() in {".csv", ".txt"}
+    if path.suffix.lower() == ".xls":
+        raise InputFileError(path, "old Excel 97-2003 workbooks (.xls) are not read",
+                             "save it as .xlsx (Excel: Save As → Excel Workbook) or as CSV")
+    csv = path.suffix.lower() in TABLE_SUFFIXES  # a table with lon/lat columns
     report = InventoryReport(path=path)
     if csv:
-        df = _read_csv(path)
-        lines = pd.Series(np.arange(len(df)) + 2, index=df.index)  # header is line 1
+        lookup = _lookup(csv=True)
+
+        def is_header(cells: list[str]) -> bool:
+            try:
+                return any((r := _resolve(c, lookup, path)) is not None and r[0] == "name"
+                           for c in cells)
+            except DataError:
+                return True  # a header after all: the mapping below reports the unit
+        df, lines = _table_rows(path, sheet, is_header)
     else:
         try:
             df = gpd.read_file(path, engine="pyogrio")
         except (DataSourceError, DataLayerError, OSError, ValueError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputFileError(path, f"could not read the inventory ({first})",
-                                 "use a CSV with lon/lat, a GeoPackage or a GeoJSON") from exc
+                                 "use a CSV or XLSX with lon/lat, a GeoPackage or a "
+                                 "GeoJSON") from exc
         if df.crs is None:
             raise CRSError(path, "inventory has no CRS",
                            "save it with its CRS set (e.g. EPSG:4326)")
         lines = pd.Series(np.arange(len(df)) + 1, index=df.index)
+    cols = [c for c in df.columns if not (not csv and c == df.geometry.name)]
+    if cols:  # a wrong header is the better message even when no row follows it
+        mapping, scales = _canonical_columns(cols, path, csv=csv)
     if df.empty:
         raise DataError(path, "inventory has no rows", "add communities or remove "
                         "inputs.inventory to use OSM residential areas")
     report.n_rows = len(df)
-    cols = [c for c in df.columns if not (not csv and c == df.geometry.name)]
-    mapping = _canonical_columns(cols, path, csv=csv)
     data = pd.DataFrame({canon: df[col] for col, canon in mapping.items()}, index=df.index)
+    label = {canon: col for col, canon in mapping.items()}  # the file's header, for messages
     report.missing_columns = [c for c in ("built_year", "floor_area_m2", "households",
                                           "population") if c not in data.columns]
 
     if csv:
-        lon = _numbers(data["lon"], "lon", path, lines, allow_negative=True)
-        lat = _numbers(data["lat"], "lat", path, lines, allow_negative=True)
+        lon = _numbers(data["lon"], label["lon"], path, lines, allow_negative=True)
+        lat = _numbers(data["lat"], label["lat"], path, lines, allow_negative=True)
         missing = lon.isna() | lat.isna()
         ok = ~missing
         if ok.any():
@@ -312,10 +451,20 @@ def read_inventory(path: str | Path, *, crs: str, coord_system: str = "wgs84",
     dup_names = names[names.duplicated(keep=False)]
     report.duplicate_names = sorted(set(dup_names.tolist()))
     kl = lines[keep]
-    out["built_year"] = (_years(data.loc[keep, "built_year"], path, kl)
-                         if "built_year" in data.columns else np.nan)
+    if "built_year" in data.columns:
+        raw_year = data.loc[keep, "built_year"]
+        out["built_year"] = _years(raw_year, label["built_year"], path, kl)
+        text = raw_year.astype("string").str.strip()
+        out["built_year_text"] = text.mask(text.str.lower().isin(EMPTY_CELLS)).astype(object)
+    else:
+        out["built_year"] = np.nan
+        out["built_year_text"] = None
+    out["status"] = (parse_status(data.loc[keep, "status"], label["status"], path, kl)
+                     if "status" in data.columns
+                     else pd.Series(pd.NA, index=out.index, dtype="boolean"))
     for col in _NUMERIC:
-        out[col] = (_numbers(data.loc[keep, col], col, path, kl)
+        out[col] = (_numbers(data.loc[keep, col], label[col], path, kl, scale=scales[col],
+                             quantity=_QUANTITY[col])
                     if col in data.columns else np.nan)
     out["row"] = kl.astype(int)
 
@@ -344,3 +493,95 @@ def read_inventory(path: str | Path, *, crs: str, coord_system: str = "wgs84",
     gdf = gpd.GeoDataFrame(out, geometry=g.to_crs(crs), crs=crs)
     return gdf.reset_index(drop=True), report
 
+
+
+#: Override-file columns → accepted aliases (compared after NFKC and lower-casing).
+OVERRIDE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "community_id": ("id", "编号"),
+    "osm_id": ("osm", "osmid"),
+    "name": ("小区名称", "老旧小区名称", "小区名", "名称", "小区"),
+    "status": (*EXPECTED_COLUMNS["status"], "状态"),
+}
+
+
+def read_overrides(path: str | Path, *, sheet: str = "") -> pd.DataFrame:
+    """Read the planner's old/new overrides (``inputs.community_overrides``).
+
+    A CSV (UTF-8 or GB18030/GBK) or XLSX with a ``status`` column (old/new, 老旧/非老旧, 是/否,
+    yes/no, true/false, 1/0; aliases 状态, is_old, 是否老旧小区…) and, to say which community,
+    ``community_id`` (as in ``old_communities``), ``osm_id`` or ``name`` (小区名称…); the first of
+    these given on a row is used.
+
+    Parameters
+    ----------
+    path
+        The file.
+    sheet
+        XLSX sheet name; empty means the first sheet.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``row`` (file line/Excel row), ``community_id`` (str or None), ``osm_id`` (Int64),
+        ``name`` (str or None), ``is_old`` (bool).
+
+    Raises
+    ------
+    InputFileError
+        When the file is missing or unreadable.
+    DataError
+        Naming the file, column, row and value: no status or key column, an unknown status, a
+        row with no key, an osm_id that is not a number.
+    """
+    path = Path(path)
+    where = "inputs.community_overrides"
+    if not path.is_file():
+        raise InputFileError(path, "override file not found",
+                             f"fix {where} in the config or remove it")
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise InputFileError(path, f"{where} must be a CSV or XLSX table",
+                             "save it as .csv (UTF-8 or GBK) or .xlsx with columns name or "
+                             "community_id/osm_id, and status")
+    lookup = {_norm(a): canon for canon, aliases in OVERRIDE_COLUMNS.items()
+              for a in (canon, *aliases)}
+    df, lines = _table_rows(path, sheet, lambda cells: any(
+        lookup.get(_norm(c)) == "status" for c in cells))
+    mapping: dict[str, str] = {}
+    for col in df.columns:
+        canon = lookup.get(_norm(col))
+        if canon is not None and canon not in mapping.values():
+            mapping[str(col)] = canon
+    label = {canon: col for col, canon in mapping.items()}
+    expected = "expected columns: status and one of community_id, osm_id, name"
+    if "status" not in label:
+        raise DataError(f"{path}: column 'status'", "is missing", f"add it; {expected}")
+    keys = [k for k in ("community_id", "osm_id", "name") if k in label]
+    if not keys:
+        raise DataError(f"{path}: columns", "no community_id, osm_id or name column",
+                        f"add one; {expected}")
+    out = pd.DataFrame({"row": lines.astype(int)}, index=df.index)
+    for k in ("community_id", "osm_id", "name"):
+        if k in label:
+            txt = df[label[k]].astype(str).str.strip()
+            out[k] = txt.mask(txt.str.lower().isin(EMPTY_CELLS)).astype(object)
+        else:
+            out[k] = None
+    osm = out["osm_id"].astype("string").str.replace(r"^(?:way|relation|w|r)[/ ]?", "",
+                                                     regex=True)
+    osm_num = pd.to_numeric(osm, errors="coerce")
+    bad = osm.notna() & osm_num.isna()
+    if bad.any():
+        raise _bad_value(path, label["osm_id"], lines, bad, out["osm_id"],
+                         "which is not an OSM id", "write the number (e.g. 123456789)")
+    out["osm_id"] = osm_num.astype("Int64")
+    status = parse_status(df[label["status"]], label["status"], path, lines)
+    nokey = out[["community_id", "osm_id", "name"]].isna().all(axis=1)
+    if nokey.any():
+        raise _bad_value(path, ", ".join(label[k] for k in keys), lines, nokey,
+                         df[label["status"]], "a status but no community_id, osm_id or name",
+                         "say which community each row is about, or delete the row")
+    if status.isna().any():
+        raise _bad_value(path, label["status"], lines, status.isna(), df[label["status"]],
+                         "an empty status", _STATUS_FIX)
+    out["is_old"] = status.astype(bool)
+    return out.reset_index(drop=True)
