@@ -198,10 +198,8 @@ def add_map_furniture(ax: Axes, *, title: str = "", legend: bool = True,
                            box_alpha=0.8, font_properties={"size": 8, "family": cjk_font_family()}))
     add_north_arrow(ax)
     text = ATTRIBUTION if not note else f"{note}\n{ATTRIBUTION}"
-    # Outside the layout: a long note must never squeeze the map (bbox_inches="tight" still
-    # saves it).
     ax.text(0.99, -0.01, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
-            color="#444444", in_layout=False)
+            color="#444444")
 
 
 def save_map(fig: Figure, path: str | Path, *, dpi: int = 200) -> Path:
