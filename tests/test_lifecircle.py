@@ -305,6 +305,12 @@ def test_demo_end_to_end(tmp_path: Path, demo_layers: OSMLayers) -> None:
     com = set(fac.loc[fac["category"] == "commerce", "subtype"])
     if not {"convenience", "market"} <= com:
         assert not lc["commerce_ok"].any()
+    # 菊园幼儿园's grounds hold a 27-node footway island: it is joined to its street and serves
+    # 兰园小区 across it (1,038 m through the island before)
+    jy = fac[fac["name"].fillna("").str.contains("菊园幼儿园")]
+    assert len(jy) == 1 and jy["component_nodes"].iloc[0] >= cfg.lifecircle.min_component_nodes
+    lan = lc[lc["name"] == "兰园小区"]
+    assert len(lan) == 1 and lan["childcare_kindergarten_dist_m"].iloc[0] < 300
     # a hospital alone never makes clinic_ok
     assert not (lc["clinic_ok"] & lc["clinic_health_centre_dist_m"].isna()).any()
     # no elderly-care facility is mapped in Lujiazui: a reported gap, not an error
