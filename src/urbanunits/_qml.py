@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from xml.sax.saxutils import quoteattr
 
-__all__ = ["categorized", "graduated", "single"]
+__all__ = ["CJK_FALLBACK_FAMILIES", "categorized", "graduated", "single"]
+
+#: Families QGIS tries, in order, when the label font is not installed (QgsTextFormat reads them
+#: from ``<families>``, QGIS 3.20+): the toolkit's bundled Noto Sans CJK (see README for installing
+#: it), then the CJK fonts Windows, macOS and Linux ship, so Chinese labels never become boxes.
+CJK_FALLBACK_FAMILIES = ("Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "SimHei",
+                         "PingFang SC", "Hiragino Sans GB", "Heiti SC", "WenQuanYi Micro Hei",
+                         "WenQuanYi Zen Hei", "Droid Sans Fallback")
 
 _GEOM = {"fill": 2, "line": 1, "marker": 0}
 
@@ -48,10 +55,13 @@ def _symbol(kind: str, name: str, color: str, *, alpha: float, outline: str,
 def _labels(field: str | None, font: str) -> str:
     if not field:
         return ""
+    fallbacks = [f for f in CJK_FALLBACK_FAMILIES if f != font]
+    families = "".join(f"<family name={quoteattr(f)}/>" for f in fallbacks)
     return (
         '<labeling type="simple"><settings calloutType="simple">'
         f'<text-style fieldName={quoteattr(field)} isExpression="0" fontSize="8" '
-        f'fontFamily={quoteattr(font)} textColor="30,30,30,255" fontWeight="50"/>'
+        f'fontFamily={quoteattr(font)} textColor="30,30,30,255" fontWeight="50">'
+        f"<families>{families}</families></text-style>"
         '<text-buffer bufferDraw="1" bufferSize="0.8" bufferSizeUnits="MM" '
         'bufferColor="255,255,255,255"/>'
         '<placement placement="1" dist="0" priority="5"/>'
@@ -90,7 +100,8 @@ def single(kind: str, color: str, *, alpha: float = 1.0, outline: str = "#333333
     label_field
         Field to label features with, if any.
     font
-        Label font family (a CJK font so that Chinese names render).
+        Label font family (a CJK font so that Chinese names render); the families of
+        :data:`CJK_FALLBACK_FAMILIES` follow it as fallbacks.
 
     Returns
     -------

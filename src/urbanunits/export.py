@@ -20,6 +20,7 @@ import geopandas as gpd
 import pandas as pd
 import pyogrio
 
+from urbanunits.config import default_categories
 from urbanunits.errors import InputFileError
 
 if TYPE_CHECKING:
@@ -365,7 +366,8 @@ def layer_styles(layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]) -> dict[
             qml = _qml.single(kind, "#fdb462", alpha=0.35, outline="#b35806", width_mm=0.8,
                               label_field="package_id", font=font)
         elif name in {"facilities", "service_gaps", "isochrones"} and "category" in cols:
-            qml = _qml.categorized(kind, "category", {k: (c, k) for k, c in
+            labels = {k: cat.label for k, cat in default_categories().items()}
+            qml = _qml.categorized(kind, "category", {k: (c, labels.get(k, k)) for k, c in
                                                       CATEGORY_COLORS.items()},
                                    alpha=0.35 if name == "isochrones" else 0.9,
                                    label_field="name" if "name" in cols else None, font=font)
