@@ -8,7 +8,8 @@ CONFIG ?= configs/lujiazui.toml
 STAMP := $(VENV)/.installed-stamp
 export MPLBACKEND := Agg
 
-.PHONY: help setup units packages lifecircle maps all ingest test lint bench fetch clip clean distclean
+.PHONY: help setup units packages lifecircle maps all ingest test lint bench fetch clip notebook clean \
+	distclean
 
 help:
 	@echo "make units       update units (更新单元): GeoPackage + map in data/processed/"
@@ -16,10 +17,16 @@ help:
 	@echo "make lifecircle  15-minute life circles (生活圈)"
 	@echo "make maps        redraw every map"
 	@echo "make all         every stage, tables and maps"
+	@echo "make ingest      parse the OSM extract into the cache only"
 	@echo "make fetch       download the study area's OSM data from Overpass (online)"
 	@echo "make clip PBF=f  cut the study area out of a large .osm.pbf (offline)"
-	@echo "make test        run the test suite"
-	@echo "make bench       city-scale benchmarks (slow)"
+	@echo "make notebook    JupyterLab on notebooks/ (installs the [notebook] extra once)"
+	@echo "make test        run the test suite (about 2 minutes on 2 cores)"
+	@echo "make lint        ruff and mypy"
+	@echo "make bench       city-scale benchmarks (slow: about 10 minutes; synthetic inputs are"
+	@echo "                 cached in benchmarks/out/)"
+	@echo "make setup       create .venv and install the toolkit (every target does it first)"
+	@echo "make clean       remove outputs in data/processed/; distclean also removes .venv"
 	@echo "CONFIG=configs/ningbo.toml selects another config"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -55,6 +62,11 @@ fetch: $(STAMP)
 clip: $(STAMP)
 	@test -n "$(PBF)" || { echo "usage: make clip PBF=path/to/big.osm.pbf [CONFIG=...]"; exit 2; }
 	$(BIN)/urbanunits clip "$(PBF)" --config $(CONFIG)
+
+notebook: $(STAMP)
+	$(BIN)/python -c 'import jupyterlab' 2>/dev/null || \
+		$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[notebook]'
+	$(BIN)/jupyter lab --notebook-dir=notebooks
 
 test: $(STAMP)
 	URBANUNITS_PROGRESS=0 $(BIN)/python -m pytest -q -n 2 --dist loadfile
