@@ -9,6 +9,7 @@ import pytest
 from fontTools.ttLib import TTCollection, TTFont
 
 from urbanunits import maps
+from urbanunits.config import Config
 from urbanunits.sources.osm import OSMLayers
 
 
@@ -66,3 +67,46 @@ def test_save_map_failure_leaves_nothing(bad: str) -> None:
     fig, _ = maps.new_map()
     with pytest.raises(OSError):
         maps.save_map(fig, bad)
+
+
+def test_crowded_labels_are_thinned_without_overlap(demo_layers: OSMLayers) -> None:
+    """Hundreds of names in a small view: fewer labels are drawn, and no two overlap."""
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+
+    x0, y0, _, _ = demo_layers.study_area.total_bounds
+    rng = np.random.default_rng(3)
+    xy = rng.uniform([x0, y0], [x0 + 800, y0 + 800], (400, 2))
+    gdf = gpd.GeoDataFrame({"name": [f"测试小区{i}" for i in range(400)]},
+                           geometry=shapely.buffer(shapely.points(xy), 5.0), crs="EPSG:32651")
+    with maps.map_style():
+        fig, ax = maps.new_map()
+        ax.set_xlim(x0, x0 + 800)
+        ax.set_ylim(y0, y0 + 800)
+        n = maps.label_points(ax, gdf, "name", fontsize=6.0)
+        fig.canvas.draw()
+        boxes = [t.get_window_extent() for t in ax.texts]
+    assert 0 < n == len(boxes) < 400
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b)
+
+
+def test_water_legend_only_where_water_is_drawn(demo_layers: OSMLayers, demo_cfg: Config
+                                                ) -> None:
+    import dataclasses
+
+    from urbanunits.units import update_units
+
+    units = update_units(demo_layers, demo_cfg).units
+    with maps.map_style():
+        _, ax = maps.plot_units(units, layers=demo_layers)
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "水域 Water" in labels
+    dry = dataclasses.replace(demo_layers, water=demo_layers.water.iloc[0:0],
+                              waterways=demo_layers.waterways.iloc[0:0])
+    with maps.map_style():
+        _, ax = maps.plot_units(units, layers=dry)
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "水域 Water" not in labels

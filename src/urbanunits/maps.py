@@ -32,6 +32,8 @@ __all__ = [
     "cjk_font_family",
     "cjk_font_path",
     "draw_basemap",
+    "label_points",
+    "least_covered_corner",
     "map_style",
     "new_map",
     "save_map",
@@ -147,6 +149,20 @@ def draw_basemap(ax: Axes, layers: OSMLayers, *, roads: bool = True, water: bool
     ax.set_ylim(y0 - pad, y1 + pad)
 
 
+def _water_in_view(ax: Axes, layers: OSMLayers) -> bool:
+    """Whether any water is drawn inside the current view (a legend entry otherwise misleads)."""
+    import shapely
+
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    view = shapely.box(x0, y0, x1, y1)
+    ww = layers.waterways
+    if not ww.empty:
+        ww = ww[ww["waterway"].isin(["river", "canal"])]
+    return bool((not layers.water.empty and layers.water.intersects(view).any())
+                or (not ww.empty and ww.intersects(view).any()))
+
+
 def add_north_arrow(ax: Axes, *, xy: tuple[float, float] = (0.95, 0.90)) -> None:
     """A north arrow in axes coordinates (maps are in a projected CRS with north up)."""
     x, y = xy
@@ -215,17 +231,66 @@ def save_map(fig: Figure, path: str | Path, *, dpi: int = 200) -> Path:
 
 
 def label_points(ax: Axes, gdf: gpd.GeoDataFrame, column: str, *, fontsize: float = 6.5,
-                 color: str = "#222222", halo: bool = True) -> None:
-    """Label features at their representative points with a white halo."""
+                 color: str = "#222222", halo: bool = True, thin: bool = True) -> int:
+    """Label features at their representative points with a white halo.
+
+    With ``thin``, labels that would overlap one already placed are left out, larger features
+    first, so a city-scale map stays readable (call it after the view is set). Returns the
+    number of labels drawn.
+    """
     import matplotlib.patheffects as pe
+    import numpy as np
 
     effects = [pe.withStroke(linewidth=2, foreground="white")] if halo else None
     pts = gdf.geometry.representative_point()
-    for (x, y), text in zip(zip(pts.x, pts.y, strict=True), gdf[column], strict=True):
-        if text is None or text != text:  # None or NaN
+    texts = ["" if t is None or t != t else str(t) for t in gdf[column]]  # None or NaN
+    order = np.argsort(-gdf.geometry.area.to_numpy(), kind="stable")
+    x0, x1 = ax.get_xlim()
+    bbox = ax.get_window_extent()
+    fig = ax.get_figure(root=True)
+    dpi = fig.dpi if fig is not None else 100.0
+    width_pt = max(bbox.width, 1.0) * 72.0 / dpi
+    m_per_pt = (x1 - x0) / width_pt  # metres per typographic point (equal aspect)
+    placed: list[tuple[float, float, float, float]] = []
+    n = 0
+    for i in order:
+        text = texts[i]
+        if not text:
             continue
-        ax.text(x, y, str(text), fontsize=fontsize, ha="center", va="center", color=color,
+        x, y = float(pts.x.iloc[i]), float(pts.y.iloc[i])
+        lines = text.split("\n")
+        # CJK glyphs are about one em wide, Latin about 0.6 em; 1.2 em line height
+        em = max(sum(1.0 if ord(c) > 0x2E80 else 0.6 for c in line) for line in lines)
+        hw = 0.5 * em * fontsize * m_per_pt
+        hh = 0.5 * 1.2 * len(lines) * fontsize * m_per_pt
+        box = (x - hw, y - hh, x + hw, y + hh)
+        if thin and any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+                        for b in placed):
+            continue
+        placed.append(box)
+        ax.text(x, y, text, fontsize=fontsize, ha="center", va="center", color=color,
                 path_effects=effects, zorder=15)
+        n += 1
+    return n
+
+
+def least_covered_corner(ax: Axes, gdf: gpd.GeoDataFrame, *, box_share: float = 0.35) -> str:
+    """The axes corner (legend location) whose box covers the least of ``gdf``'s area."""
+    import shapely
+
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    w, h = (x1 - x0) * box_share, (y1 - y0) * box_share
+    corners = {"upper left": (x0, y1 - h), "upper right": (x1 - w, y1 - h),
+               "lower left": (x0, y0), "lower right": (x1 - w, y0)}
+    if gdf.empty:
+        return "upper left"
+    geom = gdf.geometry.to_numpy()
+    cover = {loc: float(shapely.area(shapely.intersection(
+        geom, shapely.box(cx, cy, cx + w, cy + h))).sum()) for loc, (cx, cy) in corners.items()}
+    # lower right holds the scale bar; ties keep the usual upper left
+    cover["lower right"] += 0.25 * w * h
+    return min(cover, key=lambda k: (cover[k], k != "upper left"))
 
 
 # --- units maps ---
@@ -304,11 +369,13 @@ def plot_units(units: gpd.GeoDataFrame, *, layers: OSMLayers, title: str = "",
         out = units[units["size_status"] != "within"] if "size_status" in units.columns \
             else units.iloc[0:0]
         if not out.empty:
-            out.plot(ax=ax, facecolor="none", edgecolor="#c0000099", hatch="//", linewidth=1.2,
+            # a light, sparse hatch: it flags units without hiding their class colour
+            out.plot(ax=ax, facecolor="none", edgecolor="#c0000066", hatch="/", linewidth=0.8,
                      zorder=6)
-            handles.append(Patch(facecolor="none", edgecolor="#c0000099", hatch="//",
+            handles.append(Patch(facecolor="none", edgecolor="#c0000066", hatch="/",
                                  label="规模超限 Outside size bounds"))
-        handles.append(Patch(facecolor=WATER_COLOR, edgecolor="none", label="水域 Water"))
+        if _water_in_view(ax, layers):
+            handles.append(Patch(facecolor=WATER_COLOR, edgecolor="none", label="水域 Water"))
         if label and not units.empty:
             text = units["unit_id"].astype(str)
             if len(units) <= 150 and "area_m2" in units.columns:
@@ -415,7 +482,7 @@ def plot_lifecircle(lc: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, category
         if "on_network" in fac and (~fac["on_network"].astype(bool)).any():
             handles.append(Line2D([], [], marker="x", linestyle="none", markersize=6,
                                   color="#b2182b", label="远离步行网络 off the walk network"))
-        if "name" in lc.columns and len(lc) <= 80:
+        if "name" in lc.columns:
             label_points(ax, lc[polys], "name", fontsize=5.5)
         n_ok = int(ok.sum())
         speed = cfg.lifecircle.walk_speed_m_s
@@ -429,8 +496,8 @@ def plot_lifecircle(lc: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, category
                 f"levels not inclusive; 步行网络距离 network distance, {speed:g} m/s")
         if fac.empty:
             note = "研究范围内无此类设施 no facility of this category in the area; " + note
-        # Upper left: over the Huangpu in the demo; the lower left holds Puxi compounds.
-        add_map_furniture(ax, title=title, legend_handles=handles, legend_loc="upper left",
+        add_map_furniture(ax, title=title, legend_handles=handles,
+                          legend_loc=least_covered_corner(ax, lc),
                           legend_title="按标准 by the standard", note=note)
     return fig, ax
 
@@ -587,7 +654,8 @@ def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
                                   label="▽ 低于下限 Below a floor (dashed outline)"))
         full = f"片区化改造 Renewal packages — {title}" if title else "片区化改造 Renewal packages"
         add_map_furniture(ax, title=full, legend_handles=handles,
-                          legend_title="改造片区 Renewal packages", legend_loc="upper left",
+                          legend_title="改造片区 Renewal packages",
+                          legend_loc=least_covered_corner(ax, communities),
                           note="Floor area = footprints × levels (estimated); "
                                "households = floor area / m² per household")
     return fig, ax
