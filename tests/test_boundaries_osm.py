@@ -97,7 +97,7 @@ def boundary_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 
 def test_relation_boundaries_become_valid_polygons(boundary_cfg: Config) -> None:
-    layers = read_osm(boundary_cfg, use_cache=False)
+    layers = read_osm(boundary_cfg, use_cache=False, check=False)
     found = subdistricts_from_osm(layers)
     want = expected(boundary_cfg.study_area.crs)
     subs = found.subdistricts.set_index("subdistrict").geometry
@@ -121,7 +121,7 @@ def test_relation_boundaries_become_valid_polygons(boundary_cfg: Config) -> None
 
 
 def test_nbs_join_counts_and_codes(boundary_cfg: Config) -> None:
-    layers = read_osm(boundary_cfg)
+    layers = read_osm(boundary_cfg, check=False)
     found = subdistricts_from_osm(layers, codes_csv=CODES)
     codes = read_nbs_codes(CODES).set_index("name")["code"]
     got = found.subdistricts.set_index("subdistrict")["nbs_code"]

@@ -86,6 +86,7 @@ class OSMConfig:
     simplify_walk_graph: bool = False  # osmnx topological simplification of the walk graph
     default_building_levels: float = 6.0  # levels assumed when building:levels is untagged
     cache: bool = True  # cache parsed layers in output.dir/cache
+    min_coverage_share: float = 0.8  # error when the extract covers less of the study area
 
 
 @dataclass(frozen=True)
@@ -483,6 +484,9 @@ def _check(cfg: Config, src: str) -> None:
     if cfg.inputs.inventory_on_missing_coords not in {"skip", "error"}:
         raise err("inputs.inventory_on_missing_coords",
                   f"{cfg.inputs.inventory_on_missing_coords!r}", "use 'skip' or 'error'")
+    if not 0 <= cfg.osm.min_coverage_share <= 1:
+        raise err("osm.min_coverage_share", f"{cfg.osm.min_coverage_share:g} is not a share",
+                  "use a number from 0 to 1, e.g. 0.8")
     f = cfg.fetch
     if not f.overpass_url.startswith(("http://", "https://")):
         raise err("fetch.overpass_url", f"{f.overpass_url!r} is not an http(s) URL",
