@@ -566,7 +566,8 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
                                      _col(hist_p, "heritage")), "geometry": hist_p.geometry})],
                   ignore_index=True), geometry="geometry", crs=crs)
 
-    admin = gpd.GeoDataFrame({"osm_id": admin_all["osm_id"], "osm_type": _col(admin_all, "osm_type"),
+    admin = gpd.GeoDataFrame({"osm_id": admin_all["osm_id"],
+                              "osm_type": _col(admin_all, "osm_type"),
                               "admin_level": pd.to_numeric(_col(admin_all, "admin_level"),
                                                            errors="coerce"),
                               "name": _col(admin_all, "name"),
