@@ -695,6 +695,23 @@ def _extent_text(layers: OSMLayers) -> str:
             f"lat {e['min_lat']:.4f}–{e['max_lat']:.4f}")
 
 
+def _refuse(layers: OSMLayers, cfg: Config) -> None:
+    """The errors of :func:`check_extract`."""
+    path = layers.source
+    share = coverage_share(layers)
+    if share is not None and share < cfg.osm.min_coverage_share:
+        raise DataError(path, f"the extract covers only {100 * share:.0f} % of the study area "
+                        f"(has data within {COVER_REACH_M:g} m){_extent_text(layers)}; units, "
+                        "packages and life circles would be drawn on missing streets",
+                        "use an extract that covers the study area (urbanunits fetch or clip), "
+                        "shrink study_area, or lower osm.min_coverage_share (now "
+                        f"{cfg.osm.min_coverage_share:g})")
+    if layers.walk_graph.number_of_edges() == 0:
+        raise DataError(path, "no walkable way (highway=*) reaches the study area (empty walk "
+                        "network)", "use an extract with the street network of the study area "
+                        "(a file of boundaries, land use or buildings alone cannot be analysed)")
+
+
 def check_extract(layers: OSMLayers, cfg: Config) -> list[str]:
     """Refuse an extract that cannot support the analysis; warn about missing layers.
 
@@ -716,19 +733,9 @@ def check_extract(layers: OSMLayers, cfg: Config) -> list[str]:
     list of str
         The warnings logged (also for tests and reports).
     """
+    _refuse(layers, cfg)
     path = layers.source
     share = coverage_share(layers)
-    if share is not None and share < cfg.osm.min_coverage_share:
-        raise DataError(path, f"the extract covers only {100 * share:.0f} % of the study area "
-                        f"(has data within {COVER_REACH_M:g} m){_extent_text(layers)}; units, "
-                        "packages and life circles would be drawn on missing streets",
-                        "use an extract that covers the study area (urbanunits fetch or clip), "
-                        "shrink study_area, or lower osm.min_coverage_share (now "
-                        f"{cfg.osm.min_coverage_share:g})")
-    if layers.walk_graph.number_of_edges() == 0:
-        raise DataError(path, "no walkable way (highway=*) reaches the study area (empty walk "
-                        "network)", "use an extract with the street network of the study area "
-                        "(a file of boundaries, land use or buildings alone cannot be analysed)")
     notes: list[str] = []
     if share is not None and share < 0.99:
         notes.append(f"{100 * (1 - share):.0f} % of the study area has no data in the extract "
@@ -918,6 +925,8 @@ def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = 
             raise DataError(path, "the extract contains no OSM nodes or ways",
                             "use a non-empty extract that covers the study area")
         layers = _layers_from(col, cfg, path)
+        if check:  # before anything is logged or cached: the error is the one line printed
+            _refuse(layers, cfg)
         logger.info("parsed %s in %.1f s", path.name, time.perf_counter() - t0)
         if use_cache:
             from urbanunits.export import atomic_path
