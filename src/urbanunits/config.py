@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from urbanunits.crs import COORD_SYSTEMS, parse_crs
+from urbanunits.crs import COORD_SYSTEMS, UNSET, parse_crs
 from urbanunits.errors import ConfigError, InputFileError
 
 __all__ = [
@@ -73,7 +73,8 @@ class Inputs:
     subdistrict_name_field: str = "name"
     subdistrict_codes: Path | None = None  # official NBS code list (CSV: code,name,...)
     inventory: Path | None = None  # old-community inventory (CSV lon/lat, GeoPackage, GeoJSON)
-    inventory_coord_system: str = "wgs84"  # wgs84 | gcj02 | bd09
+    # wgs84 | gcj02 | bd09; unset ("") reads WGS84 and is checked against the streets
+    inventory_coord_system: str = ""
     inventory_on_missing_coords: str = "skip"  # skip | error
     population_raster: Path | None = None  # persons per cell (GeoTIFF)
 
@@ -155,7 +156,9 @@ class FacilityFile:
     name_field: str = "name"
     lon_field: str = "lon"
     lat_field: str = "lat"
-    coord_system: str = "wgs84"  # wgs84 | gcj02 | bd09
+    # wgs84 | gcj02 | bd09; unset ("") reads WGS84, but stops when the points fit the streets
+    # markedly better as GCJ-02 or BD-09 (an explicit "wgs84" skips the check)
+    coord_system: str = ""
     layer: str = ""  # GeoPackage layer (default: the first)
     filter_field: str = ""  # keep rows whose filter_field is in filter_values
     filter_values: list[str] = field(default_factory=list)
@@ -479,7 +482,7 @@ def _check(cfg: Config, src: str) -> None:
                       "[min_lon, min_lat, max_lon, max_lat] in WGS84 degrees",
                       "give WGS84 longitude/latitude with min < max")
     for key, val in [("inputs.inventory_coord_system", cfg.inputs.inventory_coord_system)]:
-        if val not in COORD_SYSTEMS:
+        if val not in COORD_SYSTEMS | {UNSET}:
             raise err(key, f"unknown coord_system {val!r}", "use wgs84, gcj02 or bd09")
     if cfg.inputs.inventory_on_missing_coords not in {"skip", "error"}:
         raise err("inputs.inventory_on_missing_coords",
@@ -539,7 +542,7 @@ def _check(cfg: Config, src: str) -> None:
                           "must be > 0")
         for i, ff in enumerate(cat.files):
             key = f"lifecircle.categories.{cat_key}.files[{i}]"
-            if ff.coord_system not in COORD_SYSTEMS:
+            if ff.coord_system not in COORD_SYSTEMS | {UNSET}:
                 raise err(f"{key}.coord_system", f"unknown coord_system {ff.coord_system!r}",
                           "use wgs84, gcj02 or bd09")
             if ff.subtype and ff.subtype not in cat.subtypes:

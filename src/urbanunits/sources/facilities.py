@@ -5,7 +5,10 @@ OSM in China rarely tags kindergartens, day-care centres or clinics, so a planne
 ``[[lifecircle.categories.<key>.files]]``. Each file row becomes one facility with ``category``,
 ``subtype``, ``name`` and ``source`` (the file name), as a point in the metric CRS (polygons →
 representative points). Coordinates copied from Gaode/Tencent (GCJ-02) or Baidu (BD-09) are
-converted with :func:`urbanunits.crs.to_wgs84`; the datum is declared, never guessed.
+converted with :func:`urbanunits.crs.to_wgs84`. A file that declares no ``coord_system`` is read
+as WGS84 and checked against the street network (:func:`urbanunits.crs.detect_datum_shift`): when
+its points fit the streets markedly better read as GCJ-02 or BD-09, the run stops and names the
+key to set. An explicit ``coord_system = "wgs84"`` skips the check.
 
 Files come before OSM when the same facility appears twice: features of one category with the
 same or a similar name (one contains the other once brackets, spaces and punctuation are
@@ -30,16 +33,18 @@ from scipy.sparse.csgraph import connected_components
 from shapely.geometry.base import BaseGeometry
 
 from urbanunits.config import Category, Config, FacilityFile
-from urbanunits.crs import to_wgs84
+from urbanunits.crs import UNSET, datum_scores, decide_datum, to_wgs84
 from urbanunits.errors import CRSError, DataError, InputFileError
 
 __all__ = [
     "FACILITY_COLUMNS",
+    "check_datum",
     "collect_facilities",
     "dedupe_facilities",
     "load_facilities",
     "normalise_name",
     "read_facility_file",
+    "street_lines",
 ]
 
 logger = logging.getLogger(__name__)
@@ -100,9 +105,53 @@ def _need_column(df: pd.DataFrame, col: str, path: Path, key: str, what: str) ->
                         f"set {key} in the config to the right column")
 
 
+_DATUM_LABEL = {"gcj02": "GCJ-02 (Gaode/AMap, Tencent)", "bd09": "BD-09 (Baidu)"}
+# Not streets for the datum check: paths inside compounds and parks put every spot near a line.
+_NOT_STREETS = frozenset({"footway", "path", "pedestrian", "steps", "corridor", "bridleway",
+                          "cycleway", "track", "platform"})
+
+
+def street_lines(roads: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+    """The street lines of an OSM ``roads`` layer that the datum check measures against."""
+    if roads is None or roads.empty or "highway" not in roads.columns:
+        return None
+    out = roads[~roads["highway"].isin(_NOT_STREETS)]
+    return out if len(out) else None
+
+
+def check_datum(lon: np.ndarray, lat: np.ndarray, streets: gpd.GeoDataFrame | None, *,
+                path: Path, key: str) -> None:
+    """Stop when points read as WGS84 fit the streets markedly better as GCJ-02 or BD-09.
+
+    Parameters
+    ----------
+    lon, lat
+        The file's coordinates in degrees, as read (no conversion).
+    streets
+        Street lines in a metric CRS (:func:`street_lines`), or None to skip the check.
+    path
+        The file, for the message.
+    key
+        The config key that declares the file's datum, e.g.
+        ``lifecircle.categories.clinic.files[0].coord_system``.
+    """
+    if streets is None:
+        return
+    scores = datum_scores(lon, lat, streets)
+    found = decide_datum(scores)
+    if found is None:
+        return
+    base, conv, _, closer, n = scores[found]
+    raise DataError(path, f"declares no datum and reads as WGS84, but its points sit a median "
+                    f"{base:.0f} m from the streets as WGS84 and {conv:.0f} m read as "
+                    f"{_DATUM_LABEL[found]} ({100 * closer:.0f} % of {n} points closer)",
+                    f'set {key} = "{found}" (or "wgs84" if the positions are right)')
+
+
 def read_facility_file(ff: FacilityFile, category_key: str, category: Category, *,
-                       crs: str, area: BaseGeometry | None = None,
-                       where: str = "") -> tuple[gpd.GeoDataFrame, list[str]]:
+                       crs: str, area: BaseGeometry | None = None, where: str = "",
+                       streets: gpd.GeoDataFrame | None = None
+                       ) -> tuple[gpd.GeoDataFrame, list[str]]:
     """Read one facility file of a category into points in the metric CRS.
 
     Parameters
@@ -120,6 +169,9 @@ def read_facility_file(ff: FacilityFile, category_key: str, category: Category, 
         margin; rows outside are counted. A file with rows but none inside is an error.
     where
         Config key of the entry, for messages.
+    streets
+        Street lines in a metric CRS (:func:`street_lines`): a file with no ``coord_system``
+        is checked against them for an undeclared GCJ-02/BD-09 datum. None skips the check.
 
     Returns
     -------
@@ -161,7 +213,11 @@ def read_facility_file(ff: FacilityFile, category_key: str, category: Category, 
         ok = ~(geom.isna() | geom.is_empty)
         pts = gpd.GeoSeries(shapely.point_on_surface(geom[ok].values), index=geom[ok].index,
                             crs=df.crs)
-        if ff.coord_system.lower() != "wgs84":
+        if ff.coord_system == UNSET and df.crs.is_geographic and streets is not None:
+            ll = pts.to_crs(WGS84)
+            check_datum(ll.x.to_numpy(), ll.y.to_numpy(), streets, path=path,
+                        key=f"{where}.coord_system")
+        if ff.coord_system.lower() not in ("wgs84", UNSET):
             if not df.crs.is_geographic:
                 raise CRSError(f"{where}.coord_system", f"{ff.coord_system!r} needs "
                                f"longitude/latitude, but {path.name} is in {df.crs.to_string()}",
@@ -182,6 +238,9 @@ def read_facility_file(ff: FacilityFile, category_key: str, category: Category, 
                             "no row has longitude/latitude in degrees",
                             "give decimal degrees (e.g. 121.55, 29.87) and check which column "
                             "is longitude and which latitude")
+        if ff.coord_system == UNSET:
+            check_datum(lon[ok].to_numpy(), lat[ok].to_numpy(), streets, path=path,
+                        key=f"{where}.coord_system")
         lon_w, lat_w = to_wgs84(lon[ok].to_numpy(), lat[ok].to_numpy(), ff.coord_system,
                                 where=f"{where}.coord_system")
         pts = gpd.GeoSeries(shapely.points(lon_w, lat_w), index=lon[ok].index,
@@ -291,7 +350,8 @@ def dedupe_facilities(facilities: gpd.GeoDataFrame, *, dedupe_m: float) -> gpd.G
 
 def collect_facilities(osm_facilities: gpd.GeoDataFrame | None,
                        categories: Mapping[str, Category], *, crs: str,
-                       area: BaseGeometry | None = None, dedupe_m: float = 30.0
+                       area: BaseGeometry | None = None, dedupe_m: float = 30.0,
+                       roads: gpd.GeoDataFrame | None = None
                        ) -> tuple[gpd.GeoDataFrame, list[str]]:
     """Facilities of every category from the configured files and OSM, de-duplicated.
 
@@ -307,6 +367,9 @@ def collect_facilities(osm_facilities: gpd.GeoDataFrame | None,
         Study area (plus margin) in ``crs``: file rows outside it are left out.
     dedupe_m
         Records of one facility closer than this (m) merge.
+    roads
+        The OSM ``roads`` layer (metric CRS): files without a ``coord_system`` are checked
+        against its streets for an undeclared GCJ-02/BD-09 datum. None skips the check.
 
     Returns
     -------
@@ -317,10 +380,12 @@ def collect_facilities(osm_facilities: gpd.GeoDataFrame | None,
     """
     frames: list[gpd.GeoDataFrame] = []
     notes: list[str] = []
+    streets = street_lines(roads)
     for key, cat in categories.items():
         for i, ff in enumerate(cat.files):
             gdf, n = read_facility_file(ff, key, cat, crs=crs, area=area,
-                                        where=f"lifecircle.categories.{key}.files[{i}]")
+                                        where=f"lifecircle.categories.{key}.files[{i}]",
+                                        streets=streets)
             frames.append(gdf)
             notes += n
     if osm_facilities is not None and len(osm_facilities):
@@ -349,8 +414,9 @@ def collect_facilities(osm_facilities: gpd.GeoDataFrame | None,
 
 
 def load_facilities(cfg: Config, osm_facilities: gpd.GeoDataFrame | None, *,
-                    area: BaseGeometry | None = None) -> tuple[gpd.GeoDataFrame, list[str]]:
+                    area: BaseGeometry | None = None, roads: gpd.GeoDataFrame | None = None
+                    ) -> tuple[gpd.GeoDataFrame, list[str]]:
     """:func:`collect_facilities` with the options of a run's config."""
     return collect_facilities(osm_facilities, cfg.lifecircle.categories,
                               crs=cfg.study_area.crs, area=area,
-                              dedupe_m=cfg.lifecircle.dedupe_m)
+                              dedupe_m=cfg.lifecircle.dedupe_m, roads=roads)
