@@ -328,3 +328,14 @@ def test_undeclared_gcj02_file_near_the_streets_is_refused(tmp_path: Path,
     with pytest.raises(DataError, match="GCJ-02"):
         collect_facilities(None, cats, crs=CRS,
                            roads=demo_layers.roads)  # type: ignore[attr-defined]
+
+
+def test_gbk_shapefile_without_cpg_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "clinics.shp"
+    gpd.GeoDataFrame({"name": ["东园卫生站", "西园社区卫生服务中心"]},
+                     geometry=shapely.points(LON[:2], LAT[:2]), crs="EPSG:4326").to_file(
+        path, encoding="GBK", engine="pyogrio")
+    path.with_suffix(".cpg").unlink()
+    got, _ = read_facility_file(FacilityFile(path=path), "clinic", CLINIC, crs=CRS)
+    assert list(got["name"]) == ["东园卫生站", "西园社区卫生服务中心"]
+    assert list(got["subtype"]) == ["health_station", "health_centre"]  # patterns matched

@@ -71,6 +71,8 @@ class Inputs:
     osm_help: str = ""  # extra hint printed when the OSM file is missing
     subdistricts: Path | None = None  # sub-district (街道) polygons
     subdistrict_name_field: str = "name"
+    # text encoding of a sub-district Shapefile (e.g. "GB18030"); "" = its .cpg, else detected
+    subdistricts_encoding: str = ""
     subdistrict_codes: Path | None = None  # official NBS code list (CSV: code,name,...)
     inventory: Path | None = None  # old-community inventory (CSV lon/lat, GeoPackage, GeoJSON)
     # wgs84 | gcj02 | bd09; unset ("") reads WGS84 and is checked against the streets
@@ -484,6 +486,16 @@ def _check(cfg: Config, src: str) -> None:
     for key, val in [("inputs.inventory_coord_system", cfg.inputs.inventory_coord_system)]:
         if val not in COORD_SYSTEMS | {UNSET}:
             raise err(key, f"unknown coord_system {val!r}", "use wgs84, gcj02 or bd09")
+    if cfg.inputs.subdistricts_encoding:
+        import codecs
+
+        try:
+            codecs.lookup(cfg.inputs.subdistricts_encoding)
+        except LookupError:
+            raise err("inputs.subdistricts_encoding",
+                      f"unknown encoding {cfg.inputs.subdistricts_encoding!r}",
+                      "use e.g. \"GB18030\" (GBK), \"UTF-8\" or \"BIG5\", or leave it unset "
+                      "to detect it") from None
     if cfg.inputs.inventory_on_missing_coords not in {"skip", "error"}:
         raise err("inputs.inventory_on_missing_coords",
                   f"{cfg.inputs.inventory_on_missing_coords!r}", "use 'skip' or 'error'")

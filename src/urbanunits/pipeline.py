@@ -118,7 +118,8 @@ def load_subdistricts(cfg: Config, layers: OSMLayers) -> gpd.GeoDataFrame | None
     codes = cfg.inputs.subdistrict_codes
     if cfg.inputs.subdistricts is not None:
         sub = read_subdistricts(cfg.inputs.subdistricts, crs=cfg.study_area.crs,
-                                name_field=cfg.inputs.subdistrict_name_field)
+                                name_field=cfg.inputs.subdistrict_name_field,
+                                encoding=cfg.inputs.subdistricts_encoding)
         if codes is not None:
             sub = join_nbs_codes(sub, codes)[0]
         _check_subdistricts(sub, layers, str(cfg.inputs.subdistricts))
