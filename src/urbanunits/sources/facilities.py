@@ -92,10 +92,10 @@ def _read_table(path: Path, ff: FacilityFile, where: str) -> pd.DataFrame | gpd.
     from urbanunits.sources.boundaries import shapefile_encoding
 
     # A GBK Shapefile without .cpg would otherwise give mojibake names (no pattern matches).
-    enc = shapefile_encoding(path)
+    shp_enc = shapefile_encoding(path)
     try:
         return gpd.read_file(path, layer=ff.layer or None, engine="pyogrio",
-                             **({"encoding": enc} if enc else {}))
+                             **({"encoding": shp_enc} if shp_enc else {}))
     except (DataSourceError, DataLayerError, OSError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputFileError(path, f"could not read facilities ({first})",
