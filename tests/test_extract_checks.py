@@ -73,7 +73,7 @@ def full_extract(*, river: bool = False, water: bool = False, footways: bool = T
 def test_full_extract_passes_without_warnings(tmp_path: Path,
                                               caplog: pytest.LogCaptureFixture) -> None:
     path = full_extract(river=True, water=True).write(tmp_path / "full.osm")
-    with caplog.at_level(logging.WARNING, logger="urbanunits.sources.osm"):
+    with caplog.at_level(logging.WARNING, logger="urbanunits.sources"):
         layers = read_osm(cfg_for(tmp_path, path))
     assert coverage_share(layers) == pytest.approx(1.0)
     # It has footways, water, land use, buildings and compounds: nothing to warn about.
@@ -93,12 +93,12 @@ def test_small_corner_extract_is_refused_naming_the_key(
     # Complete ways: a river crossing the whole study area, as osmium/Overpass keep it.
     w.way([(X0 + 0.001, Y0 - 0.01), (X1, Y1 + 0.01)], {"waterway": "river"})
     path = w.write(tmp_path / "corner.osm")
-    share = coverage_share(read_osm(cfg_for(tmp_path, path, min_coverage_share=0.0)))
-    assert share is not None and share < 0.5
     code, err = run_cli(["units", "--config", str(config_file(tmp_path, "", osm=path,
                                                                bbox=BBOX_TOML))], capsys)
     assert_one_line_error(code, err, "corner.osm", "osm.min_coverage_share", "covers only")
     no_outputs_left(tmp_path)
+    share = coverage_share(read_osm(cfg_for(tmp_path, path, min_coverage_share=0.0)))
+    assert share is not None and share < 0.5
 
 
 def test_coverage_matches_geometry(tmp_path: Path) -> None:
@@ -158,7 +158,7 @@ def test_drive_only_extract_runs_with_warnings(tmp_path: Path,
     w = OSMWriter()
     street_grid(w, X0 - 0.001, Y0 - 0.001, X1 + 0.001, Y1 + 0.001, n=6)
     cfg = cfg_for(tmp_path, w.write(tmp_path / "drive.osm"))
-    with caplog.at_level(logging.WARNING, logger="urbanunits.sources.osm"):
+    with caplog.at_level(logging.WARNING, logger="urbanunits.sources"):
         res = pipeline.run_units(cfg, write=False, draw=False)
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "car network" in text
@@ -177,7 +177,7 @@ def test_drive_only_with_compounds_reaches_life_circles(tmp_path: Path,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     path = full_extract(footways=False).write(tmp_path / "drive_compounds.osm")
     cfg = cfg_for(tmp_path, path)
-    with caplog.at_level(logging.WARNING, logger="urbanunits.sources.osm"):
+    with caplog.at_level(logging.WARNING, logger="urbanunits.sources"):
         res = pipeline.run_lifecircle(cfg, write=False, draw=False)
     assert "car network" in "\n".join(r.getMessage() for r in caplog.records)
     assert len(res.layers["old_communities"]) == 36
@@ -193,7 +193,7 @@ def test_river_line_without_water_polygon_warns(tmp_path: Path, water: bool,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     path = full_extract(river=True, water=water).write(tmp_path / "river.osm")
     cfg = cfg_for(tmp_path, path)
-    with caplog.at_level(logging.WARNING, logger="urbanunits.sources.osm"):
+    with caplog.at_level(logging.WARNING, logger="urbanunits.sources"):
         res = pipeline.run_units(cfg, write=False, draw=False)
     warned = [r.getMessage() for r in caplog.records if "waterway line" in r.getMessage()]
     assert len(warned) == (0 if water else 1)
