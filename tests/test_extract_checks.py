@@ -205,3 +205,24 @@ def test_river_line_without_water_polygon_warns(tmp_path: Path, water: bool,
     units = res.layers["update_units"]
     crossing = units[units.geometry.buffer(-1.0).intersects(river)]
     assert crossing.empty, list(crossing["unit_id"])
+
+
+@pytest.mark.parametrize("lake", [False, True])
+def test_water_counts_as_covered(tmp_path: Path, lake: bool) -> None:
+    """A wide lake has nodes only on its shore: its polygon covers it, its absence does not."""
+    w = OSMWriter()
+    m = 0.001
+    street_grid(w, X0 - m, Y0 - m, X1 + m, Y1 + m, n=2)  # roads round the edge only
+    for x in (X0, X1):  # dense shores west and east of the lake
+        for k in range(30):
+            w.node(x, Y0 + (Y1 - Y0) * k / 29, {"amenity": "bench"})
+    shore = [(X0 + 0.001, Y0 - m), (X1 - 0.001, Y0 - m), (X1 - 0.001, Y1 + m),
+             (X0 + 0.001, Y1 + m)]
+    w.way(shore, {"natural": "water"} if lake else {"barrier": "fence"}, closed=True)
+    path = w.write(tmp_path / "lake.osm")
+    share = coverage_share(read_osm(cfg_for(tmp_path, path, min_coverage_share=0.0)))
+    assert share is not None
+    if lake:
+        assert share == pytest.approx(1.0)
+    else:  # ~760 m of open water between shores 300 m reach apart
+        assert share < 0.8

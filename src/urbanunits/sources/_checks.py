@@ -148,10 +148,14 @@ def coverage_grid_share(cells: set[tuple[int, int]],
         inside = np.zeros_like(occ)
         inside[min(nx_ - 1, int((c.x - x0) / COVER_CELL_DEG)),
                min(ny_ - 1, int((c.y - y0) / COVER_CELL_DEG))] = True
-    if not water.empty:
-        wet = gpd.GeoSeries([shapely.union_all(water.geometry.values)],
-                            crs=water.crs).to_crs(WGS84).iloc[0]
-        covered |= shapely.contains_xy(wet, X, Y)
+    dry = inside & ~covered
+    if not water.empty and dry.any():
+        # Cell centres in any water polygon (a tree query: a city's water need not be merged).
+        tree = shapely.STRtree(np.asarray(water.to_crs(WGS84).geometry.values))
+        where = np.flatnonzero(dry)
+        hit = tree.query(shapely.points(X.ravel()[where], Y.ravel()[where]),
+                         predicate="within")[0]
+        covered.flat[where[np.unique(hit)]] = True
     ext = extent.to_crs(WGS84).geometry.iloc[0]
     covered &= shapely.contains_xy(ext, X, Y)
     return float(covered[inside].sum() / inside.sum())
