@@ -339,3 +339,64 @@ def test_gbk_shapefile_without_cpg_is_read(tmp_path: Path) -> None:
     got, _ = read_facility_file(FacilityFile(path=path), "clinic", CLINIC, crs=CRS)
     assert list(got["name"]) == ["东园卫生站", "西园社区卫生服务中心"]
     assert list(got["subtype"]) == ["health_station", "health_centre"]  # patterns matched
+
+
+def test_undeclared_datum_found_by_osm_namesakes(tmp_path: Path, demo_layers: object) -> None:
+    """Facilities named like OSM's own POIs: converted they land on their namesakes.
+
+    No streets are given, so only the names can tell; the demo's named POIs are the reference
+    and the file holds some of them, 10–20 m off, as a web map would list them.
+    """
+    pois = demo_layers.pois  # type: ignore[attr-defined]
+    area = demo_layers.study_area.geometry.iloc[0]  # type: ignore[attr-defined]
+    named = pois[pois["name"].notna() & pois.within(area.buffer(-300))]
+    named = named.drop_duplicates("name").iloc[:12]
+    assert len(named) == 12
+    rng = np.random.default_rng(3)
+    moved = named.geometry.translate(rng.uniform(10, 20), rng.uniform(-20, -10))
+    ll = moved.to_crs("EPSG:4326")
+    lon, lat = ll.x.to_numpy(), ll.y.to_numpy()
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    cat = Category(label="x", subtypes={"a": Subtype(distance_m=300)})
+    df = pd.DataFrame({"name": named["name"].to_numpy(), "lon": glon, "lat": glat})
+    gcj = _csv(tmp_path, df, "gaode.csv")
+    with pytest.raises(DataError, match="OSM namesake") as exc:
+        read_facility_file(FacilityFile(path=gcj, subtype="a"), "x", cat, crs=CRS,
+                           reference=pois)
+    assert '.coord_system = "gcj02"' in exc.value.fix
+    # The true positions, and the shifted ones declared, pass; without a reference nothing is
+    # checked by name.
+    wgs = _csv(tmp_path, df.assign(lon=lon, lat=lat), "wgs.csv")
+    read_facility_file(FacilityFile(path=wgs, subtype="a"), "x", cat, crs=CRS, reference=pois)
+    read_facility_file(FacilityFile(path=gcj, subtype="a", coord_system="gcj02"), "x", cat,
+                       crs=CRS, reference=pois)
+    read_facility_file(FacilityFile(path=gcj, subtype="a"), "x", cat, crs=CRS)
+    # Names shared by no OSM feature decide nothing.
+    other = _csv(tmp_path, df.assign(name=[f"无名{i}" for i in range(12)]), "other.csv")
+    read_facility_file(FacilityFile(path=other, subtype="a"), "x", cat, crs=CRS,
+                       reference=pois)
+
+
+@pytest.mark.parametrize("system", ["wgs84", "gcj02", "bd09"])
+def test_detect_datum_shift_by_matches(system: str) -> None:
+    from urbanunits.crs import detect_datum_shift_by_matches
+
+    rng = np.random.default_rng(5)
+    lon = 121.49 + rng.uniform(0, 0.03, 8)
+    lat = 31.22 + rng.uniform(0, 0.03, 8)
+    ref = _utm(lon, lat)
+    # Each point has its namesake 15 m away, and a second, unrelated one 2 km off.
+    matches = [np.array([[p.x + 15, p.y], [p.x + 2000, p.y]]) for p in ref]
+    a, b = lon, lat
+    if system != "wgs84":
+        a, b = wgs84_to_gcj02(lon, lat)
+    if system == "bd09":
+        a, b = gcj02_to_bd09(a, b)
+    got = detect_datum_shift_by_matches(a, b, matches, crs=CRS)
+    if system == "wgs84":
+        assert got is None
+    else:
+        assert got is not None and got[0] == system and got[2] == pytest.approx(15, abs=1)
+    # Too few namesakes decide nothing.
+    few = [m if i < 2 else np.zeros((0, 2)) for i, m in enumerate(matches)]
+    assert detect_datum_shift_by_matches(a, b, few, crs=CRS) is None

@@ -34,6 +34,7 @@ __all__ = [
     "datum_scores",
     "decide_datum",
     "detect_datum_shift",
+    "detect_datum_shift_by_matches",
     "gcj02_to_bd09",
     "gcj02_to_wgs84",
     "parse_crs",
@@ -364,3 +365,63 @@ def decide_datum(scores: dict[str, DatumScore], *,
                 and closer >= DATUM_MIN_CLOSER_SHARE):
             found[key] = conv
     return min(found, key=found.__getitem__) if found else None
+
+
+# Same-named features: a point and the OSM feature of the same name lie metres apart in the right
+# datum and a conversion's offset (300–700 m across eastern China) apart in the wrong one.
+MATCH_MIN_POINTS = 3  # matched points needed
+MATCH_MAX_M = 100.0  # converted, the median matched point lies within this of its namesake
+MATCH_MAX_RATIO = 0.25  # ... and at most this × its distance as declared
+
+
+def detect_datum_shift_by_matches(lon: ArrayLike, lat: ArrayLike,
+                                  matches: list[NDArray[np.float64]], *, crs: str,
+                                  min_points: int = MATCH_MIN_POINTS
+                                  ) -> tuple[str, float, float, int] | None:
+    """Whether points declared WGS84 are GCJ-02 or BD-09, judged by same-named features.
+
+    Parameters
+    ----------
+    lon, lat
+        Coordinates in degrees as read (declared WGS84), one per point.
+    matches
+        For each point, an (n, 2) array of the metric coordinates (in ``crs``) of reference
+        features with the same name (OSM points of interest), empty when none.
+    crs
+        The projected CRS of ``matches``.
+    min_points
+        Points with a namesake needed to decide anything.
+
+    Returns
+    -------
+    tuple or None
+        (``"gcj02"`` or ``"bd09"``, median distance in metres to the nearest namesake as
+        declared, the same converted, points used) when the conversion brings the points to
+        their namesakes (median within ``MATCH_MAX_M`` and at most ``MATCH_MAX_RATIO`` of the
+        distance as declared); else None.
+    """
+    import geopandas as gpd
+    import shapely
+
+    lo, la = _arrays(lon, lat)
+    has = np.array([len(m) > 0 for m in matches], dtype=bool) & np.isfinite(lo) & np.isfinite(la)
+    has &= ~_out_of_china(lo, la)
+    if has.sum() < min_points:
+        return None
+    lo, la = lo[has], la[has]
+    refs = [np.asarray(m, dtype=float).reshape(-1, 2) for m, h in zip(matches, has, strict=True)
+            if h]
+    readings = {"wgs84": (lo, la), "gcj02": gcj02_to_wgs84(lo, la),
+                "bd09": gcj02_to_wgs84(*bd09_to_gcj02(lo, la))}
+    med: dict[str, float] = {}
+    for key, (a, b) in readings.items():
+        pts = gpd.GeoSeries(shapely.points(a, b), crs="EPSG:4326").to_crs(crs)
+        xy = np.column_stack([pts.x.to_numpy(), pts.y.to_numpy()])
+        d = [float(np.min(np.hypot(*(r - p).T))) for p, r in zip(xy, refs, strict=True)]
+        med[key] = float(np.median(d))
+    logger.debug("datum check by name (%d points): median to namesake %s", len(refs),
+                 ", ".join(f"{k} {v:.0f} m" for k, v in med.items()))
+    best = min(("gcj02", "bd09"), key=med.__getitem__)
+    if med[best] <= MATCH_MAX_M and med[best] <= MATCH_MAX_RATIO * med["wgs84"]:
+        return best, med["wgs84"], med[best], len(refs)
+    return None

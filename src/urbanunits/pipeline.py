@@ -233,7 +233,8 @@ def run_lifecircle(cfg: Config, *, layers: OSMLayers | None = None,
         # written along with the life circles, so that every id in the file resolves
         upstream = dict(pk.layers)
     area = layers.study_area.geometry.iloc[0].buffer(cfg.osm.graph_margin_m)
-    facilities, notes = load_facilities(cfg, layers.facilities, area=area, roads=layers.roads)
+    facilities, notes = load_facilities(cfg, layers.facilities, area=area, roads=layers.roads,
+                                        pois=layers.pois)
     result = lc_mod.life_circle(layers.walk_graph, communities, facilities, cfg.lifecircle,
                                 units=units, packages=packages)
     res = StageResult("lifecircle", layers={**upstream, **result.layers()})

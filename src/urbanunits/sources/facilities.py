@@ -33,7 +33,13 @@ from scipy.sparse.csgraph import connected_components
 from shapely.geometry.base import BaseGeometry
 
 from urbanunits.config import Category, Config, FacilityFile
-from urbanunits.crs import UNSET, datum_scores, decide_datum, to_wgs84
+from urbanunits.crs import (
+    UNSET,
+    datum_scores,
+    decide_datum,
+    detect_datum_shift_by_matches,
+    to_wgs84,
+)
 from urbanunits.errors import CRSError, DataError, InputFileError
 
 __all__ = [
@@ -124,38 +130,71 @@ def street_lines(roads: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
     return out if len(out) else None
 
 
+def _namesakes(names: pd.Series, reference: gpd.GeoDataFrame | None
+               ) -> list[np.ndarray] | None:
+    """For each name, the metric coordinates of reference points with the same name."""
+    if reference is None or reference.empty or "name" not in reference.columns:
+        return None
+    ref = reference[reference["name"].notna()]
+    keys = ref["name"].map(normalise_name)
+    xy = np.column_stack([ref.geometry.x.to_numpy(), ref.geometry.y.to_numpy()])
+    groups = {k: xy[np.flatnonzero(keys.to_numpy() == k)] for k in set(keys) if len(k) >= 2}
+    empty = np.zeros((0, 2))
+    return [groups.get(normalise_name(n), empty) for n in names]
+
+
 def check_datum(lon: np.ndarray, lat: np.ndarray, streets: gpd.GeoDataFrame | None, *,
-                path: Path, key: str) -> None:
-    """Stop when points read as WGS84 fit the streets markedly better as GCJ-02 or BD-09.
+                path: Path, key: str, names: pd.Series | None = None,
+                reference: gpd.GeoDataFrame | None = None) -> None:
+    """Stop when points read as WGS84 fit the map markedly better as GCJ-02 or BD-09.
+
+    Two kinds of evidence, either enough: the points' distances to the streets
+    (:func:`urbanunits.crs.detect_datum_shift`), and their distances to OSM features of the same
+    name (:func:`urbanunits.crs.detect_datum_shift_by_matches`).
 
     Parameters
     ----------
     lon, lat
         The file's coordinates in degrees, as read (no conversion).
     streets
-        Street lines in a metric CRS (:func:`street_lines`), or None to skip the check.
+        Street lines in a metric CRS (:func:`street_lines`), or None.
     path
         The file, for the message.
     key
         The config key that declares the file's datum, e.g.
         ``lifecircle.categories.clinic.files[0].coord_system``.
+    names
+        The points' names, aligned with ``lon``/``lat``.
+    reference
+        Named points in a metric CRS (``OSMLayers.pois``), or None.
     """
+    fix_for = 'set {key} = "{found}" (or "wgs84" if the positions are right)'
+    what = "declares no datum and reads as WGS84, but"
+    near = _namesakes(names, reference) if names is not None else None
+    if near is not None and reference is not None:
+        hit = detect_datum_shift_by_matches(lon, lat, near, crs=str(reference.crs))
+        if hit is not None:
+            found, base, conv, n = hit
+            raise DataError(path, f"{what} {n} of its points with an OSM namesake lie a median "
+                            f"{base:.0f} m from it as WGS84 and {conv:.0f} m read as "
+                            f"{_DATUM_LABEL[found]}", fix_for.format(key=key, found=found))
     if streets is None:
         return
     scores = datum_scores(lon, lat, streets)
-    found = decide_datum(scores)
-    if found is None:
+    found_s = decide_datum(scores)
+    if found_s is None:
         return
-    base, conv, _, closer, n = scores[found]
-    raise DataError(path, f"declares no datum and reads as WGS84, but its points sit a median "
-                    f"{base:.0f} m from the streets as WGS84 and {conv:.0f} m read as "
-                    f"{_DATUM_LABEL[found]} ({100 * closer:.0f} % of {n} points closer)",
-                    f'set {key} = "{found}" (or "wgs84" if the positions are right)')
+    base, conv, _, closer, n = scores[found_s]
+    raise DataError(path, f"{what} its points sit a median {base:.0f} m from the streets as "
+                    f"WGS84 and {conv:.0f} m read as {_DATUM_LABEL[found_s]} "
+                    f"({100 * closer:.0f} % of {n} points closer)",
+                    fix_for.format(key=key, found=found_s))
 
 
 def read_facility_file(ff: FacilityFile, category_key: str, category: Category, *,
                        crs: str, area: BaseGeometry | None = None, where: str = "",
-                       streets: gpd.GeoDataFrame | None = None
+                       streets: gpd.GeoDataFrame | None = None,
+                       reference: gpd.GeoDataFrame | None = None
                        ) -> tuple[gpd.GeoDataFrame, list[str]]:
     """Read one facility file of a category into points in the metric CRS.
 
@@ -176,7 +215,9 @@ def read_facility_file(ff: FacilityFile, category_key: str, category: Category, 
         Config key of the entry, for messages.
     streets
         Street lines in a metric CRS (:func:`street_lines`): a file with no ``coord_system``
-        is checked against them for an undeclared GCJ-02/BD-09 datum. None skips the check.
+        is checked against them for an undeclared GCJ-02/BD-09 datum (see :func:`check_datum`).
+    reference
+        Named points in a metric CRS (``OSMLayers.pois``) for the same check by name.
 
     Returns
     -------
@@ -221,7 +262,8 @@ def read_facility_file(ff: FacilityFile, category_key: str, category: Category, 
         if ff.coord_system == UNSET and df.crs.is_geographic and streets is not None:
             ll = pts.to_crs(WGS84)
             check_datum(ll.x.to_numpy(), ll.y.to_numpy(), streets, path=path,
-                        key=f"{where}.coord_system")
+                        key=f"{where}.coord_system", names=names.loc[ll.index],
+                        reference=reference)
         if ff.coord_system.lower() not in ("wgs84", UNSET):
             if not df.crs.is_geographic:
                 raise CRSError(f"{where}.coord_system", f"{ff.coord_system!r} needs "
@@ -245,7 +287,7 @@ def read_facility_file(ff: FacilityFile, category_key: str, category: Category, 
                             "is longitude and which latitude")
         if ff.coord_system == UNSET:
             check_datum(lon[ok].to_numpy(), lat[ok].to_numpy(), streets, path=path,
-                        key=f"{where}.coord_system")
+                        key=f"{where}.coord_system", names=names[ok], reference=reference)
         lon_w, lat_w = to_wgs84(lon[ok].to_numpy(), lat[ok].to_numpy(), ff.coord_system,
                                 where=f"{where}.coord_system")
         pts = gpd.GeoSeries(shapely.points(lon_w, lat_w), index=lon[ok].index,
@@ -356,7 +398,8 @@ def dedupe_facilities(facilities: gpd.GeoDataFrame, *, dedupe_m: float) -> gpd.G
 def collect_facilities(osm_facilities: gpd.GeoDataFrame | None,
                        categories: Mapping[str, Category], *, crs: str,
                        area: BaseGeometry | None = None, dedupe_m: float = 30.0,
-                       roads: gpd.GeoDataFrame | None = None
+                       roads: gpd.GeoDataFrame | None = None,
+                       pois: gpd.GeoDataFrame | None = None
                        ) -> tuple[gpd.GeoDataFrame, list[str]]:
     """Facilities of every category from the configured files and OSM, de-duplicated.
 
@@ -375,6 +418,8 @@ def collect_facilities(osm_facilities: gpd.GeoDataFrame | None,
     roads
         The OSM ``roads`` layer (metric CRS): files without a ``coord_system`` are checked
         against its streets for an undeclared GCJ-02/BD-09 datum. None skips the check.
+    pois
+        The OSM ``pois`` layer (metric CRS): the same check by same-named features.
 
     Returns
     -------
@@ -390,7 +435,7 @@ def collect_facilities(osm_facilities: gpd.GeoDataFrame | None,
         for i, ff in enumerate(cat.files):
             gdf, n = read_facility_file(ff, key, cat, crs=crs, area=area,
                                         where=f"lifecircle.categories.{key}.files[{i}]",
-                                        streets=streets)
+                                        streets=streets, reference=pois)
             frames.append(gdf)
             notes += n
     if osm_facilities is not None and len(osm_facilities):
@@ -419,9 +464,10 @@ def collect_facilities(osm_facilities: gpd.GeoDataFrame | None,
 
 
 def load_facilities(cfg: Config, osm_facilities: gpd.GeoDataFrame | None, *,
-                    area: BaseGeometry | None = None, roads: gpd.GeoDataFrame | None = None
+                    area: BaseGeometry | None = None, roads: gpd.GeoDataFrame | None = None,
+                    pois: gpd.GeoDataFrame | None = None
                     ) -> tuple[gpd.GeoDataFrame, list[str]]:
     """:func:`collect_facilities` with the options of a run's config."""
     return collect_facilities(osm_facilities, cfg.lifecircle.categories,
                               crs=cfg.study_area.crs, area=area,
-                              dedupe_m=cfg.lifecircle.dedupe_m, roads=roads)
+                              dedupe_m=cfg.lifecircle.dedupe_m, roads=roads, pois=pois)
