@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 from pathlib import Path
 
 import geopandas as gpd
@@ -97,7 +98,7 @@ def boundary_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 
 def test_relation_boundaries_become_valid_polygons(boundary_cfg: Config) -> None:
-    layers = read_osm(boundary_cfg, use_cache=False)
+    layers = read_osm(boundary_cfg, use_cache=False, check=False)
     found = subdistricts_from_osm(layers)
     want = expected(boundary_cfg.study_area.crs)
     subs = found.subdistricts.set_index("subdistrict").geometry
@@ -121,7 +122,7 @@ def test_relation_boundaries_become_valid_polygons(boundary_cfg: Config) -> None
 
 
 def test_nbs_join_counts_and_codes(boundary_cfg: Config) -> None:
-    layers = read_osm(boundary_cfg)
+    layers = read_osm(boundary_cfg, check=False)
     found = subdistricts_from_osm(layers, codes_csv=CODES)
     codes = read_nbs_codes(CODES).set_index("name")["code"]
     got = found.subdistricts.set_index("subdistrict")["nbs_code"]
@@ -220,3 +221,83 @@ def test_units_nest_in_osm_subdistricts(tmp_path: Path) -> None:
     polys = subs.set_index("subdistrict").geometry
     for name, geom in zip(units["subdistrict"], units.geometry, strict=True):
         assert geom.difference(polys[name].buffer(1.0)).area < 1.0, name
+
+
+# --- Shapefile encodings ----------------------------------------------------------------------
+
+GBK_NAMES = ["陆家嘴街道", "潍坊新村街道", "塘桥街道"]
+
+
+def write_subdistrict_shp(path: Path, *, encoding: str, cpg: str | None) -> Path:
+    """Three sub-district boxes in the demo area as a Shapefile; ``cpg`` replaces the .cpg
+    (None deletes it)."""
+    gdf = gpd.GeoDataFrame({"name": GBK_NAMES, "code": ["1", "2", "3"]},
+                           geometry=[shapely.box(121.49 + 0.01 * i, 31.22, 121.50 + 0.01 * i,
+                                                 31.25) for i in range(3)], crs="EPSG:4326")
+    gdf.to_file(path, encoding=encoding, engine="pyogrio")
+    cpg_path = path.with_suffix(".cpg")
+    cpg_path.unlink(missing_ok=True)
+    if cpg is not None:
+        cpg_path.write_text(cpg, encoding="ascii")
+    return path
+
+
+@pytest.mark.parametrize(("encoding", "cpg"), [("GBK", None), ("GBK", "GBK"),
+                                               ("UTF-8", None), ("UTF-8", "UTF-8")])
+def test_shapefile_names_decode_with_or_without_cpg(tmp_path: Path, encoding: str,
+                                                    cpg: str | None) -> None:
+    from urbanunits.sources.boundaries import read_subdistricts
+
+    shp = write_subdistrict_shp(tmp_path / "streets.shp", encoding=encoding, cpg=cpg)
+    raw = shp.with_suffix(".dbf").read_bytes()
+    assert "陆家嘴".encode(encoding) in raw  # the file really holds that encoding
+    sub = read_subdistricts(shp, crs="EPSG:32651")
+    assert sorted(sub["subdistrict"]) == sorted(GBK_NAMES)
+
+
+def test_wrong_cpg_is_caught_and_the_key_fixes_it(tmp_path: Path) -> None:
+    from urbanunits.errors import DataError, InputFileError
+    from urbanunits.sources.boundaries import read_subdistricts
+
+    latin = write_subdistrict_shp(tmp_path / "latin.shp", encoding="GBK", cpg="ISO-8859-1")
+    with pytest.raises(DataError) as exc:
+        read_subdistricts(latin, crs="EPSG:32651")
+    assert "inputs.subdistricts_encoding" in exc.value.fix
+    utf = write_subdistrict_shp(tmp_path / "utf.shp", encoding="GBK", cpg="UTF-8")
+    with pytest.raises(InputFileError, match="not in the encoding"):
+        read_subdistricts(utf, crs="EPSG:32651")
+    for shp in (latin, utf):  # the explicit key wins over the .cpg
+        sub = read_subdistricts(shp, crs="EPSG:32651", encoding="GB18030")
+        assert sorted(sub["subdistrict"]) == sorted(GBK_NAMES)
+
+
+def test_subdistricts_encoding_key_reaches_the_reader(tmp_path: Path) -> None:
+    from urbanunits.config import load_config
+    from urbanunits.errors import ConfigError
+
+    shp = write_subdistrict_shp(tmp_path / "gbk.shp", encoding="GBK", cpg="ISO-8859-1")
+    conf = tmp_path / "c.toml"
+    base = (f'name = "t"\n[study_area]\nbbox = [121.4865, 31.2225, 121.5125, 31.2475]\n'
+            f'[inputs]\nosm = "{ROOT / "data" / "raw" / "lujiazui.osm"}"\n'
+            f'subdistricts = "{shp}"\n')
+    conf.write_text(base + 'subdistricts_encoding = "GB18030"\n', encoding="utf-8")
+    cfg = load_config(conf)
+    layers = types.SimpleNamespace(study_area=gpd.GeoDataFrame(
+        geometry=[shapely.box(121.4865, 31.2225, 121.5125, 31.2475)], crs="EPSG:4326").to_crs(
+        cfg.study_area.crs))
+    sub = pipeline.load_subdistricts(cfg, layers)  # type: ignore[arg-type]
+    assert sub is not None and sorted(sub["subdistrict"]) == sorted(GBK_NAMES)
+    conf.write_text(base + 'subdistricts_encoding = "gbk-9"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="subdistricts_encoding"):
+        load_config(conf)
+
+
+def test_is_garbled() -> None:
+    from urbanunits.sources.boundaries import is_garbled
+
+    for name in GBK_NAMES:
+        assert not is_garbled(name)
+        assert is_garbled(name.encode("gbk").decode("latin-1"))
+    for name in ("Zürich", "São Paulo", "Ålesund", "陆家嘴 Lujiazui"):
+        assert not is_garbled(name)
+    assert is_garbled("陆家\ufffd街道")

@@ -256,3 +256,174 @@ def test_partly_swapped_rows_get_a_hint(tmp_path: Path) -> None:
     path = _csv(tmp_path, pd.DataFrame({"name": ["甲诊所"], "lon": LON[:1], "lat": LAT[:1]}))
     _, notes = read_facility_file(FacilityFile(path=path), "clinic", CLINIC, crs=CRS, area=area)
     assert not any("swapped" in n for n in notes)
+
+
+# --- undeclared datum ----------------------------------------------------------------------------
+
+
+def _on_streets(streets: gpd.GeoDataFrame, n: int, *, seed: int, jitter_m: float = 5.0
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """WGS84 lon/lat of ``n`` points within ``jitter_m`` of random spots on the streets."""
+    rng = np.random.default_rng(seed)
+    lines = streets.geometry.to_numpy()[rng.integers(0, len(streets), n)]
+    pts = shapely.line_interpolate_point(lines, rng.uniform(0, 1, n), normalized=True)
+    x = shapely.get_x(pts) + rng.uniform(-jitter_m, jitter_m, n)
+    y = shapely.get_y(pts) + rng.uniform(-jitter_m, jitter_m, n)
+    ll = gpd.GeoSeries(shapely.points(x, y), crs=streets.crs).to_crs("EPSG:4326")
+    return ll.x.to_numpy(), ll.y.to_numpy()
+
+
+def _synthetic_streets(seed: int) -> gpd.GeoDataFrame:
+    """An irregular street grid (lines at random spacings of 80–250 m) around Lujiazui."""
+    rng = np.random.default_rng(seed)
+    c = _utm(np.array([121.50]), np.array([31.235])).iloc[0]
+    xs = c.x - 1500 + np.cumsum(rng.uniform(80, 250, 20))
+    ys = c.y - 1500 + np.cumsum(rng.uniform(80, 250, 20))
+    lines = ([shapely.LineString([(x, ys[0]), (x, ys[-1])]) for x in xs]
+             + [shapely.LineString([(xs[0], y), (xs[-1], y)]) for y in ys])
+    return gpd.GeoDataFrame({"highway": ["residential"] * len(lines)}, geometry=lines, crs=CRS)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_detect_datum_shift_on_synthetic_streets(seed: int) -> None:
+    from urbanunits.crs import detect_datum_shift
+
+    streets = _synthetic_streets(seed)
+    lon, lat = _on_streets(streets, 40, seed=seed)
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    blon, blat = gcj02_to_bd09(glon, glat)
+    assert detect_datum_shift(lon, lat, streets) is None
+    assert detect_datum_shift(glon, glat, streets) == "gcj02"
+    assert detect_datum_shift(blon, blat, streets) == "bd09"
+    # Too few points decide nothing; points outside China are never "shifted".
+    assert detect_datum_shift(glon[:5], glat[:5], streets) is None
+    assert detect_datum_shift(lon - 60, lat, streets) is None
+
+
+def test_real_wgs84_points_are_not_flagged(demo_layers: object) -> None:
+    """OSM's own facilities, POIs and compounds (true WGS84) pass the check, whole or in parts."""
+    from urbanunits.crs import detect_datum_shift
+    from urbanunits.sources.facilities import street_lines
+
+    layers = demo_layers
+    streets = street_lines(layers.roads)  # type: ignore[attr-defined]
+    assert streets is not None
+    area = layers.study_area.geometry.iloc[0]  # type: ignore[attr-defined]
+    for g in (layers.pois.geometry, layers.residential.representative_point(),  # type: ignore[attr-defined]
+              layers.buildings.representative_point()):  # type: ignore[attr-defined]
+        ll = gpd.GeoSeries(g[g.within(area)].values, crs=CRS).to_crs("EPSG:4326")
+        lon, lat = ll.x.to_numpy(), ll.y.to_numpy()
+        assert detect_datum_shift(lon, lat, streets) is None
+        for part in np.array_split(np.arange(len(lon)), max(1, len(lon) // 20)):
+            assert detect_datum_shift(lon[part], lat[part], streets) is None
+
+
+def test_undeclared_gcj02_file_near_the_streets_is_refused(tmp_path: Path,
+                                                           demo_layers: object) -> None:
+    from urbanunits.sources.facilities import street_lines
+
+    streets = street_lines(demo_layers.roads)  # type: ignore[attr-defined]
+    assert streets is not None
+    area = demo_layers.study_area.geometry.iloc[0]  # type: ignore[attr-defined]
+    inner = streets[streets.within(area.buffer(-300))]
+    lon, lat = _on_streets(inner, 40, seed=7)
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    names = [f"社区卫生站{i}" for i in range(len(lon))]
+    path = _csv(tmp_path, pd.DataFrame({"name": names, "lon": glon, "lat": glat}), "gaode.csv")
+    where = "lifecircle.categories.clinic.files[0]"
+    with pytest.raises(DataError) as exc:
+        read_facility_file(FacilityFile(path=path), "clinic", CLINIC, crs=CRS, where=where,
+                           streets=streets)
+    assert exc.value.where == str(path)
+    assert f'{where}.coord_system = "gcj02"' in exc.value.fix
+    assert "GCJ-02" in exc.value.what
+    # Declared, it converts; an explicit "wgs84" is taken at its word (no check).
+    got, _ = read_facility_file(FacilityFile(path=path, coord_system="gcj02"), "clinic", CLINIC,
+                                crs=CRS, streets=streets)
+    want = _utm(lon, lat)
+    assert np.allclose(got.geometry.x, want.x, atol=0.5)
+    raw, _ = read_facility_file(FacilityFile(path=path, coord_system="wgs84"), "clinic", CLINIC,
+                                crs=CRS, streets=streets)
+    assert np.allclose(raw.geometry.x, _utm(glon, glat).x, atol=0.5)
+    # The same points in WGS84, undeclared: no error.
+    true = _csv(tmp_path, pd.DataFrame({"name": names, "lon": lon, "lat": lat}), "true.csv")
+    ok, _ = read_facility_file(FacilityFile(path=true), "clinic", CLINIC, crs=CRS,
+                               streets=streets)
+    assert len(ok) == len(lon)
+    # Through collect_facilities, as the pipeline calls it with the OSM roads layer.
+    cats = {"clinic": dataclasses.replace(CLINIC, files=[FacilityFile(path=path)])}
+    with pytest.raises(DataError, match="GCJ-02"):
+        collect_facilities(None, cats, crs=CRS,
+                           roads=demo_layers.roads)  # type: ignore[attr-defined]
+
+
+def test_gbk_shapefile_without_cpg_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "clinics.shp"
+    gpd.GeoDataFrame({"name": ["东园卫生站", "西园社区卫生服务中心"]},
+                     geometry=shapely.points(LON[:2], LAT[:2]), crs="EPSG:4326").to_file(
+        path, encoding="GBK", engine="pyogrio")
+    path.with_suffix(".cpg").unlink()
+    got, _ = read_facility_file(FacilityFile(path=path), "clinic", CLINIC, crs=CRS)
+    assert list(got["name"]) == ["东园卫生站", "西园社区卫生服务中心"]
+    assert list(got["subtype"]) == ["health_station", "health_centre"]  # patterns matched
+
+
+def test_undeclared_datum_found_by_osm_namesakes(tmp_path: Path, demo_layers: object) -> None:
+    """Facilities named like OSM's own POIs: converted they land on their namesakes.
+
+    No streets are given, so only the names can tell; the demo's named POIs are the reference
+    and the file holds some of them, 10–20 m off, as a web map would list them.
+    """
+    pois = demo_layers.pois  # type: ignore[attr-defined]
+    area = demo_layers.study_area.geometry.iloc[0]  # type: ignore[attr-defined]
+    named = pois[pois["name"].notna() & pois.within(area.buffer(-300))]
+    named = named.drop_duplicates("name").iloc[:12]
+    assert len(named) == 12
+    rng = np.random.default_rng(3)
+    moved = named.geometry.translate(rng.uniform(10, 20), rng.uniform(-20, -10))
+    ll = moved.to_crs("EPSG:4326")
+    lon, lat = ll.x.to_numpy(), ll.y.to_numpy()
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    cat = Category(label="x", subtypes={"a": Subtype(distance_m=300)})
+    df = pd.DataFrame({"name": named["name"].to_numpy(), "lon": glon, "lat": glat})
+    gcj = _csv(tmp_path, df, "gaode.csv")
+    with pytest.raises(DataError, match="OSM namesake") as exc:
+        read_facility_file(FacilityFile(path=gcj, subtype="a"), "x", cat, crs=CRS,
+                           reference=pois)
+    assert '.coord_system = "gcj02"' in exc.value.fix
+    # The true positions, and the shifted ones declared, pass; without a reference nothing is
+    # checked by name.
+    wgs = _csv(tmp_path, df.assign(lon=lon, lat=lat), "wgs.csv")
+    read_facility_file(FacilityFile(path=wgs, subtype="a"), "x", cat, crs=CRS, reference=pois)
+    read_facility_file(FacilityFile(path=gcj, subtype="a", coord_system="gcj02"), "x", cat,
+                       crs=CRS, reference=pois)
+    read_facility_file(FacilityFile(path=gcj, subtype="a"), "x", cat, crs=CRS)
+    # Names shared by no OSM feature decide nothing.
+    other = _csv(tmp_path, df.assign(name=[f"无名{i}" for i in range(12)]), "other.csv")
+    read_facility_file(FacilityFile(path=other, subtype="a"), "x", cat, crs=CRS,
+                       reference=pois)
+
+
+@pytest.mark.parametrize("system", ["wgs84", "gcj02", "bd09"])
+def test_detect_datum_shift_by_matches(system: str) -> None:
+    from urbanunits.crs import detect_datum_shift_by_matches
+
+    rng = np.random.default_rng(5)
+    lon = 121.49 + rng.uniform(0, 0.03, 8)
+    lat = 31.22 + rng.uniform(0, 0.03, 8)
+    ref = _utm(lon, lat)
+    # Each point has its namesake 15 m away, and a second, unrelated one 2 km off.
+    matches = [np.array([[p.x + 15, p.y], [p.x + 2000, p.y]]) for p in ref]
+    a, b = lon, lat
+    if system != "wgs84":
+        a, b = wgs84_to_gcj02(lon, lat)
+    if system == "bd09":
+        a, b = gcj02_to_bd09(a, b)
+    got = detect_datum_shift_by_matches(a, b, matches, crs=CRS)
+    if system == "wgs84":
+        assert got is None
+    else:
+        assert got is not None and got[0] == system and got[2] == pytest.approx(15, abs=1)
+    # Too few namesakes decide nothing.
+    few = [m if i < 2 else np.zeros((0, 2)) for i, m in enumerate(matches)]
+    assert detect_datum_shift_by_matches(a, b, few, crs=CRS) is None

@@ -108,7 +108,7 @@ def test_second_run_uses_cache(tmp_path: Path, demo_cfg: Config, monkeypatch: py
     first = read_osm(cfg)
     assert list((tmp_path / "cache").glob("osm-*.pkl"))
 
-    def boom(path: Path) -> None:
+    def boom(path: Path, *_: object) -> None:
         raise AssertionError("parsed again despite the cache")
 
     monkeypatch.setattr(osm, "_parse", boom)

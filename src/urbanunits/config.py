@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from urbanunits.crs import COORD_SYSTEMS, check_distortion, check_extent, parse_crs
+from urbanunits.crs import COORD_SYSTEMS, UNSET, check_distortion, check_extent, parse_crs
 from urbanunits.errors import ConfigError, InputFileError
 
 __all__ = [
@@ -82,10 +82,13 @@ class Inputs:
     osm_help: str = ""  # extra hint printed when the OSM file is missing
     subdistricts: Path | None = None  # sub-district (街道) polygons
     subdistrict_name_field: str = "name"
+    # text encoding of a sub-district Shapefile (e.g. "GB18030"); "" = its .cpg, else detected
+    subdistricts_encoding: str = ""
     subdistrict_codes: Path | None = None  # official NBS code list (CSV: code,name,...)
     inventory: Path | None = None  # old-community inventory (CSV/XLSX lon/lat, GeoPackage...)
     inventory_sheet: str = ""  # sheet of an XLSX inventory; empty = the first sheet
-    inventory_coord_system: str = "wgs84"  # wgs84 | gcj02 | bd09
+    # wgs84 | gcj02 | bd09; unset ("") reads WGS84 and is checked against the streets
+    inventory_coord_system: str = ""
     inventory_on_missing_coords: str = "skip"  # skip | error
     community_overrides: Path | None = None  # CSV/XLSX: name or community_id/osm_id + old/new
     population_raster: Path | None = None  # persons per cell (GeoTIFF)
@@ -100,6 +103,7 @@ class OSMConfig:
     simplify_walk_graph: bool = False  # osmnx topological simplification of the walk graph
     default_building_levels: float = 6.0  # levels assumed when building:levels is untagged
     cache: bool = True  # cache parsed layers in output.dir/cache
+    min_coverage_share: float = 0.8  # error when the extract covers less of the study area
 
 
 @dataclass(frozen=True)
@@ -178,7 +182,9 @@ class FacilityFile:
     name_field: str = "name"
     lon_field: str = "lon"
     lat_field: str = "lat"
-    coord_system: str = "wgs84"  # wgs84 | gcj02 | bd09
+    # wgs84 | gcj02 | bd09; unset ("") reads WGS84, but stops when the points fit the streets
+    # markedly better as GCJ-02 or BD-09 (an explicit "wgs84" skips the check)
+    coord_system: str = ""
     layer: str = ""  # GeoPackage layer (default: the first)
     filter_field: str = ""  # keep rows whose filter_field is in filter_values
     filter_values: list[str] = field(default_factory=list)
@@ -788,11 +794,24 @@ def _check(cfg: Config, src: str) -> None:
         check_distortion(crs, *centre, where=f"{src}: study_area.crs")
     _check_ranges(cfg, src)
     for key, val in [("inputs.inventory_coord_system", cfg.inputs.inventory_coord_system)]:
-        if val not in COORD_SYSTEMS:
+        if val not in COORD_SYSTEMS | {UNSET}:
             raise err(key, f"unknown coord_system {val!r}", "use wgs84, gcj02 or bd09")
+    if cfg.inputs.subdistricts_encoding:
+        import codecs
+
+        try:
+            codecs.lookup(cfg.inputs.subdistricts_encoding)
+        except LookupError:
+            raise err("inputs.subdistricts_encoding",
+                      f"unknown encoding {cfg.inputs.subdistricts_encoding!r}",
+                      "use e.g. \"GB18030\" (GBK), \"UTF-8\" or \"BIG5\", or leave it unset "
+                      "to detect it") from None
     if cfg.inputs.inventory_on_missing_coords not in {"skip", "error"}:
         raise err("inputs.inventory_on_missing_coords",
                   f"{cfg.inputs.inventory_on_missing_coords!r}", "use 'skip' or 'error'")
+    if not 0 <= cfg.osm.min_coverage_share <= 1:
+        raise err("osm.min_coverage_share", f"{cfg.osm.min_coverage_share:g} is not a share",
+                  "use a number from 0 to 1, e.g. 0.8")
     f = cfg.fetch
     if not f.overpass_url.startswith(("http://", "https://")):
         raise err("fetch.overpass_url", f"{f.overpass_url!r} is not an http(s) URL",
@@ -841,7 +860,7 @@ def _check(cfg: Config, src: str) -> None:
                       "set requirement = \"mandatory\" on the subtypes the standard requires")
         for i, ff in enumerate(cat.files):
             key = f"lifecircle.categories.{cat_key}.files[{i}]"
-            if ff.coord_system not in COORD_SYSTEMS:
+            if ff.coord_system not in COORD_SYSTEMS | {UNSET}:
                 raise err(f"{key}.coord_system", f"unknown coord_system {ff.coord_system!r}",
                           "use wgs84, gcj02 or bd09")
             if ff.subtype and ff.subtype not in cat.subtypes:

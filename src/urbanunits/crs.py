@@ -9,7 +9,9 @@ a study area too large for any one zone (a country, the world).
 
 Coordinates copied from Chinese web maps are not WGS84: Gaode/Tencent use GCJ-02 and Baidu uses
 BD-09, both offsets of several hundred metres. :func:`to_wgs84` converts them; the source datum is
-always declared by the user (``coord_system``), never guessed.
+declared by the user (``coord_system``). A file that declares nothing is read as WGS84 and checked
+with :func:`detect_datum_shift`: when reading it as GCJ-02 or BD-09 would put its points on the
+street network and reading it as declared does not, the run stops and asks for the key.
 """
 
 from __future__ import annotations
@@ -26,13 +28,19 @@ from urbanunits.errors import ConfigError, CRSError, UserError
 
 if TYPE_CHECKING:
     import geopandas as gpd
+    import shapely
     from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "COORD_SYSTEMS",
+    "UNSET",
     "bd09_to_gcj02",
     "check_distortion",
     "check_extent",
+    "datum_scores",
+    "decide_datum",
+    "detect_datum_shift",
+    "detect_datum_shift_by_matches",
     "gcj02_to_bd09",
     "gcj02_to_wgs84",
     "gk_cm_epsg",
@@ -50,6 +58,8 @@ logger = logging.getLogger(__name__)
 
 CoordSystem = Literal["wgs84", "gcj02", "bd09"]
 COORD_SYSTEMS: frozenset[str] = frozenset({"wgs84", "gcj02", "bd09"})
+# An unset coord_system ("" in the config): read as WGS84, then checked by detect_datum_shift.
+UNSET = ""
 
 
 _GENERIC_ADVICE = ("the study area's UTM zone (EPSG:326xx north, 327xx south) or, in China, its "
@@ -360,7 +370,8 @@ def to_wgs84(lon: ArrayLike, lat: ArrayLike, coord_system: str, *,
     lon, lat
         Longitudes and latitudes in degrees.
     coord_system
-        One of ``"wgs84"``, ``"gcj02"`` (Gaode/AMap, Tencent) or ``"bd09"`` (Baidu).
+        One of ``"wgs84"``, ``"gcj02"`` (Gaode/AMap, Tencent) or ``"bd09"`` (Baidu); ``""``
+        (unset) reads as WGS84.
     where
         Config key or file the value came from, for the error message.
 
@@ -370,7 +381,7 @@ def to_wgs84(lon: ArrayLike, lat: ArrayLike, coord_system: str, *,
         WGS84 longitudes and latitudes in degrees.
     """
     cs = str(coord_system).lower().replace("-", "").replace("_", "")
-    if cs == "wgs84":
+    if cs in ("wgs84", UNSET):
         return _arrays(lon, lat)
     if cs == "gcj02":
         return gcj02_to_wgs84(lon, lat)
@@ -378,3 +389,212 @@ def to_wgs84(lon: ArrayLike, lat: ArrayLike, coord_system: str, *,
         return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))
     raise CRSError(where, f"unknown coord_system {coord_system!r}",
                    "use one of 'wgs84', 'gcj02' (Gaode/Tencent) or 'bd09' (Baidu)")
+
+
+# --- datum check ------------------------------------------------------------------------------
+# A point file whose datum is wrong sits a few hundred metres off the street network, in one
+# direction. Reading it in the right datum brings it back: its points fall much closer to the
+# streets than when it is moved by the same distance in any other direction. The other directions
+# are the yardstick: in a dense network every position is a few metres from some footway, so an
+# absolute distance says little, but no wrong shift beats the right one by a wide margin.
+# Measured on the Lujiazui demo (drive streets): with these thresholds no WGS84 sample of 20 or
+# more real points (OSM facilities, POIs, compounds, buildings) was flagged, and GCJ-02 points on
+# the streets were caught (all of 200; 7 in 10 samples of 20).
+DATUM_MIN_POINTS = 10  # fewer points decide nothing
+DATUM_MAX_RATIO = 0.5  # converted median ≤ this × the median as declared
+DATUM_MAX_RATIO_OTHERS = 0.33  # ... and ≤ this × the best median of the other directions
+DATUM_MIN_CLOSER_SHARE = 0.75  # ... and this share of the points is closer converted
+_NULL_DIRECTIONS = 12
+
+
+def _nearest_m(x: NDArray[np.float64], y: NDArray[np.float64],
+               tree: shapely.STRtree) -> NDArray[np.float64]:
+    """Distance from each point to the nearest geometry in ``tree`` (CRS units)."""
+    import shapely
+
+    idx, dist = tree.query_nearest(shapely.points(x, y), return_distance=True,
+                                   all_matches=False)
+    out = np.full(len(x), np.inf)
+    out[idx[0]] = dist
+    return out
+
+
+DatumScore = tuple[float, float, float, float, int]
+
+
+def datum_scores(lon: ArrayLike, lat: ArrayLike,
+                 streets: gpd.GeoSeries | gpd.GeoDataFrame, *,
+                 min_points: int = DATUM_MIN_POINTS) -> dict[str, DatumScore]:
+    """Median distances (m) from points to the nearest street under each datum reading.
+
+    Parameters
+    ----------
+    lon, lat
+        Coordinates in degrees, as read from the file (declared WGS84).
+    streets
+        Street lines in a projected (metric) CRS.
+    min_points
+        Readings with fewer points inside the streets' extent are left out.
+
+    Returns
+    -------
+    dict
+        For ``"gcj02"`` and ``"bd09"``: (median as declared, median converted, best median of
+        the points moved as far in eleven other directions, share of points closer converted,
+        points used). Only points in China
+        that lie within the streets' extent both as declared and converted are used.
+    """
+    import geopandas as gpd
+    import shapely
+
+    lo, la = _arrays(lon, lat)
+    ok = np.isfinite(lo) & np.isfinite(la)
+    lo, la = lo[ok], la[ok]
+    ok = ~_out_of_china(lo, la)
+    lo, la = lo[ok], la[ok]
+    geoms = streets.geometry if hasattr(streets, "geometry") else streets
+    geoms = geoms[~(geoms.isna() | geoms.is_empty)]
+    out: dict[str, DatumScore] = {}
+    if len(lo) < min_points or geoms.empty or geoms.crs is None or not geoms.crs.is_projected:
+        return out
+    readings = {"wgs84": (lo, la), "gcj02": gcj02_to_wgs84(lo, la),
+                "bd09": gcj02_to_wgs84(*bd09_to_gcj02(lo, la))}
+    xy = {}
+    for key, (a, b) in readings.items():
+        pts = gpd.GeoSeries(shapely.points(a, b), crs="EPSG:4326").to_crs(geoms.crs)
+        xy[key] = (pts.x.to_numpy(), pts.y.to_numpy())
+    tree = shapely.STRtree(np.asarray(geoms.values))
+    x0, y0, x1, y1 = geoms.total_bounds
+
+    def within(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.bool_]:
+        return (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+
+    rx, ry = xy["wgs84"]
+    for key in ("gcj02", "bd09"):
+        cx, cy = xy[key]
+        # Only points within the streets' extent either way: from outside it every reading is
+        # far from the streets.
+        m = within(rx, ry) & within(cx, cy)
+        if m.sum() < min_points:
+            continue
+        d_raw = _nearest_m(rx[m], ry[m], tree)
+        d_conv = _nearest_m(cx[m], cy[m], tree)
+        base, conv = float(np.median(d_raw)), float(np.median(d_conv))
+        closer = float(np.mean(d_conv < d_raw))
+        # The same points moved as far in other directions (the conversion's offset rotated).
+        dx, dy = float(np.median(cx[m] - rx[m])), float(np.median(cy[m] - ry[m]))
+        others = []
+        for k in range(1, _NULL_DIRECTIONS):
+            ang = 2 * np.pi * k / _NULL_DIRECTIONS
+            ox = dx * np.cos(ang) - dy * np.sin(ang)
+            oy = dx * np.sin(ang) + dy * np.cos(ang)
+            others.append(float(np.median(_nearest_m(rx[m] + ox, ry[m] + oy, tree))))
+        out[key] = (base, conv, min(others), closer, int(m.sum()))
+    return out
+
+
+def detect_datum_shift(lon: ArrayLike, lat: ArrayLike,
+                       streets: gpd.GeoSeries | gpd.GeoDataFrame, *,
+                       min_points: int = DATUM_MIN_POINTS,
+                       max_ratio: float = DATUM_MAX_RATIO) -> str | None:
+    """Whether points declared WGS84 are really GCJ-02 or BD-09, judged by the streets.
+
+    Each reading (as declared, converted from GCJ-02, converted from BD-09) is scored by the
+    median distance from its points to the nearest street (:func:`datum_scores`). A conversion
+    is reported when its median is at most ``max_ratio`` times both the as-declared median and
+    the best median of the same points moved as far in eleven other directions: in a dense
+    network every spot is near some footway, and only the right datum beats every other shift
+    by a wide margin.
+
+    Parameters
+    ----------
+    lon, lat
+        Coordinates in degrees, as read from the file (declared WGS84).
+    streets
+        Street lines in a projected (metric) CRS, e.g. ``OSMLayers.roads``.
+    min_points
+        Points needed to decide anything.
+    max_ratio
+        How much closer the converted points must be.
+
+    Returns
+    -------
+    str or None
+        ``"gcj02"`` or ``"bd09"`` when that reading fits the streets markedly better, else None.
+    """
+    return decide_datum(datum_scores(lon, lat, streets, min_points=min_points),
+                        max_ratio=max_ratio)
+
+
+def decide_datum(scores: dict[str, DatumScore], *,
+                 max_ratio: float = DATUM_MAX_RATIO) -> str | None:
+    """The datum :func:`detect_datum_shift` reports for the scores of :func:`datum_scores`."""
+    found: dict[str, float] = {}
+    for key, (base, conv, others, closer, n) in scores.items():
+        logger.debug("datum check (%d points): median %.1f m as declared, %.1f m as %s "
+                     "(%.0f %% closer), %.1f m or more shifted elsewhere", n, base, conv, key,
+                     100 * closer, others)
+        if (conv <= max_ratio * base and conv <= DATUM_MAX_RATIO_OTHERS * others
+                and closer >= DATUM_MIN_CLOSER_SHARE):
+            found[key] = conv
+    return min(found, key=found.__getitem__) if found else None
+
+
+# Same-named features: a point and the OSM feature of the same name lie metres apart in the right
+# datum and a conversion's offset (300–700 m across eastern China) apart in the wrong one.
+MATCH_MIN_POINTS = 3  # matched points needed
+MATCH_MAX_M = 100.0  # converted, the median matched point lies within this of its namesake
+MATCH_MAX_RATIO = 0.25  # ... and at most this × its distance as declared
+
+
+def detect_datum_shift_by_matches(lon: ArrayLike, lat: ArrayLike,
+                                  matches: list[NDArray[np.float64]], *, crs: str,
+                                  min_points: int = MATCH_MIN_POINTS
+                                  ) -> tuple[str, float, float, int] | None:
+    """Whether points declared WGS84 are GCJ-02 or BD-09, judged by same-named features.
+
+    Parameters
+    ----------
+    lon, lat
+        Coordinates in degrees as read (declared WGS84), one per point.
+    matches
+        For each point, an (n, 2) array of the metric coordinates (in ``crs``) of reference
+        features with the same name (OSM points of interest), empty when none.
+    crs
+        The projected CRS of ``matches``.
+    min_points
+        Points with a namesake needed to decide anything.
+
+    Returns
+    -------
+    tuple or None
+        (``"gcj02"`` or ``"bd09"``, median distance in metres to the nearest namesake as
+        declared, the same converted, points used) when the conversion brings the points to
+        their namesakes (median within ``MATCH_MAX_M`` and at most ``MATCH_MAX_RATIO`` of the
+        distance as declared); else None.
+    """
+    import geopandas as gpd
+    import shapely
+
+    lo, la = _arrays(lon, lat)
+    has = np.array([len(m) > 0 for m in matches], dtype=bool) & np.isfinite(lo) & np.isfinite(la)
+    has &= ~_out_of_china(lo, la)
+    if has.sum() < min_points:
+        return None
+    lo, la = lo[has], la[has]
+    refs = [np.asarray(m, dtype=float).reshape(-1, 2) for m, h in zip(matches, has, strict=True)
+            if h]
+    readings = {"wgs84": (lo, la), "gcj02": gcj02_to_wgs84(lo, la),
+                "bd09": gcj02_to_wgs84(*bd09_to_gcj02(lo, la))}
+    med: dict[str, float] = {}
+    for key, (a, b) in readings.items():
+        pts = gpd.GeoSeries(shapely.points(a, b), crs="EPSG:4326").to_crs(crs)
+        xy = np.column_stack([pts.x.to_numpy(), pts.y.to_numpy()])
+        d = [float(np.min(np.hypot(*(r - p).T))) for p, r in zip(xy, refs, strict=True)]
+        med[key] = float(np.median(d))
+    logger.debug("datum check by name (%d points): median to namesake %s", len(refs),
+                 ", ".join(f"{k} {v:.0f} m" for k, v in med.items()))
+    best = min(("gcj02", "bd09"), key=med.__getitem__)
+    if med[best] <= MATCH_MAX_M and med[best] <= MATCH_MAX_RATIO * med["wgs84"]:
+        return best, med["wgs84"], med[best], len(refs)
+    return None

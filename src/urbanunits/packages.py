@@ -402,7 +402,8 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
         from urbanunits.sources.inventory import read_inventory
 
         inv, inv_report = read_inventory(
-            cfg.inputs.inventory, crs=crs, coord_system=cfg.inputs.inventory_coord_system,
+            cfg.inputs.inventory, crs=crs,
+            coord_system=cfg.inputs.inventory_coord_system or "wgs84",  # unset reads as WGS84
             on_missing_coords=cfg.inputs.inventory_on_missing_coords,
             sheet=cfg.inputs.inventory_sheet)
         df = _inventory_estimates(inv, layers, cfg)

@@ -121,7 +121,8 @@ def load_subdistricts(cfg: Config, layers: OSMLayers) -> gpd.GeoDataFrame | None
     codes = cfg.inputs.subdistrict_codes
     if cfg.inputs.subdistricts is not None:
         sub = read_subdistricts(cfg.inputs.subdistricts, crs=cfg.study_area.crs,
-                                name_field=cfg.inputs.subdistrict_name_field)
+                                name_field=cfg.inputs.subdistrict_name_field,
+                                encoding=cfg.inputs.subdistricts_encoding)
         if codes is not None:
             sub = join_nbs_codes(sub, codes)[0]
         _check_subdistricts(sub, layers, str(cfg.inputs.subdistricts))
@@ -245,7 +246,8 @@ def run_lifecircle(cfg: Config, *, layers: OSMLayers | None = None,
         # written along with the life circles, so that every id in the file resolves
         upstream = dict(pk.layers)
     area = layers.study_area.geometry.iloc[0].buffer(cfg.osm.graph_margin_m)
-    facilities, notes = load_facilities(cfg, layers.facilities, area=area)
+    facilities, notes = load_facilities(cfg, layers.facilities, area=area, roads=layers.roads,
+                                        pois=layers.pois)
     result = lc_mod.life_circle(layers.walk_graph, communities, facilities, cfg.lifecircle,
                                 units=units, packages=packages)
     res = StageResult("lifecircle", layers={**upstream, **result.layers()})

@@ -30,23 +30,124 @@ __all__ = [
     "NBSJoin",
     "OSMBoundaries",
     "admin_polygons",
+    "is_garbled",
     "join_nbs_codes",
     "normalise_name",
     "read_nbs_codes",
     "read_polygons",
     "read_subdistricts",
+    "shapefile_encoding",
     "subdistricts_from_osm",
 ]
 
 logger = logging.getLogger(__name__)
 
 
-def read_polygons(path: str | Path, *, crs: str, what: str, layer: str | None = None
-                  ) -> gpd.GeoDataFrame:
+def _dbf_text(path: Path, *, max_records: int = 20_000) -> bytes:
+    """The raw bytes of a .dbf's character fields (the first ``max_records`` records)."""
+    import struct
+
+    with path.open("rb") as fh:
+        head = fh.read(32)
+        if len(head) < 32:
+            return b""
+        n_rec, head_len, rec_len = struct.unpack("<IHH", head[4:12])
+        fields = []  # (offset in record, length) of character fields
+        offset = 1  # the deletion flag
+        desc = fh.read(max(0, head_len - 32))
+        for i in range(0, len(desc) - 31, 32):
+            if desc[i] == 0x0D:
+                break
+            ftype, flen = chr(desc[i + 11]), desc[i + 16]
+            if ftype == "C":
+                fields.append((offset, flen))
+            offset += flen
+        if not fields or rec_len <= 0:
+            return b""
+        fh.seek(head_len)
+        body = fh.read(rec_len * min(n_rec, max_records))
+    parts = []
+    for r in range(0, len(body) - rec_len + 1, rec_len):
+        for off, flen in fields:
+            parts.append(body[r + off:r + off + flen].rstrip(b" \x00"))
+    return b"\n".join(parts)
+
+
+def shapefile_encoding(path: str | Path, *, key: str = "") -> str | None:
+    """The text encoding to read a Shapefile with, when GDAL would guess wrong.
+
+    GDAL takes a Shapefile's encoding from its ``.cpg`` file or the .dbf's language-driver byte;
+    without either it assumes ISO-8859-1, which turns GBK names (common in Chinese GIS exports)
+    into mojibake. For such files the raw text fields are tried as UTF-8, then GB18030 (a
+    superset of GBK and GB2312).
+
+    Parameters
+    ----------
+    path
+        The file (anything other than a ``.shp`` gives None).
+    key
+        The config key that sets the encoding, for the error message.
+
+    Returns
+    -------
+    str or None
+        ``"UTF-8"`` or ``"GB18030"``; None when GDAL's own choice is right (a ``.cpg``, a
+        language-driver byte, plain ASCII, or not a Shapefile).
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".shp":
+        return None
+    dbf = next((p for p in (path.with_suffix(".dbf"), path.with_suffix(".DBF")) if p.is_file()),
+               None)
+    if dbf is None or any(path.with_suffix(s).is_file() for s in (".cpg", ".CPG")):
+        return None
+    with dbf.open("rb") as fh:
+        head = fh.read(32)
+    if len(head) >= 30 and head[29] != 0:
+        return None  # a language-driver id GDAL understands
+    raw = _dbf_text(dbf)
+    if raw.isascii():
+        return None
+    for enc in ("utf-8", "gb18030"):
+        try:
+            raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        name = "UTF-8" if enc == "utf-8" else "GB18030"
+        logger.info("%s: no .cpg file; text fields read as %s", path.name, name)
+        return name
+    raise InputFileError(path, "text fields are neither UTF-8 nor GBK and there is no .cpg file "
+                         "naming their encoding",
+                         f"set {key or 'the encoding'} to the file's encoding (e.g. \"BIG5\") "
+                         "or save it as a GeoPackage")
+
+
+def is_garbled(name: object) -> bool:
+    """Whether a name is undecodable text: U+FFFD, C1 controls, or GBK read as Latin-1.
+
+    ``"陆家嘴街道"`` stored as GBK and read as Latin-1 becomes ``"Â½¼Ò×ì½ÖµÀ"``; its Latin-1
+    bytes decode as GB18030 to Chinese again, which is the test (a real ``"Zürich"`` does not).
+    """
+    if not isinstance(name, str):
+        return False
+    if re.search("[\ufffd\u0080-\u009f]", name):
+        return True
+    if len(re.findall("[\u00a0-\u00ff]", name)) < 2:
+        return False
+    try:
+        again = name.encode("latin-1").decode("gb18030")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return False
+    return re.search("[\u4e00-\u9fff]", again) is not None
+
+
+def read_polygons(path: str | Path, *, crs: str, what: str, layer: str | None = None,
+                  encoding: str = "", encoding_key: str = "") -> gpd.GeoDataFrame:
     """Read a polygon file (GeoPackage, GeoJSON, Shapefile...) into the metric CRS.
 
     Invalid polygons are repaired with ``make_valid`` and counted in the log; empty geometries
     are dropped. A file without a CRS is an error (guessing would silently shift everything).
+    A Shapefile without a ``.cpg`` has its text encoding detected (:func:`shapefile_encoding`).
 
     Parameters
     ----------
@@ -58,6 +159,10 @@ def read_polygons(path: str | Path, *, crs: str, what: str, layer: str | None = 
         What the file is for, used in messages (e.g. ``"sub-district boundaries"``).
     layer
         Layer to read (default: the first).
+    encoding
+        Text encoding of a Shapefile's attributes (e.g. ``"GB18030"``); ``""`` detects it.
+    encoding_key
+        The config key that sets ``encoding``, for messages.
 
     Returns
     -------
@@ -68,8 +173,15 @@ def read_polygons(path: str | Path, *, crs: str, what: str, layer: str | None = 
     if not path.exists():
         raise InputFileError(path, f"{what} file not found",
                              "check the path in the config or put the file there")
+    enc = encoding or (shapefile_encoding(path, key=encoding_key) if path.is_file() else None)
     try:
-        gdf = gpd.read_file(path, layer=layer, engine="pyogrio")
+        gdf = gpd.read_file(path, layer=layer, engine="pyogrio",
+                            **({"encoding": enc} if enc else {}))
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise InputFileError(path, f"its text fields are not in the encoding "
+                             f"{enc or 'its .cpg file names'} ({exc})",
+                             f"set {encoding_key or 'the encoding'} to the file's encoding "
+                             "(e.g. \"GB18030\" for GBK)") from exc
     except (DataSourceError, DataLayerError, OSError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputFileError(path, f"could not read {what} ({first})",
@@ -102,8 +214,8 @@ def _polygon_parts(geom: shapely.Geometry) -> shapely.Geometry:
     return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
-def read_subdistricts(path: str | Path, *, crs: str, name_field: str = "name"
-                      ) -> gpd.GeoDataFrame:
+def read_subdistricts(path: str | Path, *, crs: str, name_field: str = "name",
+                      encoding: str = "") -> gpd.GeoDataFrame:
     """Read sub-district (街道) polygons: columns ``subdistrict`` and geometry, metric CRS.
 
     Parameters
@@ -114,13 +226,18 @@ def read_subdistricts(path: str | Path, *, crs: str, name_field: str = "name"
         Target metric CRS.
     name_field
         Column holding the sub-district name.
+    encoding
+        Text encoding of a Shapefile's attributes (``inputs.subdistricts_encoding``); ``""``
+        detects it. Names that still cannot be decoded are an error, never written.
 
     Returns
     -------
     geopandas.GeoDataFrame
         One row per sub-district (parts of the same name dissolved).
     """
-    gdf = read_polygons(path, crs=crs, what="sub-district boundaries")
+    key = "inputs.subdistricts_encoding"
+    gdf = read_polygons(path, crs=crs, what="sub-district boundaries", encoding=encoding,
+                        encoding_key=key)
     if name_field not in gdf.columns:
         cols = ", ".join(c for c in gdf.columns if c != "geometry")
         raise DataError(f"{path}: column {name_field!r}", "not found",
@@ -132,6 +249,14 @@ def read_subdistricts(path: str | Path, *, crs: str, name_field: str = "name"
                         f"{int(unnamed.sum())} polygon(s) have no name",
                         "fill in the names (units are labelled and nested by them)")
     out["subdistrict"] = out["subdistrict"].astype(str)
+    # Undecodable names would reach every output: U+FFFD is what a decoder leaves for bytes it
+    # could not read, and GBK read as Latin-1 (a wrong .cpg) gives accented letters.
+    garbled = out["subdistrict"].map(is_garbled).astype(bool)
+    if garbled.any():
+        sample = out.loc[garbled, "subdistrict"].iloc[0]
+        raise DataError(f"{path}: column {name_field!r}",
+                        f"{int(garbled.sum())} name(s) cannot be decoded (e.g. {sample!r})",
+                        f"set {key} to the file's encoding (e.g. \"GB18030\" for GBK)")
     out = out.dissolve(by="subdistrict", as_index=False)
     return out.sort_values("subdistrict").reset_index(drop=True)
 

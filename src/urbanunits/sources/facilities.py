@@ -5,7 +5,10 @@ OSM in China rarely tags kindergartens, day-care centres or clinics, so a planne
 ``[[lifecircle.categories.<key>.files]]``. Each file row becomes one facility with ``category``,
 ``subtype``, ``name`` and ``source`` (the file name), as a point in the metric CRS (polygons →
 representative points). Coordinates copied from Gaode/Tencent (GCJ-02) or Baidu (BD-09) are
-converted with :func:`urbanunits.crs.to_wgs84`; the datum is declared, never guessed.
+converted with :func:`urbanunits.crs.to_wgs84`. A file that declares no ``coord_system`` is read
+as WGS84 and checked against the street network (:func:`urbanunits.crs.detect_datum_shift`): when
+its points fit the streets markedly better read as GCJ-02 or BD-09, the run stops and names the
+key to set. An explicit ``coord_system = "wgs84"`` skips the check.
 
 Files come before OSM when the same facility appears twice: features of one category with the
 same or a similar name (one contains the other once brackets, spaces and punctuation are
@@ -30,17 +33,27 @@ from scipy.sparse.csgraph import connected_components
 from shapely.geometry.base import BaseGeometry
 
 from urbanunits.config import Category, Config, FacilityFile
-from urbanunits.crs import swapped_hint, swapped_lonlat, to_wgs84
+from urbanunits.crs import (
+    UNSET,
+    datum_scores,
+    decide_datum,
+    detect_datum_shift_by_matches,
+    swapped_hint,
+    swapped_lonlat,
+    to_wgs84,
+)
 from urbanunits.errors import CRSError, DataError, InputFileError
 from urbanunits.sources.classify import classify_facilities
 
 __all__ = [
     "FACILITY_COLUMNS",
+    "check_datum",
     "collect_facilities",
     "dedupe_facilities",
     "load_facilities",
     "normalise_name",
     "read_facility_file",
+    "street_lines",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,8 +98,13 @@ def _read_table(path: Path, ff: FacilityFile, where: str) -> pd.DataFrame | gpd.
                                      "save it as comma-separated UTF-8 with a header row"
                                      ) from exc
         raise InputFileError(path, "unknown text encoding", "save the CSV as UTF-8")
+    from urbanunits.sources.boundaries import shapefile_encoding
+
+    # A GBK Shapefile without .cpg would otherwise give mojibake names (no pattern matches).
+    shp_enc = shapefile_encoding(path)
     try:
-        return gpd.read_file(path, layer=ff.layer or None, engine="pyogrio")
+        return gpd.read_file(path, layer=ff.layer or None, engine="pyogrio",
+                             **({"encoding": shp_enc} if shp_enc else {}))
     except (DataSourceError, DataLayerError, OSError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputFileError(path, f"could not read facilities ({first})",
@@ -101,9 +119,86 @@ def _need_column(df: pd.DataFrame, col: str, path: Path, key: str, what: str) ->
                         f"set {key} in the config to the right column")
 
 
+_DATUM_LABEL = {"gcj02": "GCJ-02 (Gaode/AMap, Tencent)", "bd09": "BD-09 (Baidu)"}
+# Not streets for the datum check: paths inside compounds and parks put every spot near a line.
+_NOT_STREETS = frozenset({"footway", "path", "pedestrian", "steps", "corridor", "bridleway",
+                          "cycleway", "track", "platform"})
+
+
+def street_lines(roads: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+    """The street lines of an OSM ``roads`` layer that the datum check measures against."""
+    if roads is None or roads.empty or "highway" not in roads.columns:
+        return None
+    out = roads[~roads["highway"].isin(_NOT_STREETS)]
+    return out if len(out) else None
+
+
+def _namesakes(names: pd.Series, reference: gpd.GeoDataFrame | None
+               ) -> list[np.ndarray] | None:
+    """For each name, the metric coordinates of reference points with the same name."""
+    if reference is None or reference.empty or "name" not in reference.columns:
+        return None
+    ref = reference[reference["name"].notna()]
+    keys = ref["name"].map(normalise_name)
+    xy = np.column_stack([ref.geometry.x.to_numpy(), ref.geometry.y.to_numpy()])
+    groups = {k: xy[np.flatnonzero(keys.to_numpy() == k)] for k in set(keys) if len(k) >= 2}
+    empty = np.zeros((0, 2))
+    return [groups.get(normalise_name(n), empty) for n in names]
+
+
+def check_datum(lon: np.ndarray, lat: np.ndarray, streets: gpd.GeoDataFrame | None, *,
+                path: Path, key: str, names: pd.Series | None = None,
+                reference: gpd.GeoDataFrame | None = None) -> None:
+    """Stop when points read as WGS84 fit the map markedly better as GCJ-02 or BD-09.
+
+    Two kinds of evidence, either enough: the points' distances to the streets
+    (:func:`urbanunits.crs.detect_datum_shift`), and their distances to OSM features of the same
+    name (:func:`urbanunits.crs.detect_datum_shift_by_matches`).
+
+    Parameters
+    ----------
+    lon, lat
+        The file's coordinates in degrees, as read (no conversion).
+    streets
+        Street lines in a metric CRS (:func:`street_lines`), or None.
+    path
+        The file, for the message.
+    key
+        The config key that declares the file's datum, e.g.
+        ``lifecircle.categories.clinic.files[0].coord_system``.
+    names
+        The points' names, aligned with ``lon``/``lat``.
+    reference
+        Named points in a metric CRS (``OSMLayers.pois``), or None.
+    """
+    fix_for = 'set {key} = "{found}" (or "wgs84" if the positions are right)'
+    what = "declares no datum and reads as WGS84, but"
+    near = _namesakes(names, reference) if names is not None else None
+    if near is not None and reference is not None:
+        hit = detect_datum_shift_by_matches(lon, lat, near, crs=str(reference.crs))
+        if hit is not None:
+            found, base, conv, n = hit
+            raise DataError(path, f"{what} {n} of its points with an OSM namesake lie a median "
+                            f"{base:.0f} m from it as WGS84 and {conv:.0f} m read as "
+                            f"{_DATUM_LABEL[found]}", fix_for.format(key=key, found=found))
+    if streets is None:
+        return
+    scores = datum_scores(lon, lat, streets)
+    found_s = decide_datum(scores)
+    if found_s is None:
+        return
+    base, conv, _, closer, n = scores[found_s]
+    raise DataError(path, f"{what} its points sit a median {base:.0f} m from the streets as "
+                    f"WGS84 and {conv:.0f} m read as {_DATUM_LABEL[found_s]} "
+                    f"({100 * closer:.0f} % of {n} points closer)",
+                    fix_for.format(key=key, found=found_s))
+
+
 def read_facility_file(ff: FacilityFile, category_key: str, category: Category, *,
-                       crs: str, area: BaseGeometry | None = None,
-                       where: str = "") -> tuple[gpd.GeoDataFrame, list[str]]:
+                       crs: str, area: BaseGeometry | None = None, where: str = "",
+                       streets: gpd.GeoDataFrame | None = None,
+                       reference: gpd.GeoDataFrame | None = None
+                       ) -> tuple[gpd.GeoDataFrame, list[str]]:
     """Read one facility file of a category into points in the metric CRS.
 
     Parameters
@@ -121,6 +216,11 @@ def read_facility_file(ff: FacilityFile, category_key: str, category: Category, 
         margin; rows outside are counted. A file with rows but none inside is an error.
     where
         Config key of the entry, for messages.
+    streets
+        Street lines in a metric CRS (:func:`street_lines`): a file with no ``coord_system``
+        is checked against them for an undeclared GCJ-02/BD-09 datum (see :func:`check_datum`).
+    reference
+        Named points in a metric CRS (``OSMLayers.pois``) for the same check by name.
 
     Returns
     -------
@@ -163,7 +263,12 @@ def read_facility_file(ff: FacilityFile, category_key: str, category: Category, 
         ok = ~(geom.isna() | geom.is_empty)
         pts = gpd.GeoSeries(shapely.point_on_surface(geom[ok].values), index=geom[ok].index,
                             crs=df.crs)
-        if ff.coord_system.lower() != "wgs84":
+        if ff.coord_system == UNSET and df.crs.is_geographic and streets is not None:
+            ll = pts.to_crs(WGS84)
+            check_datum(ll.x.to_numpy(), ll.y.to_numpy(), streets, path=path,
+                        key=f"{where}.coord_system", names=names.loc[ll.index],
+                        reference=reference)
+        if ff.coord_system.lower() not in ("wgs84", UNSET):
             if not df.crs.is_geographic:
                 raise CRSError(f"{where}.coord_system", f"{ff.coord_system!r} needs "
                                f"longitude/latitude, but {path.name} is in {df.crs.to_string()}",
@@ -190,6 +295,9 @@ def read_facility_file(ff: FacilityFile, category_key: str, category: Category, 
                             + (f" ({swapped})" if swapped else ""),
                             "give decimal degrees (e.g. 121.55, 29.87) and check which column "
                             "is longitude and which latitude")
+        if ff.coord_system == UNSET:
+            check_datum(lon[ok].to_numpy(), lat[ok].to_numpy(), streets, path=path,
+                        key=f"{where}.coord_system", names=names[ok], reference=reference)
         lon_w, lat_w = to_wgs84(lon[ok].to_numpy(), lat[ok].to_numpy(), ff.coord_system,
                                 where=f"{where}.coord_system")
         pts = gpd.GeoSeries(shapely.points(lon_w, lat_w), index=lon[ok].index,
@@ -307,7 +415,9 @@ def dedupe_facilities(facilities: gpd.GeoDataFrame, *, dedupe_m: float) -> gpd.G
 
 def collect_facilities(osm_facilities: gpd.GeoDataFrame | None,
                        categories: Mapping[str, Category], *, crs: str,
-                       area: BaseGeometry | None = None, dedupe_m: float = 30.0
+                       area: BaseGeometry | None = None, dedupe_m: float = 30.0,
+                       roads: gpd.GeoDataFrame | None = None,
+                       pois: gpd.GeoDataFrame | None = None
                        ) -> tuple[gpd.GeoDataFrame, list[str]]:
     """Facilities of every category from the configured files and OSM, de-duplicated.
 
@@ -323,6 +433,11 @@ def collect_facilities(osm_facilities: gpd.GeoDataFrame | None,
         Study area (plus margin) in ``crs``: file rows outside it are left out.
     dedupe_m
         Records of one facility closer than this (m) merge.
+    roads
+        The OSM ``roads`` layer (metric CRS): files without a ``coord_system`` are checked
+        against its streets for an undeclared GCJ-02/BD-09 datum. None skips the check.
+    pois
+        The OSM ``pois`` layer (metric CRS): the same check by same-named features.
 
     Returns
     -------
@@ -333,10 +448,12 @@ def collect_facilities(osm_facilities: gpd.GeoDataFrame | None,
     """
     frames: list[gpd.GeoDataFrame] = []
     notes: list[str] = []
+    streets = street_lines(roads)
     for key, cat in categories.items():
         for i, ff in enumerate(cat.files):
             gdf, n = read_facility_file(ff, key, cat, crs=crs, area=area,
-                                        where=f"lifecircle.categories.{key}.files[{i}]")
+                                        where=f"lifecircle.categories.{key}.files[{i}]",
+                                        streets=streets, reference=pois)
             frames.append(gdf)
             notes += n
     if osm_facilities is not None and len(osm_facilities):
@@ -365,8 +482,10 @@ def collect_facilities(osm_facilities: gpd.GeoDataFrame | None,
 
 
 def load_facilities(cfg: Config, osm_facilities: gpd.GeoDataFrame | None, *,
-                    area: BaseGeometry | None = None) -> tuple[gpd.GeoDataFrame, list[str]]:
+                    area: BaseGeometry | None = None, roads: gpd.GeoDataFrame | None = None,
+                    pois: gpd.GeoDataFrame | None = None
+                    ) -> tuple[gpd.GeoDataFrame, list[str]]:
     """:func:`collect_facilities` with the options of a run's config."""
     return collect_facilities(osm_facilities, cfg.lifecircle.categories,
                               crs=cfg.study_area.crs, area=area,
-                              dedupe_m=cfg.lifecircle.dedupe_m)
+                              dedupe_m=cfg.lifecircle.dedupe_m, roads=roads, pois=pois)

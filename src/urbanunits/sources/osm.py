@@ -37,10 +37,24 @@ from shapely.geometry.base import BaseGeometry
 from urbanunits._progress import progress
 from urbanunits.config import Config
 from urbanunits.errors import ConfigError, DataError, InputFileError
+from urbanunits.sources._checks import (
+    COVER_CELL_DEG,
+    FOOT_HIGHWAYS,
+    check_extract,
+    coverage_grid_share,
+    coverage_share,
+    coverage_window,
+    data_extent,
+    refuse_extract,
+    walk_stats_of,
+)
 from urbanunits.sources.classify import classify_facilities, tag_rules
 
 __all__ = [
+    "FOOT_HIGHWAYS",
     "OSMLayers",
+    "check_extract",
+    "coverage_share",
     "is_walkable",
     "read_osm",
     "study_area_polygon",
@@ -75,6 +89,10 @@ _WALK_EXCLUDE = {
     "sidewalk:left": re.compile(r"separate"),
     "sidewalk:right": re.compile(r"separate"),
 }
+
+
+_SIDEWALK_KEYS = ("sidewalk", "sidewalk:both", "sidewalk:left", "sidewalk:right")
+_NO_SIDEWALK = frozenset({"no", "none", "separate"})
 
 _WATER_AREA = {("natural", "water"), ("waterway", "riverbank"), ("landuse", "reservoir"),
                ("landuse", "basin"), ("waterway", "dock")}
@@ -137,6 +155,17 @@ class OSMLayers:
         Administrative boundary polygons with ``admin_level`` and ``name``.
     source
         The file read.
+    facilities
+        ``pois`` classified by the config's life-circle categories (set by :func:`read_osm`).
+    extent
+        One-row GeoDataFrame (metric CRS): the extract's data extent, its ``<bounds>`` (when the
+        header has them) intersected with the box of its nodes. Empty when unknown.
+    walk_stats
+        ``foot_edges`` (walk-graph edges on footways, paths, steps...) and ``sidewalk_ways``
+        (walkable ways with a sidewalk tag), for the drive-only check.
+    coverage
+        Share (0–1) of the study area the extract covers, or None when unknown (see
+        :func:`~urbanunits.sources._checks.coverage_grid_share`).
     """
 
     study_area: gpd.GeoDataFrame
@@ -153,6 +182,9 @@ class OSMLayers:
     admin: gpd.GeoDataFrame
     source: Path
     facilities: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
+    extent: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
+    walk_stats: dict[str, int] = field(default_factory=dict)
+    coverage: float | None = None
 
     def summary(self) -> dict[str, int]:
         """Row counts per layer (nodes/edges for the graph)."""
@@ -252,16 +284,28 @@ class _Collector:
         self.n_nodes = 0
         self.n_ways = 0
         self.bounds = [np.inf, np.inf, -np.inf, -np.inf]
+        self.header_box: tuple[float, float, float, float] | None = None
+        self.sidewalk_ways: set[int] = set()
+        self.window: tuple[float, float, float, float] | None = None  # coverage grid, lon/lat
+        self.cells: set[tuple[int, int]] = set()
 
 
 def _keep(tags: Any) -> dict[str, str]:
     return {k: tags[k] for k in _KEEP_TAGS if k in tags}
 
 
-def _parse(path: Path) -> _Collector:
+def _parse(path: Path, window: tuple[float, float, float, float] | None = None) -> _Collector:
     fab = osmium.geom.WKBFactory()
     col = _Collector()
+    col.window = window
+    wx0, wy0, wx1, wy1 = window or (np.inf, np.inf, -np.inf, -np.inf)
+    cells = col.cells
     proc = osmium.FileProcessor(str(path)).with_locations().with_areas()
+    box = proc.header.box()
+    if box.valid():
+        # <bounds> of an Overpass/osmium/JOSM extract: the area it was cut to.
+        col.header_box = (box.bottom_left.lon, box.bottom_left.lat, box.top_right.lon,
+                          box.top_right.lat)
     with progress(desc=f"reading {path.name}", unit=" objects", unit_scale=True) as bar:
         for obj in proc:
             bar.update(1)
@@ -274,6 +318,9 @@ def _parse(path: Path) -> _Collector:
                     b[1] = min(b[1], loc.lat)
                     b[2] = max(b[2], loc.lon)
                     b[3] = max(b[3], loc.lat)
+                    if wx0 <= loc.lon <= wx1 and wy0 <= loc.lat <= wy1:
+                        cells.add((int((loc.lon - wx0) / COVER_CELL_DEG),
+                                   int((loc.lat - wy0) / COVER_CELL_DEG)))
                 if len(obj.tags) and _wanted_node(obj.tags) and loc.valid():
                     col.points.append((obj.id, _keep(obj.tags),
                                        bytes.fromhex(fab.create_point(obj))))
@@ -290,6 +337,8 @@ def _parse(path: Path) -> _Collector:
                             refs.append(n.ref)
                     if len(refs) >= 2:
                         col.walk_ways.append((obj.id, refs, _keep(tags)))
+                        if any(tags.get(k, "no") not in _NO_SIDEWALK for k in _SIDEWALK_KEYS):
+                            col.sidewalk_ways.add(obj.id)
                 if any(k in tags for k in ("highway", "railway", "waterway")) or (
                         tags.get("natural") == "coastline"):
                     try:
@@ -314,8 +363,12 @@ def _frame(rows: Iterable[tuple[Any, ...]], *, id_pos: int, tag_pos: int, wkb_po
            kind_pos: int | None = None) -> gpd.GeoDataFrame:
     rows = list(rows)
     if not rows:
-        return gpd.GeoDataFrame({"osm_id": pd.Series(dtype="int64")},
-                                geometry=gpd.GeoSeries([], crs=WGS84), crs=WGS84)
+        # The same identifying columns as a non-empty frame: an extract without closed areas
+        # (a drive-only export) must not fail later on a missing ``osm_type``.
+        cols = {"osm_id": pd.Series(dtype="int64")}
+        if kind_pos is not None:
+            cols = {"osm_type": pd.Series(dtype="object"), **cols}
+        return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=WGS84), crs=WGS84)
     tags = pd.DataFrame([r[tag_pos] for r in rows])
     tags.insert(0, "osm_id", [r[id_pos] for r in rows])
     if kind_pos is not None:
@@ -418,6 +471,8 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
                         "covers it")
 
     G = _build_walk_graph(col, area_ll, crs, simplify=cfg.osm.simplify_walk_graph)
+    extent = data_extent(col.bounds, col.header_box, crs)
+    walk_stats = walk_stats_of(G, col.sidewalk_ways)
 
     lines = _frame(col.lines, id_pos=0, tag_pos=1, wkb_pos=2).to_crs(crs)
     buffered = area.buffer(max(50.0, cfg.units.snap_tolerance_m * 4))
@@ -472,7 +527,7 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
                 & ~has_in(whole, "building") & whole.intersects(area))
     res = whole[res_mask]
     residential = gpd.GeoDataFrame(
-        {"osm_id": res["osm_id"], "osm_type": res["osm_type"], "name": _col(res, "name"),
+        {"osm_id": res["osm_id"], "osm_type": _col(res, "osm_type"), "name": _col(res, "name"),
          "start_date": _col(res, "start_date"), "building_age": _col(res, "building:age")},
         geometry=res.geometry, crs=crs).reset_index(drop=True)
 
@@ -528,7 +583,8 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
                   ignore_index=True), geometry="geometry", crs=crs)
     historic["designated"] = historic["designated"].astype(bool)
 
-    admin = gpd.GeoDataFrame({"osm_id": admin_all["osm_id"], "osm_type": admin_all["osm_type"],
+    admin = gpd.GeoDataFrame({"osm_id": admin_all["osm_id"],
+                              "osm_type": _col(admin_all, "osm_type"),
                               "admin_level": pd.to_numeric(_col(admin_all, "admin_level"),
                                                            errors="coerce"),
                               "name": _col(admin_all, "name"),
@@ -536,9 +592,11 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
                              geometry=admin_all.geometry, crs=crs)
     admin = admin[admin.intersects(area)].reset_index(drop=True)
 
+    coverage = coverage_grid_share(col.cells, col.window, study_ll, extent, water)
     return OSMLayers(study_area=sa, walk_graph=G, roads=roads, railways=railways,
                      waterways=waterways, water=water, landuse=landuse, residential=residential,
-                     buildings=buildings, pois=pois, historic=historic, admin=admin, source=path)
+                     buildings=buildings, pois=pois, historic=historic, admin=admin, source=path,
+                     extent=extent, walk_stats=walk_stats, coverage=coverage)
 
 
 def _polygonal(geom: BaseGeometry) -> BaseGeometry:
@@ -589,7 +647,8 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = None) -> OSMLayers:
+def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = None,
+             check: bool = True) -> OSMLayers:
     """Read the configured OSM extract into :class:`OSMLayers` (cached).
 
     Parameters
@@ -600,6 +659,10 @@ def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = 
         Read this file instead of ``cfg.inputs.osm``.
     use_cache
         Override ``cfg.osm.cache``.
+    check
+        Run :func:`check_extract`: refuse an extract that cannot support the analysis (too
+        little of the study area covered, no walk network) and warn about missing layers.
+        Off only for files read for something else (boundaries alone, say).
 
     Returns
     -------
@@ -628,7 +691,7 @@ def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = 
     if layers is None:
         t0 = time.perf_counter()
         try:
-            col = _parse(path)
+            col = _parse(path, coverage_window(cfg))
         except (RuntimeError, OSError, ValueError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputFileError(path, f"could not be read as OSM data ({first})",
@@ -638,6 +701,8 @@ def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = 
             raise DataError(path, "the extract contains no OSM nodes or ways",
                             "use a non-empty extract that covers the study area")
         layers = _layers_from(col, cfg, path)
+        if check:  # before anything is logged or cached: the error is the one line printed
+            refuse_extract(layers, cfg)
         logger.info("parsed %s in %.1f s", path.name, time.perf_counter() - t0)
         if use_cache:
             from urbanunits.export import atomic_path
@@ -645,6 +710,8 @@ def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = 
             cfg.cache_dir.mkdir(parents=True, exist_ok=True)
             with atomic_path(cache) as tmp, tmp.open("wb") as fh:
                 pickle.dump(layers, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    if check:
+        check_extract(layers, cfg)
     _check_rule_keys(cfg)
     layers.facilities = classify_facilities(layers.pois, cfg.lifecircle.categories,
                                             contradicting_tags=cfg.lifecircle.contradicting_tags)
