@@ -237,7 +237,7 @@ def test_historic_layer_flags_designated_areas(tmp_path: Path, demo_cfg: Config)
     path = tmp_path / "historic.osm"
     path.write_text("\n".join(out), encoding="utf-8")
     cfg = dataclasses.replace(demo_cfg, inputs=dataclasses.replace(demo_cfg.inputs, osm=path))
-    hist = read_osm(cfg, use_cache=False).historic
+    hist = read_osm(cfg, use_cache=False, check=False).historic  # a partial extract
     got = dict(zip(hist["osm_id"].astype(int), hist["designated"], strict=True))
     want = {wid: flag for wid, (_, flag) in areas.items() if flag is not None}
     assert got == {1: False, **want}

@@ -466,6 +466,7 @@ RANGES: dict[str, Range] = {
     # not unusual but meaningful choices.
     "osm.graph_margin_m": Range(0, 10_000),
     "osm.default_building_levels": _pos(200),
+    "osm.min_coverage_share": Range(0, 1),
     "fetch.timeout_s": _pos(86_400),
     "fetch.read_timeout_s": _pos(86_400),
     "fetch.max_size_mb": Range(1, 65_536),
