@@ -1,8 +1,10 @@
 """Command line: ``urbanunits <command> [--config FILE]``.
 
-User mistakes (:class:`~urbanunits.errors.UserError`) print one line,
-``error: <where>: <what> — <what to do>``, and exit with status 2; ``--verbose`` adds the
-traceback. Anything else is a bug and shows its traceback (exit status 1).
+Exit status: 0 done; 2 a user mistake or an output that cannot be written
+(:class:`~urbanunits.errors.UserError`, printed as one line,
+``error: <where>: <what> — <what to do>``; ``--verbose`` adds the traceback), nothing written;
+3 ``all`` or ``maps`` skipped a stage for want of data (one ``skipped stage`` line each) and
+wrote the others; 1 a bug (traceback); 130 interrupted, nothing written.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ __all__ = ["main"]
 logger = logging.getLogger("urbanunits")
 
 _STAGES = ("ingest", "units", "packages", "lifecircle", "maps", "all")
+EXIT_USER_ERROR = 2
+EXIT_SKIPPED = 3  # a stage was skipped for want of data; the others were written
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,7 +100,8 @@ def _run(command: str, config: str | None) -> int:
     }
     result = runners[command](cfg)
     print(result.report())
-    return 0
+    # the skipped stages were logged as one warning line each
+    return EXIT_SKIPPED if result.skipped else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if verbose:
             traceback.print_exc()
         print(f"error: {exc.one_line()}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted; no partial output was kept", file=sys.stderr)
         return 130

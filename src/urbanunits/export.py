@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 import geopandas as gpd
 import pandas as pd
 import pyogrio
+import pyogrio.errors
 
-from urbanunits.errors import InputFileError
+from urbanunits.errors import InputFileError, OutputError, UserError
 
 if TYPE_CHECKING:
     from urbanunits.config import Config
@@ -42,6 +43,10 @@ logger = logging.getLogger(__name__)
 def atomic_path(dest: str | Path, *, copy_existing: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; rename it over ``dest`` on success.
 
+    A write that fails for a reason the user can fix (disk full, read-only folder, a file in
+    the way or in use) is raised as a one-line :class:`~urbanunits.errors.OutputError` naming
+    ``dest``; ``dest`` is left as it was either way.
+
     Parameters
     ----------
     dest
@@ -54,22 +59,36 @@ def atomic_path(dest: str | Path, *, copy_existing: bool = False) -> Iterator[Pa
     pathlib.Path
         The temporary file to write.
     """
+    from urbanunits._outputs import output_error
+
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part" + dest.suffix,
-                                dir=dest.parent)
-    os.close(fd)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part" + dest.suffix,
+                                    dir=dest.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise output_error(dest, exc) from exc
     tmp = Path(name)
     tmp.unlink()
     try:
-        if copy_existing and dest.exists():
-            shutil.copy2(dest, tmp)
-        yield tmp
+        try:
+            if copy_existing and dest.exists():
+                shutil.copy2(dest, tmp)
+            yield tmp
+        except UserError:
+            raise
+        except (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+            # GDAL reports a full disk as e.g. "table ... already exists" (no errno): the
+            # free space decides in output_error.
+            raise output_error(dest, exc) from exc
         try:
             tmp.replace(dest)
         except PermissionError as exc:
-            raise InputFileError(dest, "cannot be replaced (is it open in QGIS, Excel or "
-                                 "another program?)", "close it and run again") from exc
+            raise OutputError(dest, "cannot be replaced (is it open in QGIS, Excel or "
+                              "another program?)", "close it and run again") from exc
+        except OSError as exc:
+            raise output_error(dest, exc) from exc
     finally:
         for leftover in (tmp, Path(str(tmp) + "-journal"), Path(str(tmp) + "-wal"),
                          Path(str(tmp) + "-shm")):
