@@ -10,8 +10,10 @@ wrote the others; 1 a bug (traceback); 130 interrupted, nothing written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -104,12 +106,20 @@ def _run(command: str, config: str | None) -> int:
     return EXIT_SKIPPED if result.skipped else 0
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``urbanunits`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))
     _setup_logging(verbose=verbose, quiet=bool(getattr(args, "quiet", False)))
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # `kill` (SIGTERM) unwinds like Ctrl-C: the staging folder is removed and the lock released.
+    previous = None
+    with contextlib.suppress(ValueError):  # not the main thread (embedded use)
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.command in ("fetch", "clip"):
             return _run_source(args)
@@ -122,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; no partial output was kept", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -183,7 +183,8 @@ def _write_graph(path: Path, G: nx.MultiDiGraph) -> dict[str, Any]:
                                  "key": [int(e[2]) for e in edges]})
     pyogrio.write_dataframe(ntab, path, layer=NODES, driver="GPKG")
     if geoms is not None:
-        etab = gpd.GeoDataFrame(etab, geometry=gpd.GeoSeries(geoms), crs=None)
+        etab = gpd.GeoDataFrame(etab, geometry=gpd.GeoSeries(geoms),
+                                crs=G.graph.get("crs"))
         pyogrio.write_dataframe(etab, path, layer=EDGES, driver="GPKG",
                                 geometry_type="Unknown", promote_to_multi=False)
     else:
