@@ -106,7 +106,7 @@ def _run(command: str, config: str | None) -> int:
     return EXIT_SKIPPED if result.skipped else 0
 
 
-def _terminate(signum: int, _frame: object) -> None:
+def _terminate(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
