@@ -98,16 +98,16 @@ def _read_frame(path: Path, name: str, meta: dict[str, Any]) -> gpd.GeoDataFrame
 # --- walk graph -----------------------------------------------------------------------------
 
 
-def _scalar(v: Any) -> str:
-    if isinstance(v, bool | np.bool_):
+def _scalar(t: type) -> str:
+    if issubclass(t, bool | np.bool_):
         return "bool"
-    if isinstance(v, int | np.integer):
+    if issubclass(t, int | np.integer):
         return "int"
-    if isinstance(v, float | np.floating):
+    if issubclass(t, float | np.floating):
         return "float"
-    if isinstance(v, str):
+    if issubclass(t, str):
         return "str"
-    if isinstance(v, shapely.Geometry):
+    if issubclass(t, shapely.Geometry):
         return "geometry"
     return "json"
 
@@ -118,8 +118,9 @@ def _kind(values: list[Any]) -> str:
     Missing values (attribute absent) are allowed in string, float and geometry columns (NULL or
     NaN, dropped again on read); int and bool columns with gaps are stored as JSON.
     """
-    kinds = {_scalar(v) for v in values if v is not None}
-    gaps = any(v is None for v in values)
+    types = {type(v) for v in values}  # by type, not value: millions of edges in a city
+    gaps = type(None) in types
+    kinds = {_scalar(t) for t in types - {type(None)}}
     if len(kinds) != 1:
         return "str" if not kinds else "json"
     kind = kinds.pop()
@@ -193,28 +194,26 @@ def _write_graph(path: Path, G: nx.MultiDiGraph) -> dict[str, Any]:
             "node_kinds": nkinds, "edge_kinds": ekinds}
 
 
-def _records(df: pd.DataFrame, kinds: dict[str, str], drop: set[str]) -> list[dict[str, Any]]:
+def _records(df: pd.DataFrame, kinds: dict[str, str]) -> list[dict[str, Any]]:
+    """One attribute dict per row, without the attributes a row does not have."""
     cols: dict[str, list[Any]] = {}
     for k, kind in kinds.items():
         if kind == "geometry":
             cols[k] = list(df.geometry.values) if isinstance(df, gpd.GeoDataFrame) else []
-        elif kind == "json":
-            cols[k] = [None if v is None or (isinstance(v, float) and np.isnan(v))
-                       else json.loads(v) for v in df[k].astype(object)]
-        elif kind == "str":
+        elif kind in ("json", "str"):
             s = df[k].astype(object)
-            cols[k] = s.where(s.notna(), None).tolist()
-        elif kind == "int":
-            cols[k] = [int(v) for v in df[k]]
-        elif kind == "bool":
-            cols[k] = [bool(v) for v in df[k]]
-        else:
-            cols[k] = [None if np.isnan(v) else float(v) for v in df[k]]
-    names = [k for k in kinds if k not in drop]
-    out = []
-    for i in range(len(df)):
-        out.append({k: cols[k][i] for k in names if cols[k][i] is not None})
-    return out
+            vals = s.where(s.notna(), None).tolist()
+            cols[k] = [None if v is None else json.loads(v) for v in vals] if kind == "json" \
+                else vals
+        elif kind == "float":
+            cols[k] = [None if v != v else v for v in df[k].astype("float64").tolist()]
+        else:  # int, bool: tolist() gives Python scalars
+            cols[k] = df[k].astype("int64" if kind == "int" else "bool").tolist()
+    names = list(kinds)
+    if not names:
+        return [{} for _ in range(len(df))]
+    return [{k: v for k, v in zip(names, row, strict=True) if v is not None}
+            for row in zip(*(cols[k] for k in names), strict=True)]
 
 
 def _read_graph(path: Path, meta: dict[str, Any]) -> nx.MultiDiGraph:
@@ -237,11 +236,11 @@ def _read_graph(path: Path, meta: dict[str, Any]) -> nx.MultiDiGraph:
         attrs[k] = pyproj.CRS.from_wkt(v["crs_wkt"]) if "crs_wkt" in v else v["value"]
     G = nx.MultiDiGraph(**attrs)
     G.add_nodes_from(zip(nodes["node"].astype("int64").tolist(),
-                         _records(nodes, meta["node_kinds"], set()), strict=True))
+                         _records(nodes, meta["node_kinds"]), strict=True))
     us = edges["u"].astype("int64").tolist()
     vs = edges["v"].astype("int64").tolist()
     ks = edges["key"].astype("int64").tolist()
-    G.add_edges_from(zip(us, vs, ks, _records(edges, meta["edge_kinds"], set()), strict=True))
+    G.add_edges_from(zip(us, vs, ks, _records(edges, meta["edge_kinds"]), strict=True))
     return G
 
 
