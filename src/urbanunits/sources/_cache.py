@@ -14,6 +14,7 @@ parsed again.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from pathlib import Path
@@ -240,8 +241,28 @@ def _read_graph(path: Path, meta: dict[str, Any]) -> nx.MultiDiGraph:
     us = edges["u"].astype("int64").tolist()
     vs = edges["v"].astype("int64").tolist()
     ks = edges["key"].astype("int64").tolist()
-    G.add_edges_from(zip(us, vs, ks, _records(edges, meta["edge_kinds"]), strict=True))
+    _add_edges(G, zip(us, vs, ks, _records(edges, meta["edge_kinds"]), strict=True))
+    if sum(len(kd) for nbrs in G._succ.values() for kd in nbrs.values()) != meta["edges"]:
+        raise CacheMismatchError("walk graph: repeated edge keys")
     return G
+
+
+def _add_edges(G: nx.MultiDiGraph, edges: Any) -> None:
+    """Add keyed edges between existing nodes as ``MultiDiGraph.add_edge`` stores them.
+
+    ``add_edges_from`` with keys costs about 12 µs an edge, most of the read of a city's cache;
+    filling the adjacency dicts directly (one key dict shared by ``_succ[u][v]`` and
+    ``_pred[v][u]``, networkx's documented layout) is several times faster.
+    """
+    succ, pred = G._succ, G._pred
+    for u, v, k, d in edges:
+        if u not in succ or v not in succ:
+            raise CacheMismatchError(f"walk graph: edge ({u}, {v}) between unknown nodes")
+        keydict = succ[u].get(v)
+        if keydict is None:
+            keydict = succ[u][v] = pred[v][u] = {}
+        keydict[k] = d
+    nx._clear_cache(G)
 
 
 # --- entry points ---------------------------------------------------------------------------
@@ -306,6 +327,12 @@ def read_cache(path: Path, *, key: str, version: int) -> dict[str, Any]:
                             f"{version}/{key}")
     out: dict[str, Any] = {name: _read_frame(path, name, meta["frames"][name])
                            for name in FRAMES}
-    out["walk_graph"] = _read_graph(path, meta["graph"])
+    # Millions of small dicts would trigger full garbage collections over and over (they hold
+    # no cycles): collect once afterwards instead.
+    gc.disable()
+    try:
+        out["walk_graph"] = _read_graph(path, meta["graph"])
+    finally:
+        gc.enable()
     out["source"] = Path(meta["source"])
     return out
