@@ -421,3 +421,26 @@ def test_a_crafted_or_damaged_cache_is_never_executed_and_is_parsed_again(
         layers = read_osm(cfg)
     assert any("roads: 5 rows" in r.getMessage() for r in caplog.records)
     _frames_equal(layers, demo_layers)
+
+
+def test_run_folder_held_open_by_another_program(tmp_path: Path, use_demo: OSMLayers,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows refuses to rename a folder with a file open in QGIS or Excel: one line, and the
+    previous run stays."""
+    cfg = demo_config(tmp_path)
+    pipeline.run_units(cfg, draw=False)
+    before = snapshot(cfg.run_dir)
+    monkeypatch.setattr(_outputs, "_exchange", lambda _a, _b: False)
+    rename = Path.rename
+
+    def locked(self: Path, target: Path) -> Path:
+        if self == cfg.run_dir:
+            raise PermissionError(errno.EACCES, "The process cannot access the file")
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", locked)
+    with pytest.raises(OutputError, match="open in another program") as info:
+        pipeline.run_units(cfg, draw=False)
+    assert info.value.where == str(cfg.run_dir) and "close it" in info.value.fix
+    assert snapshot(cfg.run_dir) == before
+    only_the_run_left(cfg)

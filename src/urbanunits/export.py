@@ -111,7 +111,7 @@ METADATA_TABLE = "run_metadata"
 def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame], *,
                  styles: Mapping[str, str] | None = None,
                  metadata: pd.DataFrame | None = None,
-                 drop: Iterable[str] = ()) -> Path:
+                 drop: Iterable[str] = (), shown_as: str | Path | None = None) -> Path:
     """Write (or replace) layers in a GeoPackage atomically, keeping its other layers.
 
     Parameters
@@ -127,6 +127,8 @@ def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.Da
         Replaces the ``run_metadata`` table (key/value rows, see :func:`run_metadata`).
     drop
         Layers to remove (with their styles), e.g. results that the new layers make stale.
+    shown_as
+        The path to name in log messages (the final path of a file written in staging).
 
     Returns
     -------
@@ -147,9 +149,10 @@ def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.Da
                                         if isinstance(df, gpd.GeoDataFrame)})
         if metadata is not None:
             _write_one(tmp, METADATA_TABLE, metadata)
+    shown = shown_as or gpkg
     if stale:
-        logger.info("removed stale layers %s from %s", ", ".join(sorted(stale)), gpkg)
-    logger.info("wrote %s to %s", ", ".join(layers), gpkg)
+        logger.info("removed stale layers %s from %s", ", ".join(sorted(stale)), shown)
+    logger.info("wrote %s to %s", ", ".join(layers), shown)
     return gpkg
 
 

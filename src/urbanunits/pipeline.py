@@ -144,7 +144,7 @@ def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]
         for i, f in enumerate(cat.files):
             inputs[f"facilities:{key}:{i}"] = f.path
     write_layers(staging.path(cfg.gpkg_path), layers, styles=layer_styles(layers),
-                 metadata=run_metadata(cfg, inputs=inputs), drop=drop)
+                 metadata=run_metadata(cfg, inputs=inputs), drop=drop, shown_as=cfg.gpkg_path)
     return cfg.gpkg_path
 
 
