@@ -141,9 +141,7 @@ def _json_default(v: Any) -> Any:
 
 def _attr_table(rows: list[dict[str, Any]], ids: dict[str, list[int]]
                 ) -> tuple[pd.DataFrame, dict[str, str], list[Any] | None]:
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
+    keys = list(dict.fromkeys(k for r in rows for k in r))
     data: dict[str, Any] = dict(ids)
     kinds: dict[str, str] = {}
     geoms = None
@@ -179,7 +177,9 @@ def _write_graph(path: Path, G: nx.MultiDiGraph) -> dict[str, Any]:
     nodes = list(G.nodes(data=True))
     ntab, nkinds, _ = _attr_table([d for _, d in nodes],
                                   {"node": [int(n) for n, _ in nodes]})
-    edges = list(G.edges(keys=True, data=True))
+    # the adjacency itself rather than the edge view: a city has millions of edges
+    edges = [(u, v, k, d) for u, nbrs in G._succ.items() for v, kd in nbrs.items()
+             for k, d in kd.items()]
     etab, ekinds, geoms = _attr_table(
         [d for *_, d in edges], {"u": [int(e[0]) for e in edges], "v": [int(e[1]) for e in edges],
                                  "key": [int(e[2]) for e in edges]})
@@ -288,7 +288,11 @@ def write_cache(path: Path, layers: Any, *, key: str, version: int) -> None:
         # Geometry types stay as parsed: no promotion of mixed lines to multi-lines.
         pyogrio.write_dataframe(_plain(df), path, layer=name, driver="GPKG",
                                 geometry_type="Unknown", promote_to_multi=False)
-    graph = _write_graph(path, layers.walk_graph)
+    gc.disable()  # see read_cache
+    try:
+        graph = _write_graph(path, layers.walk_graph)
+    finally:
+        gc.enable()
     meta = {"format": FORMAT, "version": version, "key": key, "source": str(layers.source),
             "frames": frames, "graph": graph}
     pyogrio.write_dataframe(pd.DataFrame({"json": [json.dumps(meta)]}), path, layer=META,
