@@ -29,7 +29,7 @@ from pathlib import Path
 
 from urbanunits.errors import OutputError, RunLockedError
 
-__all__ = ["Staging", "output_error", "run_lock", "staged_run"]
+__all__ = ["Staging", "clean_leftovers", "lock_path", "output_error", "run_lock", "staged_run"]
 
 logger = logging.getLogger(__name__)
 
