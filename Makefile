@@ -12,11 +12,11 @@ export MPLBACKEND := Agg
 	distclean
 
 help:
-	@echo "make units       update units (更新单元): GeoPackage + map in data/processed/"
+	@echo "make units       update units (更新单元): GeoPackage + map in data/processed/<name>/"
 	@echo "make packages    renewal packages (片区化改造)"
 	@echo "make lifecircle  15-minute life circles (生活圈)"
 	@echo "make maps        redraw every map"
-	@echo "make all         every stage, tables and maps"
+	@echo "make all         every stage, tables and maps (exit 3: a stage skipped for want of data)"
 	@echo "make ingest      parse the OSM extract into the cache only"
 	@echo "make fetch       download the study area's OSM data from Overpass (online)"
 	@echo "make clip PBF=f  cut the study area out of a large .osm.pbf (offline)"
@@ -79,7 +79,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf data/processed/* .pytest_cache .ruff_cache .mypy_cache
+	rm -rf data/processed/* data/processed/.[!.]* .pytest_cache .ruff_cache .mypy_cache
 	touch data/processed/.gitkeep
 
 distclean: clean

@@ -26,7 +26,7 @@ MINIMAL = 'name = "x"\n[study_area]\nbbox = [121.49, 31.23, 121.50, 31.24]\n'
 def test_shipped_configs_load() -> None:
     demo = load_config(ROOT / "configs" / "lujiazui.toml")
     assert demo.inputs.osm == ROOT / "data" / "raw" / "lujiazui.osm"
-    assert demo.gpkg_path == ROOT / "data" / "processed" / "lujiazui.gpkg"
+    assert demo.gpkg_path == ROOT / "data" / "processed" / "lujiazui" / "lujiazui.gpkg"
     assert set(demo.lifecircle.categories) == {"elderly_care", "childcare", "clinic", "commerce"}
     assert demo.lifecircle.categories["childcare"].subtypes["kindergarten"].distance_m == 300
     nb = load_config(ROOT / "configs" / "ningbo.toml")

@@ -277,15 +277,14 @@ def test_cli_reports_a_misspelled_inventory_column_in_one_line(
     toml.write_text(
         'name = "t"\n[study_area]\nbbox = [121.4865, 31.2225, 121.5125, 31.2475]\n'
         f'[inputs]\nosm = "{DEMO_OSM}"\ninventory = "{inv}"\n'
-        f'[output]\ndir = "{demo_cfg.output.dir}"\ngpkg = "{tmp_path / "t.gpkg"}"\n'
-        f'maps_dir = "{tmp_path / "maps"}"\n', encoding="utf-8")
+        f'[output]\ndir = "{demo_cfg.output.dir}"\n', encoding="utf-8")
     code = main(["packages", "-q", "--config", str(toml)])
     err = capsys.readouterr().err
     assert code == 2
     last = [ln for ln in err.splitlines() if ln.strip()][-1]
     assert last.startswith("error: ") and "'floor_area'" in last and "floor_area_m2" in last
     assert "Traceback" not in err
-    assert not (tmp_path / "t.gpkg").exists() and not (tmp_path / "maps").exists()
+    assert not (demo_cfg.output.dir / "t").exists()  # the run folder (gpkg, maps)
 
 
 # --------------------------------------------------------------------------------------------

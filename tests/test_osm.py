@@ -106,7 +106,7 @@ def test_second_run_uses_cache(tmp_path: Path, demo_cfg: Config, monkeypatch: py
 
     cfg = dataclasses.replace(demo_cfg, output=Output(dir=tmp_path))
     first = read_osm(cfg)
-    assert list((tmp_path / "cache").glob("osm-*.pkl"))
+    assert list((tmp_path / "cache").glob("osm-*.gpkg"))
 
     def boom(path: Path, *_: object) -> None:
         raise AssertionError("parsed again despite the cache")

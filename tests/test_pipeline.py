@@ -71,7 +71,8 @@ def test_styles_and_metadata(run: tuple[Config, StageResult]) -> None:
 
 def test_tables(run: tuple[Config, StageResult]) -> None:
     cfg, res = run
-    folder = cfg.output.dir / "tables"
+    folder = cfg.output.dir / "lujiazui" / "tables"  # documented layout
+    assert folder == cfg.tables_dir
     comm = folder / "communities.csv"
     assert comm.read_bytes()[:3] == b"\xef\xbb\xbf"
     back = pd.read_csv(comm, encoding="utf-8-sig")
@@ -141,6 +142,8 @@ def test_failed_stage_keeps_previous_geopackage(tmp_path: Path, demo_layers: OSM
     assert cfg.gpkg_path.read_bytes() == before
     assert sorted(p.name for p in cfg.gpkg_path.parent.iterdir() if p.is_file()) == [
         "lujiazui.gpkg"]
+    # no staging folder left beside the run folder (only the run and its idle lock file)
+    assert sorted(p.name for p in cfg.output.dir.iterdir()) == [".lujiazui.lock", "lujiazui"]
 
 
 def _ids_resolve(gpkg: Path) -> None:

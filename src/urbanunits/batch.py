@@ -78,7 +78,7 @@ def _marker(cfg: Any) -> Path:
     return Path(cfg.gpkg_path).with_name(f"{cfg.name}.{_MARKER}")
 
 
-def _summary_row(cfg: Any, layers: dict[str, Any]) -> dict[str, Any]:
+def _summary_row(layers: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {}
     units = layers.get("update_units")
     comm = layers.get("communities", layers.get("old_communities"))
@@ -143,7 +143,7 @@ def run_city(config: str | Path, *, force: bool = False) -> dict[str, Any]:
                 return {**done.get("row", {}), **row, "status": "unchanged",
                         "seconds": time.perf_counter() - t0}
         res = pipeline.run_all(cfg)
-        row.update(_summary_row(cfg, res.layers))
+        row.update(_summary_row(res.layers))
         row["status"] = "done"
         row["seconds"] = time.perf_counter() - t0
         marker.write_text(json.dumps({"digest": digest, "row": row}, default=str),
@@ -151,7 +151,7 @@ def run_city(config: str | Path, *, force: bool = False) -> dict[str, Any]:
         return row
     except UserError as exc:
         row["error"] = exc.one_line()
-    except Exception as exc:  # noqa: BLE001 - one city's bug must not stop the batch
+    except Exception as exc:  # one city's bug must not stop the batch
         first = str(exc).splitlines()[0] if str(exc) else ""
         row["error"] = f"{type(exc).__name__}: {first} (a bug: rerun this config alone with -v)"
     row["seconds"] = time.perf_counter() - t0
@@ -249,7 +249,7 @@ def run_batch(configs: Sequence[str | Path], *, scheduler: str | None = None,
             i = futures[fut]
             try:
                 row = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a worker died: that city failed
+            except Exception as exc:  # a worker died: that city failed
                 row = {"config": paths[i], "city": Path(paths[i]).stem, "status": "failed",
                        "error": f"worker lost ({type(exc).__name__}: {exc})", "seconds": 0.0}
             rows[i] = row

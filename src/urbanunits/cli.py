@@ -1,15 +1,19 @@
 """Command line: ``urbanunits <command> [--config FILE]``.
 
-User mistakes (:class:`~urbanunits.errors.UserError`) print one line,
-``error: <where>: <what> — <what to do>``, and exit with status 2; ``--verbose`` adds the
-traceback. Anything else is a bug and shows its traceback (exit status 1).
+Exit status: 0 done; 2 a user mistake or an output that cannot be written
+(:class:`~urbanunits.errors.UserError`, printed as one line,
+``error: <where>: <what> — <what to do>``; ``--verbose`` adds the traceback), nothing written;
+3 ``all`` or ``maps`` skipped a stage for want of data (one ``skipped stage`` line each) and
+wrote the others; 1 a bug (traceback); 130 interrupted, nothing written.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -22,6 +26,8 @@ __all__ = ["main"]
 logger = logging.getLogger("urbanunits")
 
 _STAGES = ("ingest", "units", "packages", "lifecircle", "maps", "all")
+EXIT_USER_ERROR = 2
+EXIT_SKIPPED = 3  # a stage was skipped for want of data; the others were written
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,7 +102,12 @@ def _run(command: str, config: str | None) -> int:
     }
     result = runners[command](cfg)
     print(result.report())
-    return 0
+    # the skipped stages were logged as one warning line each
+    return EXIT_SKIPPED if result.skipped else 0
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = bool(getattr(args, "verbose", False))
     _setup_logging(verbose=verbose, quiet=bool(getattr(args, "quiet", False)))
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # `kill` (SIGTERM) unwinds like Ctrl-C: the staging folder is removed and the lock released.
+    previous = None
+    with contextlib.suppress(ValueError):  # not the main thread (embedded use)
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.command in ("fetch", "clip"):
             return _run_source(args)
@@ -113,10 +128,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if verbose:
             traceback.print_exc()
         print(f"error: {exc.one_line()}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted; no partial output was kept", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -374,11 +374,13 @@ class LifeCircleConfig:
 
 @dataclass(frozen=True)
 class Output:
-    """Where results go."""
+    """Where results go: one folder per run, ``<dir>/<name>/``, replaced whole by each run.
 
-    dir: Path = Path("data/processed")
-    gpkg: Path | None = None  # default: <dir>/<name>.gpkg
-    maps_dir: Path | None = None  # default: <dir>/maps
+    The GeoPackage, maps and tables share that folder so that a run can stage them together and
+    swap them in at once; configs with different names never overwrite each other's files.
+    """
+
+    dir: Path = Path("data/processed")  # holds <name>/ (the run) and cache/ (parsed extracts)
     map_dpi: int = 200
 
 
@@ -399,14 +401,24 @@ class Config:
     source: Path | None = None  # the TOML file this came from (set by load_config)
 
     @property
+    def run_dir(self) -> Path:
+        """The run's output folder, ``<output.dir>/<name>``: GeoPackage, maps and tables."""
+        return self.output.dir / self.name
+
+    @property
     def gpkg_path(self) -> Path:
-        """The run's GeoPackage."""
-        return self.output.gpkg or self.output.dir / f"{self.name}.gpkg"
+        """The run's GeoPackage, ``<output.dir>/<name>/<name>.gpkg``."""
+        return self.run_dir / f"{self.name}.gpkg"
 
     @property
     def maps_dir(self) -> Path:
-        """Folder for PNG maps."""
-        return self.output.maps_dir or self.output.dir / "maps"
+        """Folder for PNG maps, ``<output.dir>/<name>/maps``."""
+        return self.run_dir / "maps"
+
+    @property
+    def tables_dir(self) -> Path:
+        """Folder for CSV/XLSX tables, ``<output.dir>/<name>/tables``."""
+        return self.run_dir / "tables"
 
     @property
     def cache_dir(self) -> Path:

@@ -15,7 +15,10 @@ __all__ = [
     "CRSError",
     "ConfigError",
     "DataError",
+    "EmptyInputError",
     "InputFileError",
+    "OutputError",
+    "RunLockedError",
     "UserError",
 ]
 
@@ -61,3 +64,19 @@ class DataError(UserError, ValueError):
 
 class CRSError(UserError, ValueError):
     """Data have no CRS, an unknown CRS, or a geographic CRS where metres are needed."""
+
+
+class EmptyInputError(DataError):
+    """Valid input that holds nothing for a stage to work on (no communities, no facilities).
+
+    ``urbanunits all`` skips the stage (and those that need it), writes the others and exits
+    with status 3; a command for that one stage stops with status 2.
+    """
+
+
+class OutputError(UserError, OSError):
+    """An output cannot be written: read-only or missing folder, disk full, file in use."""
+
+
+class RunLockedError(OutputError):
+    """Another run is writing the same outputs (same ``output.dir`` and ``name``)."""

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 import geopandas as gpd
 import pandas as pd
 import pyogrio
+import pyogrio.errors
 
 from urbanunits.config import default_categories
-from urbanunits.errors import InputFileError
+from urbanunits.errors import InputFileError, OutputError, UserError
 
 if TYPE_CHECKING:
     from urbanunits.config import Config
@@ -43,6 +44,10 @@ logger = logging.getLogger(__name__)
 def atomic_path(dest: str | Path, *, copy_existing: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; rename it over ``dest`` on success.
 
+    A write that fails for a reason the user can fix (disk full, read-only folder, a file in
+    the way or in use) is raised as a one-line :class:`~urbanunits.errors.OutputError` naming
+    ``dest``; ``dest`` is left as it was either way.
+
     Parameters
     ----------
     dest
@@ -55,22 +60,36 @@ def atomic_path(dest: str | Path, *, copy_existing: bool = False) -> Iterator[Pa
     pathlib.Path
         The temporary file to write.
     """
+    from urbanunits._outputs import output_error
+
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part" + dest.suffix,
-                                dir=dest.parent)
-    os.close(fd)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part" + dest.suffix,
+                                    dir=dest.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise output_error(dest, exc) from exc
     tmp = Path(name)
     tmp.unlink()
     try:
-        if copy_existing and dest.exists():
-            shutil.copy2(dest, tmp)
-        yield tmp
+        try:
+            if copy_existing and dest.exists():
+                shutil.copy2(dest, tmp)
+            yield tmp
+        except UserError:
+            raise
+        except (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+            # GDAL reports a full disk as e.g. "table ... already exists" (no errno): the
+            # free space decides in output_error.
+            raise output_error(dest, exc) from exc
         try:
             tmp.replace(dest)
         except PermissionError as exc:
-            raise InputFileError(dest, "cannot be replaced (is it open in QGIS, Excel or "
-                                 "another program?)", "close it and run again") from exc
+            raise OutputError(dest, "cannot be replaced (is it open in QGIS, Excel or "
+                              "another program?)", "close it and run again") from exc
+        except OSError as exc:
+            raise output_error(dest, exc) from exc
     finally:
         for leftover in (tmp, Path(str(tmp) + "-journal"), Path(str(tmp) + "-wal"),
                          Path(str(tmp) + "-shm")):
@@ -93,7 +112,7 @@ METADATA_TABLE = "run_metadata"
 def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame], *,
                  styles: Mapping[str, str] | None = None,
                  metadata: pd.DataFrame | None = None,
-                 drop: Iterable[str] = ()) -> Path:
+                 drop: Iterable[str] = (), shown_as: str | Path | None = None) -> Path:
     """Write (or replace) layers in a GeoPackage atomically, keeping its other layers.
 
     Parameters
@@ -109,6 +128,8 @@ def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.Da
         Replaces the ``run_metadata`` table (key/value rows, see :func:`run_metadata`).
     drop
         Layers to remove (with their styles), e.g. results that the new layers make stale.
+    shown_as
+        The path to name in log messages (the final path of a file written in staging).
 
     Returns
     -------
@@ -129,9 +150,10 @@ def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.Da
                                         if isinstance(df, gpd.GeoDataFrame)})
         if metadata is not None:
             _write_one(tmp, METADATA_TABLE, metadata)
+    shown = shown_as or gpkg
     if stale:
-        logger.info("removed stale layers %s from %s", ", ".join(sorted(stale)), gpkg)
-    logger.info("wrote %s to %s", ", ".join(layers), gpkg)
+        logger.info("removed stale layers %s from %s", ", ".join(sorted(stale)), shown)
+    logger.info("wrote %s to %s", ", ".join(layers), shown)
     return gpkg
 
 

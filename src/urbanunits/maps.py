@@ -226,7 +226,7 @@ def save_map(fig: Figure, path: str | Path, *, dpi: int = 200) -> Path:
     # Fonts are resolved when the figure is drawn, so the CJK style must be active here too.
     with map_style(), atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
-    logger.info("map written: %s", path)
+    logger.debug("map written: %s", path)  # the pipeline reports final paths (not staging)
     return path
 
 

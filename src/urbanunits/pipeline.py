@@ -3,14 +3,20 @@
 Notebooks and the CLI call the same functions. Stage logic lives in the stage modules
 (:mod:`urbanunits.units`, :mod:`urbanunits.packages`, :mod:`urbanunits.lifecircle`) as pure
 functions; this module only wires inputs to them and results to the GeoPackage and maps.
+
+Every function that writes or draws holds the run's lock for its whole duration and writes into a
+staging folder that replaces ``<output.dir>/<name>/`` whole at the end (:mod:`urbanunits._outputs`):
+a run that fails or is killed leaves the previous run's files as they were.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +24,9 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
+from urbanunits._outputs import Staging, staged_run
 from urbanunits.config import Config
+from urbanunits.errors import EmptyInputError
 from urbanunits.export import write_layers
 from urbanunits.sources.osm import OSMLayers, read_osm
 
@@ -30,7 +38,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class StageResult:
-    """What a stage produced: layers written, maps drawn, summary lines, timing."""
+    """What a stage produced: layers written, maps drawn, summary lines, timing.
+
+    ``skipped`` maps each stage that could not run (in :func:`run_all`) to its one-line reason.
+    """
 
     stage: str
     layers: dict[str, gpd.GeoDataFrame | pd.DataFrame] = field(default_factory=dict)
@@ -38,6 +49,7 @@ class StageResult:
     summary: list[str] = field(default_factory=list)
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def report(self) -> str:
         """Human-readable summary for the terminal."""
@@ -46,6 +58,7 @@ class StageResult:
         for name, gdf in self.layers.items():
             lines.append(f"  layer {name}: {len(gdf)} rows")
         lines += [f"  map {p}" for p in self.maps]
+        lines += [f"  skipped {name}: {why}" for name, why in self.skipped.items()]
         return "\n".join(lines)
 
 
@@ -60,18 +73,67 @@ STAGE_LAYERS: dict[str, frozenset[str]] = {
 }
 
 
+# The maps each stage draws (glob patterns under maps/), removed with the stage's layers.
+STAGE_MAPS: dict[str, tuple[str, ...]] = {
+    "units": ("update_units.png",),
+    "packages": ("renewal_packages.png",),
+    "lifecircle": ("lifecircle_*.png",),
+}
+
+
 def _downstream(stage: str) -> set[str]:
     names = list(STAGE_LAYERS)
     return set().union(*(STAGE_LAYERS[n] for n in names[names.index(stage) + 1:]))
 
 
+@contextlib.contextmanager
+def _outputs(cfg: Config, *, active: bool, keep: bool = True) -> Iterator[Staging | None]:
+    """The run's staging folder (locked, swapped in at the end), or None when nothing is written.
+
+    ``keep`` starts from the previous run's files (a stage run replaces only its own).
+    """
+    if not active:
+        yield None
+        return
+    with staged_run(cfg.run_dir, keep=keep) as staging:
+        yield staging
+
+
+def _drop_stale(cfg: Config, staging: Staging, stage: str) -> None:
+    """Remove the maps of ``stage`` and later stages and the tables from a kept run.
+
+    They were made from the layers this stage replaces; ``urbanunits all`` writes the tables
+    again, and each stage redraws its maps. (Maps of earlier stages that a stage recomputes in
+    memory are kept: the same inputs and config give the same layers.)
+    """
+    names = list(STAGE_MAPS)
+    maps_dir = staging.path(cfg.maps_dir)
+    for later in names[names.index(stage):]:
+        for pattern in STAGE_MAPS[later]:
+            for p in maps_dir.glob(pattern):
+                p.unlink()
+    tables = staging.path(cfg.tables_dir)
+    if tables.is_dir():
+        shutil.rmtree(tables)
+        logger.info("removed %s: made from the layers this stage replaced (`urbanunits all` "
+                    "writes them again)", cfg.tables_dir)
+
+
 def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame], *,
-              drop: set[str] | frozenset[str] = frozenset()) -> Path:
+              drop: set[str] | frozenset[str] = frozenset(),
+              staging: Staging | None = None) -> Path:
     """Write stage layers to the run's GeoPackage with their QGIS styles and the run metadata.
 
     ``drop`` names layers to remove (later stages' results that these layers make stale).
+    Without ``staging`` the write is a run of its own (locked, swapped in whole).
     """
     from urbanunits.export import layer_styles, run_metadata
+
+    if staging is None:
+        with _outputs(cfg, active=True) as own:
+            assert own is not None
+            write_run(cfg, layers, drop=drop, staging=own)
+        return cfg.gpkg_path
 
     inputs = {"osm": cfg.inputs.osm}
     if cfg.study_area.boundary is not None:
@@ -84,8 +146,9 @@ def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]
     for key, cat in cfg.lifecircle.categories.items():
         for i, f in enumerate(cat.files):
             inputs[f"facilities:{key}:{i}"] = f.path
-    return write_layers(cfg.gpkg_path, layers, styles=layer_styles(layers),
-                        metadata=run_metadata(cfg, inputs=inputs), drop=drop)
+    write_layers(staging.path(cfg.gpkg_path), layers, styles=layer_styles(layers),
+                 metadata=run_metadata(cfg, inputs=inputs), drop=drop, shown_as=cfg.gpkg_path)
+    return cfg.gpkg_path
 
 
 class _Load:
@@ -182,7 +245,19 @@ def run_ingest(cfg: Config) -> StageResult:
 def run_units(cfg: Config, *, layers: OSMLayers | None = None, write: bool = True,
               draw: bool = True,
               subdistricts: gpd.GeoDataFrame | _Load | None = _LOAD) -> StageResult:
-    """Update units: blocks → units → classes; writes ``update_units`` and ``blocks``."""
+    """Update units: blocks → units → classes; writes ``update_units`` and ``blocks``.
+
+    Later stages' layers and maps, and the tables, are removed from the run: they were made
+    from the units this replaces.
+    """
+    with _outputs(cfg, active=write or draw) as staging:
+        return _run_units(cfg, layers=layers, write=write, draw=draw, staging=staging,
+                          subdistricts=subdistricts)
+
+
+def _run_units(cfg: Config, *, layers: OSMLayers | None, write: bool, draw: bool,
+               staging: Staging | None,
+               subdistricts: gpd.GeoDataFrame | _Load | None) -> StageResult:
     from urbanunits import units as units_mod
 
     t0 = time.perf_counter()
@@ -195,20 +270,31 @@ def run_units(cfg: Config, *, layers: OSMLayers | None = None, write: bool = Tru
     res.summary = result.summary_lines()
     res.extra["result"] = result
     res.extra["layers"] = layers
-    if write:
-        write_run(cfg, res.layers, drop=_downstream("units"))
-    if draw:
-        res.maps.append(_draw_units(cfg, result.units, layers, result.barriers))
+    if staging is not None:
+        if write:
+            write_run(cfg, res.layers, drop=_downstream("units"), staging=staging)
+            _drop_stale(cfg, staging, "units")
+        if draw:
+            res.maps.append(_draw_units(cfg, staging, result.units, layers, result.barriers))
     res.seconds = time.perf_counter() - t0
     return res
 
 
-def _draw_units(cfg: Config, units: gpd.GeoDataFrame, layers: OSMLayers,
+def _save(cfg: Config, staging: Staging, fig: Any, name: str) -> Path:
+    """Save a map into the staging folder; return its final path (``maps/<name>``)."""
+    from urbanunits import maps
+
+    final = cfg.maps_dir / name
+    maps.save_map(fig, staging.path(final), dpi=cfg.output.map_dpi)
+    return final
+
+
+def _draw_units(cfg: Config, staging: Staging, units: gpd.GeoDataFrame, layers: OSMLayers,
                 barriers: gpd.GeoDataFrame | None) -> Path:
     from urbanunits import maps
 
     fig, _ = maps.plot_units(units, layers=layers, title=cfg.title, barriers=barriers)
-    return maps.save_map(fig, cfg.maps_dir / "update_units.png", dpi=cfg.output.map_dpi)
+    return _save(cfg, staging, fig, "update_units.png")
 
 
 # --- lifecircle stage ---
@@ -231,7 +317,22 @@ def run_lifecircle(cfg: Config, *, layers: OSMLayers | None = None,
     ``lifecircle_units``/``lifecircle_packages`` when communities carry ``unit_id``/
     ``package_id``, and ``isochrones`` when ``lifecircle.isochrones`` is on) and
     ``maps/lifecircle_<category>.png``.
+
+    Raises
+    ------
+    EmptyInputError
+        No facility of any category was found (OSM and facility files): there is nothing to
+        measure walks to.
     """
+    with _outputs(cfg, active=write or draw) as staging:
+        return _run_lifecircle(cfg, layers=layers, communities=communities, units=units,
+                               packages=packages, write=write, draw=draw, staging=staging)
+
+
+def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
+                    communities: gpd.GeoDataFrame | None, units: gpd.GeoDataFrame | None,
+                    packages: gpd.GeoDataFrame | None, write: bool, draw: bool,
+                    staging: Staging | None) -> StageResult:
     from urbanunits import lifecircle as lc_mod
     from urbanunits.sources.facilities import load_facilities
 
@@ -248,16 +349,24 @@ def run_lifecircle(cfg: Config, *, layers: OSMLayers | None = None,
     area = layers.study_area.geometry.iloc[0].buffer(cfg.osm.graph_margin_m)
     facilities, notes = load_facilities(cfg, layers.facilities, area=area, roads=layers.roads,
                                         pois=layers.pois)
+    if facilities.empty:
+        raise EmptyInputError(f"{cfg.source or cfg.name}: lifecircle.categories",
+                              "no facility of any category was found in the study area "
+                              "(OSM tags and names, facility files)",
+                              "add facility lists (lifecircle.categories.<key>.files) or "
+                              "extend the categories' osm_tags/name_patterns")
     result = lc_mod.life_circle(layers.walk_graph, communities, facilities, cfg.lifecircle,
                                 units=units, packages=packages)
     res = StageResult("lifecircle", layers={**upstream, **result.layers()})
     res.summary = notes + result.summary_lines()
     res.extra["result"] = result
     res.extra["layers"] = layers
-    if write:
-        write_run(cfg, res.layers)
-    if draw:
-        res.maps += _draw_lifecircle(cfg, result, layers)
+    if staging is not None:
+        if write:
+            write_run(cfg, res.layers, staging=staging)
+            _drop_stale(cfg, staging, "lifecircle")
+        if draw:
+            res.maps += _draw_lifecircle(cfg, staging, result, layers)
     res.seconds = time.perf_counter() - t0
     res.summary.append(f"stage time {res.seconds:.1f} s (life-circle computation "
                        f"{result.seconds['total']:.2f} s, of which searches "
@@ -265,15 +374,15 @@ def run_lifecircle(cfg: Config, *, layers: OSMLayers | None = None,
     return res
 
 
-def _draw_lifecircle(cfg: Config, result: Any, layers: OSMLayers) -> list[Path]:
+def _draw_lifecircle(cfg: Config, staging: Staging, result: Any,
+                     layers: OSMLayers) -> list[Path]:
     from urbanunits import maps
 
     out = []
     for key in cfg.lifecircle.categories:
         fig, _ = maps.plot_lifecircle(result.communities, result.facilities, key,
                                       layers=layers, cfg=cfg)
-        out.append(maps.save_map(fig, cfg.maps_dir / f"lifecircle_{key}.png",
-                                 dpi=cfg.output.map_dpi))
+        out.append(_save(cfg, staging, fig, f"lifecircle_{key}.png"))
     return out
 
 
@@ -289,15 +398,38 @@ def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
     """Renewal packages: inventory → links → packages.
 
     Writes layers ``old_communities``, ``renewal_packages``, ``package_links`` and the updated
-    ``update_units`` (old communities counted in, classes re-derived and reported in the
-    summary), and the map ``renewal_packages.png``. Without
-    ``units`` the units stage is run in memory first and its ``blocks`` are written too, so the
-    file stays one consistent run; life-circle layers computed from older packages are removed.
+    ``update_units``, and the map ``renewal_packages.png``. Without ``units`` the units stage is
+    run in memory first and its ``blocks`` are written too, so the file stays one consistent run;
+    life-circle layers and maps computed from older packages, and the tables, are removed.
+
+    Raises
+    ------
+    EmptyInputError
+        The study area has no communities (no named residential areas and no inventory rows).
     """
+    with _outputs(cfg, active=write or draw) as staging:
+        return _run_packages(cfg, layers=layers, units=units, write=write, draw=draw,
+                             staging=staging, subdistricts=subdistricts)
+
+
+def _no_communities(cfg: Config, layers: OSMLayers) -> EmptyInputError:
+    where = cfg.inputs.inventory if cfg.inputs.inventory is not None else (
+        f"{layers.source}: residential areas")
+    return EmptyInputError(where, "no community lies in the study area (named "
+                           "landuse=residential areas or inventory rows)",
+                           "enlarge study_area or give an old-community inventory in "
+                           "inputs.inventory (CSV with lon/lat, or polygons)")
+
+
+def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFrame | None,
+                  write: bool, draw: bool, staging: Staging | None,
+                  subdistricts: gpd.GeoDataFrame | _Load | None) -> StageResult:
     from urbanunits import packages as pk
 
     t0 = time.perf_counter()
     layers = layers or load_layers(cfg)
+    if cfg.inputs.inventory is None and layers.residential.empty:
+        raise _no_communities(cfg, layers)
     if isinstance(subdistricts, _Load):
         subdistricts = load_subdistricts(cfg, layers)
     upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
@@ -307,6 +439,8 @@ def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
         units = unit_stage.layers["update_units"]
         upstream = dict(unit_stage.layers)
     communities = pk.build_inventory(layers, cfg, units=units)
+    if communities.empty:
+        raise _no_communities(cfg, layers)
     barriers = pk.hard_barriers(layers, kinds=cfg.packages.hard_barriers)
     result = pk.renewal_packages(communities, cfg, units=units, barriers=barriers,
                                  subdistricts=subdistricts)
@@ -325,15 +459,16 @@ def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
             res.summary.insert(0, res.extra["class_line"])
     res.extra["result"] = result
     res.extra["layers"] = layers
-    if write:
-        write_run(cfg, res.layers, drop=_downstream("packages"))
-    if draw:
-        from urbanunits import maps
+    if staging is not None:
+        if write:
+            write_run(cfg, res.layers, drop=_downstream("packages"), staging=staging)
+            _drop_stale(cfg, staging, "packages")
+        if draw:
+            from urbanunits import maps
 
-        fig, _ = maps.plot_packages(result.packages, result.communities, layers=layers,
-                                    title=cfg.title)
-        res.maps.append(maps.save_map(fig, cfg.maps_dir / "renewal_packages.png",
-                                      dpi=cfg.output.map_dpi))
+            fig, _ = maps.plot_packages(result.packages, result.communities, layers=layers,
+                                        title=cfg.title)
+            res.maps.append(_save(cfg, staging, fig, "renewal_packages.png"))
     res.seconds = time.perf_counter() - t0
     return res
 
@@ -345,10 +480,9 @@ __all__ += ["run_all", "run_maps"]
 
 def _tables(stages: dict[str, StageResult]) -> dict[str, pd.DataFrame]:
     """Per-unit, per-package and per-community summaries for spreadsheets."""
-    tables: dict[str, pd.DataFrame] = {}
+    tables: dict[str, pd.DataFrame] = {"units": stages["units"].layers["update_units"]}
     if "packages" in stages:
-        tables["units"] = stages["packages"].layers.get(
-            "update_units", stages["units"].layers["update_units"])
+        tables["units"] = stages["packages"].layers.get("update_units", tables["units"])
         tables["packages"] = stages["packages"].layers["renewal_packages"]
         tables["communities"] = stages["packages"].layers["old_communities"]
     if "lifecircle" in stages:
@@ -364,54 +498,82 @@ def _tables(stages: dict[str, StageResult]) -> dict[str, pd.DataFrame]:
 def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResult:
     """Every stage in order (units → packages → life circles), tables and maps.
 
-    Leaves ``<name>.gpkg`` (all layers, QGIS styles, ``run_metadata``), ``tables/*.csv`` and
-    ``tables/<name>.xlsx``, and every map in ``output.dir``.
+    Leaves ``<output.dir>/<name>/`` holding ``<name>.gpkg`` (all layers, QGIS styles,
+    ``run_metadata``), ``tables/*.csv``, ``tables/<name>.xlsx`` and ``maps/*.png``, and nothing
+    else: the folder is replaced whole, so no file of an earlier run survives.
+
+    A stage that cannot run for want of data (:class:`~urbanunits.errors.EmptyInputError`: no
+    communities, no facilities) is skipped with the stages that need it; the others are written
+    and ``skipped`` says why (the CLI exits with status 3). Any other error writes nothing.
     """
+    # With draw only (run_maps), the previous GeoPackage and tables are kept and the maps redrawn.
+    with _outputs(cfg, active=write or draw, keep=not write) as staging:
+        if staging is not None and not write:
+            shutil.rmtree(staging.path(cfg.maps_dir), ignore_errors=True)
+        return _run_all(cfg, write=write, draw=draw, staging=staging)
+
+
+def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -> StageResult:
     from urbanunits.export import write_tables
 
     t0 = time.perf_counter()
     layers = load_layers(cfg)
     stages: dict[str, StageResult] = {}
+    skipped: dict[str, str] = {}
     # Every stage is computed before anything is written: a stage that fails leaves the previous
     # run's GeoPackage and tables untouched, never a mix of two runs. The units map is drawn after
     # the packages stage has counted old communities per unit (old-community renewal class).
     subdistricts = load_subdistricts(cfg, layers)
     stages["units"] = run_units(cfg, layers=layers, write=False, draw=False,
                                 subdistricts=subdistricts)
-    stages["packages"] = run_packages(cfg, layers=layers,
-                                      units=stages["units"].layers["update_units"],
-                                      write=False, draw=False, subdistricts=subdistricts)
-    pk = stages["packages"].layers
-    # Report the classes as written: the packages stage re-derives them with the old communities
-    # counted in, so the units stage's own summary would show the classes from before.
-    unit_res = stages["units"].extra["result"]
-    stages["units"].summary = dataclasses.replace(
-        unit_res, units=pk.get("update_units", unit_res.units)).summary_lines()
-    stages["packages"].summary = [line for line in stages["packages"].summary
-                                  if line != stages["packages"].extra.get("class_line")]
-    stages["lifecircle"] = run_lifecircle(
-        cfg, layers=layers, communities=pk["old_communities"], units=pk.get("update_units"),
-        packages=pk["renewal_packages"], write=False, draw=False)
-    res = StageResult("all")
+    try:
+        stages["packages"] = run_packages(cfg, layers=layers,
+                                          units=stages["units"].layers["update_units"],
+                                          write=False, draw=False, subdistricts=subdistricts)
+    except EmptyInputError as exc:
+        skipped["packages"] = exc.one_line()
+        skipped["lifecircle"] = "needs the communities of the packages stage, which was skipped"
+    if "packages" in stages:
+        pk = stages["packages"].layers
+        # Report the classes as written: the packages stage re-derives them with the old
+        # communities counted in, so the units stage's own summary would show the classes
+        # from before.
+        unit_res = stages["units"].extra["result"]
+        stages["units"].summary = dataclasses.replace(
+            unit_res, units=pk.get("update_units", unit_res.units)).summary_lines()
+        stages["packages"].summary = [line for line in stages["packages"].summary
+                                      if line != stages["packages"].extra.get("class_line")]
+        try:
+            stages["lifecircle"] = run_lifecircle(
+                cfg, layers=layers, communities=pk["old_communities"],
+                units=pk.get("update_units"), packages=pk["renewal_packages"], write=False,
+                draw=False)
+        except EmptyInputError as exc:
+            skipped["lifecircle"] = exc.one_line()
+    res = StageResult("all", skipped=skipped)
     for name, st in stages.items():
         res.layers.update(st.layers)
         res.summary += [f"[{name}] {line}" for line in st.summary]
-    if write:
-        write_run(cfg, res.layers)
-        files = write_tables(cfg.output.dir / "tables", _tables(stages),
+    for name, why in skipped.items():
+        logger.warning("skipped stage %s: %s", name, why)
+    if staging is not None and write:
+        write_run(cfg, res.layers, staging=staging)
+        files = write_tables(staging.path(cfg.tables_dir), _tables(stages),
                              workbook=f"{cfg.name}.xlsx")
-        res.summary += [f"table {p}" for p in files]
-    if draw:
+        res.summary += [f"table {staging.final(p)}" for p in files]
+    if staging is not None and draw:
         from urbanunits import maps
 
-        res.maps.append(_draw_units(cfg, res.layers["update_units"], layers,
+        res.maps.append(_draw_units(cfg, staging, res.layers["update_units"], layers,
                                     stages["units"].extra["result"].barriers))
-        pkr = stages["packages"].extra["result"]
-        fig, _ = maps.plot_packages(pkr.packages, pkr.communities, layers=layers,
-                                    title=cfg.title)
-        res.maps.append(maps.save_map(fig, cfg.maps_dir / "renewal_packages.png",
-                                      dpi=cfg.output.map_dpi))
-        res.maps += _draw_lifecircle(cfg, stages["lifecircle"].extra["result"], layers)
+        if "packages" in stages:
+            pkr = stages["packages"].extra["result"]
+            fig, _ = maps.plot_packages(pkr.packages, pkr.communities, layers=layers,
+                                        title=cfg.title)
+            res.maps.append(_save(cfg, staging, fig, "renewal_packages.png"))
+        if "lifecircle" in stages:
+            res.maps += _draw_lifecircle(cfg, staging, stages["lifecircle"].extra["result"],
+                                         layers)
     res.extra["stages"] = stages
     res.seconds = time.perf_counter() - t0
     return res

@@ -7,9 +7,10 @@ are kept whole within ``osm.graph_margin_m`` of it. The walk graph follows osmnx
 ``network_type="walk"`` semantics, built and projected with osmnx (topological simplification is
 optional, ``osm.simplify_walk_graph``).
 
-Parsed layers are cached (pickle) under ``<output.dir>/cache`` keyed by the SHA-256 of the extract
-(and of the study-area boundary file) and the config sections that affect parsing, so a second run
-skips the parse.
+Parsed layers are cached under ``<output.dir>/cache`` keyed by the SHA-256 of the extract (and of
+the study-area boundary file) and the config sections that affect parsing, so a second run skips
+the parse. The cache is a GeoPackage of data only, checked on read (:mod:`._cache`): a cache file
+from someone else cannot run code, and a damaged one is ignored with a warning and parsed again.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-import pickle
 import re
 import time
 from collections.abc import Iterable
@@ -64,7 +64,7 @@ logger = logging.getLogger(__name__)
 
 WGS84 = "EPSG:4326"
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".osc")
-_CACHE_VERSION = 5
+_CACHE_VERSION = 6  # 5: GeoPackage instead of pickle; 6: merged with the coverage/designated layers
 
 # Tags kept on features; the rest are dropped to keep layers (and the cache) small.
 _KEEP_TAGS = (
@@ -647,6 +647,48 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+# A temporary cache file older than this is a killed run's leftover, not one being written.
+_STALE_PART_S = 3600.0
+
+
+def _read_cache(cache: Path, key: str) -> OSMLayers | None:
+    from urbanunits.sources import _cache
+
+    t0 = time.perf_counter()
+    try:
+        kw = _cache.read_cache(cache, key=key, version=_CACHE_VERSION)
+    except Exception as exc:  # any damage (GDAL, JSON, mismatch) means: parse again
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        logger.warning("ignoring unusable cache %s (%s); parsing the extract again", cache,
+                       first)
+        return None
+    logger.info("read the parsed extract from cache %s in %.1f s", cache.name,
+                time.perf_counter() - t0)
+    return OSMLayers(**kw)
+
+
+def _write_cache(cache: Path, layers: OSMLayers, key: str) -> None:
+    """Store parsed layers; a cache that cannot be written costs only the next parse."""
+    from urbanunits.errors import OutputError
+    from urbanunits.export import atomic_path
+    from urbanunits.sources import _cache
+
+    now = time.time()
+    for part in cache.parent.glob(".osm-*.part*"):
+        try:
+            if now - part.stat().st_mtime > _STALE_PART_S:
+                part.unlink()
+                logger.info("removed %s, left by a run that was stopped", part)
+        except OSError:
+            pass
+    try:
+        with atomic_path(cache) as tmp:
+            _cache.write_cache(tmp, layers, key=key, version=_CACHE_VERSION)
+    except OutputError as exc:
+        logger.warning("parse cache not saved: %s; the next run parses the extract again",
+                       exc.one_line())
+
+
 def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = None,
              check: bool = True) -> OSMLayers:
     """Read the configured OSM extract into :class:`OSMLayers` (cached).
@@ -678,16 +720,10 @@ def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = 
         f"{_CACHE_VERSION}|{file_sha256(path)}|{boundary_hash}|"
         f"{cfg.digest('study_area', 'osm')}|{cfg.units.snap_tolerance_m}|"
         f"{ox.__version__}".encode()).hexdigest()[:20]
-    cache = cfg.cache_dir / f"osm-{key}.pkl"
+    cache = cfg.cache_dir / f"osm-{key}.gpkg"
     layers: OSMLayers | None = None
     if use_cache and cache.is_file():
-        try:
-            with cache.open("rb") as fh:
-                layers = pickle.load(fh)
-            logger.info("read %s from cache %s", path.name, cache.name)
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
-            logger.warning("ignoring unreadable cache %s (%s)", cache, exc)
-            layers = None
+        layers = _read_cache(cache, key)
     if layers is None:
         t0 = time.perf_counter()
         try:
@@ -705,11 +741,7 @@ def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = 
             refuse_extract(layers, cfg)
         logger.info("parsed %s in %.1f s", path.name, time.perf_counter() - t0)
         if use_cache:
-            from urbanunits.export import atomic_path
-
-            cfg.cache_dir.mkdir(parents=True, exist_ok=True)
-            with atomic_path(cache) as tmp, tmp.open("wb") as fh:
-                pickle.dump(layers, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            _write_cache(cache, layers, key)
     if check:
         check_extract(layers, cfg)
     _check_rule_keys(cfg)
