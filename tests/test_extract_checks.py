@@ -175,7 +175,9 @@ def test_drive_only_extract_runs_with_warnings(tmp_path: Path,
 
 def test_drive_only_with_compounds_reaches_life_circles(tmp_path: Path,
                                                         caplog: pytest.LogCaptureFixture) -> None:
-    path = full_extract(footways=False).write(tmp_path / "drive_compounds.osm")
+    w = full_extract(footways=False)
+    w.node((X0 + X1) / 2, (Y0 + Y1) / 2, {"amenity": "kindergarten", "name": "测试幼儿园"})
+    path = w.write(tmp_path / "drive_compounds.osm")
     cfg = cfg_for(tmp_path, path)
     with caplog.at_level(logging.WARNING, logger="urbanunits.sources"):
         res = pipeline.run_lifecircle(cfg, write=False, draw=False)

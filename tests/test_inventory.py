@@ -481,14 +481,13 @@ def test_cli_bad_override_status_exits_2_in_one_line(
     toml.write_text(
         'name = "t"\n[study_area]\nbbox = [121.4865, 31.2225, 121.5125, 31.2475]\n'
         f'[inputs]\nosm = "{DEMO_OSM}"\ncommunity_overrides = "{ov}"\n'
-        f'[output]\ndir = "{demo_cfg.output.dir}"\ngpkg = "{tmp_path / "t.gpkg"}"\n'
-        f'maps_dir = "{tmp_path / "maps"}"\n', encoding="utf-8")
+        f'[output]\ndir = "{tmp_path / "out"}"\n', encoding="utf-8")
     code = main(["packages", "-q", "--config", str(toml)])
     err = capsys.readouterr().err
     assert code == 2
     last = [ln for ln in err.splitlines() if ln.strip()][-1]
     assert last.startswith(f"error: {ov}: column 'status'") and "'maybe'" in last
-    assert "Traceback" not in err and not (tmp_path / "t.gpkg").exists()
+    assert "Traceback" not in err and not (tmp_path / "out" / "t").exists()
 
 
 # --------------------------------------------------------------------------------------------
