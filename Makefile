@@ -8,7 +8,7 @@ CONFIG ?= configs/lujiazui.toml
 STAMP := $(VENV)/.installed-stamp
 export MPLBACKEND := Agg
 
-.PHONY: help setup units packages lifecircle maps all ingest test lint bench fetch clip notebook clean \
+.PHONY: help setup units packages lifecircle maps all ingest test lint bench fetch clip batch notebook clean \
 	distclean
 
 help:
@@ -20,6 +20,8 @@ help:
 	@echo "make ingest      parse the OSM extract into the cache only"
 	@echo "make fetch       download the study area's OSM data from Overpass (online)"
 	@echo "make clip PBF=f  cut the study area out of a large .osm.pbf (offline)"
+	@echo "make batch CONFIGS=\"a.toml b.toml\"  many cities on a local Dask cluster"
+	@echo "                 (SCHEDULER=tcp://host:8786 uses a running cluster)"
 	@echo "make notebook    JupyterLab on notebooks/ (installs the [notebook] extra once)"
 	@echo "make test        run the test suite (about 2 minutes on 2 cores)"
 	@echo "make lint        ruff and mypy"
@@ -62,6 +64,10 @@ fetch: $(STAMP)
 clip: $(STAMP)
 	@test -n "$(PBF)" || { echo "usage: make clip PBF=path/to/big.osm.pbf [CONFIG=...]"; exit 2; }
 	$(BIN)/urbanunits clip "$(PBF)" --config $(CONFIG)
+
+batch: $(STAMP)
+	@test -n "$(CONFIGS)" || { echo "usage: make batch CONFIGS=\"configs/a.toml configs/b.toml\""; exit 2; }
+	$(BIN)/urbanunits batch $(CONFIGS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 notebook: $(STAMP)
 	$(BIN)/python -c 'import jupyterlab' 2>/dev/null || \

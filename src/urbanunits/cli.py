@@ -28,6 +28,7 @@ logger = logging.getLogger("urbanunits")
 _STAGES = ("ingest", "units", "packages", "lifecircle", "maps", "all")
 EXIT_USER_ERROR = 2
 EXIT_SKIPPED = 3  # a stage was skipped for want of data; the others were written
+EXIT_CITY_FAILED = 4  # batch: at least one city failed; the others were written
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,7 +59,35 @@ def _parser() -> argparse.ArgumentParser:
     clip.add_argument("pbf", help="a large OSM extract, e.g. china-latest.osm.pbf")
     clip.add_argument("-o", "--output", default=None,
                       help="write here instead of the config's inputs.osm")
+    batch = sub.add_parser("batch", parents=[common],
+                           help="many configs (cities) at once on a Dask cluster")
+    batch.add_argument("configs", nargs="+", metavar="CONFIG", help="TOML files, one per city")
+    batch.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a "
+                            "local cluster started for the batch)")
+    batch.add_argument("--workers", type=int, default=2, metavar="N",
+                       help="worker processes of the local cluster (default 2)")
+    batch.add_argument("--summary-dir", default="data/processed/batch", metavar="DIR",
+                       help="where batch_summary.gpkg/.xlsx/.png go (default %(default)s)")
+    batch.add_argument("--force", action="store_true",
+                       help="recompute cities whose config and inputs are unchanged")
     return p
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from urbanunits.batch import run_batch
+
+    if args.workers < 1:
+        raise UserError("--workers", f"{args.workers}", "give at least 1")
+    res = run_batch(args.configs, scheduler=args.scheduler, n_workers=args.workers,
+                    summary_dir=Path(args.summary_dir), force=args.force,
+                    progress=lambda row: logger.info("  %s: %s", row["city"], row["status"]))
+    print("batch: done")
+    print("\n".join(f"  {line}" for line in res.summary_lines()))
+    print("\n".join(f"  summary {p}" for p in res.files))
+    return EXIT_CITY_FAILED if res.n_failed else 0
 
 
 def _setup_logging(*, verbose: bool, quiet: bool) -> None:
@@ -123,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("fetch", "clip"):
             return _run_source(args)
+        if args.command == "batch":
+            return _run_batch(args)
         return _run(args.command, getattr(args, "config", None))
     except UserError as exc:
         if verbose:

@@ -1,0 +1,93 @@
+"""urbanunits batch on a real Dask LocalCluster (2 worker processes): two cities and a broken one.
+
+The demo and a small synthetic city are run as tasks; a config naming a missing extract fails
+alone, in one line; every finished city's outputs equal what ``urbanunits all`` writes for it;
+a rerun recomputes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyogrio
+import pytest
+
+from urbanunits.batch import run_batch
+from urbanunits.cli import main as cli_main
+from urbanunits.config import load_config
+
+from .conftest import DEMO_OSM
+from .test_extract_checks import BBOX_TOML, X0, X1, Y0, Y1, full_extract
+
+
+def _write_configs(tmp: Path) -> list[Path]:
+    demo = tmp / "demo.toml"
+    demo.write_text('name = "demo"\n[study_area]\nbbox = [121.4865, 31.2225, 121.5125, 31.2475]\n'
+                    f'[inputs]\nosm = "{DEMO_OSM}"\n[output]\ndir = "{tmp / "out"}"\n',
+                    encoding="utf-8")
+    w = full_extract()
+    w.node((X0 + X1) / 2, (Y0 + Y1) / 2, {"amenity": "kindergarten", "name": "测试幼儿园"})
+    synth = tmp / "synth.toml"
+    synth.write_text(f'name = "synth"\n[study_area]\nbbox = {BBOX_TOML}\n'
+                     f'[inputs]\nosm = "{w.write(tmp / "synth.osm")}"\n'
+                     f'[output]\ndir = "{tmp / "out"}"\n', encoding="utf-8")
+    broken = tmp / "broken.toml"
+    broken.write_text('name = "broken"\n[study_area]\nbbox = [121.49, 31.22, 121.50, 31.23]\n'
+                      f'[inputs]\nosm = "{tmp / "missing.osm"}"\n[output]\ndir = "{tmp / "out"}"\n',
+                      encoding="utf-8")
+    return [demo, synth, broken]
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path], object]:
+    tmp = tmp_path_factory.mktemp("batch")
+    configs = _write_configs(tmp)
+    res = run_batch(configs, n_workers=2, summary_dir=tmp / "summary")
+    return tmp, configs, res
+
+
+def test_cities_run_and_a_broken_one_is_reported(batch: tuple[Path, list[Path], object]) -> None:
+    tmp, configs, res = batch
+    rows = res.cities.set_index("city")  # type: ignore[attr-defined]
+    assert list(rows["status"]) == ["done", "done", "failed"]
+    assert "missing.osm" in rows.at["broken", "error"] and "\n" not in rows.at["broken", "error"]
+    for cfg_path, name in zip(configs[:2], ("demo", "synth"), strict=True):
+        cfg = load_config(cfg_path)
+        layers = {str(n) for n, _ in pyogrio.list_layers(cfg.gpkg_path)}
+        assert {"update_units", "lifecircle", "lifecircle_summary"} <= layers
+        # the summary row is read back from what the city wrote
+        units = pyogrio.read_dataframe(cfg.gpkg_path, layer="update_units", read_geometry=False)
+        assert rows.at[name, "n_units"] == len(units)
+        cov = pyogrio.read_dataframe(cfg.gpkg_path, layer="lifecircle_summary",
+                                     read_geometry=False)
+        want = cov.loc[(cov["category"] == "all"), "pop_share_ok"].iloc[0]
+        assert rows.at[name, "share_all"] == pytest.approx(want, nan_ok=True)
+    lines = res.summary_lines()  # type: ignore[attr-defined]
+    assert any(line.startswith("broken: FAILED — ") for line in lines)
+    assert lines[-1].startswith("2/3 cities done")
+
+
+def test_summary_files_reopen(batch: tuple[Path, list[Path], object]) -> None:
+    tmp, _, res = batch
+    gpkg = tmp / "summary" / "batch_summary.gpkg"
+    back = pyogrio.read_dataframe(gpkg, layer="cities")
+    assert list(back["city"]) == ["demo", "synth", "broken"]
+    assert back.crs.to_epsg() == 4326
+    assert back.geometry.iloc[:2].notna().all()  # study areas of the cities that ran
+    assert (tmp / "summary" / "batch_summary.xlsx").is_file()
+    assert (tmp / "summary" / "batch_summary.png").stat().st_size > 10_000
+    assert set(res.files) == {gpkg, tmp / "summary" / "batch_summary.xlsx",  # type: ignore[attr-defined]
+                              tmp / "summary" / "batch_summary.png"}
+
+
+def test_rerun_skips_unchanged_cities_and_the_cli_exits_4(
+        batch: tuple[Path, list[Path], object], capsys: pytest.CaptureFixture[str]) -> None:
+    tmp, configs, _ = batch
+    demo_gpkg = load_config(configs[0]).gpkg_path
+    before = demo_gpkg.stat().st_mtime_ns
+    code = cli_main(["batch", *map(str, configs), "--workers", "2", "--summary-dir",
+                     str(tmp / "summary2"), "-q"])
+    out = capsys.readouterr().out
+    assert code == 4  # one city failed
+    assert "demo: unchanged" in out and "synth: unchanged" in out and "broken: FAILED" in out
+    assert demo_gpkg.stat().st_mtime_ns == before  # not recomputed
