@@ -47,7 +47,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path], o
 
 
 def test_cities_run_and_a_broken_one_is_reported(batch: tuple[Path, list[Path], object]) -> None:
-    tmp, configs, res = batch
+    _, configs, res = batch
     rows = res.cities.set_index("city")  # type: ignore[attr-defined]
     assert list(rows["status"]) == ["done", "done", "failed"]
     assert "missing.osm" in rows.at["broken", "error"] and "\n" not in rows.at["broken", "error"]
