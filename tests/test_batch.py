@@ -91,3 +91,43 @@ def test_rerun_skips_unchanged_cities_and_the_cli_exits_4(
     assert code == 4  # one city failed
     assert "demo: unchanged" in out and "synth: unchanged" in out and "broken: FAILED" in out
     assert demo_gpkg.stat().st_mtime_ns == before  # not recomputed
+
+
+def test_demo_split_into_four_parts_equals_the_unsplit_run(tmp_path: Path,
+                                                            demo_layers: object) -> None:
+    """A 2 × 2 grid over the demo: every unit and community comes back once, with the same
+    geometry, and every life-circle distance equals the unsplit run's."""
+    import numpy as np
+    import shapely
+
+    from urbanunits import pipeline
+    from urbanunits.batch import dask_client
+    from urbanunits.split import run_split, split_parts
+
+    from .conftest import demo_config
+
+    cfg_path = _write_configs(tmp_path)[0]
+    cfg = load_config(cfg_path)
+    parts = split_parts(cfg, "grid:1.45", layers=demo_layers)
+    assert len(parts) == 4
+    whole = pipeline.run_all(demo_config(tmp_path / "whole"), write=False, draw=False).layers
+    with dask_client(None, 2) as client:
+        res = run_split(cfg_path, "grid:1.45", client=client)
+    got = res.layers
+
+    def key(g: shapely.Geometry) -> tuple[float, float, float]:
+        p = g.representative_point()
+        return round(p.x, 2), round(p.y, 2), round(g.area, 1)
+
+    assert sorted(map(key, got["update_units"].geometry)) == sorted(
+        map(key, whole["update_units"].geometry))
+    assert got["update_units"]["unit_id"].is_unique
+    a = got["lifecircle"].assign(k=[key(g) for g in got["lifecircle"].geometry]).set_index("k")
+    b = whole["lifecircle"].assign(k=[key(g) for g in whole["lifecircle"].geometry]).set_index("k")
+    assert sorted(a.index) == sorted(b.index)
+    cols = [c for c in b.columns if c.endswith("_dist_m")]
+    np.testing.assert_allclose(a.loc[b.index, cols].to_numpy(float),
+                               b[cols].to_numpy(float), atol=1e-6, equal_nan=True)
+    assert (a.loc[b.index, "all_ok"].to_numpy() == b["all_ok"].to_numpy()).all()
+    back = {str(n) for n, _ in pyogrio.list_layers(cfg.gpkg_path)}
+    assert {"parts", "update_units", "lifecircle"} <= back

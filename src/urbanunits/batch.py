@@ -18,11 +18,12 @@ scheduling, worker restarts and dashboard, which a home-made pool would have to 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ import pandas as pd
 from urbanunits import __version__
 from urbanunits.errors import UserError
 
-__all__ = ["BatchResult", "city_digest", "run_batch", "run_city", "write_summary"]
+__all__ = ["BatchResult", "city_digest", "dask_client", "run_batch", "run_city",
+           "write_summary"]
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +190,19 @@ class BatchResult:
         return lines
 
 
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, n_workers: int) -> Iterator[Any]:
+    """A Dask client on ``scheduler``, or on a local cluster closed again afterwards."""
+    client = _client(scheduler, n_workers)
+    try:
+        yield client
+    finally:
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None and scheduler is None:
+            cluster.close()
+
+
 def _client(scheduler: str | None, n_workers: int) -> Any:
     from dask.distributed import Client, LocalCluster
 
@@ -239,8 +254,7 @@ def run_batch(configs: Sequence[str | Path], *, scheduler: str | None = None,
     paths = [str(Path(c).resolve()) for c in configs]
     if not paths:
         raise UserError("batch", "no config given", "name one or more TOML files")
-    client = _client(scheduler, n_workers)
-    try:
+    with dask_client(scheduler, n_workers) as client:
         futures = {client.submit(run_city, p, force=force, pure=False,
                                  key=f"city-{i}-{Path(p).stem}"): i
                    for i, p in enumerate(paths)}
@@ -256,11 +270,6 @@ def run_batch(configs: Sequence[str | Path], *, scheduler: str | None = None,
             logger.info("%s: %s", row["city"], row["status"])
             if progress is not None:
                 progress(row)
-    finally:
-        cluster = getattr(client, "cluster", None)
-        client.close()
-        if cluster is not None and scheduler is None:
-            cluster.close()
     table = pd.DataFrame([rows[i] for i in range(len(paths))])
     for c in SUMMARY_COLUMNS:
         if c not in table:

@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="where batch_summary.gpkg/.xlsx/.png go (default %(default)s)")
     batch.add_argument("--force", action="store_true",
                        help="recompute cities whose config and inputs are unchanged")
+    batch.add_argument("--split-by", default=None, metavar="HOW",
+                       help="one config's area as many tasks: grid:KM, subdistrict or district")
     return p
 
 
@@ -81,6 +83,18 @@ def _run_batch(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise UserError("--workers", f"{args.workers}", "give at least 1")
+    if args.split_by:
+        from urbanunits.batch import dask_client
+        from urbanunits.split import run_split
+
+        if len(args.configs) != 1:
+            raise UserError("--split-by", f"{len(args.configs)} configs given",
+                            "split one config at a time")
+        with dask_client(args.scheduler, args.workers) as client:
+            split = run_split(args.configs[0], args.split_by, client=client)
+        print("batch: done")
+        print("\n".join(f"  {line}" for line in split.summary_lines()))
+        return 0
     res = run_batch(args.configs, scheduler=args.scheduler, n_workers=args.workers,
                     summary_dir=Path(args.summary_dir), force=args.force,
                     progress=lambda row: logger.info("  %s: %s", row["city"], row["status"]))
