@@ -76,10 +76,41 @@ def test_tables(run: tuple[Config, StageResult]) -> None:
     comm = folder / "communities.csv"
     assert comm.read_bytes()[:3] == b"\xef\xbb\xbf"
     back = pd.read_csv(comm, encoding="utf-8-sig")
-    assert set(res.layers["old_communities"]["name"]) == set(back["name"])
-    assert "东园一村" in set(back["name"])
-    wb = openpyxl.load_workbook(folder / "lujiazui.xlsx", read_only=True)
-    assert {"units", "packages", "communities", "lifecircle"} <= set(wb.sheetnames)
+    # bilingual headers: Chinese name, then the layer's column key
+    assert "名称 name" in back.columns and "建筑面积(㎡) floor_area_m2" in back.columns
+    layer = res.layers["old_communities"].set_index("community_id")
+    back = back.set_index("小区编号 community_id")
+    assert set(layer["name"]) == set(back["名称 name"])
+    assert "东园一村" in set(back["名称 name"])
+    # booleans as 是/否, floor area in whole m², population as an integer
+    assert set(back["老旧小区 is_old"]) <= {"是", "否"}
+    assert (back["老旧小区 is_old"] == layer.loc[back.index, "is_old"].map(
+        {True: "是", False: "否"})).all()
+    want = layer.loc[back.index, "floor_area_m2"].round(0)
+    assert (back["建筑面积(㎡) floor_area_m2"] == want).all()
+    lc = pd.read_csv(folder / "lifecircle_summary.csv", encoding="utf-8-sig")
+    share = lc["达标人口占比(%) pop_share_ok"].dropna()
+    raw = res.layers["lifecircle_summary"]["pop_share_ok"].dropna()
+    assert share.tolist() == (raw * 100).round(1).tolist()  # percent, one decimal
+    gaps = pd.read_csv(folder / "service_gaps.csv", encoding="utf-8-sig")
+    dist = gaps["步行距离(m) dist_m"].dropna()
+    assert (dist == dist.round(0)).all()  # metres to 1 m
+    wb = openpyxl.load_workbook(folder / "lujiazui.xlsx")
+    assert {"units", "packages", "communities", "lifecircle", "数据字典 Dictionary",
+            "说明 About"} <= set(wb.sheetnames)
+    ws = wb["communities"]
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref
+    heads = [c.value for c in ws[1]]
+    col = heads.index("建筑面积(㎡) floor_area_m2") + 1
+    assert ws.cell(row=2, column=col).number_format == "#,##0"
+    # every column of every sheet is in the dictionary
+    dic = pd.read_excel(folder / "lujiazui.xlsx", sheet_name="数据字典 Dictionary")
+    for sheet in ("units", "communities", "lifecircle", "service_gaps"):
+        cols = pd.read_excel(folder / "lujiazui.xlsx", sheet_name=sheet, nrows=0).columns
+        listed = set(dic.loc[dic["表 sheet"] == sheet, "列 column"])
+        assert {c.rsplit(" ", 1)[-1] for c in cols} <= listed, sheet
+    about = pd.read_excel(folder / "lujiazui.xlsx", sheet_name="说明 About")
+    assert about["内容 value"].str.contains("OpenStreetMap").any()
 
 
 def test_maps_and_units_reclassified(run: tuple[Config, StageResult]) -> None:

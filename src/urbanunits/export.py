@@ -12,9 +12,9 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import pandas as pd
@@ -231,8 +231,15 @@ def run_metadata(cfg: Config, *, inputs: Mapping[str, Path] | None = None) -> pd
 
 
 def write_tables(folder: str | Path, tables: Mapping[str, pd.DataFrame], *,
-                 workbook: str = "tables.xlsx") -> list[Path]:
+                 workbook: str = "tables.xlsx", categories: Mapping[str, object] | None = None,
+                 about: Sequence[tuple[str, str]] = ()) -> list[Path]:
     """Write each table as CSV (UTF-8 with BOM, for Excel) and all of them as one XLSX workbook.
+
+    Tables are formatted for people (:func:`urbanunits.tables.format_table`): bilingual headers
+    (``建筑面积(㎡) floor_area_m2``), metres to 1 m, hectares to 0.01, shares in percent, 是/否.
+    The workbook also gets column widths, a frozen header, filters, number formats, a
+    ``数据字典 Dictionary`` sheet (every column of every sheet) and an ``说明 About`` sheet
+    (source, version, attribution).
 
     Parameters
     ----------
@@ -242,29 +249,74 @@ def write_tables(folder: str | Path, tables: Mapping[str, pd.DataFrame], *,
         Sheet/file name → table. Geometry columns are dropped.
     workbook
         File name of the workbook.
+    categories
+        ``lifecircle.categories``, whose labels name the per-category columns.
+    about
+        (key, value) rows for the About sheet, after the attribution.
 
     Returns
     -------
     list of pathlib.Path
         The files written.
     """
+    from urbanunits import ATTRIBUTION, __version__
+    from urbanunits.tables import data_dictionary, format_table, header
+
     folder = Path(folder)
     written = []
-    clean = {name: pd.DataFrame(df.drop(columns=[c for c in df.columns if c == "geometry"
-                                                 or str(df[c].dtype) == "geometry"]))
-             for name, df in tables.items()}
-    for name, df in clean.items():
+    formatted = {name: format_table(df, categories=categories) for name, df in tables.items()}
+    for name, (df, infos) in formatted.items():
         dest = folder / f"{name}.csv"
         with atomic_path(dest) as tmp:
-            df.to_csv(tmp, index=False, encoding="utf-8-sig")
+            df.set_axis([header(i) for i in infos], axis=1).to_csv(tmp, index=False,
+                                                                  encoding="utf-8-sig")
         written.append(dest)
     dest = folder / workbook
     with atomic_path(dest) as tmp:
         with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
-            for name, df in clean.items():
-                df.to_excel(xl, sheet_name=name[:31], index=False)
+            for name, (df, infos) in formatted.items():
+                sheet = name[:31]
+                df.set_axis([header(i) for i in infos], axis=1).to_excel(
+                    xl, sheet_name=sheet, index=False)
+                _style_sheet(xl.sheets[sheet], infos)
+            dictionary = data_dictionary({n: infos for n, (_, infos) in formatted.items()})
+            dictionary.to_excel(xl, sheet_name="数据字典 Dictionary", index=False)
+            _style_sheet(xl.sheets["数据字典 Dictionary"], None)
+            meta = pd.DataFrame([("工具 toolkit", f"urbanunits {__version__}"),
+                                 ("数据来源 attribution", ATTRIBUTION), *about],
+                                columns=["项目 item", "内容 value"])
+            meta.to_excel(xl, sheet_name="说明 About", index=False)
+            _style_sheet(xl.sheets["说明 About"], None)
         written.append(dest)
     return written
+
+
+_NUMBER_FORMATS = {"metres": "#,##0", "m2": "#,##0", "count": "#,##0", "year": "0",
+                   "ha": "#,##0.00", "share": "0.0", "minutes": "0.0", "ratio": "0.00"}
+
+
+def _style_sheet(ws: Any, infos: Sequence[Any] | None) -> None:
+    """Column widths from the content, frozen bilingual header, filters, number formats."""
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
+    ws.freeze_panes = "A2"
+    if ws.max_row > 1:
+        ws.auto_filter.ref = ws.dimensions
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    for j, column in enumerate(ws.iter_cols(min_row=1, max_row=min(ws.max_row, 200)), start=1):
+        # CJK characters are about twice as wide as Latin ones in spreadsheet fonts.
+        width = max((sum(2 if ord(c) > 0x2E80 else 1 for c in str(c_.value or ""))
+                     for c_ in column), default=8)
+        ws.column_dimensions[get_column_letter(j)].width = min(max(8, width + 2), 60)
+        if infos is not None and j <= len(infos):
+            fmt = _NUMBER_FORMATS.get(infos[j - 1].kind)
+            if fmt:
+                for c_ in column[1:]:
+                    c_.number_format = fmt
+    ws.row_dimensions[1].height = 30
 
 
 def _write_one(path: Path, name: str, df: gpd.GeoDataFrame | pd.DataFrame) -> None:

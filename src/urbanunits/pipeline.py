@@ -559,7 +559,9 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
     if staging is not None and write:
         write_run(cfg, res.layers, staging=staging)
         files = write_tables(staging.path(cfg.tables_dir), _tables(stages),
-                             workbook=f"{cfg.name}.xlsx")
+                             workbook=f"{cfg.name}.xlsx", categories=cfg.lifecircle.categories,
+                             about=[("运行 run", cfg.title or cfg.name),
+                                    ("坐标系 CRS", cfg.study_area.crs)])
         res.summary += [f"table {staging.final(p)}" for p in files]
     if staging is not None and draw:
         from urbanunits import maps
