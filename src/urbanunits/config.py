@@ -214,7 +214,9 @@ class ProgrammeConfig:
     elevator_min_levels: int = 4  # lift retrofit candidates: walk-ups of this many storeys…
     elevator_max_levels: int = 6  # …up to this (GB 50096: 7+ storeys must have lifts)
     households_per_lift: float = 12.0  # one lift per stairwell: 6 storeys × 2 flats a landing
-    elevator_cost_yuan: float = 700_000.0  # per lift, installed
+    # Public funds per retrofitted lift (the subsidy, not the whole installed cost, which
+    # owners share): a placeholder, a bureau supplies its own.
+    elevator_cost_yuan: float = 300_000.0
     elevator_cost_in_budget: bool = True  # lifts count against budget_cap_yuan
     solver: str = "milp"  # milp (HiGHS, exact) | greedy (by score, for comparison)
     time_limit_s: float = 30.0  # solver time limit; the report gives the gap if it stops early

@@ -9,7 +9,8 @@ Each fact comes from the best source at hand, and the candidate says which
 (``levels_source``, ``elevator_source``):
 
 * storeys: the OSM building's ``building:levels`` (``"osm"``), else the inventory's 层数 for its
-  community (``"inventory"``); a building with neither is not judged (counted as unknown);
+  community (``"inventory"``), else the levels the OSM reader assumed for an untagged building
+  (``osm.default_building_levels``, ``"assumed"``: check these before committing funds);
 * lift: the inventory's 电梯 for the community (``"inventory"``), else the building's OSM
   ``elevator`` tag (``"osm"``), else none is assumed (``"assumed"``: walk-ups of this height were
   built without one).
@@ -111,9 +112,11 @@ def elevator_candidates(communities: gpd.GeoDataFrame, *,
             covered[ci] = True
             bb = b.loc[grp.index]
             tagged = bb["levels_tagged"].astype(bool).to_numpy()
-            lv = np.where(tagged, bb["levels"].to_numpy(dtype=float),
-                          inv_levels.iloc[ci] if pd.notna(inv_levels.iloc[ci]) else np.nan)
-            lv_src = np.where(tagged, "osm", np.where(np.isnan(lv), "unknown", "inventory"))
+            listed_lv = inv_levels.iloc[ci]
+            osm_lv = bb["levels"].to_numpy(dtype=float)  # untagged: osm.default_building_levels
+            lv = np.where(tagged, osm_lv, listed_lv if pd.notna(listed_lv) else osm_lv)
+            lv_src = np.where(tagged, "osm", "inventory" if pd.notna(listed_lv) else "assumed")
+            lv_src = np.where(np.isnan(lv), "unknown", lv_src)
             area = bb.geometry.area.to_numpy() * np.nan_to_num(lv, nan=0.0)
             share = area / area.sum() if area.sum() > 0 else np.zeros(len(bb))
             osm_lift = [_flag(v) for v in (bb["elevator"] if "elevator" in bb.columns
@@ -139,7 +142,8 @@ def elevator_candidates(communities: gpd.GeoDataFrame, *,
     for ci in np.flatnonzero(~covered):
         lv = inv_levels.iloc[ci]
         listed = inv_lift.iloc[ci]
-        if pd.isna(lv) or not (min_levels <= lv <= max_levels) or listed is True:
+        if pd.isna(lv) or not (min_levels <= lv <= max_levels) or (
+                pd.notna(listed) and bool(listed)):
             continue
         nb = pd.to_numeric(col("n_buildings").iloc[ci], errors="coerce")
         rows.append({"community_id": comm.at[ci, "community_id"], "_ci": ci,

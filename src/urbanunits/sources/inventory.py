@@ -80,8 +80,8 @@ from urbanunits.crs import to_wgs84
 from urbanunits.errors import CRSError, DataError, InputFileError
 from urbanunits.sources._table import TABLE_SUFFIXES, read_table, split_header
 
-__all__ = ["EXPECTED_COLUMNS", "PROGRAMME_FIELDS", "InventoryReport", "parse_status", "read_inventory",
-           "read_overrides"]
+__all__ = ["EXPECTED_COLUMNS", "PROGRAMME_FIELDS", "InventoryReport", "parse_status",
+           "read_inventory", "read_overrides"]
 
 logger = logging.getLogger(__name__)
 
