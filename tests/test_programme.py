@@ -15,6 +15,7 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from urbanunits import phasing
 from urbanunits import programme as pg
 from urbanunits.config import ProgrammeConfig, YearCap
 from urbanunits.elevators import elevator_candidates
@@ -99,7 +100,7 @@ def test_greedy_misses_what_the_solver_finds() -> None:
 
 def test_solver_unavailable_falls_back_to_greedy(monkeypatch: pytest.MonkeyPatch,
                                                  caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(pg, "_milp_available", lambda: False)
+    monkeypatch.setattr(phasing, "_milp_available", lambda: False)
     ph = pg.phase(np.array([3.0, 2.0]), np.array([[1.0], [1.0]]), np.array([[1.0], [1.0]]))
     assert ph.solver == "greedy" and ph.year.tolist() == [0, 1]
     assert "unavailable" in caplog.text
