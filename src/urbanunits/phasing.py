@@ -6,8 +6,12 @@ The problem is a multiple knapsack with fixed assignments and a readiness rule; 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,8 +73,8 @@ def _milp_available() -> bool:
 
 def phase(score: ArrayLike, usage: ArrayLike, caps: ArrayLike, *,
           fixed: ArrayLike | None = None, ready: ArrayLike | None = None,
-          year_discount: float = 0.1, solver: str = "milp", time_limit_s: float = 30.0,
-          mip_rel_gap: float = 1e-6, names: list[str] | None = None,
+          year_discount: float = 0.1, solver: str = "milp", time_limit_s: float = 60.0,
+          mip_rel_gap: float = 1e-3, names: list[str] | None = None,
           resource_names: list[str] | None = None) -> Phasing:
     """Assign whole packages to years (or reserve) maximising discounted score under caps.
 
@@ -193,6 +197,24 @@ def phase(score: ArrayLike, usage: ArrayLike, caps: ArrayLike, *,
                    seconds=time.perf_counter() - t0)
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence the C++ solver's debug lines on file descriptor 2 (scipy's HiGHS prints some)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real descriptor (some notebook front-ends)
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _solve_milp(value: NDArray[np.float64], u: NDArray[np.float64], room: NDArray[np.float64],
                 allowed: NDArray[np.bool_], *, time_limit_s: float, mip_rel_gap: float
                 ) -> tuple[NDArray[np.int64], float, str]:
@@ -218,18 +240,21 @@ def _solve_milp(value: NDArray[np.float64], u: NDArray[np.float64], room: NDArra
             if not np.isfinite(room[k, r]):
                 continue
             nz = np.flatnonzero(u[:, r] > 0)
+            # Rows scaled to a cap of 1: m², households and yuan differ by orders of magnitude.
+            scale = float(room[k, r]) if room[k, r] > 0 else 1.0
             rows.append(np.full(len(nz), r0))
             cols.append(idx[nz, k])
-            data.append(u[nz, r])
-            ub.append(max(0.0, float(room[k, r])))
+            data.append(u[nz, r] / scale)
+            ub.append(max(0.0, float(room[k, r])) / scale)
             r0 += 1
     a = coo_array((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
                   shape=(r0, n_x)).tocsr()
     upper = allowed.astype(float).ravel()  # a year the package cannot fit alone is closed
-    res = milp(c=-value.ravel(), constraints=LinearConstraint(a, -np.inf, np.asarray(ub)),
-               integrality=np.ones(n_x), bounds=Bounds(np.zeros(n_x), upper),
-               options={"time_limit": time_limit_s, "mip_rel_gap": mip_rel_gap,
-                        "disp": False, "presolve": True})
+    with _quiet_stderr():
+        res = milp(c=-value.ravel(), constraints=LinearConstraint(a, -np.inf, np.asarray(ub)),
+                   integrality=np.ones(n_x), bounds=Bounds(np.zeros(n_x), upper),
+                   options={"time_limit": time_limit_s, "mip_rel_gap": mip_rel_gap,
+                            "disp": False, "presolve": True})
     if res.x is None:  # pragma: no cover - x = 0 is always feasible
         logger.warning("programme: HiGHS found no plan (%s); using the greedy rule", res.message)
         return _greedy(value, u, room, allowed), float("nan"), f"greedy ({res.message})"
@@ -238,6 +263,10 @@ def _solve_milp(value: NDArray[np.float64], u: NDArray[np.float64], room: NDArra
     dual = getattr(res, "mip_dual_bound", None)
     bound = -float(dual) if dual is not None and np.isfinite(dual) else float(-res.fun)
     msg = "optimal" if res.status == 0 else f"stopped: {res.message}"
+    if res.status != 0:
+        logger.warning("programme: the solver stopped before proving its plan (%s); the plan may "
+                       "differ between runs — raise programme.time_limit_s or "
+                       "programme.mip_rel_gap", res.message)
     return year, max(bound, float(-res.fun)), msg
 
 

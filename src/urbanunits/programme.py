@@ -105,11 +105,11 @@ def score_table(values: pd.DataFrame, cfg: ProgrammeConfig) -> pd.DataFrame:
         pts.append(f"{key}_points")
     out["score"] = out[pts].sum(axis=1).round(3)
     out["rank"] = out["score"].rank(ascending=False, method="min").astype(int)
-    out["top_criteria"] = [
-        ", ".join(f"{k.removesuffix('_points')} {v:.1f}"
-                  for k, v in row.sort_values(ascending=False, kind="stable").head(3).items()
-                  if v > 0)
-        for _, row in out[pts].iterrows()]
+    arr = out[pts].to_numpy()
+    order = np.argsort(-arr, axis=1, kind="stable")[:, :3]
+    keys = list(CRITERIA)
+    out["top_criteria"] = [", ".join(f"{keys[j]} {arr[i, j]:.1f}" for j in order[i]
+                                     if arr[i, j] > 0) for i in range(len(arr))]
     return out
 
 
@@ -322,11 +322,12 @@ def package_values(comm: gpd.GeoDataFrame, packages: gpd.GeoDataFrame, *,
     """
     pk = packages.copy().reset_index(drop=True)
     pk["package_id"] = pk["package_id"].astype(str)
-    members = comm[comm["package_id"].notna()].copy()
+    members = pd.DataFrame(comm[comm["package_id"].notna()].drop(columns=comm.geometry.name))
     members["package_id"] = members["package_id"].astype(str)
+    groups = dict(tuple(members.groupby("package_id", sort=False)))
     rows = []
     for pid in pk["package_id"]:
-        m = members[members["package_id"] == pid]
+        m = groups.get(pid, members.iloc[:0])
         fa = m["floor_area_m2"].fillna(0.0)
         hh = m["households"].fillna(0.0)
         years = sorted({int(y) for y in m["plan_year"].dropna()})
