@@ -373,14 +373,14 @@ def test_figures_colour_by_year_and_draw_the_caps() -> None:
     pk, comm = synthetic(3)
     cfg = ProgrammeConfig(years=[YearCap(floor_area_cap_m2=60_000.0)] * 2)
     res = pg.programme(pk, comm, cfg=cfg)
-    fig, ax = plot_programme(res.packages, res.communities, title="t")
+    _, ax = plot_programme(res.packages, res.communities, title="t")
     fills = {to_hex(c) for coll in ax.collections for c in coll.get_facecolors()
              if c[3] > 0}
     assert {STATUS_COLORS[s] for s in res.packages["status"]} <= fills
-    fig, axes = plot_programme_years(res.years)
-    bars = [p for p in axes[0].patches]
+    _, axes = plot_programme_years(res.years)
+    bars = list(axes[0].patches)
     assert len(bars) == len(res.years)  # 2 years + reserve
     assert to_hex(bars[0].get_facecolor()) == STATUS_COLORS["实施"]
-    caps = [c for c in axes[0].collections]  # one dashed cap line per capped year
+    caps = list(axes[0].collections)  # one dashed cap line per capped year
     assert len(caps) == 2
     assert caps[0].get_segments()[0][0][1] == pytest.approx(6.0)  # 60,000 m² = 6 万m²
