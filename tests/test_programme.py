@@ -280,6 +280,24 @@ def test_elevator_candidates_sources_and_range() -> None:
     assert bb["level"] == "community" and bb["n_buildings"] == 3 and bb["n_lifts"] == 5
 
 
+def test_osm_estimates_are_flagged_as_such() -> None:
+    """Untagged OSM storeys are the reader's assumption, never the inventory's figure."""
+    pk, comm = synthetic(1, per=1)
+    b = gpd.GeoDataFrame({"building": ["residential", "apartments"], "levels": [6.0, 5.0],
+                          "levels_tagged": [False, True], "elevator": [None, "no"],
+                          "osm_id": [11, 12]},
+                         geometry=[box(5, 5, 20), box(40, 40, 20)], crs=CRS)
+    res = pg.programme(pk, comm, cfg=ProgrammeConfig(), buildings=b)
+    lifts = res.elevators.set_index("osm_id")
+    assert lifts.at[11, "levels_source"] == "assumed"
+    assert lifts.at[11, "elevator_source"] == "assumed"
+    assert lifts.at[12, "levels_source"] == "osm" and lifts.at[12, "elevator_source"] == "osm"
+    c = res.communities.iloc[0]
+    assert c["levels_source"] == "osm" and c["n_buildings_source"] == "osm"
+    assert c["n_buildings"] == 2 and c["levels"] == 5.0  # median of the tagged ones
+    assert res.packages.iloc[0]["year"] == 2026 and (lifts["year"] == 2026).all()
+
+
 # --------------------------------------------------------------------------------------------
 # Inventory fields
 # --------------------------------------------------------------------------------------------

@@ -274,7 +274,10 @@ def community_values(communities: gpd.GeoDataFrame, *, cfg: ProgrammeConfig,
     comm["gap_residents"] = items * comm["population"].fillna(0.0)
     comm.attrs["gaps_from"] = gaps_from
 
-    lifts = elevator_candidates(comm, buildings=buildings, min_levels=cfg.elevator_min_levels,
+    # The candidates judge each building from its own tags and the inventory's figures only,
+    # not from the community-wide OSM estimates above.
+    lifts = elevator_candidates(comm.assign(levels=lv, has_elevator=lift), buildings=buildings,
+                                min_levels=cfg.elevator_min_levels,
                                 max_levels=cfg.elevator_max_levels,
                                 households_per_lift=cfg.households_per_lift)
     per = lifts.groupby(lifts["community_id"].astype(str))
