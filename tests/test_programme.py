@@ -402,3 +402,47 @@ def test_figures_colour_by_year_and_draw_the_caps() -> None:
     caps = list(axes[0].collections)  # one dashed cap line per capped year
     assert len(caps) == 2
     assert caps[0].get_segments()[0][0][1] == pytest.approx(6.0)  # 60,000 m² = 6 万m²
+
+
+# --------------------------------------------------------------------------------------------
+# Pipeline (demo)
+# --------------------------------------------------------------------------------------------
+
+
+def test_demo_run_all_writes_the_programme(tmp_path: Path, demo_layers: Any) -> None:
+    import openpyxl
+
+    from urbanunits import pipeline
+    from urbanunits.export import list_layers
+
+    from .conftest import demo_config
+
+    cfg = demo_config(tmp_path)
+    res = pipeline.run_all(cfg, draw=False)
+    names = set(list_layers(cfg.gpkg_path))
+    assert {"programme", "programme_communities", "elevator_candidates",
+            "programme_years"} <= names
+    wb = openpyxl.load_workbook(tmp_path / "tables" / f"{cfg.name}.xlsx", read_only=True)
+    rows = list(wb["项目库"].iter_rows(values_only=True))
+    assert rows[0][:3] == ("序号", "项目编号", "项目名称") and len(rows) == 2  # one package
+    assert "实施" in rows[1]
+    assert any(line.startswith("[programme] 2026 实施: 1 packages") for line in res.summary)
+    maps = pipeline._draw_programme(cfg, res.extra["stages"]["programme"].extra["result"],
+                                    demo_layers)
+    assert [p.name for p in maps] == ["programme.png", "programme_years.png"]
+    assert all(p.stat().st_size > 10_000 for p in maps)
+
+
+def test_stage_with_no_package_skips_in_one_line(tmp_path: Path, demo_layers: Any) -> None:
+    from urbanunits import pipeline
+
+    from .conftest import demo_config
+
+    cfg = demo_config(tmp_path)
+    pk = pipeline.run_packages(cfg, layers=demo_layers, write=False, draw=False).layers
+    res = pipeline.run_programme(cfg, layers=demo_layers,
+                                 packages=pk["renewal_packages"].iloc[:0],
+                                 communities=pk["old_communities"], gaps=None)
+    assert res.summary == ["programme: skipped — no renewal packages (no old community was "
+                           "found in the study area)"]
+    assert res.layers == {} and res.maps == [] and not cfg.gpkg_path.exists()
