@@ -308,8 +308,8 @@ CN = ("小区名称,经度,纬度,区,街道,社区,建成年代,建筑面积(�
       "2026,基础类+完善类\n"
       "崂山五村,121.505,31.235,浦东新区,陆家嘴街道,崂山社区,80年代,2.1,300,8,5,2台,有,0.9,,提升\n"
       "乳山村,121.503,31.233,浦东新区,,,1990,,,,,,,,,\n")
-EN = ("name,lon,lat,district,subdistrict,community,built_year,floor_area_m2,households,"
-      "buildings,storeys,lifts,property_management,consent,plan_year,type\n"
+EN = ("name,lon,lat,district,subdistrict,neighbourhood,built_year,floor_area_m2,households,"
+      "n_buildings,storeys,lifts,property_management,consent,plan_year,renovation\n"
       "东园一村,121.50,31.23,浦东新区,陆家嘴街道,东园社区,1985,32000,520,12,6,no,准物业,85,2026,"
       "improvement\n"
       "崂山五村,121.505,31.235,浦东新区,陆家嘴街道,崂山社区,1989,21000,300,8,5,2,yes,0.9,,"
@@ -336,6 +336,15 @@ def test_inventory_keeps_the_project_list_fields(tmp_path: Path, text: str,
     assert b["renovation_type"] == "enhancement"
     assert pd.isna(c["has_elevator"]) and pd.isna(c["property_managed"])
     assert pd.isna(c["consent_share"]) and pd.isna(c["renovation_type"])
+
+
+def test_neighbours_of_the_project_fields_are_other_columns(tmp_path: Path) -> None:
+    """物业费 (fee), 改造内容 (works) and district_code are columns of their own, not typos."""
+    path = tmp_path / "inv.csv"
+    path.write_text("name,lon,lat,物业费,改造内容,district_code\nA,121.5,31.23,0.5元,屋面,330203\n",
+                    encoding="utf-8")
+    inv, _ = read_inventory(path, crs=CRS)
+    assert pd.isna(inv.loc[0, "property_managed"]) and inv.loc[0, "renovation_type"] is None
 
 
 def test_inventory_refuses_an_unknown_property_word(tmp_path: Path) -> None:

@@ -133,14 +133,14 @@ def phase(score: ArrayLike, usage: ArrayLike, caps: ArrayLike, *,
     # Fixed years first: honoured when ready, and checked against the caps.
     fixed_ok = (fx >= 0) & (fx < n_y) & ok
     for p in np.flatnonzero((fx >= 0) & ~ok):
-        reason[p] = "计划年度 fixed but not ready (readiness rule wins): reserve"
+        reason[p] = "居民意愿未达标，计划年度不执行 fixed year but not ready: reserve"
     for p in np.flatnonzero(fx >= n_y):
-        reason[p] = "计划年度 after the programme window: reserve"
+        reason[p] = "计划年度在规划期之后 fixed after the programme years: reserve"
     used = np.zeros_like(c)
     for p in np.flatnonzero(fixed_ok):
         year[p] = fx[p]
         used[fx[p]] += u[p]
-        reason[p] = "计划年度 fixed by the bureau"
+        reason[p] = "按清单计划年度 fixed by 计划年度"
     over = used > c + 1e-9
     if over.any():
         k, r = (int(v[0]) for v in np.nonzero(over))
@@ -153,13 +153,13 @@ def phase(score: ArrayLike, usage: ArrayLike, caps: ArrayLike, *,
             "those communities to another year")
     free = (fx < 0) & ok
     for p in np.flatnonzero((fx < 0) & ~ok):
-        reason[p] = "not ready (consent below programme.min_consent_share): reserve"
+        reason[p] = "居民意愿未达标 not ready (consent below min_consent_share): reserve"
     # A package that fits no year even alone can only be reserve: say which cap it breaks.
     fits = u[:, None, :] <= c[None, :, :] + 1e-9  # P × N × R
     fits_year = fits.all(axis=2)
     for p in np.flatnonzero(free & ~fits_year.any(axis=1)):
         r = int(np.argmax((u[p][None, :] > c + 1e-9).any(axis=0)))
-        reason[p] = (f"larger than every year's cap ({u[p, r]:,.0f} > "
+        reason[p] = (f"超出各年度上限 larger than every year's cap ({u[p, r]:,.0f} > "
                      f"{np.nanmax(np.where(np.isfinite(c[:, r]), c[:, r], np.nan)):,.0f} "
                      f"{rnames[r]}): reserve")
         logger.warning("programme: %s alone needs %s, more than any year's cap: kept in reserve",
@@ -183,8 +183,8 @@ def phase(score: ArrayLike, usage: ArrayLike, caps: ArrayLike, *,
             status = "greedy"
         year[cand] = ycand
         for i, p in enumerate(cand):
-            reason[p] = (f"scheduled in year {ycand[i] + 1}" if ycand[i] >= 0
-                         else "no room left in any year's caps: reserve")
+            reason[p] = (f"列入第{ycand[i] + 1}年 scheduled in year {ycand[i] + 1}" if ycand[i] >= 0
+                         else "年度上限已满 no room left in any year's caps: reserve")
     objective = float(sum(value[p, year[p]] for p in range(n_p) if year[p] >= 0))
     fixed_value = float(sum(value[p, year[p]] for p in np.flatnonzero(fixed_ok)))
     if use_solver == "milp":

@@ -25,17 +25,17 @@ column                 aliases and values
 =====================  ===================================================================
 ``district``           区, 所属区, 区县 — text
 ``street``             街道, 所属街道, 镇街, subdistrict — text (the 街道 as listed)
-``neighbourhood``      社区, 所属社区, 居委会, community — text
-``n_buildings``        楼栋数, 栋数, 幢数 — a number (``12``, ``12栋``)
+``neighbourhood``      社区, 所属社区, 居委会 — text
+``n_buildings``        楼栋数, 栋数, 幢数, buildings_count — a number (``12``, ``12栋``)
 ``levels``             层数, 楼层数, storeys, floors — typical storeys (``6``, ``6层``)
 ``elevator``           电梯, 有无电梯, 电梯数, lifts — 有/无, yes/no or a count (``2台``);
                        read into ``has_elevator`` (boolean) and ``n_elevators``
 ``property_managed``   物业, 有无物业, 物业管理 — 有/无, yes/no; 准物业, 自治, 托管 count as no
-``consent_share``      居民意愿, 同意率, consent — ``0.85``, ``85%`` or ``85`` (above 1 is
+``consent_share``      居民意愿, 同意率, consent(_rate) — ``0.85``, ``85%`` or ``85`` (above 1 is
                        read as a percentage)
 ``plan_year``          计划年度, 改造年度, 实施年度 — a year fixed by the bureau
-``renovation_type``    改造类型, 改造类别 — 基础类/完善类/提升类 (basic/improvement/enhancement);
-                       a cell naming several takes the widest
+``renovation_type``    改造类型, 改造类别, renovation — 基础类/完善类/提升类 (basic/
+                       improvement/enhancement); a cell naming several takes the widest
 =====================  ===================================================================
 
 Headers may carry a unit, in brackets (half- or full-width) or appended: ``建筑面积(㎡)``,
@@ -46,9 +46,9 @@ carries its own 万 or unit is read as written, otherwise the header's unit appl
 is not a number is an error naming the file, column, row and value (an estimate would hide it).
 
 Missing optional columns (or empty cells) are estimated later by :mod:`urbanunits.packages` and
-flagged. A column that looks like a misspelling of an expected one (``floor_area``, ``househods``)
-is an error naming it, so a typo never silently turns measured values into estimates. Other extra
-columns are ignored. Title rows above the header (a merged "XX区老旧小区清单" line) are skipped.
+flagged. A column that looks like a misspelling of an expected one (``floor_area``, ``househods``;
+the project-list fields are not checked this way) is an error naming it, so a typo never silently
+turns measured values into estimates. Other extra columns are ignored. Title rows above the header (a merged "XX区老旧小区清单" line) are skipped.
 
 Coordinates copied from Chinese web maps are in GCJ-02 (Gaode, Tencent) or BD-09 (Baidu); the
 ``coord_system`` option declares which, and they are converted to WGS84 with
@@ -101,18 +101,22 @@ EXPECTED_COLUMNS: dict[str, tuple[str, ...]] = {
     # Fields of a bureau's project list, read for the programme stage (urbanunits.programme).
     "district": ("区", "所属区", "区县", "所属区县", "行政区", "县区"),
     "street": ("街道", "所属街道", "镇街", "街道(镇)", "乡镇街道", "subdistrict"),
-    "neighbourhood": ("社区", "所属社区", "社区名称", "社区(村)", "居委会", "community"),
-    "n_buildings": ("楼栋数", "栋数", "幢数", "楼幢数", "buildings"),
+    "neighbourhood": ("社区", "所属社区", "社区名称", "社区(村)", "居委会"),
+    "n_buildings": ("楼栋数", "栋数", "幢数", "楼幢数", "buildings_count"),
     "levels": ("层数", "楼层数", "楼层", "storeys", "floors"),
     "elevator": ("电梯", "有无电梯", "是否有电梯", "电梯数", "电梯数量", "elevators", "lift",
                  "lifts"),
     "property_managed": ("物业", "物业管理", "有无物业", "是否有物业", "物业服务",
                          "property_management", "managed"),
-    "consent_share": ("居民意愿", "改造意愿", "居民同意率", "同意率", "意愿", "consent"),
+    "consent_share": ("居民意愿", "改造意愿", "居民同意率", "同意率", "意愿", "consent",
+                      "consent_rate"),
     "plan_year": ("计划年度", "计划改造年度", "改造年度", "实施年度", "年度"),
-    "renovation_type": ("改造类型", "改造类别", "改造内容类型", "type"),
+    "renovation_type": ("改造类型", "改造类别", "renovation"),
 }
 _NUMERIC = ("floor_area_m2", "households", "population")
+_PROGRAMME_INPUTS = frozenset({"district", "street", "neighbourhood", "n_buildings", "levels",
+                               "elevator", "property_managed", "consent_share", "plan_year",
+                               "renovation_type"})
 #: Optional fields kept for the programme stage (absent columns give NA; the stage estimates
 #: or assumes them and says so).
 PROGRAMME_FIELDS = ("district", "street", "neighbourhood", "n_buildings", "levels",
@@ -249,7 +253,10 @@ def _canonical_columns(columns: list[str], path: Path, *, csv: bool
             continue
         found = resolved[str(col)]
         if found is None:
-            close = difflib.get_close_matches(key, list(lookup), n=1, cutoff=0.75)
+            # Only the core fields: project lists carry many neighbours of the programme fields
+            # (物业费, 改造内容, district_code) that are other columns, not misspellings.
+            core = [k for k, v in lookup.items() if v not in _PROGRAMME_INPUTS]
+            close = difflib.get_close_matches(key, core, n=1, cutoff=0.75)
             if close and lookup[close[0]] not in present:
                 raise DataError(f"{path}: column {col!r}",
                                 f"is not a known column; did you mean {lookup[close[0]]!r}?",
