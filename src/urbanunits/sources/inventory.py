@@ -48,7 +48,8 @@ is not a number is an error naming the file, column, row and value (an estimate 
 Missing optional columns (or empty cells) are estimated later by :mod:`urbanunits.packages` and
 flagged. A column that looks like a misspelling of an expected one (``floor_area``, ``househods``;
 the project-list fields are not checked this way) is an error naming it, so a typo never silently
-turns measured values into estimates. Other extra columns are ignored. Title rows above the header (a merged "XX区老旧小区清单" line) are skipped.
+turns measured values into estimates. Other extra columns are ignored. Title rows above the
+header (a merged "XX区老旧小区清单" line) are skipped.
 
 Coordinates copied from Chinese web maps are in GCJ-02 (Gaode, Tencent) or BD-09 (Baidu); the
 ``coord_system`` option declares which, and they are converted to WGS84 with
