@@ -98,6 +98,13 @@ def test_greedy_misses_what_the_solver_finds() -> None:
     assert greedy.year.tolist() == [0, -1, -1] and greedy.objective == 10.0
 
 
+def test_a_later_year_says_why_when_an_earlier_one_would_fit() -> None:
+    ph = pg.phase(np.array([10.0, 6.0, 6.0]), np.array([[100.0], [50.0], [50.0]]),
+                  np.array([[100.0], [100.0]]), year_discount=0.1)
+    assert ph.year.tolist() == [1, 0, 0]  # 12 + 9 beats 10 + 0.9 × 12 = 20.8
+    assert "higher total score" in ph.reason[0] and "higher" not in ph.reason[1]
+
+
 def test_solver_unavailable_falls_back_to_greedy(monkeypatch: pytest.MonkeyPatch,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(phasing, "_milp_available", lambda: False)
@@ -336,6 +343,23 @@ def test_inventory_keeps_the_project_list_fields(tmp_path: Path, text: str,
     assert b["renovation_type"] == "enhancement"
     assert pd.isna(c["has_elevator"]) and pd.isna(c["property_managed"])
     assert pd.isna(c["consent_share"]) and pd.isna(c["renovation_type"])
+
+
+def test_build_inventory_carries_the_fields(tmp_path: Path, demo_layers: Any) -> None:
+    """The packages stage keeps the project-list fields for the programme stage."""
+    from urbanunits import packages
+
+    from .conftest import demo_config
+
+    path = tmp_path / "inv.csv"
+    path.write_bytes(CN.encode("gb18030"))
+    cfg = demo_config(tmp_path)
+    cfg = dataclasses.replace(cfg, inputs=dataclasses.replace(cfg.inputs, inventory=path))
+    comm = packages.build_inventory(demo_layers, cfg)
+    row = comm.set_index("name").loc["东园一村"]
+    assert row["street"] == "陆家嘴街道" and row["plan_year"] == 2026
+    assert row["consent_share"] == pytest.approx(0.85) and not row["has_elevator"]
+    assert row["renovation_type"] == "improvement" and row["levels"] == 6
 
 
 def test_neighbours_of_the_project_fields_are_other_columns(tmp_path: Path) -> None:

@@ -183,8 +183,14 @@ def phase(score: ArrayLike, usage: ArrayLike, caps: ArrayLike, *,
             status = "greedy"
         year[cand] = ycand
         for i, p in enumerate(cand):
-            reason[p] = (f"列入第{ycand[i] + 1}年 scheduled in year {ycand[i] + 1}" if ycand[i] >= 0
+            k = int(ycand[i])
+            reason[p] = (f"列入第{k + 1}年 scheduled in year {k + 1}" if k >= 0
                          else "年度上限已满 no room left in any year's caps: reserve")
+            if k > 0 and fits_year[p, :k].any():
+                # It would fit an earlier year alone: the plan filled those years with packages
+                # whose scores add up to more.
+                reason[p] += (" (前几年已由合计得分更高的片区占满 earlier years hold packages "
+                              "with a higher total score)")
     objective = float(sum(value[p, year[p]] for p in range(n_p) if year[p] >= 0))
     fixed_value = float(sum(value[p, year[p]] for p in np.flatnonzero(fixed_ok)))
     if use_solver == "milp":
