@@ -479,3 +479,28 @@ def test_stage_with_no_package_skips_in_one_line(tmp_path: Path, demo_layers: An
     assert res.summary == ["programme: skipped — no renewal packages (no old community was "
                            "found in the study area)"]
     assert res.layers == {} and res.maps == [] and not cfg.gpkg_path.exists()
+
+
+def test_cli_reports_fixed_years_over_a_cap_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from urbanunits.cli import main
+
+    from .conftest import DEMO_OSM
+
+    inv = tmp_path / "inv.csv"
+    inv.write_bytes(CN.encode("gb18030"))
+    cfg = tmp_path / "configs" / "t.toml"
+    cfg.parent.mkdir()
+    cfg.write_text(
+        'name = "t"\n[study_area]\nbbox = [121.4865, 31.2225, 121.5125, 31.2475]\n'
+        f'[inputs]\nosm = "{DEMO_OSM}"\ninventory = "{inv}"\n'
+        "[packages]\nmin_floor_area_m2 = 0.0\nmin_households = 0\n"
+        "[programme]\nstart_year = 2026\n[[programme.years]]\nfloor_area_cap_m2 = 1000.0\n"
+        f'[output]\ndir = "{tmp_path / "out"}"\n', encoding="utf-8")
+    code = main(["programme", "--config", str(cfg), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    last = [ln for ln in err.splitlines() if ln.strip()][-1]
+    assert last.startswith("error: programme year 1: packages fixed to it by 计划年度")
+    assert "above the cap of 1,000" in last and "programme.years[0]" in last
+    assert not (tmp_path / "out" / "t.gpkg").exists()
