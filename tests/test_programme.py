@@ -504,3 +504,24 @@ def test_cli_reports_fixed_years_over_a_cap_in_one_line(
     assert last.startswith("error: programme year 1: packages fixed to it by 计划年度")
     assert "above the cap of 1,000" in last and "programme.years[0]" in last
     assert not (tmp_path / "out" / "t.gpkg").exists()
+
+
+@pytest.mark.parametrize(("body", "key"), [
+    ("[programme]\nyears = []\n", "programme.years"),
+    ("[programme]\nelevator_min_levels = 7\nelevator_max_levels = 6\n",
+     "programme.elevator_min_levels"),
+    ('[programme]\ndefault_renovation_type = "deluxe"\n', "programme.default_renovation_type"),
+    ('[programme]\nsolver = "cplex"\n', "programme.solver"),
+    ("[[programme.years]]\nfloor_area_cap_m2 = -5.0\n", "programme.years[0].floor_area_cap_m2"),
+    ("[programme]\nmin_consent_share = 1.5\n", "programme.min_consent_share"),
+])
+def test_programme_config_refuses_nonsense(tmp_path: Path, body: str, key: str) -> None:
+    from urbanunits.config import load_config
+    from urbanunits.errors import ConfigError
+
+    p = tmp_path / "t.toml"
+    p.write_text('name = "t"\n[study_area]\nbbox = [121.4865, 31.2225, 121.5125, 31.2475]\n'
+                 + body, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    assert key in info.value.one_line()
