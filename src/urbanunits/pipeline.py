@@ -57,6 +57,8 @@ STAGE_LAYERS: dict[str, frozenset[str]] = {
     "packages": frozenset({"old_communities", "renewal_packages", "package_links"}),
     "lifecircle": frozenset({"lifecircle", "facilities", "service_gaps", "lifecircle_summary",
                              "lifecircle_units", "lifecircle_packages", "isochrones"}),
+    "programme": frozenset({"programme", "programme_communities", "elevator_candidates",
+                            "programme_years"}),
 }
 
 
@@ -336,6 +338,57 @@ def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
     return res
 
 
+# --- programme stage ---
+
+__all__ += ["run_programme"]
+
+
+def run_programme(cfg: Config, *, layers: OSMLayers | None = None,
+                  packages: gpd.GeoDataFrame | None = None,
+                  communities: gpd.GeoDataFrame | None = None,
+                  gaps: pd.DataFrame | None = None, write: bool = True,
+                  draw: bool = True) -> StageResult:
+    """Project library (项目库): scores, phasing into years, lift candidates.
+
+    Without ``packages`` the earlier stages run in memory first (their layers are written too).
+    Writes ``programme``, ``programme_communities``, ``elevator_candidates`` and
+    ``programme_years``, and ``maps/programme.png`` and ``maps/programme_years.png``; with no
+    package to phase it writes nothing and says why in one line.
+    """
+    from urbanunits import programme as pg_mod
+
+    t0 = time.perf_counter()
+    layers = layers or load_layers(cfg)
+    upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
+    if packages is None or communities is None:
+        lc = run_lifecircle(cfg, layers=layers, write=False, draw=False)
+        upstream = dict(lc.layers)
+        packages, communities = upstream["renewal_packages"], upstream["old_communities"]
+        gaps = upstream["service_gaps"]
+    result = pg_mod.programme(packages, communities, cfg=cfg.programme, lifecircle=gaps,
+                              buildings=layers.buildings)
+    res = StageResult("programme", layers={**upstream, **result.layers()})
+    res.summary = result.summary_lines()
+    res.extra["result"] = result
+    if write and result.layers():
+        write_run(cfg, res.layers)
+    if draw and result.layers():
+        res.maps += _draw_programme(cfg, result, layers)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _draw_programme(cfg: Config, result: Any, layers: OSMLayers) -> list[Path]:
+    from urbanunits import maps
+    from urbanunits.programme_maps import plot_programme, plot_programme_years
+
+    fig, _ = plot_programme(result.packages, result.communities, layers=layers, title=cfg.title)
+    out = [maps.save_map(fig, cfg.maps_dir / "programme.png", dpi=cfg.output.map_dpi)]
+    fig, _ = plot_programme_years(result.years, title=cfg.title)
+    out.append(maps.save_map(fig, cfg.maps_dir / "programme_years.png", dpi=cfg.output.map_dpi))
+    return out
+
+
 # --- whole run ---
 
 __all__ += ["run_all", "run_maps"]
@@ -356,11 +409,18 @@ def _tables(stages: dict[str, StageResult]) -> dict[str, pd.DataFrame]:
         for name in ("lifecircle_units", "lifecircle_packages", "service_gaps"):
             if name in lc:
                 tables[name] = lc[name]
+    if "programme" in stages and stages["programme"].layers:
+        from urbanunits.programme import project_list
+
+        pg = stages["programme"].layers
+        tables["项目库"] = project_list(stages["programme"].extra["result"])
+        for name in ("programme", "programme_years", "elevator_candidates"):
+            tables[name] = pg[name]
     return tables
 
 
 def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResult:
-    """Every stage in order (units → packages → life circles), tables and maps.
+    """Every stage in order (units → packages → life circles → programme), tables and maps.
 
     Leaves ``<name>.gpkg`` (all layers, QGIS styles, ``run_metadata``), ``tables/*.csv`` and
     ``tables/<name>.xlsx``, and every map in ``output.dir``.
@@ -390,6 +450,9 @@ def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResul
     stages["lifecircle"] = run_lifecircle(
         cfg, layers=layers, communities=pk["old_communities"], units=pk.get("update_units"),
         packages=pk["renewal_packages"], write=False, draw=False)
+    stages["programme"] = run_programme(
+        cfg, layers=layers, packages=pk["renewal_packages"], communities=pk["old_communities"],
+        gaps=stages["lifecircle"].layers["service_gaps"], write=False, draw=False)
     res = StageResult("all")
     for name, st in stages.items():
         res.layers.update(st.layers)
@@ -410,6 +473,8 @@ def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResul
         res.maps.append(maps.save_map(fig, cfg.maps_dir / "renewal_packages.png",
                                       dpi=cfg.output.map_dpi))
         res.maps += _draw_lifecircle(cfg, stages["lifecircle"].extra["result"], layers)
+        if stages["programme"].layers:
+            res.maps += _draw_programme(cfg, stages["programme"].extra["result"], layers)
     res.extra["stages"] = stages
     res.seconds = time.perf_counter() - t0
     return res
