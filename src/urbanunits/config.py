@@ -41,10 +41,12 @@ __all__ = [
     "OSMConfig",
     "Output",
     "PackagesConfig",
+    "ProgrammeConfig",
     "Range",
     "StudyArea",
     "Subtype",
     "UnitsConfig",
+    "YearCap",
     "default_config_path",
     "load_config",
     "numeric_keys",
@@ -170,6 +172,61 @@ class PackagesConfig:
     min_households: int = 500
     max_households: int = 5_000
     prefer_same_subdistrict: bool = True
+
+
+@dataclass(frozen=True)
+class YearCap:
+    """What one programme year can take (``[[programme.years]]``); an unset cap is no limit."""
+
+    floor_area_cap_m2: float | None = None  # gross floor area of the packages begun that year
+    households_cap: int | None = None  # households in those packages
+    budget_cap_yuan: float | None = None  # estimated cost (unit costs × floor area + lifts)
+
+
+#: 改造类型 keys (国办发〔2020〕23号: 基础类, 完善类, 提升类) in increasing scope.
+RENOVATION_TYPES = ("basic", "improvement", "enhancement")
+
+
+@dataclass(frozen=True)
+class ProgrammeConfig:
+    """Rolling three-year project library (programme stage): scores, phasing, lift retrofits."""
+
+    start_year: int = 2026  # first programme year (实施); the next are 生成, then 谋划
+    # One table per programme year, in order; the default is three years without caps.
+    years: list[YearCap] = field(default_factory=lambda: [YearCap(), YearCap(), YearCap()])
+    # Criterion weights (any scale; the score divides by their sum). 0 leaves a criterion out.
+    weight_age: float = 1.0  # years since built
+    weight_floor_area: float = 1.0  # gross floor area renewed
+    weight_households: float = 1.0  # households served
+    weight_gaps: float = 1.0  # residents × life-circle items missing (service_gaps)
+    weight_elevator: float = 1.0  # households in 4–6 storey walk-ups without a lift
+    weight_unmanaged: float = 1.0  # share of floor area without property management (无物业)
+    weight_consent: float = 1.0  # residents' consent share (居民意愿)
+    weight_colocation: float = 0.5  # other packages within colocation_distance_m
+    colocation_distance_m: float = 500.0
+    # Readiness: a package is scheduled only when its households-weighted consent reaches this.
+    # Two thirds echoes the Civil Code's art. 278 quorum for works on common parts.
+    min_consent_share: float = 0.667
+    unknown_consent_ready: bool = True  # no consent figure ⇒ may be scheduled (flagged)
+    # Each later year counts this share less, so that higher scores go first when both fit.
+    year_discount: float = 0.1
+    # Unit costs by 改造类型 (yuan per m² of floor area): placeholders, a bureau supplies its own.
+    cost_basic_yuan_m2: float = 300.0
+    cost_improvement_yuan_m2: float = 500.0
+    cost_enhancement_yuan_m2: float = 800.0
+    default_renovation_type: str = "basic"  # basic | improvement | enhancement, when not listed
+    elevator_min_levels: int = 4  # lift retrofit candidates: walk-ups of this many storeys…
+    elevator_max_levels: int = 6  # …up to this (GB 50096: 7+ storeys must have lifts)
+    households_per_lift: float = 12.0  # one lift per stairwell: 6 storeys × 2 flats a landing
+    # Public funds per retrofitted lift (the subsidy, not the whole installed cost, which
+    # owners share): a placeholder, a bureau supplies its own.
+    elevator_cost_yuan: float = 300_000.0
+    elevator_cost_in_budget: bool = True  # lifts count against budget_cap_yuan
+    solver: str = "milp"  # milp (HiGHS, exact) | greedy (by score, for comparison)
+    # HiGHS stops once its plan is proved within mip_rel_gap of the optimum: 0.1 % is far below
+    # the precision of the scores, and stopping on a gap (unlike on time) repeats exactly.
+    mip_rel_gap: float = 1e-3
+    time_limit_s: float = 60.0  # safety net; a plan stopped by time is reported with its gap
 
 
 @dataclass(frozen=True)
@@ -396,6 +453,7 @@ class Config:
     units: UnitsConfig = field(default_factory=UnitsConfig)
     packages: PackagesConfig = field(default_factory=PackagesConfig)
     lifecircle: LifeCircleConfig = field(default_factory=LifeCircleConfig)
+    programme: ProgrammeConfig = field(default_factory=ProgrammeConfig)
     output: Output = field(default_factory=Output)
     title: str = ""  # place name shown on maps
     source: Path | None = None  # the TOML file this came from (set by load_config)
@@ -511,6 +569,30 @@ RANGES: dict[str, Range] = {
     "units.min_historic_share": _pos(1),
     "units.min_old_floor_share": _pos(1),
     "output.map_dpi": Range(50, 600),
+    "programme.start_year": Range(1990, 2100),
+    "programme.years[*].floor_area_cap_m2": _pos(1e9),
+    "programme.years[*].households_cap": _pos(1e8),
+    "programme.years[*].budget_cap_yuan": _pos(1e13),
+    "programme.weight_age": Range(0, 100),
+    "programme.weight_floor_area": Range(0, 100),
+    "programme.weight_households": Range(0, 100),
+    "programme.weight_gaps": Range(0, 100),
+    "programme.weight_elevator": Range(0, 100),
+    "programme.weight_unmanaged": Range(0, 100),
+    "programme.weight_consent": Range(0, 100),
+    "programme.weight_colocation": Range(0, 100),
+    "programme.colocation_distance_m": Range(0, 10_000),
+    "programme.min_consent_share": Range(0, 1),
+    "programme.year_discount": Range(0, 1, hi_open=True),
+    "programme.cost_basic_yuan_m2": Range(0, 100_000),
+    "programme.cost_improvement_yuan_m2": Range(0, 100_000),
+    "programme.cost_enhancement_yuan_m2": Range(0, 100_000),
+    "programme.elevator_min_levels": Range(2, 30),
+    "programme.elevator_max_levels": Range(2, 30),
+    "programme.households_per_lift": _pos(1_000),
+    "programme.elevator_cost_yuan": Range(0, 1e8),
+    "programme.time_limit_s": _pos(3_600),
+    "programme.mip_rel_gap": Range(0, 0.5),
 }
 
 
@@ -842,6 +924,21 @@ def _check(cfg: Config, src: str) -> None:
     if bad:
         raise err("packages.hard_barriers", f"unknown barrier class(es) {sorted(bad)}",
                   "use river, rail, motorway, trunk or primary")
+    g = cfg.programme
+    if not 1 <= len(g.years) <= 10:
+        raise err("programme.years", f"{len(g.years)} years", "give 1 to 10 [[programme.years]] "
+                  "tables (three for a rolling three-year library)")
+    if g.default_renovation_type not in RENOVATION_TYPES:
+        raise err("programme.default_renovation_type", f"unknown type "
+                  f"{g.default_renovation_type!r}", "use basic, improvement or enhancement")
+    if g.elevator_min_levels > g.elevator_max_levels:
+        raise err("programme.elevator_min_levels", "must be ≤ programme.elevator_max_levels")
+    if g.solver not in {"milp", "greedy"}:
+        raise err("programme.solver", f"unknown solver {g.solver!r}", "use milp or greedy")
+    weights = [getattr(g, f.name) for f in dataclasses.fields(g) if f.name.startswith("weight_")]
+    if not any(w > 0 for w in weights):
+        raise err("programme.weight_age", "every programme.weight_* is 0, so no package could "
+                  "be ranked", "give at least one criterion a positive weight")
     lc = cfg.lifecircle
     longest = max((st.distance_m for c in lc.categories.values() for st in c.subtypes.values()),
                   default=0.0)

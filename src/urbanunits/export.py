@@ -104,7 +104,8 @@ KNOWN_GEOMETRY: dict[str, str] = {
     "renewal_packages": "MultiPolygon", "package_links": "MultiLineString",
     "lifecircle": "MultiPolygon", "facilities": "Point", "service_gaps": "MultiPolygon",
     "lifecircle_units": "MultiPolygon", "lifecircle_packages": "MultiPolygon",
-    "isochrones": "MultiPolygon",
+    "isochrones": "MultiPolygon", "programme": "MultiPolygon",
+    "programme_communities": "MultiPolygon", "elevator_candidates": "MultiPolygon",
 }
 METADATA_TABLE = "run_metadata"
 
@@ -448,6 +449,11 @@ def layer_styles(layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]) -> dict[
         elif name == "lifecircle" and "n_missing" in cols:
             qml = _qml.graduated(kind, "n_missing", _MISSING_BREAKS, alpha=0.8,
                                  label_field="name" if "name" in cols else None, font=font)
+        elif name == "programme" and "status" in cols:
+            from urbanunits.programme_maps import STATUS_COLORS
+
+            qml = _qml.categorized(kind, "status", {k: (c, k) for k, c in STATUS_COLORS.items()},
+                                   alpha=0.6, label_field="package_id", font=font)
         elif name.startswith("lifecircle_") and "all_share" in cols:
             qml = _qml.graduated(kind, "all_share", _SHARE_BREAKS, alpha=0.6,
                                  label_field=next((c for c in ("unit_id", "package_id")

@@ -39,6 +39,7 @@ from urbanunits._years import parse_years
 from urbanunits.config import Config
 from urbanunits.crs import require_projected
 from urbanunits.errors import ConfigError, DataError
+from urbanunits.sources.inventory import PROGRAMME_FIELDS
 
 if TYPE_CHECKING:
     from urbanunits.sources.inventory import InventoryReport
@@ -392,7 +393,9 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
         ``population``, ``unit_id``, ``subdistrict``, ``floor_area_estimated``,
         ``households_estimated``, ``population_estimated``, ``floor_area_method``,
         ``population_method``, ``levels_tagged_share``, ``site_area_m2``, ``in_study_area``,
-        ``source``, ``osm_id``, geometry (polygons; points for CSV inventories). Reading notes
+        ``source``, ``osm_id``, the inventory's project-list fields
+        (:data:`urbanunits.sources.inventory.PROGRAMME_FIELDS`, inventories only), geometry
+        (polygons; points for CSV inventories). Reading notes
         (skipped rows, duplicate names) are in ``.attrs["inventory_report"]``.
     """
     p = cfg.packages
@@ -463,6 +466,7 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
             "households_estimated", "population_estimated", "floor_area_method",
             "population_method", "levels_tagged_share", "site_area_m2", "in_study_area",
             "source", "osm_id"]
+    cols += [c for c in PROGRAMME_FIELDS if c in df.columns]
     out = gpd.GeoDataFrame(df[cols], geometry=df.geometry, crs=crs).reset_index(drop=True)
     out.attrs["inventory_report"] = inv_report
     logger.info("communities: %d (%d old) from %s", len(out), int(out["is_old"].sum()),
@@ -667,7 +671,10 @@ def _inventory_estimates(inv: gpd.GeoDataFrame, layers: OSMLayers, cfg: Config
         "households_estimated": inv["households"].isna(),
         "population_estimated": ~has_pop, "floor_area_method": method,
         "population_method": pop_method, "levels_tagged_share": tagged,
-        "site_area_m2": site}, geometry=inv.geometry, crs=inv.crs)
+        "site_area_m2": site,
+        # the bureau's project-list fields, for the programme stage
+        **{c: inv[c] for c in PROGRAMME_FIELDS if c in inv.columns}},
+        geometry=inv.geometry, crs=inv.crs)
 
 
 def _with_units(df: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

@@ -70,6 +70,8 @@ STAGE_LAYERS: dict[str, frozenset[str]] = {
     "packages": frozenset({"old_communities", "renewal_packages", "package_links"}),
     "lifecircle": frozenset({"lifecircle", "facilities", "service_gaps", "lifecircle_summary",
                              "lifecircle_units", "lifecircle_packages", "isochrones"}),
+    "programme": frozenset({"programme", "programme_communities", "elevator_candidates",
+                            "programme_years"}),
 }
 
 
@@ -473,6 +475,67 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
     return res
 
 
+# --- programme stage ---
+
+__all__ += ["run_programme"]
+
+
+def run_programme(cfg: Config, *, layers: OSMLayers | None = None,
+                  packages: gpd.GeoDataFrame | None = None,
+                  communities: gpd.GeoDataFrame | None = None,
+                  gaps: pd.DataFrame | None = None, write: bool = True,
+                  draw: bool = True) -> StageResult:
+    """Project library (项目库): scores, phasing into years, lift candidates.
+
+    Without ``packages`` the earlier stages run in memory first (their layers are written too).
+    Writes ``programme``, ``programme_communities``, ``elevator_candidates`` and
+    ``programme_years``, and ``maps/programme.png`` and ``maps/programme_years.png``; with no
+    package to phase it writes nothing and says why in one line.
+    """
+    with _outputs(cfg, active=write or draw) as staging:
+        return _run_programme(cfg, layers=layers, packages=packages, communities=communities,
+                              gaps=gaps, write=write, draw=draw, staging=staging)
+
+
+def _run_programme(cfg: Config, *, layers: OSMLayers | None,
+                   packages: gpd.GeoDataFrame | None, communities: gpd.GeoDataFrame | None,
+                   gaps: pd.DataFrame | None, write: bool, draw: bool,
+                   staging: Staging | None) -> StageResult:
+    from urbanunits import programme as pg_mod
+
+    t0 = time.perf_counter()
+    layers = layers or load_layers(cfg)
+    upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
+    if packages is None or communities is None:
+        lc = run_lifecircle(cfg, layers=layers, write=False, draw=False)
+        upstream = dict(lc.layers)
+        packages, communities = upstream["renewal_packages"], upstream["old_communities"]
+        gaps = upstream["service_gaps"]
+    result = pg_mod.programme(packages, communities, cfg=cfg.programme, lifecircle=gaps,
+                              buildings=layers.buildings)
+    res = StageResult("programme", layers={**upstream, **result.layers()})
+    res.summary = result.summary_lines()
+    res.extra["result"] = result
+    if staging is not None and result.layers():
+        if write:
+            write_run(cfg, res.layers, staging=staging)
+        if draw:
+            res.maps += _draw_programme(cfg, staging, result, layers)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _draw_programme(cfg: Config, staging: Staging, result: Any,
+                    layers: OSMLayers) -> list[Path]:
+    from urbanunits.programme_maps import plot_programme, plot_programme_years
+
+    fig, _ = plot_programme(result.packages, result.communities, layers=layers, title=cfg.title)
+    out = [_save(cfg, staging, fig, "programme.png")]
+    fig, _ = plot_programme_years(result.years, title=cfg.title)
+    out.append(_save(cfg, staging, fig, "programme_years.png"))
+    return out
+
+
 # --- whole run ---
 
 __all__ += ["run_all", "run_maps"]
@@ -492,11 +555,18 @@ def _tables(stages: dict[str, StageResult]) -> dict[str, pd.DataFrame]:
         for name in ("lifecircle_units", "lifecircle_packages", "service_gaps"):
             if name in lc:
                 tables[name] = lc[name]
+    if "programme" in stages and stages["programme"].layers:
+        from urbanunits.programme import project_list
+
+        pg = stages["programme"].layers
+        tables["项目库"] = project_list(stages["programme"].extra["result"])
+        for name in ("programme", "programme_years", "elevator_candidates"):
+            tables[name] = pg[name]
     return tables
 
 
 def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResult:
-    """Every stage in order (units → packages → life circles), tables and maps.
+    """Every stage in order (units → packages → life circles → programme), tables and maps.
 
     Leaves ``<output.dir>/<name>/`` holding ``<name>.gpkg`` (all layers, QGIS styles,
     ``run_metadata``), ``tables/*.csv``, ``tables/<name>.xlsx`` and ``maps/*.png``, and nothing
@@ -550,6 +620,11 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
                 draw=False)
         except EmptyInputError as exc:
             skipped["lifecircle"] = exc.one_line()
+    if "lifecircle" in stages:
+        stages["programme"] = run_programme(
+            cfg, layers=layers, packages=pk["renewal_packages"],
+            communities=pk["old_communities"],
+            gaps=stages["lifecircle"].layers["service_gaps"], write=False, draw=False)
     res = StageResult("all", skipped=skipped)
     for name, st in stages.items():
         res.layers.update(st.layers)
@@ -576,6 +651,9 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
         if "lifecircle" in stages:
             res.maps += _draw_lifecircle(cfg, staging, stages["lifecircle"].extra["result"],
                                          layers)
+        if "programme" in stages and stages["programme"].layers:
+            res.maps += _draw_programme(cfg, staging, stages["programme"].extra["result"],
+                                        layers)
     res.extra["stages"] = stages
     res.seconds = time.perf_counter() - t0
     return res

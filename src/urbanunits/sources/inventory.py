@@ -17,6 +17,27 @@ column             needed    aliases
 ``population``     no        人口, 人数
 =================  ========  ============================================================
 
+Fields of a bureau's project list, kept for the programme stage (:mod:`urbanunits.programme`;
+all optional, NA when absent):
+
+=====================  ===================================================================
+column                 aliases and values
+=====================  ===================================================================
+``district``           区, 所属区, 区县 — text
+``street``             街道, 所属街道, 镇街, subdistrict — text (the 街道 as listed)
+``neighbourhood``      社区, 所属社区, 居委会 — text
+``n_buildings``        楼栋数, 栋数, 幢数, buildings_count — a number (``12``, ``12栋``)
+``levels``             层数, 楼层数, storeys, floors — typical storeys (``6``, ``6层``)
+``elevator``           电梯, 有无电梯, 电梯数, lifts — 有/无, yes/no or a count (``2台``);
+                       read into ``has_elevator`` (boolean) and ``n_elevators``
+``property_managed``   物业, 有无物业, 物业管理 — 有/无, yes/no; 准物业, 自治, 托管 count as no
+``consent_share``      居民意愿, 同意率, consent(_rate) — ``0.85``, ``85%`` or ``85`` (above 1 is
+                       read as a percentage)
+``plan_year``          计划年度, 改造年度, 实施年度 — a year fixed by the bureau
+``renovation_type``    改造类型, 改造类别, renovation — 基础类/完善类/提升类 (basic/
+                       improvement/enhancement); a cell naming several takes the widest
+=====================  ===================================================================
+
 Headers may carry a unit, in brackets (half- or full-width) or appended: ``建筑面积(㎡)``,
 ``建筑面积（万㎡）`` (values × 10,000), ``户数（户）``, ``人口(万人)``, ``floor_area_m2 [m²]``. A
 known field with a bracketed unit it cannot take (``建筑面积(亩)``) is an error naming the column.
@@ -25,9 +46,10 @@ carries its own 万 or unit is read as written, otherwise the header's unit appl
 is not a number is an error naming the file, column, row and value (an estimate would hide it).
 
 Missing optional columns (or empty cells) are estimated later by :mod:`urbanunits.packages` and
-flagged. A column that looks like a misspelling of an expected one (``floor_area``, ``househods``)
-is an error naming it, so a typo never silently turns measured values into estimates. Other extra
-columns are ignored. Title rows above the header (a merged "XX区老旧小区清单" line) are skipped.
+flagged. A column that looks like a misspelling of an expected one (``floor_area``, ``househods``;
+the project-list fields are not checked this way) is an error naming it, so a typo never silently
+turns measured values into estimates. Other extra columns are ignored. Title rows above the
+header (a merged "XX区老旧小区清单" line) are skipped.
 
 Coordinates copied from Chinese web maps are in GCJ-02 (Gaode, Tencent) or BD-09 (Baidu); the
 ``coord_system`` option declares which, and they are converted to WGS84 with
@@ -59,8 +81,8 @@ from urbanunits.crs import to_wgs84
 from urbanunits.errors import CRSError, DataError, InputFileError
 from urbanunits.sources._table import TABLE_SUFFIXES, read_table, split_header
 
-__all__ = ["EXPECTED_COLUMNS", "InventoryReport", "parse_status", "read_inventory",
-           "read_overrides"]
+__all__ = ["EXPECTED_COLUMNS", "PROGRAMME_FIELDS", "InventoryReport", "parse_status",
+           "read_inventory", "read_overrides"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +99,30 @@ EXPECTED_COLUMNS: dict[str, tuple[str, ...]] = {
     "floor_area_m2": ("建筑面积", "总建筑面积"),
     "households": ("户数", "总户数"),
     "population": ("人口", "人数"),
+    # Fields of a bureau's project list, read for the programme stage (urbanunits.programme).
+    "district": ("区", "所属区", "区县", "所属区县", "行政区", "县区"),
+    "street": ("街道", "所属街道", "镇街", "街道(镇)", "乡镇街道", "subdistrict"),
+    "neighbourhood": ("社区", "所属社区", "社区名称", "社区(村)", "居委会"),
+    "n_buildings": ("楼栋数", "栋数", "幢数", "楼幢数", "buildings_count"),
+    "levels": ("层数", "楼层数", "楼层", "storeys", "floors"),
+    "elevator": ("电梯", "有无电梯", "是否有电梯", "电梯数", "电梯数量", "elevators", "lift",
+                 "lifts"),
+    "property_managed": ("物业", "物业管理", "有无物业", "是否有物业", "物业服务",
+                         "property_management", "managed"),
+    "consent_share": ("居民意愿", "改造意愿", "居民同意率", "同意率", "意愿", "consent",
+                      "consent_rate"),
+    "plan_year": ("计划年度", "计划改造年度", "改造年度", "实施年度", "年度"),
+    "renovation_type": ("改造类型", "改造类别", "renovation"),
 }
 _NUMERIC = ("floor_area_m2", "households", "population")
+_PROGRAMME_INPUTS = frozenset({"district", "street", "neighbourhood", "n_buildings", "levels",
+                               "elevator", "property_managed", "consent_share", "plan_year",
+                               "renovation_type"})
+#: Optional fields kept for the programme stage (absent columns give NA; the stage estimates
+#: or assumes them and says so).
+PROGRAMME_FIELDS = ("district", "street", "neighbourhood", "n_buildings", "levels",
+                    "has_elevator", "n_elevators", "property_managed", "consent_share",
+                    "plan_year", "renovation_type")
 #: Units a header or a value may carry: normalised text → (quantity, factor to the field's unit).
 UNITS: dict[str, tuple[str, float]] = {
     "m2": ("area", 1.0), "平方米": ("area", 1.0), "平米": ("area", 1.0),
@@ -86,11 +130,15 @@ UNITS: dict[str, tuple[str, float]] = {
     "户": ("households", 1.0), "万户": ("households", 1e4),
     "人": ("population", 1.0), "万人": ("population", 1e4),
     "年": ("year", 1.0),
+    "层": ("levels", 1.0), "栋": ("buildings", 1.0), "幢": ("buildings", 1.0),
+    "台": ("elevators", 1.0), "部": ("elevators", 1.0), "%": ("share", 0.01),
 }
 _QUANTITY = {"floor_area_m2": "area", "households": "households", "population": "population",
-             "built_year": "year"}
+             "built_year": "year", "plan_year": "year", "levels": "levels",
+             "n_buildings": "buildings", "elevator": "elevators", "consent_share": "share"}
 _ACCEPTED = {"area": "㎡ (m², 平方米) or 万㎡", "households": "户 or 万户",
-             "population": "人 or 万人", "year": "年"}
+             "population": "人 or 万人", "year": "年", "levels": "层", "buildings": "栋 or 幢",
+             "elevators": "台 or 部", "share": "%"}
 _UNIT_RX = "|".join(sorted((re.escape(u) for u in UNITS), key=len, reverse=True))
 _BRACKETED = re.compile(r"(.+?)\s*[(\[【]\s*(.*?)\s*[)\]】]")
 _APPENDED = re.compile(rf"(.+?)\s*[/_:]?\s*({_UNIT_RX})")
@@ -206,7 +254,10 @@ def _canonical_columns(columns: list[str], path: Path, *, csv: bool
             continue
         found = resolved[str(col)]
         if found is None:
-            close = difflib.get_close_matches(key, list(lookup), n=1, cutoff=0.75)
+            # Only the core fields: project lists carry many neighbours of the programme fields
+            # (物业费, 改造内容, district_code) that are other columns, not misspellings.
+            core = [k for k, v in lookup.items() if v not in _PROGRAMME_INPUTS]
+            close = difflib.get_close_matches(key, core, n=1, cutoff=0.75)
             if close and lookup[close[0]] not in present:
                 raise DataError(f"{path}: column {col!r}",
                                 f"is not a known column; did you mean {lookup[close[0]]!r}?",
@@ -309,6 +360,106 @@ def parse_status(values: pd.Series, col: str, path: Path | str, lines: pd.Series
     return out
 
 
+ELEVATOR_YES = frozenset({"有", "是", "yes", "y", "true", "有电梯", "已装", "已加装"})
+ELEVATOR_NO = frozenset({"无", "否", "no", "n", "false", "none", "没有", "无电梯", "未装"})
+#: 物业: a professional property-management company counts as managed; 准物业 (basic cleaning and
+#: guarding), 自治 (residents' self-management) and 托管 (run by the 社区) do not.
+MANAGED_WORDS = frozenset({"有", "是", "yes", "y", "true", "1", "有物业", "专业物业", "物业公司",
+                           "managed", "professional"})
+UNMANAGED_WORDS = frozenset({"无", "否", "no", "n", "false", "0", "无物业", "准物业", "自治",
+                             "自管", "托管", "社区托管", "none", "unmanaged"})
+#: 改造类型 words → keys (国办发〔2020〕23号); a cell naming several takes the widest scope.
+RENOVATION_WORDS = {"basic": ("基础", "basic"), "improvement": ("完善", "improvement"),
+                    "enhancement": ("提升", "enhancement")}
+
+
+def _words(values: pd.Series, col: str, path: Path, lines: pd.Series,
+           table: dict[str, frozenset[str]], fix: str) -> pd.Series:
+    """Cells → the key of ``table`` whose words contain them (NA when empty); error otherwise."""
+    out = pd.Series(pd.NA, index=values.index, dtype=object)
+    bad = pd.Series(False, index=values.index)
+    for idx, v in values.items():
+        t = "" if v is None or v is pd.NA else _norm(v)
+        if t in EMPTY_CELLS:
+            continue
+        hit = next((k for k, words in table.items() if t in words), None)
+        if hit is None:
+            bad[idx] = True
+        else:
+            out[idx] = hit
+    if bad.any():
+        raise _bad_value(path, col, lines, bad, values, "which is not a value it takes", fix)
+    return out
+
+
+def _programme_fields(out: pd.DataFrame, data: pd.DataFrame, label: dict[str, str],
+                      scales: dict[str, float], path: Path, lines: pd.Series) -> None:
+    """Add :data:`PROGRAMME_FIELDS` to ``out`` (NA where the file lacks the column)."""
+    idx = out.index
+    for col in ("district", "street", "neighbourhood"):
+        if col in data.columns:
+            txt = data[col].astype("string").str.strip()
+            out[col] = txt.mask(txt.str.lower().isin(EMPTY_CELLS)).astype(object)
+        else:
+            out[col] = None
+    for col in ("n_buildings", "levels"):
+        out[col] = (_numbers(data[col], label[col], path, lines, scale=scales[col],
+                             quantity=_QUANTITY[col]) if col in data.columns else np.nan)
+    has = pd.Series(pd.NA, index=idx, dtype="boolean")
+    count = pd.Series(np.nan, index=idx)
+    if "elevator" in data.columns:
+        raw = data["elevator"]
+        words = raw.map(lambda v: "" if v is None else _norm(v))
+        is_yes, is_no = words.isin(ELEVATOR_YES), words.isin(ELEVATOR_NO)
+        num = _numbers(raw.where(~(is_yes | is_no), ""), label["elevator"], path, lines,
+                       quantity="elevators")
+        count = num.where(~is_no, 0.0)
+        has = pd.Series(np.where(is_yes, True, np.where(is_no, False, num > 0)), index=idx,
+                        dtype="boolean").mask(~is_yes & ~is_no & num.isna())
+    out["has_elevator"] = has
+    out["n_elevators"] = count
+    out["property_managed"] = (
+        _words(data["property_managed"], label["property_managed"], path, lines,
+               {"yes": MANAGED_WORDS, "no": UNMANAGED_WORDS},
+               "write 有/无 (yes/no); 准物业, 自治 and 托管 count as not managed")
+        .map({"yes": True, "no": False}).astype("boolean")
+        if "property_managed" in data.columns else pd.Series(pd.NA, index=idx, dtype="boolean"))
+    share = pd.Series(np.nan, index=idx)
+    if "consent_share" in data.columns:
+        raw = data["consent_share"]
+        share = _numbers(raw, label["consent_share"], path, lines,
+                         scale=scales["consent_share"], quantity="share")
+        # 85 with no % sign means 85 %: nobody writes a share as 0.85 % of households.
+        share = share.where(share <= 1.0, share / 100.0)
+        if (share > 1.0).any():
+            raise _bad_value(path, label["consent_share"], lines, share > 1.0, raw,
+                             "which is above 100 %", "write a share (0.85) or a percentage "
+                             "(85%)")
+    out["consent_share"] = share
+    out["plan_year"] = (_years(data["plan_year"], label["plan_year"], path, lines)
+                        if "plan_year" in data.columns else np.nan)
+    if "renovation_type" in data.columns:
+        raw = data["renovation_type"]
+        kinds = pd.Series(pd.NA, index=idx, dtype=object)
+        bad = pd.Series(False, index=idx)
+        for i, v in raw.items():
+            t = "" if v is None else _norm(v)
+            if t in EMPTY_CELLS:
+                continue
+            found = [k for k, words in RENOVATION_WORDS.items() if any(w in t for w in words)]
+            if found:
+                kinds[i] = found[-1]  # the widest scope named
+            else:
+                bad[i] = True
+        if bad.any():
+            raise _bad_value(path, label["renovation_type"], lines, bad, raw,
+                             "which is not a renovation type",
+                             "write 基础类, 完善类 or 提升类 (basic, improvement, enhancement)")
+        out["renovation_type"] = kinds
+    else:
+        out["renovation_type"] = None
+
+
 def _table_rows(path: Path, sheet: str, is_header: Callable[[list[str]], bool]
                 ) -> tuple[pd.DataFrame, pd.Series]:
     raw, line_no = read_table(path, sheet=sheet)
@@ -343,7 +494,8 @@ def read_inventory(path: str | Path, *, crs: str, coord_system: str = "wgs84",
         the text allows, see :mod:`urbanunits._years`), ``built_year_text`` (the cell as
         written, None without the column), ``status`` (boolean: the file's old/new, NA where
         absent), ``floor_area_m2`` (m², header units applied), ``households``, ``population``
-        (NaN where absent), ``row`` (file line/Excel row/feature number), geometry in ``crs``.
+        (NaN where absent), the :data:`PROGRAMME_FIELDS` (NA where absent), ``row`` (file
+        line/Excel row/feature number), geometry in ``crs``.
     InventoryReport
         Skipped rows, duplicate names and absent columns.
     """
@@ -466,6 +618,7 @@ def read_inventory(path: str | Path, *, crs: str, coord_system: str = "wgs84",
         out[col] = (_numbers(data.loc[keep, col], label[col], path, kl, scale=scales[col],
                              quantity=_QUANTITY[col])
                     if col in data.columns else np.nan)
+    _programme_fields(out, data.loc[keep], label, scales, path, kl)
     out["row"] = kl.astype(int)
 
     if csv:

@@ -64,7 +64,7 @@ logger = logging.getLogger(__name__)
 
 WGS84 = "EPSG:4326"
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".osc")
-_CACHE_VERSION = 6  # 5: GeoPackage instead of pickle; 6: merged with the coverage/designated layers
+_CACHE_VERSION = 7  # 5: GeoPackage, not pickle; 6: coverage, designated areas; 7: elevator
 
 # Tags kept on features; the rest are dropped to keep layers (and the cache) small.
 _KEEP_TAGS = (
@@ -72,7 +72,7 @@ _KEEP_TAGS = (
     "amenity", "shop", "healthcare", "social_facility", "social_facility:for", "building",
     "building:levels", "building:age", "start_date", "height", "historic", "heritage", "tourism",
     "boundary", "admin_level", "protect_class", "place", "bridge", "tunnel", "layer", "area",
-    "service", "ref:NBS", "ref", "addr:street", "office",
+    "service", "ref:NBS", "ref", "addr:street", "office", "elevator",
 )
 
 # Mirrors osmnx's network_type="walk" filter (osmnx._overpass._get_network_filter, osmnx 2.x),
@@ -135,7 +135,8 @@ class OSMLayers:
         Named residential areas (compounds) touching the study area, whole: ``osm_id``, ``name``,
         ``start_date``, ``building_age``, geometry.
     buildings
-        Footprints with ``levels`` and ``levels_tagged``, whole, within the margin.
+        Footprints with ``levels``, ``levels_tagged`` and the ``elevator`` tag (yes/no/None),
+        whole, within the margin.
     pois
         Every tagged feature useful as a facility, as points (polygons → representative points)
         within the margin: ``osm_id``, ``name`` and the amenity/shop/healthcare/social_facility
@@ -536,7 +537,8 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
     levels, tagged = _levels(b, cfg.osm.default_building_levels)
     buildings = gpd.GeoDataFrame({"osm_id": b["osm_id"], "building": _col(b, "building"),
                                   "name": _col(b, "name"), "levels": levels,
-                                  "levels_tagged": tagged, "start_date": _col(b, "start_date")},
+                                  "levels_tagged": tagged, "start_date": _col(b, "start_date"),
+                                  "elevator": _col(b, "elevator")},
                                  geometry=b.geometry, crs=crs).reset_index(drop=True)
 
     poi_keys = ["amenity", "shop", "healthcare", "social_facility", "social_facility:for",

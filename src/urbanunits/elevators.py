@@ -1,0 +1,170 @@
+"""Lift retrofit candidates (加装电梯): residential walk-ups of 4–6 storeys without a lift.
+
+China's housing code (GB 50096-2011, 6.4.1) requires lifts from seven storeys up, so the old
+four- to six-storey blocks were built without them; those are the buildings the retrofit
+programmes target. A building is a candidate when its storeys are within the configured range
+and nothing says it has a lift.
+
+Each fact comes from the best source at hand, and the candidate says which
+(``levels_source``, ``elevator_source``):
+
+* storeys: the OSM building's ``building:levels`` (``"osm"``), else the inventory's 层数 for its
+  community (``"inventory"``), else the levels the OSM reader assumed for an untagged building
+  (``osm.default_building_levels``, ``"assumed"``: check these before committing funds);
+* lift: the inventory's 电梯 for the community (``"inventory"``), else the building's OSM
+  ``elevator`` tag (``"osm"``), else none is assumed (``"assumed"``: walk-ups of this height were
+  built without one).
+
+A community listed in the inventory without mapped buildings gives one candidate row for the
+whole community (its 楼栋数 buildings, ``level = "community"``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from urbanunits.crs import require_projected
+
+__all__ = ["CANDIDATE_COLUMNS", "RESIDENTIAL_BUILDINGS", "elevator_candidates"]
+
+logger = logging.getLogger(__name__)
+
+#: OSM ``building`` values that can be a residential walk-up (``yes`` is most of China's map).
+RESIDENTIAL_BUILDINGS = frozenset({"residential", "apartments", "yes", "dormitory", "house"})
+_YES = frozenset({"yes", "true", "1", "有", "是"})
+_NO = frozenset({"no", "false", "0", "无", "否"})
+
+CANDIDATE_COLUMNS = ["candidate_id", "community_id", "community_name", "package_id", "level",
+                     "osm_id", "n_buildings", "levels", "levels_source", "elevator_source",
+                     "households", "n_lifts"]
+
+
+def _empty(crs: object) -> gpd.GeoDataFrame:
+    cols = {c: pd.Series([], dtype=object) for c in CANDIDATE_COLUMNS}
+    for c in ("n_buildings", "levels", "households", "n_lifts"):
+        cols[c] = pd.Series([], dtype=float)
+    return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+
+
+def _flag(value: object) -> bool | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    t = str(value).strip().lower()
+    return True if t in _YES else False if t in _NO else None
+
+
+def elevator_candidates(communities: gpd.GeoDataFrame, *,
+                        buildings: gpd.GeoDataFrame | None = None, min_levels: int = 4,
+                        max_levels: int = 6, households_per_lift: float = 12.0
+                        ) -> gpd.GeoDataFrame:
+    """Buildings (or whole listed communities) that are candidates for a lift retrofit.
+
+    Parameters
+    ----------
+    communities
+        Old communities (metric CRS): ``community_id``, ``households``, ``floor_area_m2`` and
+        optionally ``name``, ``package_id``, ``levels``, ``has_elevator``, ``n_buildings``.
+    buildings
+        OSM building footprints (``levels``, ``levels_tagged``, ``building`` and optionally
+        ``elevator``, ``osm_id``), same CRS; None uses the inventory's figures alone.
+    min_levels, max_levels
+        Storeys of a candidate walk-up, ends included.
+    households_per_lift
+        Households one lift serves (one lift per stairwell): ``n_lifts`` = ⌈households ÷ this⌉.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per candidate: ``candidate_id`` (``E0001``…), ``community_id``,
+        ``community_name``, ``package_id``, ``level`` (``"building"`` or ``"community"``),
+        ``osm_id``, ``n_buildings``, ``levels``, ``levels_source``, ``elevator_source``,
+        ``households`` (the community's households shared by floor area, footprint × storeys),
+        ``n_lifts``; the building footprint (or community geometry).
+    """
+    require_projected(communities, "elevator_candidates")
+    crs = communities.crs
+    if communities.empty:
+        return _empty(crs)
+    comm = communities.reset_index(drop=True)
+
+    def col(name: str, default: object = np.nan) -> pd.Series:
+        return comm[name] if name in comm.columns else pd.Series(default, index=comm.index)
+
+    inv_levels = pd.to_numeric(col("levels"), errors="coerce")
+    inv_lift = col("has_elevator", pd.NA).astype("boolean")
+    hh = pd.to_numeric(col("households"), errors="coerce").fillna(0.0)
+    rows: list[dict[str, object]] = []
+    covered = np.zeros(len(comm), dtype=bool)
+    if buildings is not None and not buildings.empty:
+        b = buildings[buildings["building"].astype(str).isin(RESIDENTIAL_BUILDINGS)]
+        b = b.to_crs(crs) if b.crs != crs else b
+        pts = gpd.GeoDataFrame(geometry=b.geometry.representative_point(), crs=crs)
+        polys = comm[comm.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
+        hit = gpd.sjoin(pts, gpd.GeoDataFrame(geometry=polys.geometry, crs=crs),
+                        predicate="within", how="inner")
+        hit = hit[~hit.index.duplicated(keep="first")]  # overlapping compounds: the first
+        for ci, grp in hit.groupby("index_right", sort=True):
+            ci = int(ci)
+            covered[ci] = True
+            bb = b.loc[grp.index]
+            tagged = bb["levels_tagged"].astype(bool).to_numpy()
+            listed_lv = inv_levels.iloc[ci]
+            osm_lv = bb["levels"].to_numpy(dtype=float)  # untagged: osm.default_building_levels
+            lv = np.where(tagged, osm_lv, listed_lv if pd.notna(listed_lv) else osm_lv)
+            lv_src = np.where(tagged, "osm", "inventory" if pd.notna(listed_lv) else "assumed")
+            lv_src = np.where(np.isnan(lv), "unknown", lv_src)
+            area = bb.geometry.area.to_numpy() * np.nan_to_num(lv, nan=0.0)
+            share = area / area.sum() if area.sum() > 0 else np.zeros(len(bb))
+            osm_lift = [_flag(v) for v in (bb["elevator"] if "elevator" in bb.columns
+                                           else [None] * len(bb))]
+            listed = inv_lift.iloc[ci]
+            for j, (_, brow) in enumerate(bb.iterrows()):
+                if not (min_levels <= lv[j] <= max_levels):
+                    continue  # NaN (unknown storeys) fails too
+                if pd.notna(listed):
+                    has, src = bool(listed), "inventory"
+                elif osm_lift[j] is not None:
+                    has, src = bool(osm_lift[j]), "osm"
+                else:
+                    has, src = False, "assumed"
+                if has:
+                    continue
+                households = float(hh.iloc[ci] * share[j])
+                rows.append({"community_id": comm.at[ci, "community_id"], "_ci": ci,
+                             "level": "building", "osm_id": brow.get("osm_id"),
+                             "n_buildings": 1.0, "levels": float(lv[j]),
+                             "levels_source": str(lv_src[j]), "elevator_source": src,
+                             "households": households, "geometry": brow.geometry})
+    for ci in np.flatnonzero(~covered):
+        lv = inv_levels.iloc[ci]
+        listed = inv_lift.iloc[ci]
+        if pd.isna(lv) or not (min_levels <= lv <= max_levels) or (
+                pd.notna(listed) and bool(listed)):
+            continue
+        nb = pd.to_numeric(col("n_buildings").iloc[ci], errors="coerce")
+        rows.append({"community_id": comm.at[ci, "community_id"], "_ci": ci,
+                     "level": "community", "osm_id": None,
+                     "n_buildings": float(nb) if pd.notna(nb) else np.nan, "levels": float(lv),
+                     "levels_source": "inventory",
+                     "elevator_source": "inventory" if pd.notna(listed) else "assumed",
+                     "households": float(hh.iloc[ci]), "geometry": comm.geometry.iloc[ci]})
+    if not rows:
+        return _empty(crs)
+    out = pd.DataFrame(rows)
+    ci = out.pop("_ci").to_numpy()
+    out["community_name"] = col("name", None).to_numpy()[ci]
+    out["package_id"] = col("package_id", None).to_numpy()[ci]
+    # A community-level row stands for all its walk-ups: at least one lift per building.
+    per_lift = np.ceil(out["households"].to_numpy() / households_per_lift)
+    out["n_lifts"] = np.maximum(per_lift, np.nan_to_num(out["n_buildings"].to_numpy(), nan=1.0))
+    out = out.sort_values(["community_id", "level", "osm_id"], key=lambda s: s.astype(str),
+                          kind="stable").reset_index(drop=True)
+    out.insert(0, "candidate_id", [f"E{i + 1:04d}" for i in range(len(out))])
+    gdf = gpd.GeoDataFrame(out[[*CANDIDATE_COLUMNS, "geometry"]], geometry="geometry", crs=crs)
+    logger.info("lift retrofit candidates: %d rows, %.0f households, %.0f lifts", len(gdf),
+                gdf["households"].sum(), gdf["n_lifts"].sum())
+    return gdf
