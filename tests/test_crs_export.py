@@ -140,7 +140,7 @@ def test_styles_metadata_and_tables(tmp_path: Path, demo_cfg) -> None:  # type: 
     assert "东园一村" in csv.read_text(encoding="utf-8-sig")
     assert "geometry" not in csv.read_text(encoding="utf-8-sig")
     wb = openpyxl.load_workbook(tmp_path / "tables" / "tables.xlsx")
-    assert wb.sheetnames == ["units", "communities"]
+    assert wb.sheetnames == ["units", "communities", "数据字典 Dictionary", "说明 About"]
     assert wb["units"]["B2"].value == "东园一村"
     assert len(files) == 3
 

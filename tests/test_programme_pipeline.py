@@ -19,19 +19,18 @@ def test_demo_run_all_writes_the_programme(tmp_path: Path, demo_layers: Any) -> 
     from .conftest import demo_config
 
     cfg = demo_config(tmp_path)
-    res = pipeline.run_all(cfg, draw=False)
+    res = pipeline.run_all(cfg)
     names = set(list_layers(cfg.gpkg_path))
     assert {"programme", "programme_communities", "elevator_candidates",
             "programme_years"} <= names
-    wb = openpyxl.load_workbook(tmp_path / "tables" / f"{cfg.name}.xlsx", read_only=True)
+    wb = openpyxl.load_workbook(cfg.tables_dir / f"{cfg.name}.xlsx", read_only=True)
     rows = list(wb["项目库"].iter_rows(values_only=True))
     assert rows[0][:3] == ("序号", "项目编号", "项目名称") and len(rows) == 2  # one package
     assert "实施" in rows[1]
     assert any(line.startswith("[programme] 2026 实施: 1 packages") for line in res.summary)
-    maps = pipeline._draw_programme(cfg, res.extra["stages"]["programme"].extra["result"],
-                                    demo_layers)
+    maps = [p for p in res.maps if p.name.startswith("programme")]
     assert [p.name for p in maps] == ["programme.png", "programme_years.png"]
-    assert all(p.stat().st_size > 10_000 for p in maps)
+    assert all(p.parent == cfg.maps_dir and p.stat().st_size > 10_000 for p in maps)
 
 
 def test_stage_with_no_package_skips_in_one_line(tmp_path: Path, demo_layers: Any) -> None:
