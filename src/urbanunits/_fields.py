@@ -6,7 +6,7 @@ labels are what people read: field aliases in the File Geodatabase and rows of t
 
 from __future__ import annotations
 
-__all__ = ["LAYER_LABELS", "field_label"]
+__all__ = ["LAYER_LABELS", "category_label", "field_label"]
 
 LAYER_LABELS: dict[str, str] = {
     "update_units": "更新单元 Update units",
@@ -52,6 +52,10 @@ _CATEGORIES: dict[str, str] = {
     "elderly_care": "养老", "childcare": "托育", "clinic": "医疗", "commerce": "商业",
     "education": "教育", "all": "全部",
 }
+_CATEGORIES_EN: dict[str, str] = {
+    "elderly_care": "elderly care", "childcare": "childcare", "clinic": "clinic",
+    "commerce": "commerce", "education": "education",
+}
 _SUBTYPES: dict[str, str] = {
     "day_care": "日间照料", "nursing_home": "养老院", "kindergarten": "幼儿园",
     "nursery": "托儿所", "health_station": "卫生服务站", "health_centre": "卫生服务中心",
@@ -90,3 +94,9 @@ def field_label(column: str) -> str:
             if stem.startswith(cat + "_") and stem[len(cat) + 1:] in _SUBTYPES:
                 return f"{_SUBTYPES[stem[len(cat) + 1:]]}{zh} {column}"
     return column
+
+
+def category_label(category: str) -> str:
+    """Chinese/English name of a facility category, e.g. ``"养老 elderly care"``."""
+    zh = _CATEGORIES.get(category)
+    return f"{zh} {_CATEGORIES_EN.get(category, category)}" if zh else category

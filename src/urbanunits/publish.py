@@ -20,11 +20,11 @@ import logging
 import re
 import secrets
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import pandas as pd
@@ -35,15 +35,20 @@ from urbanunits._fields import LAYER_LABELS, field_label
 from urbanunits.errors import DataError, InputFileError, UserError
 from urbanunits.export import METADATA_TABLE, STYLES_TABLE, list_layers
 
+if TYPE_CHECKING:
+    from urbanunits.config import Config
+
 __all__ = [
     "PublishError",
     "PublishResult",
     "RunData",
     "Target",
     "export_filegdb",
+    "html_path",
     "parse_target",
     "publish_postgis",
     "read_run",
+    "run_export",
 ]
 
 logger = logging.getLogger(__name__)
@@ -529,3 +534,41 @@ def _gdb_type(name: str, types: list[str]) -> str:
         return KNOWN_GEOMETRY.get(name, "MultiPolygon")
     return "Multi" + types[0].removeprefix("Multi")
 
+
+
+# --- command-line glue ------------------------------------------------------------------------
+
+def html_path(cfg: Config) -> Path:
+    """The run's HTML map, beside its GeoPackage: ``<output>/<name>.html``."""
+    return cfg.gpkg_path.with_suffix(".html")
+
+
+def run_export(cfg: Config, fmt: str, *, output: str | Path | None = None) -> str:
+    """``urbanunits export --format filegdb|html``: write the file, return the report lines.
+
+    Parameters
+    ----------
+    cfg
+        The run's config (its GeoPackage is read).
+    fmt
+        ``"filegdb"`` or ``"html"``.
+    output
+        Destination instead of ``<output>/<name>.gdb`` or ``<output>/<name>.html``.
+
+    Returns
+    -------
+    str
+        What was written, for the command line.
+    """
+    if fmt == "filegdb":
+        dest = Path(output) if output else cfg.gpkg_path.with_suffix(".gdb")
+        counts = export_filegdb(cfg.gpkg_path, dest)
+        return "\n".join([f"export: File Geodatabase {dest} (open it in ArcGIS Pro)",
+                          *(f"  {name}: {n} rows" for name, n in counts.items())])
+    if fmt == "html":
+        from urbanunits.webmap import write_webmap
+
+        dest = write_webmap(cfg.gpkg_path, Path(output) if output else html_path(cfg),
+                            title=cfg.name)
+        return f"export: HTML map {dest} (open it in any web browser; no internet needed)"
+    raise UserError("--format", f"unknown format {fmt!r}", "use filegdb or html")
