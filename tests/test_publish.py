@@ -189,6 +189,7 @@ def test_wrong_password_is_one_line_without_secret(pg: PgServer, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     gpkg = write_run(tmp_path / "run.gpkg")
     secret = "Wr0ng-Passw0rd"
+    capsys.readouterr()  # drop what writing the run printed (e.g. via an earlier CLI's handler)
     status = cli.main(["publish", "--config", str(_demo_toml(tmp_path, gpkg)),
                        "--to", pg.url(password=secret)])
     out, err = capsys.readouterr()
