@@ -8,7 +8,8 @@ CONFIG ?= configs/lujiazui.toml
 STAMP := $(VENV)/.installed-stamp
 export MPLBACKEND := Agg
 
-.PHONY: help setup units packages lifecircle maps all ingest test lint bench fetch clip clean distclean
+.PHONY: help setup units packages lifecircle maps all ingest test lint bench fetch clip clean distclean \
+	publish filegdb html system-deps
 
 help:
 	@echo "make units       update units (更新单元): GeoPackage + map in data/processed/"
@@ -18,7 +19,11 @@ help:
 	@echo "make all         every stage, tables and maps"
 	@echo "make fetch       download the study area's OSM data from Overpass (online)"
 	@echo "make clip PBF=f  cut the study area out of a large .osm.pbf (offline)"
-	@echo "make test        run the test suite"
+	@echo "make publish TO=postgresql://user@host:5432/db[?schema=NAME]"
+	@echo "                 publish the run to PostGIS (password: PGPASSWORD or ~/.pgpass)"
+	@echo "make filegdb     File Geodatabase for ArcGIS Pro (<output>/<name>.gdb)"
+	@echo "make html        the browser map alone (<output>/<name>.html; make all writes it too)"
+	@echo "make test        run the test suite (system-deps: PostGIS + Chromium it needs, as root)"
 	@echo "make bench       city-scale benchmarks (slow)"
 	@echo "CONFIG=configs/ningbo.toml selects another config"
 
@@ -55,6 +60,21 @@ fetch: $(STAMP)
 clip: $(STAMP)
 	@test -n "$(PBF)" || { echo "usage: make clip PBF=path/to/big.osm.pbf [CONFIG=...]"; exit 2; }
 	$(BIN)/urbanunits clip "$(PBF)" --config $(CONFIG)
+
+# The URL is not echoed (@): it may hold a password.
+publish: $(STAMP)
+	@test -n "$(TO)" || { echo "usage: make publish TO='postgresql://user@host:5432/dbname[?schema=NAME]' (password in PGPASSWORD or ~/.pgpass)"; exit 2; }
+	@echo "urbanunits publish --config $(CONFIG) --to <url>"
+	@$(BIN)/urbanunits publish --config $(CONFIG) --to '$(TO)'
+
+filegdb: $(STAMP)
+	$(BIN)/urbanunits export --format filegdb --config $(CONFIG)
+
+html: $(STAMP)
+	$(BIN)/urbanunits export --format html --config $(CONFIG)
+
+system-deps:
+	.ci/system-deps
 
 test: $(STAMP)
 	URBANUNITS_PROGRESS=0 $(BIN)/python -m pytest -q -n 2 --dist loadfile
