@@ -78,15 +78,17 @@ def test_verdict_colours_follow_missing_categories(tmp_path: Path) -> None:
 
 def test_opens_offline_lists_layers_and_draws(page: Path, tmp_path: Path) -> None:
     dom = _run_browser(tmp_path, page, "--dump-dom").stdout
-    labels = [s.strip() for s in re.findall(
-        r'leaflet-control-layers-selector"[^>]*><span>([^<]*)</span>', dom)]
+    boxes = re.findall(r'leaflet-control-layers-selector"( checked="")?><span>([^<]*)</span>',
+                       dom)
     from urbanunits.webmap import _LABELS
 
-    assert labels == ["OpenStreetMap 底图 basemap (needs internet)",
-                      *(_LABELS[n] for n in MAP_LAYERS)]
-    # every mapped feature became an SVG path or circle marker (data drawn without network):
-    # 3 units + 1 package + 2 communities + 2 gaps + 3 facilities
-    assert len(re.findall(r'class="leaflet-interactive"', dom)) == 11
+    assert [label.strip() for _, label in boxes] == [
+        "OpenStreetMap 底图 basemap (needs internet)", *(_LABELS[n] for n in MAP_LAYERS)]
+    # all on but the basemap (no network requests) and the service gaps
+    assert [bool(on) for on, _ in boxes] == [False, True, True, False, True, True]
+    # every shown feature became an SVG path or circle marker (data drawn without network):
+    # 3 units + 1 package + 2 communities + 3 facilities
+    assert len(re.findall(r'class="leaflet-interactive"', dom)) == 9
     assert 'id="urbanunits-legend"' in dom
 
     shot = tmp_path / "shot.png"

@@ -62,10 +62,13 @@ _SUBTYPES: dict[str, str] = {
     "outpatient": "门诊部", "hospital": "医院", "convenience": "便利店", "market": "菜市场",
     "mall": "商场", "pharmacy": "药店",
 }
-_SUFFIXES: dict[str, str] = {
-    "_ok": "达标", "_missing": "缺失", "_ratio": "距离比", "_dist_m": "距离 (m)",
-    "_minutes_elderly": "老人步行 (分钟)", "_minutes": "步行 (分钟)", "_n_ok": "达标小区数",
-    "_share": "达标比例",
+# column suffix → (Chinese, English)
+_SUFFIXES: dict[str, tuple[str, str]] = {
+    "_ok": ("达标", "met"), "_missing": ("缺失", "missing"),
+    "_ratio": ("距离比", "distance / standard"), "_dist_m": ("步行距离 (m)", "walk (m)"),
+    "_minutes_elderly": ("老人步行 (分钟)", "elderly walk (min)"),
+    "_minutes": ("步行 (分钟)", "walk (min)"), "_n_ok": ("达标小区数", "communities met"),
+    "_share": ("达标比例", "share met"),
 }
 
 
@@ -80,19 +83,20 @@ def field_label(column: str) -> str:
     Returns
     -------
     str
-        E.g. ``"医疗 距离 (m) clinic_dist_m"``.
+        E.g. ``"医疗步行距离 (m) Clinic walk (m)"``.
     """
     if column in _FIELDS:
         return _FIELDS[column]
-    for suffix, zh in _SUFFIXES.items():
+    for suffix, (zh, en) in _SUFFIXES.items():
         if not column.endswith(suffix):
             continue
         stem = column[: -len(suffix)]
         for cat, cat_zh in _CATEGORIES.items():
             if stem == cat:
-                return f"{cat_zh}{zh} {column}"
-            if stem.startswith(cat + "_") and stem[len(cat) + 1:] in _SUBTYPES:
-                return f"{_SUBTYPES[stem[len(cat) + 1:]]}{zh} {column}"
+                return f"{cat_zh}{zh} {_CATEGORIES_EN.get(cat, cat).capitalize()} {en}"
+            sub = stem[len(cat) + 1:]
+            if stem.startswith(cat + "_") and sub in _SUBTYPES:
+                return f"{_SUBTYPES[sub]}{zh} {sub.replace('_', ' ').capitalize()} {en}"
     return column
 
 

@@ -10,8 +10,8 @@ requested unless someone with internet turns it on.
 
 Layers, each toggleable: update units (by class), renewal packages, residential communities
 coloured by their life-circle verdict (number of facility categories missing), facilities (by
-category) and service gaps. Popups are Chinese/English (name, year, floor area, households,
-walking distances, verdicts).
+category) and service gaps (off when the page opens). Popups are Chinese/English (name, year,
+floor area, households, walking distances, verdicts).
 """
 
 from __future__ import annotations
@@ -34,8 +34,12 @@ __all__ = ["MAP_LAYERS", "VERDICT_CLASSES", "build_webmap", "write_webmap"]
 
 logger = logging.getLogger(__name__)
 
-# Layers drawn, in drawing order (bottom to top); a run without one simply lacks it.
-MAP_LAYERS = ("update_units", "renewal_packages", "communities", "service_gaps", "facilities")
+# Layers drawn, in drawing order (bottom to top); a run without one simply lacks it. A click
+# opens the popup of the topmost shape, so service gaps (one per community and missing item, on
+# the community's outline) lie under the communities, and packages are outlines only.
+MAP_LAYERS = ("update_units", "renewal_packages", "service_gaps", "communities", "facilities")
+# Shown when the page opens; the others are one click away in the layer control.
+_SHOWN = {"update_units", "renewal_packages", "communities", "facilities"}
 # Communities by number of categories missing (GB 50180 life-circle verdict), as in the QGIS style.
 VERDICT_CLASSES: list[tuple[int, str, str]] = [
     (0, "#1a9850", "全部达标 all categories within reach"),
@@ -142,8 +146,11 @@ def build_webmap(gpkg: str | Path, *, title: str) -> str:
     for name, gdf in wgs.items():
         fields = [f for f in _POPUP_FIELDS[name] if f in gdf.columns]
         if name == "communities":
-            fields += [c for c in gdf.columns if re.fullmatch(r"[a-z_]+_(dist_m|ok)", c)
-                       and c.count("_") <= 2 and c not in fields and c != "all_ok"]
+            # per category (those with a distance ratio; subtypes have none): distance, minutes
+            # and verdict
+            cats = [c.removesuffix("_ratio") for c in gdf.columns if c.endswith("_ratio")]
+            fields += [f"{cat}_{what}" for cat in cats for what in ("dist_m", "minutes", "ok")
+                       if f"{cat}_{what}" in gdf.columns]
         data = _for_popup(gdf, fields)
         if "_color" in gdf.columns:
             data["_color"] = gdf["_color"]
@@ -158,7 +165,8 @@ def build_webmap(gpkg: str | Path, *, title: str) -> str:
             kw["marker"] = folium.CircleMarker(radius=6, weight=1, fill=True,
                                                fill_opacity=0.9)
         folium.GeoJson(data.to_json(drop_id=True), name=_LABELS.get(name, name),
-                       style_function=_style(name), popup=popup, **kw).add_to(m)
+                       style_function=_style(name), popup=popup, show=name in _SHOWN,
+                       **kw).add_to(m)
     m.fit_bounds(_bounds(wgs))
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
     root: Any = m.get_root()  # a branca Figure, typed as its Element base
@@ -178,12 +186,11 @@ def _style(name: str) -> Any:
         if name == "update_units":
             return {"fillColor": color, "color": "#555555", "weight": 1, "fillOpacity": 0.45}
         if name == "renewal_packages":
-            return {"fillColor": "#fdb462", "color": "#b35806", "weight": 3,
-                    "fillOpacity": 0.15}
+            return {"fill": False, "color": "#b35806", "weight": 4}
         if name == "communities":
             return {"fillColor": color, "color": "#333333", "weight": 1, "fillOpacity": 0.8}
         if name == "service_gaps":
-            return {"fillColor": color, "color": color, "weight": 1, "fillOpacity": 0.08,
+            return {"fillColor": color, "color": color, "weight": 2, "fillOpacity": 0.25,
                     "dashArray": "4 3"}
         return {"fillColor": color, "color": "#222222", "weight": 1, "fillOpacity": 0.9}
     return style
@@ -221,7 +228,9 @@ def _legend_html(wgs: dict[str, gpd.GeoDataFrame]) -> str:
         parts += [row(CATEGORY_COLORS.get(c, "#555555"), category_label(c), round_=True)
                   for c in cats]
     if "renewal_packages" in wgs:
-        parts.append(row("#fdb462", "改造片区 Renewal package"))
+        parts.append('<div><span style="display:inline-block;width:12px;height:12px;'
+                     'border:3px solid #b35806;margin-right:6px;vertical-align:middle"></span>'
+                     '改造片区 Renewal package</div>')
     if "update_units" in wgs and "unit_class" in wgs["update_units"].columns:
         from urbanunits.units import CLASS_COLORS, CLASS_LABELS
 
