@@ -60,8 +60,12 @@ def run_layers(n_units: int = 3) -> dict[str, gpd.GeoDataFrame | pd.DataFrame]:
     }, geometry=[box(X0 + 100, Y0, X0 + 200, Y0 + 100)] * 2, crs=CRS)
     summary = pd.DataFrame({"category": ["clinic", "childcare"], "n_ok": [1, 2],
                             "share_ok": [0.5, 1.0]})
+    # an empty layer, as a run without links between communities has
+    links = gpd.GeoDataFrame({"from_id": pd.Series(dtype=str), "to_id": pd.Series(dtype=str),
+                              "distance_m": pd.Series(dtype=float)},
+                             geometry=gpd.GeoSeries([], crs=CRS), crs=CRS)
     return {"update_units": units, "old_communities": comm, "renewal_packages": packages,
-            "lifecircle": lc, "facilities": fac, "service_gaps": gaps,
+            "package_links": links, "lifecircle": lc, "facilities": fac, "service_gaps": gaps,
             "lifecircle_summary": summary}
 
 

@@ -33,7 +33,7 @@ import shapely
 
 from urbanunits._fields import LAYER_LABELS, field_label
 from urbanunits.errors import DataError, InputFileError, UserError
-from urbanunits.export import METADATA_TABLE, STYLES_TABLE, list_layers
+from urbanunits.export import KNOWN_GEOMETRY, METADATA_TABLE, STYLES_TABLE, list_layers
 
 if TYPE_CHECKING:
     from urbanunits.config import Config
@@ -376,6 +376,9 @@ def _write_table(conn: Any, schema: str, name: str, df: pd.DataFrame) -> int:
         if srid != epsg:  # an empty layer gives to_postgis no geometry to take the SRID from
             conn.execute(text(f"SELECT UpdateGeometrySRID(:s, :t, :g, {epsg})"),
                          {"s": schema, "t": name, "g": GEOM_COLUMN})
+        if gdf.empty and name in KNOWN_GEOMETRY:  # nor a type: declare the run's own
+            conn.execute(text(f"ALTER TABLE {_q(schema)}.{_q(name)} ALTER COLUMN "
+                              f"{_q(GEOM_COLUMN)} TYPE geometry({KNOWN_GEOMETRY[name]}, {epsg})"))
     else:
         pd.DataFrame(df).to_sql(name, conn, schema=schema, index=False, if_exists="fail")
     conn.execute(text(f"ALTER TABLE {_q(schema)}.{_q(name)} ADD PRIMARY KEY ({_q(key)})"))
@@ -528,8 +531,6 @@ def _write_gdb_layer(path: Path, name: str, df: pd.DataFrame) -> None:
 
 
 def _gdb_type(name: str, types: list[str]) -> str:
-    from urbanunits.export import KNOWN_GEOMETRY
-
     if not types:
         return KNOWN_GEOMETRY.get(name, "MultiPolygon")
     return "Multi" + types[0].removeprefix("Multi")
