@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,8 +52,10 @@ def pg() -> Iterator[PgServer]:
 def _engine(pg: PgServer) -> object:
     import sqlalchemy as sa
 
+    # a reader blocked by a publish's locks fails after 10 s instead of hanging the test
     return sa.create_engine(pg.url().replace("postgresql://", "postgresql+psycopg2://"),
-                            poolclass=sa.pool.NullPool)
+                            poolclass=sa.pool.NullPool,
+                            connect_args={"options": "-c lock_timeout=10000"})
 
 
 def _sql(pg: PgServer, query: str, **params: object) -> list[tuple[object, ...]]:
@@ -189,6 +192,54 @@ def test_publish_killed_midway_leaves_previous_run(pg: PgServer, tmp_path: Path)
     assert _sql(pg, "SELECT count(*) FROM killed.update_units") == [(2,)]
 
 
+def test_readers_see_the_old_run_until_the_commit(pg: PgServer, tmp_path: Path) -> None:
+    url = pg.url(schema="readers")
+    publish_postgis(write_run(tmp_path / "old.gpkg", 4), url, run_name="x")
+    new = write_run(tmp_path / "new.gpkg", 2)
+    marker = tmp_path / "halfway"
+    # The publisher pauses after its second table until the test has looked.
+    script = textwrap.dedent("""
+        import sys, time, pathlib
+        import geopandas as gpd
+        real = gpd.GeoDataFrame.to_postgis
+        calls = []
+        marker, go = pathlib.Path(sys.argv[3]), pathlib.Path(sys.argv[3] + ".go")
+        def pausing(self, *args, **kwargs):
+            real(self, *args, **kwargs)
+            calls.append(1)
+            if len(calls) == 2:
+                marker.touch()
+                while not go.exists():
+                    time.sleep(0.05)
+        gpd.GeoDataFrame.to_postgis = pausing
+        from urbanunits.publish import publish_postgis
+        publish_postgis(sys.argv[1], sys.argv[2], run_name="x")
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    log = tmp_path / "publisher.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-c", script, str(new), url, str(marker)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(1200):
+            if marker.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert marker.exists(), log.read_text()
+        # halfway through: the whole old run, and no trace of the new one
+        assert _sql(pg, "SELECT count(*) FROM readers.update_units") == [(4,)]
+        assert _sql(pg, "SELECT value FROM readers.run_metadata WHERE key = 'n_units'") == [
+            ("4",)]
+        assert _sql(pg, "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'readers%'") == [
+            ("readers",)]
+    finally:
+        Path(str(marker) + ".go").touch()
+        proc.wait(timeout=120)
+    assert proc.returncode == 0, log.read_text()
+    assert _sql(pg, "SELECT count(*) FROM readers.update_units") == [(2,)]
+
+
 def test_wrong_password_is_one_line_without_secret(pg: PgServer, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     gpkg = write_run(tmp_path / "run.gpkg")
@@ -213,6 +264,21 @@ def test_credentials_from_environment_not_logged(pg: PgServer, tmp_path: Path,
     assert res.tables["update_units"] == 3
     assert pg.password not in caplog.text + res.report()
     assert "127.0.0.1" in res.report()
+    # ~/.pgpass (here through PGPASSFILE, which libpq reads instead), with host and port from
+    # PGHOST/PGPORT: the URL names only the database
+    monkeypatch.delenv("PGPASSWORD")
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text(f"{pg.host}:{pg.port}:{pg.database}:{pg.user}:{pg.password}\n")
+    pgpass.chmod(0o600)
+    for var, value in (("PGPASSFILE", str(pgpass)), ("PGHOST", pg.host),
+                       ("PGPORT", str(pg.port)), ("PGUSER", pg.user)):
+        monkeypatch.setenv(var, value)
+    res = publish_postgis(tmp_path / "run.gpkg", f"postgresql:///{pg.database}?schema=pgpass",
+                          run_name="x")
+    assert res.tables["update_units"] == 3
+    with pytest.raises(UserError, match="not a database URL") as err:
+        publish_postgis(tmp_path / "run.gpkg", "postgresql://u:Secret9@h:port/db", run_name="x")
+    assert "Secret9" not in str(err.value) and err.value.__cause__ is None
 
 
 def test_refuses_to_replace_a_foreign_schema(pg: PgServer, tmp_path: Path) -> None:

@@ -187,16 +187,17 @@ def parse_target(url: str, *, default_schema: str) -> Target:
 
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise UserError("--to", "not a database URL", "use postgresql://user@host:port/dbname"
-                        "[?schema=NAME]") from exc
+    except (ArgumentError, ValueError):
+        # `from None`: the parser's message may quote the URL, password included
+        raise UserError("--to", "not a database URL (check the port number)",
+                        "use postgresql://user@host:port/dbname[?schema=NAME]") from None
     if parsed.get_backend_name() not in ("postgresql", "postgres"):
         raise UserError("--to", f"{parsed.get_backend_name()!r} is not a PostgreSQL URL",
                         "use postgresql://user@host:port/dbname[?schema=NAME]")
     query = dict(parsed.query)
     schema = str(query.pop("schema", "") or default_schema)
     parsed = parsed.set(drivername="postgresql+psycopg2", query=query)
-    display = (f"{parsed.username + '@' if parsed.username else ''}{parsed.host or 'localhost'}"
+    display = (f"{parsed.username + '@' if parsed.username else ''}{parsed.host or '(PGHOST)'}"
                f"{':' + str(parsed.port) if parsed.port else ''}/{parsed.database or ''}")
     _check_schema(schema)
     return Target(url=parsed, schema=schema, display=display)
