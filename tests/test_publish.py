@@ -291,6 +291,22 @@ def test_refuses_to_replace_a_foreign_schema(pg: PgServer, tmp_path: Path) -> No
         publish_postgis(tmp_path / "run.gpkg", pg.url(schema="public"), run_name="x")
 
 
+def test_views_of_others_block_the_swap_instead_of_vanishing(pg: PgServer,
+                                                             tmp_path: Path) -> None:
+    url = pg.url(schema="viewed")
+    publish_postgis(write_run(tmp_path / "a.gpkg", 4), url, run_name="x")
+    _sql_exec(pg, "CREATE SCHEMA geoserver; CREATE VIEW geoserver.big_units AS "
+              "SELECT unit_id, geom FROM viewed.update_units WHERE area_m2 > 10000")
+    with pytest.raises(PublishError, match="depend") as err:
+        publish_postgis(write_run(tmp_path / "b.gpkg", 2), url, run_name="x")
+    assert "geoserver.big_units" in str(err.value) and "\n" not in err.value.one_line()
+    assert _sql(pg, "SELECT count(*) FROM viewed.update_units") == [(4,)]
+    assert _sql(pg, "SELECT count(*) FROM geoserver.big_units") == [(3,)]
+    _sql_exec(pg, "DROP SCHEMA geoserver CASCADE")
+    publish_postgis(tmp_path / "b.gpkg", url, run_name="x")
+    assert _sql(pg, "SELECT count(*) FROM viewed.update_units") == [(2,)]
+
+
 def _sql_exec(pg: PgServer, statements: str) -> None:
     import sqlalchemy as sa
 

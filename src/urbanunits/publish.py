@@ -296,7 +296,7 @@ def publish_postgis(gpkg: str | Path, url: str, *, run_name: str) -> PublishResu
             meta = run.metadata[["key", "value"]].drop_duplicates("key", keep="last")
             counts[METADATA_TABLE] = _write_table(conn, tmp, METADATA_TABLE, meta)
             # The swap: readers blocked on the old tables see the new ones once this commits.
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {_q(target.schema)} CASCADE"))
+            _drop_previous(conn, target)
             conn.execute(text(f"ALTER SCHEMA {_q(tmp)} RENAME TO {_q(target.schema)}"))
             n_styles = _write_styles(conn, target.schema, run)
     except DBAPIError as exc:
@@ -345,6 +345,33 @@ def _check_replaceable(conn: Any, target: Target) -> None:
         raise PublishError(f"{target.display} schema {s}", "exists and is not an urbanunits "
                            "run, so publishing would delete other data",
                            "choose another schema with ?schema=NAME in the URL")
+
+
+def _drop_previous(conn: Any, target: Target) -> None:
+    """Drop the previous run's tables and schema, but nothing that others built on them.
+
+    No CASCADE: a colleague's view (a GeoServer SQL view, a QGIS project's query) on the run's
+    tables makes the publish fail and roll back, rather than silently disappear.
+    """
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    s = target.schema
+    tables = list(conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = :s"),
+                               {"s": s}).scalars())
+    try:
+        with conn.begin_nested():
+            if tables:
+                conn.execute(text("DROP TABLE " + ", ".join(f"{_q(s)}.{_q(t)}"
+                                                            for t in tables)))
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {_q(s)}"))
+    except DBAPIError as exc:
+        detail = str(getattr(exc, "orig", exc)).split("HINT:")[0]
+        raise PublishError(f"{target.display} schema {s}", "other objects depend on the "
+                           f"previous run, so it was kept and nothing published: "
+                           f"{' '.join(detail.split())}", "drop or re-create those objects "
+                           "(e.g. views) after publishing, or publish to another ?schema=") \
+            from None
 
 
 def _primary_key(df: pd.DataFrame) -> str | None:
