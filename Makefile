@@ -8,8 +8,8 @@ CONFIG ?= configs/lujiazui.toml
 STAMP := $(VENV)/.installed-stamp
 export MPLBACKEND := Agg
 
-.PHONY: help setup units packages lifecircle programme maps all ingest test lint bench fetch clip batch notebook clean \
-	distclean
+.PHONY: help setup units packages lifecircle programme maps all ingest test lint bench fetch clip \
+	batch notebook publish filegdb html system-deps clean distclean
 
 help:
 	@echo "make units       update units (更新单元): GeoPackage + map in data/processed/<name>/"
@@ -21,15 +21,21 @@ help:
 	@echo "make ingest      parse the OSM extract into the cache only"
 	@echo "make fetch       download the study area's OSM data from Overpass (online)"
 	@echo "make clip PBF=f  cut the study area out of a large .osm.pbf (offline)"
+	@echo "make publish TO=postgresql://user@host:5432/db[?schema=NAME]"
+	@echo "                 publish the run to PostGIS (password: PGPASSWORD or ~/.pgpass)"
+	@echo "make filegdb     File Geodatabase for ArcGIS Pro (<output>/<name>.gdb)"
+	@echo "make html        the browser map alone (<output>/<name>.html; make all writes it too)"
 	@echo "make batch CONFIGS=\"a.toml b.toml\"  many cities on a local Dask cluster"
 	@echo "                 (SCHEDULER=tcp://host:8786 uses a running cluster)"
 	@echo "make notebook    JupyterLab on notebooks/ (installs the [notebook] extra once)"
-	@echo "make test        run the test suite (about 2 minutes on 2 cores)"
+	@echo "make test        run the test suite (a few minutes on 2 cores; PostGIS and Chromium"
+	@echo "                 tests need make system-deps, as root)"
 	@echo "make lint        ruff and mypy"
 	@echo "make bench       city-scale benchmarks (slow: about 10 minutes; synthetic inputs are"
 	@echo "                 cached in benchmarks/out/)"
 	@echo "make setup       create .venv and install the toolkit (every target does it first)"
 	@echo "make clean       remove outputs in data/processed/; distclean also removes .venv"
+	@echo "make system-deps Debian packages the tests use: PostgreSQL + PostGIS, Chromium (root)"
 	@echo "CONFIG=configs/ningbo.toml selects another config"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -77,6 +83,21 @@ notebook: $(STAMP)
 	$(BIN)/python -c 'import jupyterlab' 2>/dev/null || \
 		$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[notebook]'
 	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+# The URL is not echoed (@): it may hold a password.
+publish: $(STAMP)
+	@test -n "$(TO)" || { echo "usage: make publish TO='postgresql://user@host:5432/dbname[?schema=NAME]' (password in PGPASSWORD or ~/.pgpass)"; exit 2; }
+	@echo "urbanunits publish --config $(CONFIG) --to <url>"
+	@$(BIN)/urbanunits publish --config $(CONFIG) --to '$(TO)'
+
+filegdb: $(STAMP)
+	$(BIN)/urbanunits export --format filegdb --config $(CONFIG)
+
+html: $(STAMP)
+	$(BIN)/urbanunits export --format html --config $(CONFIG)
+
+system-deps:
+	.ci/system-deps
 
 test: $(STAMP)
 	URBANUNITS_PROGRESS=0 $(BIN)/python -m pytest -q -n 2 --dist loadfile

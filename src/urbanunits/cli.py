@@ -75,6 +75,16 @@ def _parser() -> argparse.ArgumentParser:
                        help="recompute cities whose config and inputs are unchanged")
     batch.add_argument("--split-by", default=None, metavar="HOW",
                        help="one config's area as many tasks: grid:KM, subdistrict or district")
+    pub = sub.add_parser("publish", parents=[common],
+                         help="publish the run to PostGIS (for GeoServer / QGIS Server)")
+    pub.add_argument("--to", required=True, metavar="URL",
+                     help="postgresql://user@host:port/dbname[?schema=NAME]; keep the password "
+                          "in PGPASSWORD or ~/.pgpass rather than in the URL")
+    exp = sub.add_parser("export", parents=[common],
+                         help="export the run: filegdb (ArcGIS Pro) or html (browser map)")
+    exp.add_argument("--format", required=True, choices=("filegdb", "html"))
+    exp.add_argument("-o", "--output", default=None,
+                     help="write here instead of <output>/<name>.gdb or .html")
     return p
 
 
@@ -104,6 +114,19 @@ def _run_batch(args: argparse.Namespace) -> int:
     print("\n".join(f"  {line}" for line in res.summary_lines()))
     print("\n".join(f"  summary {p}" for p in res.files))
     return EXIT_CITY_FAILED if res.n_failed else 0
+
+
+def _run_publish(args: argparse.Namespace) -> int:
+    """``publish`` and ``export``: hand the finished run to GIS staff and street offices."""
+    from urbanunits import publish
+    from urbanunits.config import load_config
+
+    cfg = load_config(getattr(args, "config", None))
+    if args.command == "publish":
+        print(publish.publish_postgis(cfg.gpkg_path, args.to, run_name=cfg.name).report())
+    else:
+        print(publish.run_export(cfg, args.format, output=args.output))
+    return 0
 
 
 def _setup_logging(*, verbose: bool, quiet: bool) -> None:
@@ -148,6 +171,10 @@ def _run(command: str, config: str | None) -> int:
     }
     result = runners[command](cfg)
     print(result.report())
+    if command == "all":
+        from urbanunits.publish import run_export
+
+        print(run_export(cfg, "html"))
     # the skipped stages were logged as one warning line each
     return EXIT_SKIPPED if result.skipped else 0
 
@@ -171,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_source(args)
         if args.command == "batch":
             return _run_batch(args)
+        if args.command in ("publish", "export"):
+            return _run_publish(args)
         return _run(args.command, getattr(args, "config", None))
     except UserError as exc:
         if verbose:
