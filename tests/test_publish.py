@@ -315,24 +315,21 @@ def _sql_exec(pg: PgServer, statements: str) -> None:
 
 
 def _demo_toml(tmp_path: Path, gpkg: Path) -> Path:
-    """A copy of the demo config whose output GeoPackage is ``gpkg``."""
+    """A copy of the demo config whose run GeoPackage is a copy of ``gpkg``.
+
+    A run's files live in ``<output.dir>/<name>/``; the GeoPackage is copied there.
+    """
+    import shutil
+
     root = Path(__file__).resolve().parents[1]
     text = (root / "configs" / "lujiazui.toml").read_text(encoding="utf-8")
     dest = tmp_path / "pub.toml"
-    lines, in_output = [], False
-    for line in text.splitlines():
-        if line.strip().startswith("["):
-            in_output = line.strip() == "[output]"
-        if in_output and line.split("=")[0].strip() in ("dir", "gpkg"):
-            continue
-        lines.append(line)
-        if line.strip() == "[output]":
-            lines += [f'dir = "{tmp_path}"', f'gpkg = "{gpkg}"']
-    if "[output]" not in text:
-        lines += ["[output]", f'dir = "{tmp_path}"', f'gpkg = "{gpkg}"']
-    text = "\n".join(lines) + "\n"
+    out = tmp_path / "out"
+    text = text.replace('dir = "data/processed"', f'dir = "{out}"')
     # relative input paths must still resolve against the project
     dest.write_text(text.replace('"data/', f'"{root}/data/'), encoding="utf-8")
+    (out / "lujiazui").mkdir(parents=True, exist_ok=True)
+    shutil.copy(gpkg, out / "lujiazui" / "lujiazui.gpkg")
     return dest
 
 
