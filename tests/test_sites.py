@@ -269,3 +269,31 @@ def test_osm_candidates_and_register_twins() -> None:
     both = combine_candidates(reg, got, crs=CRS, osm_polygons=sites)
     assert list(both["candidate_id"]) == ["S1", "S2"]
     assert list(both["source"]) == ["r.csv", "osm"]  # the OSM twin of the register row is out
+
+
+def _plain_mclp(A: np.ndarray, w: np.ndarray, p: int) -> float:
+    """The textbook model, straight to milp, without reductions or the LP first."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    n, m = A.shape
+    cons = np.vstack([np.hstack([-A.astype(float), np.eye(n)]),
+                      np.r_[np.ones(m), np.zeros(n)][None, :]])
+    res = milp(np.r_[np.zeros(m), -w], constraints=LinearConstraint(
+        cons, -np.inf, np.r_[np.zeros(n), p]), integrality=np.r_[np.ones(m), np.zeros(n)],
+        bounds=Bounds(0, 1))
+    return -float(res.fun)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_max_cover_on_fractional_instances_equals_the_plain_model(seed: int) -> None:
+    """Overlapping discs: the LP relaxation is fractional, so reduced-cost fixing is exercised."""
+    rng = np.random.default_rng(100 + seed)
+    comm = rng.uniform(0, 1000, (150, 2))
+    cand = rng.uniform(0, 1000, (60, 2))
+    A = np.hypot(*(comm[:, None, :] - cand[None, :, :]).transpose(2, 0, 1)) <= 180.0
+    w = rng.integers(1, 1000, len(comm)).astype(float)
+    for p in (3, 7):
+        res = max_cover(sp.csr_array(A), w, p=p)
+        assert res.optimal and len(res.sites) <= p
+        assert res.objective == pytest.approx(_plain_mclp(A, w, p))
+        assert float(w[A[:, res.sites].any(axis=1)].sum()) == pytest.approx(res.objective)

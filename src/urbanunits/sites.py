@@ -33,7 +33,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.optimize import Bounds, LinearConstraint, milp
+import shapely
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.sparse.csgraph import dijkstra
 
 from urbanunits.config import Config, LifeCircleConfig, SitesConfig, SiteSubtype
 from urbanunits.crs import require_projected
@@ -239,23 +241,49 @@ def reach_matrix(net: WalkNetwork, communities: ArrayLike, points: ArrayLike, *,
     entries = access.entries(router.point_node[m:])
     order = np.argsort(entries.owner, kind="stable")
     owner, node, offset = entries.owner[order], entries.node[order], entries.offset_m[order]
-    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]]) if len(owner) else owner
-    owners = owner[starts]
     t1 = time.perf_counter()
     ok = np.flatnonzero(q >= 0)
-    chunk = max(1, int(max_cells // max(router.n_total, 1)))
     pt_parts: list[NDArray[np.intp]] = []
     cm_parts: list[NDArray[np.intp]] = []
     d_parts: list[NDArray[np.float64]] = []
-    if len(owner):
-        for lo in range(0, len(ok), chunk):
-            part = ok[lo:lo + chunk]
-            D = router.distance_matrix(q[part], limit_m=limit_m)
-            best = np.minimum.reduceat(D[:, node] + offset, starts, axis=1)
-            r, c = np.nonzero(best <= limit_m)
-            pt_parts.append(part[r])
-            cm_parts.append(owners[c])
-            d_parts.append(best[r, c])
+    if len(owner) and len(ok):
+        px, py = _node_positions(router)
+        # A walk of d metres stays within d metres of its start (edges are at least as long
+        # as the straight line), so the searches from a tile of points need only the nodes
+        # within limit_m of the tile; the slack covers lengths a little below the projected
+        # geometry (map-projection scale, rounding).
+        reach_m = 1.02 * limit_m + 50.0
+        tile = max(limit_m, 500.0)
+        key = (np.floor(px[q[ok]] / tile).astype(np.int64) * 1_000_003
+               + np.floor(py[q[ok]] / tile).astype(np.int64))
+        order_t = np.argsort(key, kind="stable")
+        cuts = np.flatnonzero(np.diff(key[order_t])) + 1
+        for group in np.split(ok[order_t], cuts):
+            gx, gy = px[q[group]], py[q[group]]
+            inside = ((px >= gx.min() - reach_m) & (px <= gx.max() + reach_m)
+                      & (py >= gy.min() - reach_m) & (py <= gy.max() + reach_m))
+            local = np.full(router.n_total, -1, dtype=np.intp)
+            idx = np.flatnonzero(inside)
+            local[idx] = np.arange(len(idx))
+            rows = sp.csr_array(router.csr[idx]).tocoo()
+            keep = local[rows.col] >= 0
+            sub = sp.csr_array((rows.data[keep], (rows.row[keep], local[rows.col[keep]])),
+                               shape=(len(idx), len(idx)))
+            ent = local[node] >= 0
+            e_loc, e_off, e_own = local[node[ent]], offset[ent], owner[ent]
+            if len(e_loc) == 0:
+                continue
+            e_starts = np.flatnonzero(np.r_[True, e_own[1:] != e_own[:-1]])
+            chunk = max(1, int(max_cells // max(len(idx), 1)))
+            for lo in range(0, len(group), chunk):
+                part = group[lo:lo + chunk]
+                D = np.asarray(dijkstra(sub, directed=True, indices=local[q[part]],
+                                        limit=limit_m), dtype=np.float64).reshape(len(part), -1)
+                best = np.minimum.reduceat(D[:, e_loc] + e_off, e_starts, axis=1)
+                r, c = np.nonzero(best <= limit_m)
+                pt_parts.append(part[r])
+                cm_parts.append(e_own[e_starts][c])
+                d_parts.append(best[r, c])
     t2 = time.perf_counter()
 
     def cat(parts: list[Any], dtype: Any) -> Any:
@@ -263,6 +291,26 @@ def reach_matrix(net: WalkNetwork, communities: ArrayLike, points: ArrayLike, *,
 
     return Reach(cat(pt_parts, np.intp), cat(cm_parts, np.intp), cat(d_parts, np.float64),
                  snap, m, n, {"snap": t1 - t0, "search": t2 - t1})
+
+
+def _node_positions(router: Router) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Coordinates of every router node: network nodes, and snapped points where they attach."""
+    net, snap = router.net, router.snap
+    ok = np.flatnonzero(snap.ok)
+    k = len(ok)
+    px = np.empty(router.n_total)
+    py = np.empty(router.n_total)
+    px[:net.n_nodes], py[:net.n_nodes] = net.x, net.y
+    if k:
+        e = snap.edge[ok]
+        length = net.edge_len[e]
+        frac = np.divide(snap.along_m[ok], length, out=np.zeros(k), where=length > 0)
+        at = shapely.line_interpolate_point(net.edge_geom[e], frac, normalized=True)
+        # virtual nodes (on the edge), then pendant nodes (placed on the edge as well: the
+        # pendant edge is as long as the snap offset, so the straight-line bound still holds)
+        for lo in (net.n_nodes, net.n_nodes + k):
+            px[lo:lo + k], py[lo:lo + k] = shapely.get_x(at), shapely.get_y(at)
+    return px, py
 
 
 # --------------------------------------------------------------------------------------------
@@ -327,6 +375,42 @@ def _matrix(cover: sp.spmatrix | sp.sparray) -> sp.csr_array:
     return A
 
 
+def _merge_rows(A: sp.csr_array, w: NDArray[np.float64]
+                ) -> tuple[sp.csr_array, NDArray[np.float64]]:
+    """Communities reached by the same candidates become one row with their weights summed."""
+    A = sp.csr_array(A)
+    A.sort_indices()
+    keys = np.array([A.indices[A.indptr[i]:A.indptr[i + 1]].tobytes()
+                     for i in range(A.shape[0])], dtype=object)
+    uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return A[first], np.bincount(inverse.ravel(), weights=w, minlength=len(uniq))
+
+
+def _subsets(B: sp.csr_array, *, drop: str) -> NDArray[np.bool_]:
+    """Rows of ``B`` to drop where one row's set lies inside another's.
+
+    ``drop="inner"`` marks the row inside (of equal sets, all but the first) and empty rows;
+    ``drop="outer"`` marks the row around it (of equal sets, all but the first).
+    """
+    Bi = sp.csr_array(B, dtype=np.int32)
+    size = np.diff(Bi.indptr)
+    C = (Bi @ Bi.T).tocoo()
+    r, c = C.row, C.col  # r ⊆ c where the overlap is all of r
+    inside = (r != c) & (C.data == size[r]) & ((size[c] > size[r]) | (c < r))
+    out = size == 0 if drop == "inner" else np.zeros(len(size), dtype=bool)
+    out[(r if drop == "inner" else c)[inside]] = True
+    return out
+
+
+def _useful_columns(A: sp.csr_array) -> NDArray[np.bool_]:
+    """Candidates whose communities no other candidate serves as a superset of.
+
+    Replacing a dominated candidate by its dominator never loses coverage, so the covering
+    models need only the others: this is what makes city-sized instances quick to solve.
+    """
+    return ~_subsets(sp.csr_array(A.T), drop="inner")
+
+
 def _solve(c: NDArray[np.float64], A: sp.csr_array, lb: NDArray[np.float64],
            ub: NDArray[np.float64], integrality: NDArray[np.int_], time_limit_s: float
            ) -> tuple[NDArray[np.float64], bool]:
@@ -368,16 +452,91 @@ def max_cover(cover: sp.spmatrix | sp.sparray, weight: ArrayLike, *, p: int,
     rows = np.flatnonzero((w > 0) & (np.diff(A.indptr) > 0))
     if len(rows) == 0 or m == 0:
         return _ranked(sp.csc_array(A), w, np.empty(0, dtype=np.intp), True)
-    sub = A[rows]
-    k = len(rows)
-    cons = sp.vstack([sp.hstack([-sub, sp.eye_array(k)]),
+    sub, wk = _merge_rows(A[rows], w[rows])
+    cols = np.flatnonzero(_useful_columns(sub))
+    chosen, optimal = _mclp(sp.csr_array(sub[:, cols]), wk, p, time_limit_s)
+    return _ranked(sp.csc_array(A), w, cols[chosen].astype(np.intp), optimal)
+
+
+def _mclp_model(A: sp.csr_array, w: NDArray[np.float64], p: int
+                ) -> tuple[NDArray[np.float64], sp.csr_array, NDArray[np.float64]]:
+    """Objective, constraint matrix and upper bounds of the MCLP (x first, then y)."""
+    k, m = A.shape
+    cons = sp.vstack([sp.hstack([-A, sp.eye_array(k)]),
                       sp.hstack([sp.csr_array(np.ones((1, m))), sp.csr_array((1, k))])]).tocsr()
-    c = np.concatenate([np.zeros(m), -w[rows]])
-    lb = np.full(k + 1, -np.inf)
-    ub = np.concatenate([np.zeros(k), [float(p)]])
-    integrality = np.concatenate([np.ones(m, dtype=np.int_), np.zeros(k, dtype=np.int_)])
-    x, optimal = _solve(c, cons, lb, ub, integrality, time_limit_s)
-    return _ranked(sp.csc_array(A), w, np.flatnonzero(x[:m] > 0.5).astype(np.intp), optimal)
+    return (np.concatenate([np.zeros(m), -w]), cons,
+            np.concatenate([np.zeros(k), [float(p)]]))
+
+
+def _greedy(A: sp.csr_array, w: NDArray[np.float64], p: int) -> tuple[list[int], float]:
+    """p greedy picks and their weight: a feasible set whose value bounds variable fixing."""
+    At = sp.csr_array(A.T)
+    left = w.copy()
+    picks: list[int] = []
+    total = 0.0
+    for _ in range(p):
+        gain = At @ left
+        j = int(np.argmax(gain))
+        if gain[j] <= 0:
+            break
+        picks.append(j)
+        total += float(gain[j])
+        left[At.indices[At.indptr[j]:At.indptr[j + 1]]] = 0.0
+    return picks, total
+
+
+def _mclp(A: sp.csr_array, w: NDArray[np.float64], p: int, time_limit_s: float
+          ) -> tuple[NDArray[np.intp], bool]:
+    """Exact MCLP: the LP relaxation first, then the integer program on what it leaves open.
+
+    The LP relaxation (interior point with crossover) gives an upper bound and reduced costs.
+    A candidate whose reduced cost shows that any solution using it covers no more than a known
+    feasible set (the greedy one) cannot be in a strictly better solution and is fixed to 0
+    (reduced-cost fixing). The integer program then runs on the candidates left; if it finds
+    nothing better (or none are left), no set beats the greedy one, which is then optimal.
+    """
+    k, m = A.shape
+    c, cons, ub = _mclp_model(A, w, p)
+    lp = linprog(c, A_ub=cons, b_ub=ub, bounds=(0, 1), method="highs-ipm")
+    if lp.status != 0:  # pragma: no cover - the model is always feasible and bounded
+        x, optimal = _solve(c, cons, np.full(k + 1, -np.inf), ub, np.concatenate(
+            [np.ones(m, dtype=np.int_), np.zeros(k, dtype=np.int_)]), time_limit_s)
+        return np.flatnonzero(x[:m] > 0.5).astype(np.intp), optimal
+    x = lp.x[:m]
+    if np.all((x < 1e-9) | (x > 1 - 1e-9)):
+        return np.flatnonzero(x > 0.5).astype(np.intp), True
+    picks, best = _greedy(A, w, p)
+    # A better known set: the candidates the LP takes whole, completed by the best choice among
+    # those it takes in part (a small integer program). It is only a bound for the fixing below.
+    ones = np.flatnonzero(x > 1 - 1e-9)
+    part = np.flatnonzero((x > 1e-9) & (x <= 1 - 1e-9))
+    if len(ones) <= p and len(part):
+        left = np.where(np.asarray(A[:, ones].sum(axis=1)).ravel() > 0, 0.0, w)
+        sub = sp.csr_array(A[:, part])
+        c2, cons2, ub2 = _mclp_model(sub, left, p - len(ones))
+        x2, _ = _solve(c2, cons2, np.full(k + 1, -np.inf), ub2, np.concatenate(
+            [np.ones(len(part), dtype=np.int_), np.zeros(k, dtype=np.int_)]), time_limit_s)
+        guess = [*ones.tolist(), *part[x2[:len(part)] > 0.5].tolist()]
+        value = float(w[np.asarray(A[:, guess].sum(axis=1)).ravel() > 0].sum())
+        if value > best:
+            picks, best = guess, value
+    tol = 1e-7 * max(1.0, float(w.sum()))
+    reduced = np.asarray(lp.lower.marginals, dtype=np.float64)[:m]
+    # min form: any solution with x_j = 1 has objective ≥ lp.fun + reduced_j
+    keep = np.flatnonzero(lp.fun + reduced < -best + tol)
+    if len(keep) == 0:
+        return np.asarray(sorted(picks), dtype=np.intp), True
+    sub = A[:, keep]
+    rows = np.flatnonzero(np.diff(sp.csr_array(sub).indptr) > 0)
+    sub = sp.csr_array(sub[rows])
+    c, cons, ub = _mclp_model(sub, w[rows], p)
+    kk, mm = sub.shape
+    x, optimal = _solve(c, cons, np.full(kk + 1, -np.inf), ub, np.concatenate(
+        [np.ones(mm, dtype=np.int_), np.zeros(kk, dtype=np.int_)]), time_limit_s)
+    logger.debug("MCLP: %d of %d candidates left after reduced-cost fixing", mm, m)
+    if float(w[rows] @ x[mm:]) <= best:
+        return np.asarray(sorted(picks), dtype=np.intp), optimal
+    return keep[x[:mm] > 0.5].astype(np.intp), optimal
 
 
 def set_cover(cover: sp.spmatrix | sp.sparray, weight: ArrayLike, *,
@@ -403,13 +562,19 @@ def set_cover(cover: sp.spmatrix | sp.sparray, weight: ArrayLike, *,
     """
     A = _matrix(cover)
     w = np.nan_to_num(np.asarray(weight, dtype=np.float64)).clip(min=0.0)
-    m = A.shape[1]
     rows = np.flatnonzero(np.diff(A.indptr) > 0)
     if len(rows) == 0:
         return _ranked(sp.csc_array(A), w, np.empty(0, dtype=np.intp), True)
-    x, optimal = _solve(np.ones(m), A[rows], np.ones(len(rows)), np.full(len(rows), np.inf),
-                        np.ones(m, dtype=np.int_), time_limit_s)
-    return _ranked(sp.csc_array(A), w, np.flatnonzero(x > 0.5).astype(np.intp), optimal,
+    # A community reached by a subset of another's candidates is covered whenever that one is:
+    # only the first constraint is needed. Then candidates dominated on what remains go.
+    sub = _merge_rows(A[rows], w[rows])[0]
+    sub = sub[~_subsets(sub, drop="outer")]
+    cols = np.flatnonzero(_useful_columns(sub))
+    sub = sp.csr_array(sub[:, cols])
+    k, mc = sub.shape
+    x, optimal = _solve(np.ones(mc), sub, np.ones(k), np.full(k, np.inf),
+                        np.ones(mc, dtype=np.int_), time_limit_s)
+    return _ranked(sp.csc_array(A), w, cols[x > 0.5].astype(np.intp), optimal,
                    keep_unweighted=True)
 
 
@@ -489,7 +654,8 @@ class SitesResult:
     notes
         Report lines.
     seconds
-        Timings: ``snap``, ``distances``, ``solve``, ``e2sfca``, ``total``.
+        Timings: ``snap``, ``distances``, ``solve`` (of which ``mclp`` and ``lscp``),
+        ``e2sfca``, ``total``.
     """
 
     suggestions: gpd.GeoDataFrame
@@ -655,8 +821,12 @@ def suggest_sites(graph: nx.MultiDiGraph | WalkNetwork, lifecircle: gpd.GeoDataF
         A = sp.csr_array(A.multiply(missing[:, None]))
         A.eliminate_zeros()
         coverable = np.diff(A.indptr) > 0
+        t_m = time.perf_counter()
         mc = max_cover(A, pop_arr * missing, p=sc.max_sites, time_limit_s=sc.time_limit_s)
+        t_l = time.perf_counter()
         ls = set_cover(A, pop_arr * missing, time_limit_s=sc.time_limit_s)
+        seconds["mclp"] = seconds.get("mclp", 0.0) + t_l - t_m
+        seconds["lscp"] = seconds.get("lscp", 0.0) + time.perf_counter() - t_l
         newly[key, s] = [ids[i] for part in mc.covered for i in part]
         for method, res in (("mclp", mc), ("lscp", ls)):
             for rank, (j, g, cov) in enumerate(zip(res.sites, res.gain, res.covered,
