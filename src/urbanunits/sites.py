@@ -383,7 +383,8 @@ def _merge_rows(A: sp.csr_array, w: NDArray[np.float64]
     keys = np.array([A.indices[A.indptr[i]:A.indptr[i + 1]].tobytes()
                      for i in range(A.shape[0])], dtype=object)
     uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    return A[first], np.bincount(inverse.ravel(), weights=w, minlength=len(uniq))
+    summed = np.bincount(inverse.ravel(), weights=w, minlength=len(uniq)).astype(np.float64)
+    return A[first], summed
 
 
 def _subsets(B: sp.csr_array, *, drop: str) -> NDArray[np.bool_]:
