@@ -297,3 +297,80 @@ def test_max_cover_on_fractional_instances_equals_the_plain_model(seed: int) -> 
         assert res.optimal and len(res.sites) <= p
         assert res.objective == pytest.approx(_plain_mclp(A, w, p))
         assert float(w[A[:, res.sites].any(axis=1)].sum()) == pytest.approx(res.objective)
+
+
+def test_register_csv_in_gcj02_with_chinese_headers(tmp_path) -> None:
+    from urbanunits.crs import wgs84_to_gcj02
+    from urbanunits.sources.candidates import read_candidate_sites
+
+    lon, lat = 121.55, 29.87
+    glon, glat = wgs84_to_gcj02(np.array([lon, lon + 0.01]), np.array([lat, lat]))
+    f = tmp_path / "闲置公房.csv"
+    f.write_text("宁波市闲置公房清单\n名称,经度,纬度,建筑面积(㎡),占地面积,层数,产权\n"
+                 f"旧粮站,{glon[0]:.8f},{glat[0]:.8f},1200,,,区国资\n"
+                 f"空地,{glon[1]:.8f},{glat[1]:.8f},,800,,街道\n"
+                 f"旧厂,{glon[1]:.8f},{glat[1]:.8f},,500,3,\n", encoding="gb18030")
+    got = read_candidate_sites(f, crs=CRS, coord_system="gcj02", land_far=1.5)
+    assert list(got["floor_area_m2"]) == [1200.0, 1200.0, 1500.0]
+    assert list(got["ownership"].fillna("")) == ["区国资", "街道", ""]
+    assert set(got["source"]) == {"闲置公房.csv"}
+    want = gpd.GeoSeries(gpd.points_from_xy([lon], [lat]), crs="EPSG:4326").to_crs(CRS)
+    assert got.geometry.iloc[0].distance(want.iloc[0]) < 1.0  # GCJ-02 offset (~500 m) undone
+
+
+def test_register_vector_footprints_and_missing_file(tmp_path) -> None:
+    from urbanunits.errors import InputFileError
+    from urbanunits.sources.candidates import read_candidate_sites
+
+    g = gpd.GeoDataFrame({"name": ["a"], "floors": [2]},
+                         geometry=[shapely.box(X0, Y0, X0 + 30, Y0 + 20)], crs=CRS)
+    g.to_file(tmp_path / "r.gpkg")
+    got = read_candidate_sites(tmp_path / "r.gpkg", crs=CRS)
+    assert got["floor_area_m2"].iloc[0] == pytest.approx(1200.0)
+    assert got.geometry.iloc[0].within(g.geometry.iloc[0])
+    with pytest.raises(InputFileError):
+        read_candidate_sites(tmp_path / "none.csv", crs=CRS)
+
+
+def test_osm_site_kinds(tmp_path, demo_cfg) -> None:
+    """Vacant/disused, public and surface-parking polygons; buildings in use and garages not."""
+    import dataclasses
+
+    from urbanunits.sources.osm import read_osm
+
+    x0, y0, d = 121.495, 31.230, 0.0005  # inside the demo study area
+    areas = {  # closed ways: tags -> expected kind (None: not a candidate)
+        201: ({"building": "yes", "disused:amenity": "school"}, "vacant"),
+        202: ({"building": "yes", "vacant": "yes", "building:levels": "3"}, "vacant"),
+        203: ({"landuse": "brownfield"}, "vacant"),
+        204: ({"building": "government", "name": "街道办"}, "public"),
+        205: ({"amenity": "parking", "parking": "surface"}, "parking"),
+        206: ({"amenity": "parking"}, "parking"),
+        207: ({"amenity": "parking", "parking": "multi-storey", "building": "yes"}, None),
+        208: ({"amenity": "parking", "parking": "underground"}, None),
+        209: ({"building": "yes"}, None),
+    }
+    out = ['<?xml version="1.0" encoding="UTF-8"?>', '<osm version="0.6" generator="test">']
+    nid = 10
+    for k, wid in enumerate(areas):
+        cx = x0 + 2 * d * (k + 1)
+        refs = []
+        for dx, dy in ((0, 0), (d, 0), (d, d), (0, d)):
+            out.append(f'<node id="{nid}" version="1" lat="{y0 + dy:.6f}" lon="{cx + dx:.6f}"/>')
+            refs.append(nid)
+            nid += 1
+        nds = "".join(f'<nd ref="{r}"/>' for r in [*refs, refs[0]])
+        tags = "".join(f'<tag k="{a}" v="{b}"/>' for a, b in areas[wid][0].items())
+        out.append(f'<way id="{wid}" version="1">{nds}{tags}</way>')
+    out.append("</osm>")
+    path = tmp_path / "sites.osm"
+    path.write_text("\n".join(out), encoding="utf-8")
+    cfg = dataclasses.replace(demo_cfg, inputs=dataclasses.replace(demo_cfg.inputs, osm=path))
+    sites = read_osm(cfg, use_cache=False).sites
+    got = dict(zip(sites["osm_id"].astype(int), sites["kind"], strict=True))
+    assert got == {w: k for w, (_, k) in areas.items() if k is not None}
+    cand = osm_candidates(sites, kinds=["vacant", "public", "parking"], land_far=1.0)
+    by_id = dict(zip(cand["osm_id"].astype(int), cand["floor_area_m2"], strict=True))
+    area = sites.set_index(sites["osm_id"].astype(int)).geometry.area
+    assert by_id[202] == pytest.approx(3 * area[202])
+    assert by_id[205] == pytest.approx(area[205])
