@@ -374,3 +374,16 @@ def test_osm_site_kinds(tmp_path, demo_cfg) -> None:
     area = sites.set_index(sites["osm_id"].astype(int)).geometry.area
     assert by_id[202] == pytest.approx(3 * area[202])
     assert by_id[205] == pytest.approx(area[205])
+
+
+def test_facility_file_capacity_field(tmp_path) -> None:
+    from urbanunits.config import FacilityFile, default_categories
+    from urbanunits.sources.facilities import read_facility_file
+
+    f = tmp_path / "elderly.csv"
+    f.write_text("name,lon,lat,beds\n幸福日间照料中心,121.55,29.87,25\n夕阳红养老院,121.551,29.871,x\n",
+                 encoding="utf-8")
+    ff = FacilityFile(path=f, capacity_field="beds")
+    got, _ = read_facility_file(ff, "elderly_care", default_categories()["elderly_care"], crs=CRS)
+    caps = dict(zip(got["subtype"], got["capacity"], strict=True))
+    assert caps["day_care"] == 25.0 and np.isnan(caps["nursing_home"])

@@ -187,6 +187,7 @@ class FacilityFile:
     layer: str = ""  # GeoPackage layer (default: the first)
     filter_field: str = ""  # keep rows whose filter_field is in filter_values
     filter_values: list[str] = field(default_factory=list)
+    capacity_field: str = ""  # places or beds per facility (sites stage supply); empty = none
 
 
 #: GB 50180-2018 item kinds: ▲ "应配建" (mandatory), △ "宜配建" (optional), or not an item of the
