@@ -387,3 +387,32 @@ def test_facility_file_capacity_field(tmp_path) -> None:
     got, _ = read_facility_file(ff, "elderly_care", default_categories()["elderly_care"], crs=CRS)
     caps = dict(zip(got["subtype"], got["capacity"], strict=True))
     assert caps["day_care"] == 25.0 and np.isnan(caps["nursing_home"])
+
+
+def test_demo_elderly_care_gets_sites_with_their_gain(demo_cfg, demo_layers) -> None:
+    """No elderly-care facility is mapped in the demo: day-care sites come with their gain."""
+    from urbanunits import packages, units
+    from urbanunits.sources.facilities import load_facilities
+
+    cfg, layers = demo_cfg, demo_layers
+    unit_result = units.update_units(layers, cfg)
+    comm = packages.build_inventory(layers, cfg, units=unit_result.units)
+    area = layers.study_area.geometry.iloc[0].buffer(cfg.osm.graph_margin_m)
+    fac, _ = load_facilities(cfg, layers.facilities, area=area)
+    assert not (fac["category"] == "elderly_care").any()
+    lcr = life_circle(layers.walk_graph, comm, fac, cfg.lifecircle)
+    cand = combine_candidates(osm_candidates(layers.sites, kinds=cfg.sites.osm_kinds,
+                                             land_far=cfg.sites.land_far), crs=cfg.study_area.crs)
+    res = suggest_sites(layers.walk_graph, lcr.communities, lcr.facilities, cand, cfg)
+    row = res.summary.set_index("subtype").loc["day_care"]
+    assert row["n_missing"] == len(comm) and row["mclp_sites"] >= 1
+    assert row["mclp_residents"] > 0 and row["mclp_communities"] >= 1
+    sel = res.suggestions[(res.suggestions["subtype"] == "day_care")
+                          & (res.suggestions["method"] == "mclp")]
+    assert (sel["floor_area_m2"] >= cfg.sites.subtypes["day_care"].min_floor_area_m2).all()
+    after = life_circle(layers.walk_graph, comm, _with(fac, sel, "elderly_care", "day_care"),
+                        cfg.lifecircle).communities
+    gained = after.loc[after["elderly_care_day_care_ok"], "community_id"]
+    assert set(gained) == set(res.newly_covered["elderly_care", "day_care"])
+    assert after.loc[after["elderly_care_day_care_ok"], "population"].sum() == pytest.approx(
+        row["mclp_residents"])
