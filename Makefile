@@ -8,12 +8,13 @@ CONFIG ?= configs/lujiazui.toml
 STAMP := $(VENV)/.installed-stamp
 export MPLBACKEND := Agg
 
-.PHONY: help setup units packages lifecircle maps all ingest test lint bench fetch clip clean distclean
+.PHONY: help setup units packages lifecircle sites maps all ingest test lint bench fetch clip clean distclean
 
 help:
 	@echo "make units       update units (更新单元): GeoPackage + map in data/processed/"
 	@echo "make packages    renewal packages (片区化改造)"
 	@echo "make lifecircle  15-minute life circles (生活圈)"
+	@echo "make sites       sites for missing facilities, supply and demand (选址)"
 	@echo "make maps        redraw every map"
 	@echo "make all         every stage, tables and maps"
 	@echo "make fetch       download the study area's OSM data from Overpass (online)"
@@ -42,6 +43,9 @@ packages: $(STAMP)
 
 lifecircle: $(STAMP)
 	$(BIN)/urbanunits lifecircle --config $(CONFIG)
+
+sites: $(STAMP)
+	$(BIN)/urbanunits sites --config $(CONFIG)
 
 maps: $(STAMP)
 	$(BIN)/urbanunits maps --config $(CONFIG)

@@ -78,7 +78,8 @@ def test_tables(run: tuple[Config, StageResult]) -> None:
     assert set(res.layers["old_communities"]["name"]) == set(back["name"])
     assert "东园一村" in set(back["name"])
     wb = openpyxl.load_workbook(folder / "lujiazui.xlsx", read_only=True)
-    assert {"units", "packages", "communities", "lifecircle"} <= set(wb.sheetnames)
+    assert {"units", "packages", "communities", "lifecircle", "site_suggestions",
+            "accessibility"} <= set(wb.sheetnames)
 
 
 def test_maps_and_units_reclassified(run: tuple[Config, StageResult]) -> None:
@@ -86,6 +87,7 @@ def test_maps_and_units_reclassified(run: tuple[Config, StageResult]) -> None:
     names = {p.name for p in res.maps}
     assert {"update_units.png", "renewal_packages.png"} <= names
     assert {f"lifecircle_{k}.png" for k in cfg.lifecircle.categories} <= names
+    assert "sites_elderly_care.png" in names  # no elderly care mapped: sites suggested
     assert all(p.is_file() and p.stat().st_size > 50_000 for p in res.maps)
     units = res.layers["update_units"]
     n_old = res.layers["old_communities"]["is_old"].sum()

@@ -416,3 +416,32 @@ def test_demo_elderly_care_gets_sites_with_their_gain(demo_cfg, demo_layers) -> 
     assert set(gained) == set(res.newly_covered["elderly_care", "day_care"])
     assert after.loc[after["elderly_care_day_care_ok"], "population"].sum() == pytest.approx(
         row["mclp_residents"])
+
+
+def test_cli_sites_on_the_demo(tmp_path, demo_layers, monkeypatch) -> None:
+    """`urbanunits sites` with a register in BD-09: layers, register rows first, one map."""
+    from urbanunits import export, pipeline
+    from urbanunits.cli import main as cli_main
+    from urbanunits.crs import gcj02_to_bd09, wgs84_to_gcj02
+
+    from .conftest import ROOT
+
+    lon, lat = gcj02_to_bd09(*wgs84_to_gcj02(np.array([121.5055]), np.array([31.2335])))
+    reg = tmp_path / "idle.csv"
+    reg.write_text(f"名称,经度,纬度,建筑面积\n闲置公房,{lon[0]:.7f},{lat[0]:.7f},5000\n",
+                   encoding="utf-8")
+    text = (ROOT / "configs" / "lujiazui.toml").read_text(encoding="utf-8")
+    text = text.replace('dir = "data/processed"', f'dir = "{tmp_path / "out"}"')
+    text = text.replace("[inputs]\n", f'[inputs]\ncandidate_sites = "{reg}"\n'
+                        'candidate_sites_coord_system = "bd09"\n', 1)
+    text = text.replace('osm = "data/', f'osm = "{ROOT}/data/')
+    cfg_path = tmp_path / "c.toml"
+    cfg_path.write_text(text, encoding="utf-8")
+    monkeypatch.setattr(pipeline, "load_layers", lambda _cfg: demo_layers)
+    assert cli_main(["sites", "--config", str(cfg_path), "-q"]) == 0
+    gpkg = tmp_path / "out" / "lujiazui.gpkg"
+    assert {"site_suggestions", "accessibility", "site_candidates", "lifecircle"} <= set(
+        export.list_layers(gpkg))
+    cand = export.read_layer(gpkg, "site_candidates")
+    assert cand["source"].iloc[0] == "idle.csv" and (cand["source"] == "osm").any()
+    assert (tmp_path / "out" / "maps" / "sites_elderly_care.png").is_file()

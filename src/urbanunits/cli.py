@@ -21,7 +21,7 @@ __all__ = ["main"]
 
 logger = logging.getLogger("urbanunits")
 
-_STAGES = ("ingest", "units", "packages", "lifecircle", "maps", "all")
+_STAGES = ("ingest", "units", "packages", "lifecircle", "sites", "maps", "all")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("units", parents=[common], help="update units (更新单元)")
     sub.add_parser("packages", parents=[common], help="renewal packages (片区化改造)")
     sub.add_parser("lifecircle", parents=[common], help="15-minute life circles (生活圈)")
+    sub.add_parser("sites", parents=[common],
+                   help="sites for missing facilities, supply and demand (选址)")
     sub.add_parser("maps", parents=[common], help="redraw all maps")
     sub.add_parser("all", parents=[common], help="every stage, tables and maps")
     fetch = sub.add_parser("fetch", parents=[common],
@@ -92,6 +94,7 @@ def _run(command: str, config: str | None) -> int:
     runners: dict[str, Callable[[Config], pipeline.StageResult]] = {
         "ingest": pipeline.run_ingest, "units": pipeline.run_units,
         "packages": pipeline.run_packages, "lifecircle": pipeline.run_lifecircle,
+        "sites": pipeline.run_sites,
         "maps": pipeline.run_maps, "all": pipeline.run_all,
     }
     result = runners[command](cfg)

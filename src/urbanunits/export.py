@@ -84,7 +84,8 @@ KNOWN_GEOMETRY: dict[str, str] = {
     "renewal_packages": "MultiPolygon", "package_links": "MultiLineString",
     "lifecircle": "MultiPolygon", "facilities": "Point", "service_gaps": "MultiPolygon",
     "lifecircle_units": "MultiPolygon", "lifecircle_packages": "MultiPolygon",
-    "isochrones": "MultiPolygon",
+    "isochrones": "MultiPolygon", "site_suggestions": "Point", "site_candidates": "Point",
+    "accessibility": "MultiPolygon",
 }
 METADATA_TABLE = "run_metadata"
 

@@ -57,6 +57,7 @@ STAGE_LAYERS: dict[str, frozenset[str]] = {
     "packages": frozenset({"old_communities", "renewal_packages", "package_links"}),
     "lifecircle": frozenset({"lifecircle", "facilities", "service_gaps", "lifecircle_summary",
                              "lifecircle_units", "lifecircle_packages", "isochrones"}),
+    "sites": frozenset({"site_suggestions", "accessibility", "site_candidates"}),
 }
 
 
@@ -77,7 +78,7 @@ def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]
     if cfg.study_area.boundary is not None:
         inputs["study_area"] = cfg.study_area.boundary
     for role in ("subdistricts", "subdistrict_codes", "inventory", "community_overrides",
-                 "population_raster", "heritage_areas"):
+                 "population_raster", "heritage_areas", "candidate_sites"):
         path = getattr(cfg.inputs, role)
         if path is not None:
             inputs[role] = path
@@ -275,6 +276,91 @@ def _draw_lifecircle(cfg: Config, result: Any, layers: OSMLayers) -> list[Path]:
     return out
 
 
+# --- sites stage ---
+
+__all__ += ["load_candidates", "run_sites"]
+
+
+def load_candidates(cfg: Config, layers: OSMLayers) -> gpd.GeoDataFrame:
+    """Candidate sites: the register ``inputs.candidate_sites`` first, then OSM's (if on)."""
+    from urbanunits.sites import combine_candidates, osm_candidates
+
+    reg = None
+    if cfg.inputs.candidate_sites is not None:
+        from urbanunits.sources.candidates import read_candidate_sites
+
+        reg = read_candidate_sites(cfg.inputs.candidate_sites, crs=cfg.study_area.crs,
+                                   coord_system=cfg.inputs.candidate_sites_coord_system,
+                                   sheet=cfg.inputs.candidate_sites_sheet,
+                                   land_far=cfg.sites.land_far)
+    osm = None
+    if cfg.sites.osm_candidates and len(layers.sites):
+        osm = osm_candidates(layers.sites, kinds=cfg.sites.osm_kinds, land_far=cfg.sites.land_far)
+    return combine_candidates(reg, osm, crs=cfg.study_area.crs,
+                              osm_polygons=layers.sites if len(layers.sites) else None)
+
+
+def run_sites(cfg: Config, *, layers: OSMLayers | None = None,
+              lifecircle: StageResult | None = None,
+              communities: gpd.GeoDataFrame | None = None, write: bool = True,
+              draw: bool = True) -> StageResult:
+    """Sites for missing facilities (MCLP, LSCP) and supply-demand accessibility (E2SFCA).
+
+    Without ``lifecircle`` the earlier stages run in memory first and their layers are written
+    along. Age-group counts (``pop_0_3``, ``pop_3_6``, ``pop_60_plus``) are taken from
+    ``communities`` (the ``old_communities`` layer) when it has them. Writes ``site_suggestions``,
+    ``accessibility``, ``site_candidates`` and ``maps/sites_<category>.png`` for each category
+    with a gap.
+    """
+    from urbanunits import sites as sites_mod
+
+    t0 = time.perf_counter()
+    layers = layers or load_layers(cfg)
+    upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
+    if lifecircle is None:
+        lifecircle = run_lifecircle(cfg, layers=layers, write=False, draw=False)
+        upstream = dict(lifecircle.layers)
+    lcr = lifecircle.extra["result"]
+    comm = lcr.communities
+    if communities is None:
+        communities = lifecircle.layers.get("old_communities")
+    ages = [c for c in sites_mod.AGE_COLUMNS.values()
+            if communities is not None and c in communities.columns]
+    if communities is not None and ages:
+        comm = comm.merge(pd.DataFrame(communities)[["community_id", *ages]],
+                          on="community_id", how="left")
+    result = sites_mod.suggest_sites(layers.walk_graph, comm, lcr.facilities,
+                                     load_candidates(cfg, layers), cfg)
+    res = StageResult("sites", layers={**upstream, **result.layers()})
+    res.summary = result.summary_lines()
+    res.extra["result"] = result
+    res.extra["lifecircle"] = lifecircle
+    if write:
+        write_run(cfg, res.layers)
+    if draw:
+        res.maps += _draw_sites(cfg, result, lcr, layers)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _draw_sites(cfg: Config, result: Any, lcr: Any, layers: OSMLayers) -> list[Path]:
+    from urbanunits import maps
+    from urbanunits.lifecircle import mandatory
+
+    out = []
+    lc = lcr.communities
+    for key in dict.fromkeys(result.summary["category"]) if len(result.summary) else []:
+        met = pd.Series(True, index=lc.index)
+        for s in mandatory(cfg.lifecircle.categories[key]):
+            met &= lc[f"{key}_{s}_ok"] | lc["community_id"].isin(
+                result.newly_covered.get((key, s), []))
+        fig, _ = maps.plot_sites(lc, result.suggestions, key, layers=layers, cfg=cfg,
+                                 newly=set(lc.loc[met, "community_id"]))
+        out.append(maps.save_map(fig, cfg.maps_dir / f"sites_{key}.png",
+                                 dpi=cfg.output.map_dpi))
+    return out
+
+
 # --- packages stage ---
 
 __all__ += ["run_packages"]
@@ -356,11 +442,14 @@ def _tables(stages: dict[str, StageResult]) -> dict[str, pd.DataFrame]:
         for name in ("lifecircle_units", "lifecircle_packages", "service_gaps"):
             if name in lc:
                 tables[name] = lc[name]
+    if "sites" in stages:
+        for name in ("site_suggestions", "accessibility"):
+            tables[name] = stages["sites"].layers[name]
     return tables
 
 
 def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResult:
-    """Every stage in order (units → packages → life circles), tables and maps.
+    """Every stage in order (units → packages → life circles → sites), tables and maps.
 
     Leaves ``<name>.gpkg`` (all layers, QGIS styles, ``run_metadata``), ``tables/*.csv`` and
     ``tables/<name>.xlsx``, and every map in ``output.dir``.
@@ -390,6 +479,8 @@ def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResul
     stages["lifecircle"] = run_lifecircle(
         cfg, layers=layers, communities=pk["old_communities"], units=pk.get("update_units"),
         packages=pk["renewal_packages"], write=False, draw=False)
+    stages["sites"] = run_sites(cfg, layers=layers, lifecircle=stages["lifecircle"],
+                                communities=pk["old_communities"], write=False, draw=False)
     res = StageResult("all")
     for name, st in stages.items():
         res.layers.update(st.layers)
@@ -410,6 +501,8 @@ def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResul
         res.maps.append(maps.save_map(fig, cfg.maps_dir / "renewal_packages.png",
                                       dpi=cfg.output.map_dpi))
         res.maps += _draw_lifecircle(cfg, stages["lifecircle"].extra["result"], layers)
+        res.maps += _draw_sites(cfg, stages["sites"].extra["result"],
+                                stages["lifecircle"].extra["result"], layers)
     res.extra["stages"] = stages
     res.seconds = time.perf_counter() - t0
     return res
