@@ -8,14 +8,15 @@ CONFIG ?= configs/lujiazui.toml
 STAMP := $(VENV)/.installed-stamp
 export MPLBACKEND := Agg
 
-.PHONY: help setup units packages lifecircle programme maps all ingest test lint bench fetch clip \
-	batch notebook publish filegdb html system-deps clean distclean
+.PHONY: help setup units packages lifecircle programme sites maps all ingest test lint bench fetch \
+	clip batch notebook publish filegdb html system-deps clean distclean
 
 help:
 	@echo "make units       update units (更新单元): GeoPackage + map in data/processed/<name>/"
 	@echo "make packages    renewal packages (片区化改造)"
 	@echo "make lifecircle  15-minute life circles (生活圈)"
 	@echo "make programme   project library: scores, phasing into years (项目库)"
+	@echo "make sites       sites for missing facilities, supply and demand (选址)"
 	@echo "make maps        redraw every map"
 	@echo "make all         every stage, tables and maps (exit 3: a stage skipped for want of data)"
 	@echo "make ingest      parse the OSM extract into the cache only"
@@ -61,6 +62,9 @@ lifecircle: $(STAMP)
 
 programme: $(STAMP)
 	$(BIN)/urbanunits programme --config $(CONFIG)
+
+sites: $(STAMP)
+	$(BIN)/urbanunits sites --config $(CONFIG)
 
 maps: $(STAMP)
 	$(BIN)/urbanunits maps --config $(CONFIG)

@@ -98,7 +98,8 @@ def test_every_config_key_is_documented() -> None:
     missing = []
     for cls in (c.Config, c.StudyArea, c.Inputs, c.OSMConfig, c.FetchConfig, c.UnitsConfig,
                 c.PackagesConfig, c.LifeCircleConfig, c.Output, c.Category, c.Subtype,
-                c.FacilityFile, c.ProgrammeConfig, c.YearCap):
+                c.FacilityFile, c.ProgrammeConfig, c.YearCap, c.SitesConfig,
+                c.SiteSubtype):
         for f in dataclasses.fields(cls):
             if f.name == "source":
                 continue

@@ -96,8 +96,8 @@ def test_tables(run: tuple[Config, StageResult]) -> None:
     dist = gaps["步行距离(m) dist_m"].dropna()
     assert (dist == dist.round(0)).all()  # metres to 1 m
     wb = openpyxl.load_workbook(folder / "lujiazui.xlsx")
-    assert {"units", "packages", "communities", "lifecircle", "数据字典 Dictionary",
-            "说明 About"} <= set(wb.sheetnames)
+    assert {"units", "packages", "communities", "lifecircle", "site_suggestions",
+            "accessibility", "数据字典 Dictionary", "说明 About"} <= set(wb.sheetnames)
     ws = wb["communities"]
     assert ws.freeze_panes == "A2" and ws.auto_filter.ref
     heads = [c.value for c in ws[1]]
@@ -118,6 +118,7 @@ def test_maps_and_units_reclassified(run: tuple[Config, StageResult]) -> None:
     names = {p.name for p in res.maps}
     assert {"update_units.png", "renewal_packages.png"} <= names
     assert {f"lifecircle_{k}.png" for k in cfg.lifecircle.categories} <= names
+    assert "sites_elderly_care.png" in names  # no elderly care mapped: sites suggested
     assert all(p.is_file() and p.stat().st_size > 50_000 for p in res.maps)
     units = res.layers["update_units"]
     n_old = res.layers["old_communities"]["is_old"].sum()

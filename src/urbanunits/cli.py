@@ -25,7 +25,7 @@ __all__ = ["main"]
 
 logger = logging.getLogger("urbanunits")
 
-_STAGES = ("ingest", "units", "packages", "lifecircle", "programme", "maps", "all")
+_STAGES = ("ingest", "units", "packages", "lifecircle", "programme", "sites", "maps", "all")
 EXIT_USER_ERROR = 2
 EXIT_SKIPPED = 3  # a stage was skipped for want of data; the others were written
 EXIT_CITY_FAILED = 4  # batch: at least one city failed; the others were written
@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("lifecircle", parents=[common], help="15-minute life circles (生活圈)")
     sub.add_parser("programme", parents=[common],
                    help="project library: scores and phasing into years (项目库)")
+    sub.add_parser("sites", parents=[common],
+                   help="sites for missing facilities, supply and demand (选址)")
     sub.add_parser("maps", parents=[common], help="redraw all maps")
     sub.add_parser("all", parents=[common], help="every stage, tables and maps")
     fetch = sub.add_parser("fetch", parents=[common],
@@ -167,6 +169,7 @@ def _run(command: str, config: str | None) -> int:
         "ingest": pipeline.run_ingest, "units": pipeline.run_units,
         "packages": pipeline.run_packages, "lifecircle": pipeline.run_lifecircle,
         "programme": pipeline.run_programme,
+        "sites": pipeline.run_sites,
         "maps": pipeline.run_maps, "all": pipeline.run_all,
     }
     result = runners[command](cfg)

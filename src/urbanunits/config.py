@@ -43,6 +43,8 @@ __all__ = [
     "PackagesConfig",
     "ProgrammeConfig",
     "Range",
+    "SiteSubtype",
+    "SitesConfig",
     "StudyArea",
     "Subtype",
     "UnitsConfig",
@@ -95,6 +97,9 @@ class Inputs:
     community_overrides: Path | None = None  # CSV/XLSX: name or community_id/osm_id + old/new
     population_raster: Path | None = None  # persons per cell (GeoTIFF)
     heritage_areas: Path | None = None  # designated conservation areas (any polygon file)
+    candidate_sites: Path | None = None  # idle public buildings / vacant land (sites stage)
+    candidate_sites_sheet: str = ""  # sheet of an XLSX register; empty = the first sheet
+    candidate_sites_coord_system: str = "wgs84"  # wgs84 | gcj02 | bd09 (lon/lat columns)
 
 
 @dataclass(frozen=True)
@@ -245,6 +250,7 @@ class FacilityFile:
     layer: str = ""  # GeoPackage layer (default: the first)
     filter_field: str = ""  # keep rows whose filter_field is in filter_values
     filter_values: list[str] = field(default_factory=list)
+    capacity_field: str = ""  # places or beds per facility (sites stage supply); empty = none
 
 
 #: GB 50180-2018 item kinds: ▲ "应配建" (mandatory), △ "宜配建" (optional), or not an item of the
@@ -429,6 +435,67 @@ class LifeCircleConfig:
     categories: dict[str, Category] = field(default_factory=lambda: default_categories())
 
 
+#: Who needs a subtype: the age group whose head count is its demand in the supply-demand index.
+DEMAND_GROUPS = ("all", "age_0_3", "age_3_6", "age_60_plus")
+
+#: Kinds of OSM candidate sites (see :func:`urbanunits.sites.osm_candidates`).
+OSM_CANDIDATE_KINDS = ("vacant", "public", "parking")
+
+
+@dataclass(frozen=True)
+class SiteSubtype:
+    """What a site must offer to host a subtype, and its capacity and demand (sites stage)."""
+
+    min_floor_area_m2: float = 200.0  # candidates with less floor area cannot host it
+    places_per_facility: float = 0.0  # capacity (places/beds) of a facility; 0 = unknown
+    demand_group: str = "all"  # all | age_0_3 | age_3_6 | age_60_plus
+    places_per_1000: float = 0.0  # target places per 1000 persons of the demand group
+
+
+def default_site_subtypes() -> dict[str, SiteSubtype]:
+    """Floor areas from GB 50180-2018 appendix B; capacities and targets are planning norms.
+
+    Minimum floor areas are the smallest building area GB 50180-2018 gives for the item
+    (B.0.1/B.0.2 建筑面积 ranges). Capacities are a typical facility of that size; targets
+    follow national 14th five-year-plan indicators (4.5 nursery places per 1000 residents ≈ 180
+    per 1000 children under 3 at a 2.5 % share; ≥ 90 % pre-school enrolment) and the common
+    provincial norm of about 40 care beds per 1000 older residents. configs/README.md cites them.
+    """
+    return {
+        "day_care": SiteSubtype(min_floor_area_m2=350.0, places_per_facility=30.0,
+                                demand_group="age_60_plus", places_per_1000=20.0),
+        "nursing_home": SiteSubtype(min_floor_area_m2=3500.0, places_per_facility=150.0,
+                                    demand_group="age_60_plus", places_per_1000=40.0),
+        "kindergarten": SiteSubtype(min_floor_area_m2=2200.0, places_per_facility=270.0,
+                                    demand_group="age_3_6", places_per_1000=900.0),
+        "nursery": SiteSubtype(min_floor_area_m2=300.0, places_per_facility=60.0,
+                               demand_group="age_0_3", places_per_1000=180.0),
+        "health_centre": SiteSubtype(min_floor_area_m2=1700.0),
+        "outpatient": SiteSubtype(min_floor_area_m2=300.0),
+        "convenience": SiteSubtype(min_floor_area_m2=50.0),
+        "market": SiteSubtype(min_floor_area_m2=750.0),
+        "mall": SiteSubtype(min_floor_area_m2=5000.0),
+    }
+
+
+@dataclass(frozen=True)
+class SitesConfig:
+    """Sites for new facilities and supply-demand accessibility (sites stage)."""
+
+    max_sites: int = 5  # p: at most this many suggested sites per subtype (maximal covering)
+    osm_candidates: bool = True  # also take candidate sites from OSM
+    osm_kinds: list[str] = field(default_factory=lambda: list(OSM_CANDIDATE_KINDS))
+    land_far: float = 1.0  # floor area per m² of vacant land or surface parking
+    share_age_0_3: float = 0.025  # residents aged 0–3, when communities lack a count
+    share_age_3_6: float = 0.03  # residents aged 3–6
+    share_age_60_plus: float = 0.25  # residents aged 60 and over
+    # Enhanced 2SFCA weights for the inner, middle and outer third of the catchment (Luo & Qi
+    # 2009); [1.0] gives the plain two-step floating catchment area method.
+    fca_weights: list[float] = field(default_factory=lambda: [1.0, 0.68, 0.22])
+    time_limit_s: float = 60.0  # solver time limit per subtype (s); the best set found is kept
+    subtypes: dict[str, SiteSubtype] = field(default_factory=lambda: default_site_subtypes())
+
+
 @dataclass(frozen=True)
 class Output:
     """Where results go: one folder per run, ``<dir>/<name>/``, replaced whole by each run.
@@ -454,6 +521,7 @@ class Config:
     packages: PackagesConfig = field(default_factory=PackagesConfig)
     lifecircle: LifeCircleConfig = field(default_factory=LifeCircleConfig)
     programme: ProgrammeConfig = field(default_factory=ProgrammeConfig)
+    sites: SitesConfig = field(default_factory=SitesConfig)
     output: Output = field(default_factory=Output)
     title: str = ""  # place name shown on maps
     source: Path | None = None  # the TOML file this came from (set by load_config)
@@ -593,6 +661,15 @@ RANGES: dict[str, Range] = {
     "programme.elevator_cost_yuan": Range(0, 1e8),
     "programme.time_limit_s": _pos(3_600),
     "programme.mip_rel_gap": Range(0, 0.5),
+    "sites.max_sites": Range(1, 1_000),
+    "sites.land_far": _pos(20),
+    "sites.share_age_0_3": Range(0, 1),
+    "sites.share_age_3_6": Range(0, 1),
+    "sites.share_age_60_plus": Range(0, 1),
+    "sites.time_limit_s": _pos(86_400),
+    "sites.subtypes.*.min_floor_area_m2": Range(0, 1e7),
+    "sites.subtypes.*.places_per_facility": Range(0, 100_000),
+    "sites.subtypes.*.places_per_1000": Range(0, 1_000_000),
 }
 
 
@@ -824,6 +901,12 @@ def _build(cls: type, data: dict[str, Any], prefix: str, src: str, root: Path) -
         data = {**data, "categories": _merge_categories(data["categories"])}
     if cls is PackagesConfig:
         data = _deprecated_packages_keys(data, src)
+    if cls is SitesConfig and isinstance(data.get("subtypes"), dict):
+        # A subtype's table changes only the keys it gives; the other defaults stay.
+        base = {k: dataclasses.asdict(v) for k, v in default_site_subtypes().items()}
+        data = {**data, "subtypes": {**base, **{
+            k: ({**base[k], **v} if k in base and isinstance(v, dict) else v)
+            for k, v in data["subtypes"].items()}}}
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
     kwargs: dict[str, Any] = {}
@@ -888,7 +971,9 @@ def _check(cfg: Config, src: str) -> None:
     if centre is not None:  # a boundary file is checked when it is read (sources/osm.py)
         check_distortion(crs, *centre, where=f"{src}: study_area.crs")
     _check_ranges(cfg, src)
-    for key, val in [("inputs.inventory_coord_system", cfg.inputs.inventory_coord_system)]:
+    for key, val in [("inputs.inventory_coord_system", cfg.inputs.inventory_coord_system),
+                     ("inputs.candidate_sites_coord_system",
+                      cfg.inputs.candidate_sites_coord_system)]:
         if val not in COORD_SYSTEMS | {UNSET}:
             raise err(key, f"unknown coord_system {val!r}", "use wgs84, gcj02 or bd09")
     if cfg.inputs.subdistricts_encoding:
@@ -976,6 +1061,28 @@ def _check(cfg: Config, src: str) -> None:
             if ff.subtype and ff.subtype not in cat.subtypes:
                 raise err(f"{key}.subtype", f"{ff.subtype!r} is not a subtype of {cat_key}",
                           f"use one of {sorted(cat.subtypes)}")
+    _check_sites(cfg, err)
+
+
+def _check_sites(cfg: Config, err: Any) -> None:
+    """Keys of ``[sites]`` that a range alone cannot check."""
+    st = cfg.sites
+    bad = sorted(set(st.osm_kinds) - set(OSM_CANDIDATE_KINDS))
+    if bad:
+        raise err("sites.osm_kinds", f"unknown kind(s) {bad}",
+                  f"use {', '.join(OSM_CANDIDATE_KINDS)}")
+    w = st.fca_weights
+    if not w or any(not (math.isfinite(v) and 0 < v <= 1) for v in w):
+        raise err("sites.fca_weights", f"{w} must be one or more weights in (0, 1]",
+                  "e.g. [1.0, 0.68, 0.22], or [1.0] for plain 2SFCA")
+    known = {s for c in cfg.lifecircle.categories.values() for s in c.subtypes}
+    for key, sub in st.subtypes.items():
+        if sub.demand_group not in DEMAND_GROUPS:
+            raise err(f"sites.subtypes.{key}.demand_group", f"unknown value {sub.demand_group!r}",
+                      f"use one of {', '.join(DEMAND_GROUPS)}")
+        if key not in known and key not in default_site_subtypes():
+            raise err(f"sites.subtypes.{key}", "is no life-circle subtype",
+                      f"use one of {sorted(known)}")
 
 
 def _read_utf8(path: Path) -> str:

@@ -106,6 +106,8 @@ KNOWN_GEOMETRY: dict[str, str] = {
     "lifecircle_units": "MultiPolygon", "lifecircle_packages": "MultiPolygon",
     "isochrones": "MultiPolygon", "programme": "MultiPolygon",
     "programme_communities": "MultiPolygon", "elevator_candidates": "MultiPolygon",
+    "site_suggestions": "Point", "site_candidates": "Point",
+    "accessibility": "MultiPolygon",
 }
 METADATA_TABLE = "run_metadata"
 

@@ -72,6 +72,7 @@ STAGE_LAYERS: dict[str, frozenset[str]] = {
                              "lifecircle_units", "lifecircle_packages", "isochrones"}),
     "programme": frozenset({"programme", "programme_communities", "elevator_candidates",
                             "programme_years"}),
+    "sites": frozenset({"site_suggestions", "accessibility", "site_candidates"}),
 }
 
 
@@ -80,6 +81,8 @@ STAGE_MAPS: dict[str, tuple[str, ...]] = {
     "units": ("update_units.png",),
     "packages": ("renewal_packages.png",),
     "lifecircle": ("lifecircle_*.png",),
+    "programme": ("programme.png", "programme_years.png"),
+    "sites": ("sites_*.png",),
 }
 
 
@@ -141,7 +144,7 @@ def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]
     if cfg.study_area.boundary is not None:
         inputs["study_area"] = cfg.study_area.boundary
     for role in ("subdistricts", "subdistrict_codes", "inventory", "community_overrides",
-                 "population_raster", "heritage_areas"):
+                 "population_raster", "heritage_areas", "candidate_sites"):
         path = getattr(cfg.inputs, role)
         if path is not None:
             inputs[role] = path
@@ -388,6 +391,100 @@ def _draw_lifecircle(cfg: Config, staging: Staging, result: Any,
     return out
 
 
+# --- sites stage ---
+
+__all__ += ["load_candidates", "run_sites"]
+
+
+def load_candidates(cfg: Config, layers: OSMLayers) -> gpd.GeoDataFrame:
+    """Candidate sites: the register ``inputs.candidate_sites`` first, then OSM's (if on)."""
+    from urbanunits.sites import combine_candidates, osm_candidates
+
+    reg = None
+    if cfg.inputs.candidate_sites is not None:
+        from urbanunits.sources.candidates import read_candidate_sites
+
+        reg = read_candidate_sites(cfg.inputs.candidate_sites, crs=cfg.study_area.crs,
+                                   coord_system=cfg.inputs.candidate_sites_coord_system,
+                                   sheet=cfg.inputs.candidate_sites_sheet,
+                                   land_far=cfg.sites.land_far)
+    osm = None
+    if cfg.sites.osm_candidates and len(layers.sites):
+        osm = osm_candidates(layers.sites, kinds=cfg.sites.osm_kinds, land_far=cfg.sites.land_far)
+    return combine_candidates(reg, osm, crs=cfg.study_area.crs,
+                              osm_polygons=layers.sites if len(layers.sites) else None)
+
+
+def run_sites(cfg: Config, *, layers: OSMLayers | None = None,
+              lifecircle: StageResult | None = None,
+              communities: gpd.GeoDataFrame | None = None, write: bool = True,
+              draw: bool = True) -> StageResult:
+    """Sites for missing facilities (MCLP, LSCP) and supply-demand accessibility (E2SFCA).
+
+    Without ``lifecircle`` the earlier stages run in memory first and their layers are written
+    along. Age-group counts (``pop_0_3``, ``pop_3_6``, ``pop_60_plus``) are taken from
+    ``communities`` (the ``old_communities`` layer) when it has them. Writes ``site_suggestions``,
+    ``accessibility``, ``site_candidates`` and ``maps/sites_<category>.png`` for each category
+    with a gap.
+    """
+    with _outputs(cfg, active=write or draw) as staging:
+        return _run_sites(cfg, layers=layers, lifecircle=lifecircle, communities=communities,
+                          write=write, draw=draw, staging=staging)
+
+
+def _run_sites(cfg: Config, *, layers: OSMLayers | None, lifecircle: StageResult | None,
+               communities: gpd.GeoDataFrame | None, write: bool, draw: bool,
+               staging: Staging | None) -> StageResult:
+    from urbanunits import sites as sites_mod
+
+    t0 = time.perf_counter()
+    layers = layers or load_layers(cfg)
+    upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
+    if lifecircle is None:
+        lifecircle = run_lifecircle(cfg, layers=layers, write=False, draw=False)
+        upstream = dict(lifecircle.layers)
+    lcr = lifecircle.extra["result"]
+    comm = lcr.communities
+    if communities is None:
+        communities = lifecircle.layers.get("old_communities")
+    ages = [c for c in sites_mod.AGE_COLUMNS.values()
+            if communities is not None and c in communities.columns]
+    if communities is not None and ages:
+        comm = comm.merge(pd.DataFrame(communities)[["community_id", *ages]],
+                          on="community_id", how="left")
+    result = sites_mod.suggest_sites(layers.walk_graph, comm, lcr.facilities,
+                                     load_candidates(cfg, layers), cfg)
+    res = StageResult("sites", layers={**upstream, **result.layers()})
+    res.summary = result.summary_lines()
+    res.extra["result"] = result
+    res.extra["lifecircle"] = lifecircle
+    if staging is not None:
+        if write:
+            write_run(cfg, res.layers, staging=staging)
+        if draw:
+            res.maps += _draw_sites(cfg, staging, result, lcr, layers)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _draw_sites(cfg: Config, staging: Staging, result: Any, lcr: Any,
+                layers: OSMLayers) -> list[Path]:
+    from urbanunits import maps
+    from urbanunits.lifecircle import mandatory
+
+    out = []
+    lc = lcr.communities
+    for key in dict.fromkeys(result.summary["category"]) if len(result.summary) else []:
+        met = pd.Series(True, index=lc.index)
+        for s in mandatory(cfg.lifecircle.categories[key]):
+            met &= lc[f"{key}_{s}_ok"] | lc["community_id"].isin(
+                result.newly_covered.get((key, s), []))
+        fig, _ = maps.plot_sites(lc, result.suggestions, key, layers=layers, cfg=cfg,
+                                 newly=set(lc.loc[met, "community_id"]))
+        out.append(_save(cfg, staging, fig, f"sites_{key}.png"))
+    return out
+
+
 # --- packages stage ---
 
 __all__ += ["run_packages"]
@@ -562,11 +659,14 @@ def _tables(stages: dict[str, StageResult]) -> dict[str, pd.DataFrame]:
         tables["项目库"] = project_list(stages["programme"].extra["result"])
         for name in ("programme", "programme_years", "elevator_candidates"):
             tables[name] = pg[name]
+    if "sites" in stages:
+        for name in ("site_suggestions", "accessibility"):
+            tables[name] = stages["sites"].layers[name]
     return tables
 
 
 def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResult:
-    """Every stage in order (units → packages → life circles → programme), tables and maps.
+    """Every stage in order (units → packages → life circles → programme, sites), tables, maps.
 
     Leaves ``<output.dir>/<name>/`` holding ``<name>.gpkg`` (all layers, QGIS styles,
     ``run_metadata``), ``tables/*.csv``, ``tables/<name>.xlsx`` and ``maps/*.png``, and nothing
@@ -625,6 +725,8 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
             cfg, layers=layers, packages=pk["renewal_packages"],
             communities=pk["old_communities"],
             gaps=stages["lifecircle"].layers["service_gaps"], write=False, draw=False)
+        stages["sites"] = run_sites(cfg, layers=layers, lifecircle=stages["lifecircle"],
+                                    communities=pk["old_communities"], write=False, draw=False)
     res = StageResult("all", skipped=skipped)
     for name, st in stages.items():
         res.layers.update(st.layers)
@@ -654,6 +756,9 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
         if "programme" in stages and stages["programme"].layers:
             res.maps += _draw_programme(cfg, staging, stages["programme"].extra["result"],
                                         layers)
+        if "sites" in stages:
+            res.maps += _draw_sites(cfg, staging, stages["sites"].extra["result"],
+                                    stages["lifecircle"].extra["result"], layers)
     res.extra["stages"] = stages
     res.seconds = time.perf_counter() - t0
     return res

@@ -36,7 +36,7 @@ FORMAT = "urbanunits-osm-cache"
 META = "cache_meta"
 NODES, EDGES = "walk_nodes", "walk_edges"
 FRAMES = ("study_area", "roads", "railways", "waterways", "water", "landuse", "residential",
-          "buildings", "pois", "historic", "admin")
+          "buildings", "pois", "historic", "admin", "sites")
 # Dtypes restored exactly on read; a column of any other dtype is stored as JSON text.
 _NATIVE = {"int64", "float64", "bool", "boolean", "str", "object", "string"}
 

@@ -345,6 +345,10 @@ def read_facility_file(ff: FacilityFile, category_key: str, category: Category, 
                             "name": names.loc[pts.index][keep], "source": path.name,
                             "matched_by": matched[keep]},
                            geometry=pts[keep], crs=crs)
+    if ff.capacity_field:
+        _need_column(df, ff.capacity_field, path, f"{where}.capacity_field", "capacity_field")
+        out["capacity"] = pd.to_numeric(df.loc[out.index, ff.capacity_field],
+                                        errors="coerce").where(lambda v: v >= 0)
     if area is not None and len(out):
         inside = out.intersects(area)
         if not inside.any():

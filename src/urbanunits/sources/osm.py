@@ -64,7 +64,7 @@ logger = logging.getLogger(__name__)
 
 WGS84 = "EPSG:4326"
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".osc")
-_CACHE_VERSION = 7  # 5: GeoPackage, not pickle; 6: coverage, designated areas; 7: elevator
+_CACHE_VERSION = 8  # 5: GeoPackage, not pickle; 6: coverage, designated; 7: elevator; 8: sites
 
 # Tags kept on features; the rest are dropped to keep layers (and the cache) small.
 _KEEP_TAGS = (
@@ -73,7 +73,11 @@ _KEEP_TAGS = (
     "building:levels", "building:age", "start_date", "height", "historic", "heritage", "tourism",
     "boundary", "admin_level", "protect_class", "place", "bridge", "tunnel", "layer", "area",
     "service", "ref:NBS", "ref", "addr:street", "office", "elevator",
+    # candidate sites for new facilities (layer ``sites``)
+    "disused", "abandoned", "vacant", "parking", "government",
 )
+#: Lifecycle prefixes (disused:amenity=school…): kept as one flag, ``disused:*``.
+_DISUSED_PREFIXES = ("disused:", "abandoned:")
 
 # Mirrors osmnx's network_type="walk" filter (osmnx._overpass._get_network_filter, osmnx 2.x),
 # which osmnx applies only to Overpass queries, not to files. Overpass `!~` is a regex search.
@@ -144,6 +148,11 @@ class OSMLayers:
     facilities
         ``pois`` classified by the config's life-circle categories: ``category``, ``subtype``,
         ``name``, ``source`` (``"osm"``), ``osm_id``.
+    sites
+        Polygons touching the study area that could host a new facility (sites stage):
+        ``osm_id``, ``name``, ``kind`` (``vacant``: vacant, disused or abandoned buildings and
+        brownfield/greenfield land; ``public``: public and government buildings; ``parking``:
+        surface car parks, ``parking=surface`` or untagged), ``is_building``, ``levels``.
     historic
         Features tagged ``historic`` or ``heritage`` (polygons and points) and heritage
         protected areas: ``osm_id``, ``name``, ``historic`` (the ``historic`` value, else the
@@ -186,13 +195,14 @@ class OSMLayers:
     extent: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
     walk_stats: dict[str, int] = field(default_factory=dict)
     coverage: float | None = None
+    sites: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
 
     def summary(self) -> dict[str, int]:
         """Row counts per layer (nodes/edges for the graph)."""
         out = {"walk_nodes": self.walk_graph.number_of_nodes(),
                "walk_edges": self.walk_graph.number_of_edges()}
         for name in ("roads", "railways", "waterways", "water", "landuse", "residential",
-                     "buildings", "pois", "facilities", "historic", "admin"):
+                     "buildings", "pois", "facilities", "historic", "admin", "sites"):
             out[name] = len(getattr(self, name))
         return out
 
@@ -292,7 +302,10 @@ class _Collector:
 
 
 def _keep(tags: Any) -> dict[str, str]:
-    return {k: tags[k] for k in _KEEP_TAGS if k in tags}
+    out = {k: tags[k] for k in _KEEP_TAGS if k in tags}
+    if any(t.k.startswith(_DISUSED_PREFIXES) for t in tags):
+        out["disused:*"] = "yes"
+    return out
 
 
 def _parse(path: Path, window: tuple[float, float, float, float] | None = None) -> _Collector:
@@ -598,7 +611,37 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
     return OSMLayers(study_area=sa, walk_graph=G, roads=roads, railways=railways,
                      waterways=waterways, water=water, landuse=landuse, residential=residential,
                      buildings=buildings, pois=pois, historic=historic, admin=admin, source=path,
-                     extent=extent, walk_stats=walk_stats, coverage=coverage)
+                     extent=extent, walk_stats=walk_stats, coverage=coverage,
+                     sites=_site_polygons(whole[whole.intersects(area)], cfg, crs))
+
+
+def _site_polygons(df: gpd.GeoDataFrame, cfg: Config, crs: str) -> gpd.GeoDataFrame:
+    """Buildings and plots that could host a new facility, by kind (see ``OSMLayers.sites``)."""
+    def is_in(key: str, values: set[str]) -> pd.Series:
+        return _col(df, key).isin(values)
+
+    building = _col(df, "building").notna() & (_col(df, "building") != "no")
+    vacant = (is_in("vacant", {"yes"}) | is_in("disused", {"yes"})
+              | is_in("abandoned", {"yes"}) | is_in("disused:*", {"yes"})
+              | is_in("building", {"ruins", "disused", "abandoned"})
+              | (~building & is_in("landuse", {"brownfield", "greenfield"})))
+    public = (is_in("building", {"public", "government", "civic"})
+              | is_in("office", {"government"}) | is_in("amenity", {"townhall"})) & ~vacant
+    # parking=surface is OSM's default for amenity=parking: an untagged car park counts too.
+    parking = (is_in("amenity", {"parking"})
+               & (is_in("parking", {"surface"}) | _col(df, "parking").isna()) & ~building
+               & ~vacant)
+    kind = pd.Series(None, index=df.index, dtype="object")
+    kind[parking] = "parking"
+    kind[public] = "public"
+    kind[vacant] = "vacant"
+    pick = kind.notna() & df.geometry.geom_type.isin(["Polygon", "MultiPolygon"])
+    s = df[pick]
+    levels, _ = _levels(s, cfg.osm.default_building_levels)
+    return gpd.GeoDataFrame({"osm_id": s["osm_id"], "osm_type": s["osm_type"],
+                             "name": _col(s, "name"), "kind": kind[pick],
+                             "is_building": building[pick].astype(bool), "levels": levels},
+                            geometry=s.geometry, crs=crs).reset_index(drop=True)
 
 
 def _polygonal(geom: BaseGeometry) -> BaseGeometry:
