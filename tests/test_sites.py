@@ -444,4 +444,4 @@ def test_cli_sites_on_the_demo(tmp_path, demo_layers, monkeypatch) -> None:
         export.list_layers(gpkg))
     cand = export.read_layer(gpkg, "site_candidates")
     assert cand["source"].iloc[0] == "idle.csv" and (cand["source"] == "osm").any()
-    assert (tmp_path / "out" / "maps" / "sites_elderly_care.png").is_file()
+    assert (tmp_path / "out" / "lujiazui" / "maps" / "sites_elderly_care.png").is_file()
