@@ -617,3 +617,50 @@ def test_no_dates_and_no_name_rule_asks_for_an_inventory(
     head = pk.renewal_packages(comm, cfg).summary_lines()[0]
     assert head == f"communities: {len(comm)} (0 old, 0 new, {len(comm)} of unknown age counted " \
         "as not old)"
+
+
+# --------------------------------------------------------------------------------------------
+# Undeclared web-map datums and swapped columns
+# --------------------------------------------------------------------------------------------
+
+
+def test_undeclared_gcj02_inventory_is_refused(tmp_path: Path, demo_layers: OSMLayers,
+                                               demo_cfg: Config) -> None:
+    """An inventory copied from Gaode (GCJ-02) with no datum declared: one error naming the key;
+    declared, it reads; the true WGS84 positions pass the check."""
+    from urbanunits.sources.facilities import street_lines
+
+    from .test_facilities import _on_streets
+
+    streets = street_lines(demo_layers.roads)
+    assert streets is not None
+    area = demo_layers.study_area.geometry.iloc[0]
+    inner = streets[streets.within(area.buffer(-300))]
+    lon, lat = _on_streets(inner, 40, seed=11)
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    rows = "\n".join(f"小区{i},{x:.7f},{y:.7f},1985" for i, (x, y) in enumerate(
+        zip(glon, glat, strict=True)))
+    path = write(tmp_path / "gaode.csv", "name,lon,lat,built_year\n" + rows + "\n")
+
+    def cfg_with(system: str) -> Config:
+        return dataclasses.replace(demo_cfg, inputs=dataclasses.replace(
+            demo_cfg.inputs, inventory=path, inventory_coord_system=system))
+
+    with pytest.raises(DataError) as exc:
+        pk.build_inventory(demo_layers, cfg_with(""))
+    assert exc.value.where == str(path)
+    assert 'inputs.inventory_coord_system = "gcj02"' in exc.value.fix
+    got = pk.build_inventory(demo_layers, cfg_with("gcj02"))
+    assert len(got) == 40
+    true = write(tmp_path / "true.csv", "name,lon,lat,built_year\n" + "\n".join(
+        f"小区{i},{x:.7f},{y:.7f},1985" for i, (x, y) in enumerate(zip(lon, lat, strict=True)))
+        + "\n")
+    cfg = dataclasses.replace(demo_cfg, inputs=dataclasses.replace(demo_cfg.inputs,
+                                                                    inventory=true))
+    assert len(pk.build_inventory(demo_layers, cfg)) == 40
+
+
+def test_partly_swapped_inventory_rows_get_a_hint(tmp_path: Path) -> None:
+    path = write(tmp_path / "s.csv", "name,lon,lat\n甲,121.50,31.23\n乙,31.24,121.51\n")
+    with pytest.raises(DataError, match=r"lon/lat swapped in 1 row\(s\)\?"):
+        read_inventory(path, crs=CRS)

@@ -353,6 +353,19 @@ def _population(gdf: gpd.GeoDataFrame, households: pd.Series, cfg: Config
     return pop, method
 
 
+def _check_inventory_datum(inv: gpd.GeoDataFrame, layers: OSMLayers, path: Path) -> None:
+    """An inventory of points that declares no datum: stop if it is GCJ-02/BD-09 (web maps)."""
+    from urbanunits.sources.facilities import check_datum, street_lines
+
+    pts = inv[inv.geometry.geom_type == "Point"]
+    if len(pts) == 0:
+        return
+    ll = pts.geometry.to_crs("EPSG:4326")
+    check_datum(ll.x.to_numpy(), ll.y.to_numpy(), street_lines(layers.roads), path=path,
+                key="inputs.inventory_coord_system",
+                names=pts["name"] if "name" in pts.columns else None, reference=layers.pois)
+
+
 def build_inventory(layers: OSMLayers, cfg: Config, *,
                     units: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
     """All communities (old and new) with attributes and estimates.
@@ -409,6 +422,8 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
             coord_system=cfg.inputs.inventory_coord_system or "wgs84",  # unset reads as WGS84
             on_missing_coords=cfg.inputs.inventory_on_missing_coords,
             sheet=cfg.inputs.inventory_sheet)
+        if not cfg.inputs.inventory_coord_system:
+            _check_inventory_datum(inv, layers, Path(cfg.inputs.inventory))
         df = _inventory_estimates(inv, layers, cfg)
         df["source"] = Path(cfg.inputs.inventory).name
         ids = inv["inv_id"]

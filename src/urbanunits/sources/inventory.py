@@ -77,7 +77,7 @@ import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 
 from urbanunits._years import EMPTY_CELLS, parse_years
-from urbanunits.crs import to_wgs84
+from urbanunits.crs import swapped_hint, swapped_lonlat, to_wgs84
 from urbanunits.errors import CRSError, DataError, InputFileError
 from urbanunits.sources._table import TABLE_SUFFIXES, read_table, split_header
 
@@ -554,11 +554,17 @@ def read_inventory(path: str | Path, *, crs: str, coord_system: str = "wgs84",
                 raise DataError(f"{path}: columns lon/lat", "look swapped (lat > 90)",
                                 "longitude (≈ 121 for Ningbo) goes in lon, latitude (≈ 30) in lat")
             bad = (np.abs(lo) > 180) | (np.abs(la) > 90)
+            hint = swapped_hint(swapped_lonlat(lo, la))
             if bad.any():
                 rows = ", ".join(map(str, lines[ok][bad].head(5).tolist()))
                 raise DataError(f"{path}: columns lon/lat",
-                                f"coordinates out of range (rows {rows})",
-                                "give WGS84/GCJ-02/BD-09 degrees, not projected metres")
+                                f"coordinates out of range (rows {rows})"
+                                + (f"; {hint}" if hint else ""),
+                                "give WGS84/GCJ-02/BD-09 degrees, not projected metres, with "
+                                "longitude in lon and latitude in lat")
+            if hint:
+                logger.warning("%s: %s — those rows land far from the study area; put "
+                               "longitude in lon and latitude in lat", path, hint)
     else:
         geom = df.geometry
         missing = geom.isna() | geom.is_empty
