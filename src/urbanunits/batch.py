@@ -289,7 +289,7 @@ def write_summary(cities: pd.DataFrame, folder: Path) -> list[Path]:
     import shapely
 
     from urbanunits import maps
-    from urbanunits.export import atomic_path
+    from urbanunits._files import atomic_path
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

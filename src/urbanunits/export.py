@@ -7,12 +7,8 @@ and never destroys the previous good one.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +17,10 @@ import pandas as pd
 import pyogrio
 import pyogrio.errors
 
+from urbanunits._files import atomic_path, file_sha256
+from urbanunits._fonts import cjk_font_family
 from urbanunits.config import default_categories
-from urbanunits.errors import InputFileError, OutputError, UserError
+from urbanunits.errors import InputFileError
 
 if TYPE_CHECKING:
     from urbanunits.config import Config
@@ -38,63 +36,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def atomic_path(dest: str | Path, *, copy_existing: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; rename it over ``dest`` on success.
-
-    A write that fails for a reason the user can fix (disk full, read-only folder, a file in
-    the way or in use) is raised as a one-line :class:`~urbanunits.errors.OutputError` naming
-    ``dest``; ``dest`` is left as it was either way.
-
-    Parameters
-    ----------
-    dest
-        Final file path.
-    copy_existing
-        Start from a copy of ``dest`` (to add layers to an existing GeoPackage).
-
-    Yields
-    ------
-    pathlib.Path
-        The temporary file to write.
-    """
-    from urbanunits._outputs import output_error
-
-    dest = Path(dest)
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part" + dest.suffix,
-                                    dir=dest.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise output_error(dest, exc) from exc
-    tmp = Path(name)
-    tmp.unlink()
-    try:
-        try:
-            if copy_existing and dest.exists():
-                shutil.copy2(dest, tmp)
-            yield tmp
-        except UserError:
-            raise
-        except (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
-            # GDAL reports a full disk as e.g. "table ... already exists" (no errno): the
-            # free space decides in output_error.
-            raise output_error(dest, exc) from exc
-        try:
-            tmp.replace(dest)
-        except PermissionError as exc:
-            raise OutputError(dest, "cannot be replaced (is it open in QGIS, Excel or "
-                              "another program?)", "close it and run again") from exc
-        except OSError as exc:
-            raise output_error(dest, exc) from exc
-    finally:
-        for leftover in (tmp, Path(str(tmp) + "-journal"), Path(str(tmp) + "-wal"),
-                         Path(str(tmp) + "-shm")):
-            if leftover.exists():
-                leftover.unlink()
 
 
 STYLES_TABLE = "layer_styles"
@@ -215,7 +156,6 @@ def run_metadata(cfg: Config, *, inputs: Mapping[str, Path] | None = None) -> pd
     from datetime import UTC, datetime
 
     from urbanunits import ATTRIBUTION, __version__
-    from urbanunits.sources.osm import file_sha256
 
     rows = [("toolkit", "urbanunits"), ("version", __version__),
             ("run_name", cfg.name),
@@ -415,7 +355,6 @@ def layer_styles(layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]) -> dict[
         Layer name → QML document (only spatial layers get a style).
     """
     from urbanunits import _qml
-    from urbanunits.maps import cjk_font_family
     from urbanunits.units import CLASS_COLORS, CLASS_LABELS
 
     font = cjk_font_family()

@@ -11,15 +11,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
-from matplotlib import font_manager
 from matplotlib.figure import Figure
 
 from urbanunits import ATTRIBUTION
+from urbanunits._files import atomic_path
+from urbanunits._fonts import cjk_font_family, cjk_font_path
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -41,46 +41,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# System fonts tried first, by family name; the bundled Noto Sans CJK is the fallback.
-_CJK_FAMILIES = ("Noto Sans CJK SC", "Source Han Sans SC", "Source Han Sans CN",
-                 "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Microsoft YaHei", "PingFang SC",
-                 "SimHei", "Heiti SC")
-
 ROAD_STYLE: dict[str, tuple[float, str]] = {
     "motorway": (2.2, "#8c8c8c"), "trunk": (2.0, "#8c8c8c"), "primary": (1.6, "#9a9a9a"),
     "secondary": (1.2, "#a8a8a8"), "tertiary": (0.8, "#b8b8b8"),
 }
 WATER_COLOR = "#bcd7ee"
-
-
-@cache
-def cjk_font_path() -> Path | None:
-    """Path of the CJK font used on maps, registering the bundled one if no system font has it."""
-    for fe in font_manager.fontManager.ttflist:
-        if fe.name in _CJK_FAMILIES:
-            return Path(fe.fname)
-    try:
-        from noto_cjk_sans_otc import FONT_PATH
-    except ImportError:  # pragma: no cover - dependency of the package
-        logger.warning("no CJK font found; Chinese labels will not render. "
-                       "Install fonts-noto-cjk or `pip install noto-cjk-sans-otc`.")
-        return None
-    path = Path(str(FONT_PATH))
-    font_manager.fontManager.addfont(str(path))
-    return path
-
-
-@cache
-def cjk_font_family() -> str:
-    """Family name of the CJK font (Simplified Chinese face preferred)."""
-    path = cjk_font_path()
-    if path is None:
-        return "DejaVu Sans"
-    names = [fe.name for fe in font_manager.fontManager.ttflist if Path(fe.fname) == path]
-    for pref in _CJK_FAMILIES:
-        if pref in names:
-            return pref
-    return names[0] if names else "DejaVu Sans"
 
 
 @contextmanager
@@ -220,8 +185,6 @@ def add_map_furniture(ax: Axes, *, title: str = "", legend: bool = True,
 
 def save_map(fig: Figure, path: str | Path, *, dpi: int = 200) -> Path:
     """Write a figure to PNG atomically and return the path."""
-    from urbanunits.export import atomic_path
-
     path = Path(path)
     # Fonts are resolved when the figure is drawn, so the CJK style must be active here too.
     with map_style(), atomic_path(path) as tmp:

@@ -62,6 +62,7 @@ from scipy.sparse.csgraph import connected_components
 from urbanunits.config import Config, UnitsConfig
 from urbanunits.crs import require_projected
 from urbanunits.errors import CRSError, DataError
+from urbanunits.floor_area import estimate_floor_area
 from urbanunits.sources.osm import OSMLayers
 
 __all__ = [
@@ -1097,7 +1098,7 @@ def residential_floor_area(units: gpd.GeoDataFrame, landuse: gpd.GeoDataFrame | 
 
     The residential land (``luclass == "residential"``, overlapping polygons counted once) is cut
     by the units; each piece counts as a community does in
-    :func:`urbanunits.packages.estimate_floor_area`: the building footprints inside it × their
+    :func:`urbanunits.floor_area.estimate_floor_area`: the building footprints inside it × their
     levels, or, where no footprint is mapped, its area × ``fallback_far``.
 
     Parameters
@@ -1116,7 +1117,6 @@ def residential_floor_area(units: gpd.GeoDataFrame, landuse: gpd.GeoDataFrame | 
     numpy.ndarray
         Floor area per unit, aligned with ``units``.
     """
-    from urbanunits.packages import estimate_floor_area
 
     out = np.zeros(len(units))
     if landuse is None or landuse.empty or units.empty:

@@ -27,8 +27,8 @@ import geopandas as gpd
 import pandas as pd
 
 from urbanunits._fields import LAYER_LABELS, category_label, field_label
-from urbanunits.export import atomic_path
-from urbanunits.publish import read_run
+from urbanunits._files import atomic_path
+from urbanunits.runfile import read_run
 
 __all__ = ["MAP_LAYERS", "VERDICT_CLASSES", "build_webmap", "write_webmap"]
 

@@ -8,6 +8,7 @@ import geopandas as gpd
 
 from urbanunits.config import Config
 from urbanunits.errors import InputFileError
+from urbanunits.sources.study_area import study_area_polygon
 
 __all__ = ["osmium_format", "region_bbox_ll"]
 
@@ -31,8 +32,6 @@ def region_bbox_ll(cfg: Config, *, margin_m: float | None = None
     tuple of float
         ``(min_lon, min_lat, max_lon, max_lat)`` in degrees.
     """
-    from urbanunits.sources.osm import study_area_polygon
-
     margin = cfg.osm.graph_margin_m if margin_m is None else margin_m
     area = study_area_polygon(cfg).geometry.iloc[0].buffer(max(margin, 0.0))
     x0, y0, x1, y1 = gpd.GeoSeries([area], crs=cfg.study_area.crs).to_crs(WGS84).total_bounds

@@ -43,10 +43,10 @@ from typing import Any, cast
 import numpy as np
 import osmium
 
+from urbanunits._files import atomic_path
 from urbanunits._progress import progress
 from urbanunits.config import Config
 from urbanunits.errors import DataError, InputFileError
-from urbanunits.export import atomic_path
 from urbanunits.sources._extent import osmium_format, region_bbox_ll
 
 __all__ = ["ClipResult", "append_provenance", "clip_for_config", "clip_osm"]

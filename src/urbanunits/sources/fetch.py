@@ -36,10 +36,10 @@ import osmium
 import requests
 
 from urbanunits import __version__
+from urbanunits._files import atomic_path
 from urbanunits._progress import progress
 from urbanunits.config import Config, FetchConfig
 from urbanunits.errors import ConfigError, DataError, UserError
-from urbanunits.export import atomic_path
 from urbanunits.sources._extent import osmium_format, region_bbox_ll
 from urbanunits.sources.clip import append_provenance, utc_now
 

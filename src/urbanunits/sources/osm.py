@@ -34,6 +34,7 @@ import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from urbanunits._files import atomic_path, file_sha256
 from urbanunits._progress import progress
 from urbanunits.config import Config
 from urbanunits.errors import ConfigError, DataError, InputFileError
@@ -49,6 +50,7 @@ from urbanunits.sources._checks import (
     walk_stats_of,
 )
 from urbanunits.sources.classify import classify_facilities, tag_rules
+from urbanunits.sources.study_area import study_area_polygon
 
 __all__ = [
     "FOOT_HIGHWAYS",
@@ -210,53 +212,6 @@ class OSMLayers:
 # --------------------------------------------------------------------------------------------
 # Study area
 # --------------------------------------------------------------------------------------------
-
-
-def study_area_polygon(cfg: Config) -> gpd.GeoDataFrame:
-    """Return the study area as a one-row GeoDataFrame in the config's metric CRS.
-
-    Parameters
-    ----------
-    cfg
-        The run configuration (``study_area.boundary`` wins over ``study_area.bbox``).
-
-    Returns
-    -------
-    geopandas.GeoDataFrame
-        Column ``name`` and a (Multi)Polygon geometry.
-    """
-    crs = cfg.study_area.crs
-    if cfg.study_area.boundary is not None:
-        from urbanunits.sources.boundaries import read_polygons
-
-        gdf = read_polygons(cfg.study_area.boundary, crs=crs, what="study-area boundary")
-        geom = shapely.union_all(gdf.geometry.values)
-    else:
-        assert cfg.study_area.bbox is not None  # checked in config
-        box = shapely.box(*cfg.study_area.bbox)
-        geom = gpd.GeoSeries([box], crs=WGS84).to_crs(crs).iloc[0]
-        # Densify so that the projected bbox edges follow the true meridians/parallels.
-        geom = gpd.GeoSeries([shapely.segmentize(box, 0.0005)], crs=WGS84).to_crs(crs).iloc[0]
-    src = cfg.source or cfg.name
-    _check_distortion(geom, crs, where=f"{src}: study_area.crs",
-                      extent_where=(f"{src}: study_area.bbox" if cfg.study_area.boundary is None
-                                    else str(cfg.study_area.boundary)))
-    return gpd.GeoDataFrame({"name": [cfg.title or cfg.name]}, geometry=[geom], crs=crs)
-
-
-def _check_distortion(geom: BaseGeometry, crs: str, *, where: str, extent_where: str) -> None:
-    """Refuse a study area too large for one zone, then a CRS that misstates areas there.
-
-    The size comes first: a country-sized area is the problem, whatever CRS it would be blamed
-    on. ``where`` names the CRS key, ``extent_where`` the bbox key or boundary file.
-    """
-    from urbanunits.crs import check_distortion, check_extent
-
-    ll = gpd.GeoSeries([geom], crs=crs).to_crs(WGS84)
-    x0, y0, x1, y1 = (float(v) for v in ll.total_bounds)
-    check_extent((x0, y0, x1, y1), where=extent_where, error=DataError)
-    c = gpd.GeoSeries([geom.centroid], crs=crs).to_crs(WGS84).iloc[0]
-    check_distortion(crs, float(c.x), float(c.y), where=where)
 
 
 # --------------------------------------------------------------------------------------------
@@ -683,15 +638,6 @@ def _check_path(path: Path, hint: str) -> None:
                              "use .osm, .osm.bz2, .osm.gz or .osm.pbf")
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # A temporary cache file older than this is a killed run's leftover, not one being written.
 _STALE_PART_S = 3600.0
 
@@ -715,7 +661,6 @@ def _read_cache(cache: Path, key: str) -> OSMLayers | None:
 def _write_cache(cache: Path, layers: OSMLayers, key: str) -> None:
     """Store parsed layers; a cache that cannot be written costs only the next parse."""
     from urbanunits.errors import OutputError
-    from urbanunits.export import atomic_path
     from urbanunits.sources import _cache
 
     now = time.time()
