@@ -8,7 +8,9 @@ traversal per facility kind, not one per facility or per community.
 
 Snapping
 --------
-Points are snapped to the nearest **edge** (not the nearest node) with a shapely ``STRtree``.
+Points are snapped to the nearest **edge** (not the nearest node), found exactly by vectorised
+point-to-segment projection over a k-d tree of the edges' segments (``_segments.py``; shapely
+only for polygons, on their few candidate edges).
 Even in the unsimplified graph a straight street is one edge between two junctions, often
 100–300 m long, so node snapping would add up to half of that to a 300 m standard. Each snapped
 point becomes a virtual node on its edge (points on the same edge are chained in order along
@@ -33,7 +35,9 @@ import pyproj
 import scipy.sparse as sp
 import shapely
 from scipy.sparse.csgraph import connected_components, dijkstra
+from scipy.spatial import cKDTree
 
+from urbanunits._segments import SegmentIndex, ball_pairs, edge_segments
 from urbanunits.errors import CRSError, DataError
 
 if TYPE_CHECKING:
@@ -70,7 +74,8 @@ class WalkNetwork:
     length_m
         Edge lengths in metres (finite, ≥ 0).
     geometry
-        Edge linestrings in the same CRS; straight segments between the end nodes when omitted.
+        Edge linestrings in the same CRS; straight segments between the end nodes when omitted
+        (the whole array, or single entries set to ``None``).
     node_id
         Original node ids (e.g. OSM ids), for reporting; positions when omitted.
     crs
@@ -106,12 +111,19 @@ class WalkNetwork:
                            "project it first, e.g. osmnx.project_graph(G, to_crs='EPSG:32651')")
         # A loop without its own geometry is a zero-length line: useless for snapping and
         # never on a shortest path.
-        keep = (u_arr != v_arr) | (geometry is not None)
+        geom = None if geometry is None else np.asarray(geometry, dtype=object)
+        if geom is not None and len(geom) != len(u_arr):
+            raise DataError("walk graph", "geometry differs in length from u, v",
+                            "pass one geometry (or None) per edge")
+        has_geom = (np.zeros(len(u_arr), dtype=bool) if geom is None
+                    else ~shapely.is_missing(geom))
+        keep = (u_arr != v_arr) | has_geom
         self.edge_u, self.edge_v = u_arr[keep], v_arr[keep]
         self.edge_len = length[keep]
-        self._geometry = None if geometry is None else np.asarray(geometry, dtype=object)[keep]
+        self._geometry = None if geom is None or not has_geom.any() else geom[keep]
         self.csr = _symmetric_csr(self.edge_u, self.edge_v, self.edge_len, n)
         self._mainland_trees: dict[int, tuple[shapely.STRtree, NDArray[np.intp]]] = {}
+        self._mainland_segments: dict[int, SegmentIndex] = {}
 
     @classmethod
     def from_graph(cls, G: nx.MultiDiGraph | nx.Graph, *, weight: str = "length"
@@ -186,14 +198,60 @@ class WalkNetwork:
 
     @cached_property
     def edge_geom(self) -> NDArray[np.object_]:
-        """Edge linestrings (straight segments unless the graph gave geometries)."""
+        """Edge linestrings (straight segments unless the graph gave geometries).
+
+        Built on first use only (isochrones): snapping works on :attr:`segments`.
+        """
+        return self.edge_lines(np.arange(len(self.edge_u)))
+
+    def edge_lines(self, edges: NDArray[np.intp]) -> NDArray[np.object_]:
+        """Linestrings of the given edges (their geometry, or the straight segment)."""
+        edges = np.asarray(edges, dtype=np.intp)
+        if "edge_geom" in self.__dict__:
+            return np.asarray(self.__dict__["edge_geom"][edges], dtype=object)
+        out = np.empty(len(edges), dtype=object)
+        if len(edges) == 0:
+            return out
+        straight = (np.ones(len(edges), dtype=bool) if self._geometry is None
+                    else shapely.is_missing(self._geometry[edges]))
+        u, v = self.edge_u[edges[straight]], self.edge_v[edges[straight]]
+        out[straight] = shapely.linestrings(np.stack(
+            [np.column_stack([self.x[u], self.y[u]]), np.column_stack([self.x[v], self.y[v]])],
+            axis=1))
         if self._geometry is not None:
-            return self._geometry
-        if len(self.edge_u) == 0:
-            return np.empty(0, dtype=object)
-        u, v = self.edge_u, self.edge_v
-        return shapely.linestrings(np.stack([np.column_stack([self.x[u], self.y[u]]),
-                                             np.column_stack([self.x[v], self.y[v]])], axis=1))
+            out[~straight] = self._geometry[edges[~straight]]
+        return out
+
+    @cached_property
+    def _segment_table(self) -> tuple[NDArray[np.float64], NDArray[np.intp],
+                                      NDArray[np.float64], NDArray[np.float64]]:
+        return edge_segments(self.x, self.y, self.edge_u, self.edge_v, self._geometry)
+
+    @cached_property
+    def segments(self) -> SegmentIndex:
+        """Spatial index of the edges' straight segments (snapping targets)."""
+        seg, edge, start, _ = self._segment_table
+        return SegmentIndex(seg, edge, start)
+
+    @property
+    def geom_len_m(self) -> NDArray[np.float64]:
+        """Length of each edge's geometry (m), which positions along it are scaled from."""
+        return self._segment_table[3]
+
+    def mainland_segments(self, min_component_nodes: int) -> SegmentIndex:
+        """Segment index of the edges not on islands (:meth:`island_nodes`)."""
+        key = int(min_component_nodes)
+        if key not in self._mainland_segments:
+            index = self.segments
+            self._mainland_segments[key] = index.subset(
+                ~self.island_nodes(key)[self.edge_u[index.edge]])
+        return self._mainland_segments[key]
+
+    @cached_property
+    def node_kdtree(self) -> cKDTree:
+        """k-d tree of the node coordinates."""
+        return cKDTree(np.column_stack([self.x, self.y]), balanced_tree=False,
+                       compact_nodes=False)
 
     @cached_property
     def node_tree(self) -> shapely.STRtree:
@@ -343,38 +401,65 @@ def snap_to_edges(net: WalkNetwork, geoms: ArrayLike, *, max_snap_m: float,
     edge = np.full(n, -1, dtype=np.intp)
     along = np.full(n, np.nan)
     offset = np.full(n, np.inf)
-    if n == 0 or len(net.edge_geom) == 0:
+    if n == 0 or len(net.edge_u) == 0 or len(net.segments) == 0:
         return Snap(edge, along, offset)
-    valid = ~(shapely.is_missing(g) | shapely.is_empty(g))
-    idx = np.flatnonzero(valid)
+    idx = np.flatnonzero(~(shapely.is_missing(g) | shapely.is_empty(g)))
     if len(idx) == 0:
         return Snap(edge, along, offset)
-    (src, tgt), dist = net.edge_tree.query_nearest(g[idx], max_distance=max_snap_m,
-                                                   return_distance=True, all_matches=False)
-    src = idx[src]
-    if min_component_nodes > 1 and len(src):
-        on_island = net.island_nodes(min_component_nodes)[net.edge_u[tgt]]
-        if on_island.any():
-            tree, edges = net.mainland_edge_tree(min_component_nodes)
-            (s2, t2), d2 = tree.query_nearest(g[src[on_island]], max_distance=max_snap_m,
-                                              return_distance=True, all_matches=False)
-            pos = np.flatnonzero(on_island)[s2]
-            tgt = tgt.copy()
-            dist = dist.copy()
-            tgt[pos] = edges[t2]
-            dist[pos] = d2
-    edge[src] = tgt
-    offset[src] = dist
-    target = shapely.get_point(shapely.shortest_line(g[src], net.edge_geom[tgt]), 1)
-    frac = shapely.line_locate_point(net.edge_geom[tgt], target, normalized=True)
-    along[src] = np.clip(np.nan_to_num(frac), 0.0, 1.0) * net.edge_len[tgt]
-    missed = idx[~np.isin(idx, src)]
-    if len(missed):
-        # How far they are, for the report.
-        (msrc, _), mdist = net.edge_tree.query_nearest(g[missed], return_distance=True,
-                                                       all_matches=False)
-        offset[missed[msrc]] = mdist
+    e, d, a = _nearest_edges(net, net.segments, g[idx])
+    ok = d <= max_snap_m
+    if min_component_nodes > 1 and ok.any():
+        on_island = ok & net.island_nodes(min_component_nodes)[net.edge_u[e]]
+        main = net.mainland_segments(min_component_nodes)
+        if on_island.any() and len(main):
+            e2, d2, a2 = _nearest_edges(net, main, g[idx[on_island]])
+            pos = np.flatnonzero(on_island)[d2 <= max_snap_m]
+            better = d2 <= max_snap_m
+            e[pos], d[pos], a[pos] = e2[better], d2[better], a2[better]
+    offset[idx] = d  # for the unsnapped: how far they are, for the report
+    e, a = e[ok], a[ok]
+    edge[idx[ok]] = e
+    glen = net.geom_len_m[e]
+    frac = np.where(glen > 0, a / np.where(glen > 0, glen, 1.0), 0.0)
+    along[idx[ok]] = np.clip(frac, 0.0, 1.0) * net.edge_len[e]
     return Snap(edge, along, offset)
+
+
+def _nearest_edges(net: WalkNetwork, index: SegmentIndex, g: NDArray[np.object_]
+                   ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
+    """Nearest edge of each geometry in ``index``: edge, distance, metres along its geometry.
+
+    Points are projected onto segments in numpy. Other geometries go through shapely, but only
+    against the edges that can be nearest: with ``c`` the centre of the bounding box and ``R``
+    its half-diagonal, the nearest edge lies within ``d0 + 2R`` of ``c``, where ``d0`` is the
+    distance from ``c`` to its own nearest segment.
+    """
+    n = len(g)
+    edge = np.zeros(n, dtype=np.intp)
+    dist = np.zeros(n)
+    along = np.zeros(n)
+    point = shapely.get_type_id(g) == 0
+    if point.any():
+        seg, d, a = index.nearest(shapely.get_x(g[point]), shapely.get_y(g[point]))
+        edge[point], dist[point], along[point] = index.edge[seg], d, a
+    other = np.flatnonzero(~point)
+    if len(other):
+        b = shapely.bounds(g[other])
+        cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+        r = np.hypot(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) / 2
+        _, d0, _ = index.nearest(cx, cy)
+        q, e = index.near_edges(cx, cy, d0 + 2 * r)
+        lines = net.edge_lines(e)
+        d = shapely.distance(g[other][q], lines)
+        order = np.lexsort((e, d, q))
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = q[order][1:] != q[order][:-1]
+        best = order[first]
+        target = shapely.get_point(shapely.shortest_line(g[other][q[best]], lines[best]), 1)
+        edge[other] = e[best]
+        dist[other] = d[best]
+        along[other] = shapely.line_locate_point(lines[best], target)
+    return edge, dist, along
 
 
 def snap_component_nodes(net: WalkNetwork, snap: Snap) -> NDArray[np.float64]:
@@ -446,12 +531,28 @@ def polygon_entries(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: float
     if len(idx) == 0 or net.n_nodes == 0:
         empty = np.empty(0, dtype=np.intp)
         return Entries(empty, empty, np.empty(0))
-    src, node = net.node_tree.query(g[idx], predicate="dwithin", distance=entry_buffer_m)
-    linked = np.diff(net.csr.indptr)[node] > 0  # an isolated node is no way in
-    src, node = src[linked], node[linked]
+    # Candidate nodes: a square window around each bounding box (k-d tree, Chebyshev metric),
+    # then the exact bounding box grown by the buffer, then the exact distance.
+    b = shapely.bounds(g[idx])
+    half = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) / 2 + entry_buffer_m
+    src, node = ball_pairs(net.node_kdtree, np.column_stack([(b[:, 0] + b[:, 2]) / 2,
+                                                            (b[:, 1] + b[:, 3]) / 2]),
+                           half * (1 + 1e-9) + 1e-6, p=np.inf)
+    x, y = net.x[node], net.y[node]
+    bs = b[src]
+    near = ((x >= bs[:, 0] - entry_buffer_m) & (x <= bs[:, 2] + entry_buffer_m)
+            & (y >= bs[:, 1] - entry_buffer_m) & (y <= bs[:, 3] + entry_buffer_m)
+            & (np.diff(net.csr.indptr)[node] > 0))  # an isolated node is no way in
+    src, node, x, y = src[near], node[near], x[near], y[near]
     owner = idx[src]
-    offset = shapely.distance(g[owner], net.node_points[node])
-    return Entries(owner.astype(np.intp), node.astype(np.intp), offset)
+    offset = np.zeros(len(owner))
+    inside = shapely.contains_xy(g[owner], x, y)
+    out = ~inside
+    offset[out] = shapely.distance(g[owner[out]], shapely.points(x[out], y[out]))
+    keep = offset <= entry_buffer_m
+    order = np.lexsort((node[keep], owner[keep]))
+    return Entries(owner[keep][order].astype(np.intp), node[keep][order].astype(np.intp),
+                   offset[keep][order])
 
 
 def crossing_snaps(net: WalkNetwork, geoms: ArrayLike, *, min_component_nodes: int = 1
@@ -482,13 +583,19 @@ def crossing_snaps(net: WalkNetwork, geoms: ArrayLike, *, min_component_nodes: i
              Snap(np.empty(0, dtype=np.intp), np.empty(0), np.empty(0)))
     if len(g) == 0 or len(net.edge_u) == 0:
         return empty
-    poly, edge = net.edge_tree.query(g, predicate="intersects")
+    valid = np.flatnonzero(~(shapely.is_missing(g) | shapely.is_empty(g)))
+    b = shapely.bounds(g[valid])
+    poly, edge = net.segments.near_edges((b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2,
+                                         np.hypot(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) / 2)
+    poly = valid[poly]
     if min_component_nodes > 1:
         main = ~net.island_nodes(min_component_nodes)[net.edge_u[edge]]
         poly, edge = poly[main], edge[main]
+    lines = net.edge_lines(edge)
+    hit = shapely.intersects(lines, g[poly])
+    poly, edge, lines = poly[hit], edge[hit], lines[hit]
     if len(poly) == 0:
         return empty
-    lines = net.edge_geom[edge]
     coords, which = shapely.get_coordinates(shapely.intersection(lines, g[poly]),
                                             return_index=True)
     frac = shapely.line_locate_point(lines[which], shapely.points(coords), normalized=True)
@@ -497,9 +604,10 @@ def crossing_snaps(net: WalkNetwork, geoms: ArrayLike, *, min_component_nodes: i
     np.minimum.at(lo, which, frac)
     np.maximum.at(hi, which, frac)
     ok = np.isfinite(lo)
-    e = np.concatenate([edge[ok], edge[ok]]).astype(np.intp)
-    along = np.clip(np.concatenate([lo[ok], hi[ok]]), 0.0, 1.0) * net.edge_len[e]
-    owner = np.concatenate([poly[ok], poly[ok]]).astype(np.intp)
+    two = ok & (hi > lo)  # a touch is one point, not two
+    e = np.concatenate([edge[ok], edge[two]]).astype(np.intp)
+    along = np.clip(np.concatenate([lo[ok], hi[two]]), 0.0, 1.0) * net.edge_len[e]
+    owner = np.concatenate([poly[ok], poly[two]]).astype(np.intp)
     return owner, Snap(e, along, np.zeros(len(e)))
 
 
@@ -617,8 +725,12 @@ class Router:
     """The network with snapped points attached, ready for multi-source searches.
 
     Built once per set of points (facilities and community access points together). Snapped
-    point ``i`` gets a virtual node on its edge and a pendant node ``point_node[i]`` joined to it
-    by ``offset_m``; searches start from, and distances are read at, pendant nodes.
+    points at the same place on an edge share a virtual node there; a point off the edge gets its
+    own pendant node ``point_node[i]`` joined to it by ``offset_m``, a point on the edge
+    (``offset_m`` 0, e.g. where a street crosses a polygon) is its virtual node. Searches start from, and distances are read at, ``point_node``.
+
+    The network's matrix is extended, not rebuilt: the new entries of the end nodes of snapped
+    edges are inserted after their rows, and the rows of the new nodes appended.
 
     Parameters
     ----------
@@ -633,39 +745,49 @@ class Router:
         self.snap = snap
         n = net.n_nodes
         ok = np.flatnonzero(snap.ok)
-        k = len(ok)
-        virtual = n + np.arange(k)
-        pendant = n + k + np.arange(k)
         self.point_node = np.full(len(snap), -1, dtype=np.intp)
-        self.point_node[ok] = pendant
-        self.n_total = n + 2 * k
-        if k == 0:
-            self.csr = sp.csr_array(net.csr, shape=(self.n_total, self.n_total))
+        if len(ok) == 0:
+            self.n_total = n
+            self.csr = net.csr
+            self._new_comp = np.empty(0, dtype=np.int32)
             return
-        e = snap.edge[ok]
-        a = snap.along_m[ok]
-        # Chain the virtual nodes of each edge in order along it: u - p1 - p2 - ... - v.
+        e, a, off = snap.edge[ok], snap.along_m[ok], snap.offset_m[ok]
+        # Virtual nodes: one per distinct (edge, position), chained in order along each edge.
         order = np.lexsort((a, e))
-        e_s, a_s, node_s = e[order], a[order], virtual[order]
+        e_s, a_s = e[order], a[order]
+        new = np.ones(len(order), dtype=bool)
+        new[1:] = (e_s[1:] != e_s[:-1]) | (a_s[1:] != a_s[:-1])
+        vid = np.empty(len(order), dtype=np.intp)
+        vid[order] = np.cumsum(new) - 1
+        e_v, a_v = e_s[new], a_s[new]
+        k = len(e_v)
+        virtual = n + np.arange(k)
+        # Pendant nodes: one per point off the edge. Not shared even between points at the same
+        # place: the walk between two such points goes out to the street and back.
+        off_pt = np.flatnonzero(off > 0)
+        p_vid, p_off = vid[off_pt], off[off_pt]
+        pendant = n + k + np.arange(len(off_pt))
+        node = n + vid
+        node[off_pt] = pendant
+        self.point_node[ok] = node
+        self.n_total = n + k + len(p_vid)
         first = np.ones(k, dtype=bool)
-        first[1:] = e_s[1:] != e_s[:-1]
+        first[1:] = e_v[1:] != e_v[:-1]
         last = np.ones(k, dtype=bool)
-        last[:-1] = e_s[1:] != e_s[:-1]
-        prev_node = np.where(first, net.edge_u[e_s], np.roll(node_s, 1))
-        prev_along = np.where(first, 0.0, np.roll(a_s, 1))
+        last[:-1] = e_v[1:] != e_v[:-1]
+        prev_node = np.where(first, net.edge_u[e_v], np.roll(virtual, 1))
+        prev_along = np.where(first, 0.0, np.roll(a_v, 1))
         lo, hi, w = _undirected_min(
-            np.concatenate([prev_node, node_s[last], virtual]),
-            np.concatenate([node_s, net.edge_v[e_s[last]], pendant]),
-            np.concatenate([np.maximum(a_s - prev_along, 0.0),
-                            np.maximum(net.edge_len[e_s[last]] - a_s[last], 0.0),
-                            snap.offset_m[ok]]), self.n_total)
-        # Every new entry touches a new node, so none collides with the base matrix. Built
-        # from COO rather than by sparse addition, which would drop zero-length edges.
-        base = net.csr.tocoo()
-        self.csr = sp.csr_array(
-            (np.concatenate([base.data, w, w]),
-             (np.concatenate([base.row, lo, hi]), np.concatenate([base.col, hi, lo]))),
-            shape=(self.n_total, self.n_total))
+            np.concatenate([prev_node, virtual[last], virtual[p_vid]]),
+            np.concatenate([virtual, net.edge_v[e_v[last]], pendant]),
+            np.concatenate([np.maximum(a_v - prev_along, 0.0),
+                            np.maximum(net.edge_len[e_v[last]] - a_v[last], 0.0), p_off]),
+            self.n_total)
+        self.csr = _extend_csr(net.csr, np.concatenate([lo, hi]), np.concatenate([hi, lo]),
+                               np.concatenate([w, w]), self.n_total)
+        # Components: a virtual node is in its edge's piece, a pendant in its virtual node's.
+        comp_v = net.component[net.edge_u[e_v]]
+        self._new_comp = np.concatenate([comp_v, comp_v[p_vid]]).astype(np.int32)
 
     def distances(self, sources: ArrayLike, *, limit_m: float = np.inf) -> NDArray[np.float64]:
         """Distance (m) from every graph node to the nearest source: one Dijkstra search.
@@ -699,6 +821,29 @@ class Router:
 
     @cached_property
     def component(self) -> NDArray[np.int32]:
-        """Connected-component label of every graph node."""
-        _, labels = connected_components(self.csr, directed=False)
-        return np.asarray(labels, dtype=np.int32)
+        """Connected-component label of every graph node (from the network's, not recomputed)."""
+        return np.concatenate([self.net.component, self._new_comp]).astype(np.int32)
+
+
+def _extend_csr(base: sp.csr_array, rows: NDArray[np.intp], cols: NDArray[np.intp],
+                w: NDArray[np.float64], n_total: int) -> sp.csr_array:
+    """``base`` grown to ``n_total`` nodes with new entries, each touching a new node.
+
+    No entry collides with the base (each has a new node at one end), so the base's arrays are
+    copied in blocks with the new entries inserted at the end of their rows: no sort of the
+    whole matrix. Zero-length entries stay explicit (csgraph reads them as edges).
+    """
+    n = base.shape[0]
+    order = np.lexsort((cols, rows))
+    rows, cols, w = rows[order], cols[order], w[order]
+    in_base = rows < n
+    at = base.indptr[rows[in_base] + 1]  # end of the row; np.insert keeps equal spots in order
+    idx_dtype = np.int64 if n_total >= np.iinfo(np.int32).max else base.indices.dtype
+    indices = np.concatenate([np.insert(base.indices.astype(idx_dtype, copy=False), at,
+                                        cols[in_base]), cols[~in_base]]).astype(idx_dtype)
+    data = np.concatenate([np.insert(base.data, at, w[in_base]), w[~in_base]])
+    count = np.zeros(n_total, dtype=np.int64)
+    count[:n] = np.diff(base.indptr)
+    count += np.bincount(rows, minlength=n_total)
+    indptr = np.concatenate([[0], np.cumsum(count)]).astype(idx_dtype)
+    return sp.csr_array((data, indices, indptr), shape=(n_total, n_total))

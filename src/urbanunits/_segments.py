@@ -1,0 +1,185 @@
+"""Vectorised geometry kernels for the walk network: a segment index and node windows.
+
+Snapping used to build a shapely ``LineString`` per edge and an ``STRtree`` over them: at city
+scale those objects were a third of a life-circle run and most of its memory. Here the edges are
+plain coordinate arrays cut into straight segments, and a :class:`scipy.spatial.cKDTree` holds
+points sampled along them (every point of a segment lies within ``half_m`` of one of its
+samples). The nearest segment to a point is found exactly in two steps:
+
+1. the nearest *sample* gives a segment, whose exact distance ``u0`` bounds the answer;
+2. the nearest segment lies within ``u0``, so one of its samples lies within ``u0 + half_m``:
+   every sample in that ball is a candidate, and exact point-to-segment distances decide.
+
+Shapely is used only on the few candidate edges of polygons (see ``network.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import shapely
+from scipy.spatial import cKDTree
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+__all__ = ["SegmentIndex", "ball_pairs", "edge_segments", "point_segment"]
+
+
+def edge_segments(x: NDArray[np.float64], y: NDArray[np.float64], u: NDArray[np.intp],
+                  v: NDArray[np.intp], geometry: NDArray[np.object_] | None
+                  ) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.float64],
+                             NDArray[np.float64]]:
+    """Cut edges into straight segments.
+
+    Edges without a geometry (``None``) are the segment between their end nodes; curved edges
+    contribute one segment per pair of consecutive vertices (of each part).
+
+    Returns
+    -------
+    tuple
+        Segment end coordinates ``(k, 4)`` as ``ax, ay, bx, by``; the edge of each segment;
+        its start, metres along the edge's geometry; the geometric length of each edge.
+    """
+    m = len(u)
+    curved = (np.zeros(m, dtype=bool) if geometry is None
+              else ~shapely.is_missing(geometry))
+    straight = np.flatnonzero(~curved)
+    seg = np.column_stack([x[u[straight]], y[u[straight]], x[v[straight]], y[v[straight]]])
+    edge = straight.astype(np.intp)
+    start = np.zeros(len(straight))
+    if curved.any():
+        assert geometry is not None
+        cidx = np.flatnonzero(curved)
+        parts, pidx = shapely.get_parts(geometry[cidx], return_index=True)
+        coords, w = shapely.get_coordinates(parts, return_index=True)
+        same = w[1:] == w[:-1]
+        cseg = np.column_stack([coords[:-1][same], coords[1:][same]])
+        cedge = cidx[pidx[w[:-1][same]]]
+        clen = np.hypot(cseg[:, 2] - cseg[:, 0], cseg[:, 3] - cseg[:, 1])
+        # metres along the edge at each segment's start: a cumulative sum restarted per edge
+        csum = np.cumsum(clen)
+        first = np.ones(len(cedge), dtype=bool)
+        first[1:] = cedge[1:] != cedge[:-1]
+        base = np.maximum.accumulate(np.where(first, np.arange(len(cedge)), 0))
+        cstart = csum - clen - (csum - clen)[base]
+        seg = np.vstack([seg, cseg])
+        edge = np.concatenate([edge, cedge]).astype(np.intp)
+        start = np.concatenate([start, cstart])
+    seg_len = np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
+    geom_len = np.bincount(edge, weights=seg_len, minlength=m)
+    return seg, edge, start, geom_len
+
+
+def point_segment(px: NDArray[np.float64], py: NDArray[np.float64], seg: NDArray[np.float64]
+                  ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Distance from each point to its segment and the position of the foot (0 … 1)."""
+    ax, ay, bx, by = seg[:, 0], seg[:, 1], seg[:, 2], seg[:, 3]
+    dx, dy = bx - ax, by - ay
+    l2 = dx * dx + dy * dy
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(l2 > 0, ((px - ax) * dx + (py - ay) * dy) / l2, 0.0)
+    t = np.clip(t, 0.0, 1.0)
+    return np.hypot(px - (ax + t * dx), py - (ay + t * dy)), t
+
+
+def ball_pairs(tree: cKDTree, pts: NDArray[np.float64], r: NDArray[np.float64] | float, *,
+               p: float = 2.0) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """All (query, tree point) pairs within ``r`` (per query) as two flat arrays."""
+    if len(pts) == 0 or tree.n == 0:
+        empty = np.empty(0, dtype=np.intp)
+        return empty, empty
+    lists = tree.query_ball_point(pts, r, p=p, return_sorted=False)
+    lens = np.fromiter((len(a) for a in lists), dtype=np.intp, count=len(lists))
+    total = int(lens.sum())
+    if total == 0:
+        empty = np.empty(0, dtype=np.intp)
+        return empty, empty
+    hit = np.fromiter((i for a in lists for i in a), dtype=np.intp, count=total)
+    return np.repeat(np.arange(len(pts), dtype=np.intp), lens), hit
+
+
+class SegmentIndex:
+    """Straight segments with a k-d tree over points sampled along them.
+
+    Parameters
+    ----------
+    seg
+        Segment ends ``(k, 4)``: ``ax, ay, bx, by``.
+    edge
+        Edge of each segment.
+    start_m
+        Metres along the edge's geometry where each segment starts.
+    """
+
+    def __init__(self, seg: NDArray[np.float64], edge: NDArray[np.intp],
+                 start_m: NDArray[np.float64]) -> None:
+        self.seg, self.edge, self.start_m = seg, edge, start_m
+        self.length = np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
+        k = len(seg)
+        if k == 0:
+            self.sample_seg = np.empty(0, dtype=np.intp)
+            self.half_m = 0.0
+            self.tree = cKDTree(np.empty((0, 2)))
+            return
+        # Sample spacing about twice the typical segment: most segments get one sample (their
+        # midpoint), long ones several, so the candidate balls stay small everywhere.
+        spacing = max(2.0 * float(np.median(self.length)), 1.0)
+        n_samp = np.maximum(np.ceil(self.length / spacing), 1).astype(np.intp)
+        sid = np.repeat(np.arange(k, dtype=np.intp), n_samp)
+        rank = np.arange(len(sid)) - np.repeat(np.cumsum(n_samp) - n_samp, n_samp)
+        f = (rank + 0.5) / n_samp[sid]
+        sx = seg[sid, 0] + f * (seg[sid, 2] - seg[sid, 0])
+        sy = seg[sid, 1] + f * (seg[sid, 3] - seg[sid, 1])
+        self.sample_seg = sid
+        self.half_m = float((self.length / (2 * n_samp)).max())
+        self.tree = cKDTree(np.column_stack([sx, sy]), balanced_tree=False, compact_nodes=False)
+
+    def subset(self, keep: NDArray[np.bool_]) -> SegmentIndex:
+        """The index of the segments where ``keep`` is true."""
+        return SegmentIndex(self.seg[keep], self.edge[keep], self.start_m[keep])
+
+    def __len__(self) -> int:
+        return len(self.seg)
+
+    def nearest(self, px: NDArray[np.float64], py: NDArray[np.float64]
+                ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
+        """Exact nearest segment of each point.
+
+        Ties go to the lowest edge, then the segment nearest its start (GEOS's order).
+
+        Returns
+        -------
+        tuple
+            Segment position, distance (m), and metres along the edge's geometry of the nearest
+            point. Requires a non-empty index.
+        """
+        pts = np.column_stack([px, py])
+        _, i0 = self.tree.query(pts, k=1)
+        u0, _ = point_segment(px, py, self.seg[self.sample_seg[i0]])
+        # A hair of slack so rounding never drops the segment that set the bound.
+        q, hit = ball_pairs(self.tree, pts, u0 + self.half_m + 1e-6 * (1.0 + u0))
+        s = self.sample_seg[hit]
+        d, t = point_segment(px[q], py[q], self.seg[s])
+        order = np.lexsort((self.start_m[s], self.edge[s], d, q))
+        first = np.ones(len(order), dtype=bool)
+        qo = q[order]
+        first[1:] = qo[1:] != qo[:-1]
+        best = order[first]  # one per query, in query order (q sorts first)
+        sb = s[best]
+        return sb, d[best], self.start_m[sb] + t[best] * self.length[sb]
+
+    def near_edges(self, cx: NDArray[np.float64], cy: NDArray[np.float64],
+                   r: NDArray[np.float64]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """Unique (query, edge) pairs with a segment of the edge possibly within ``r`` of a centre.
+
+        Every edge with a point within ``r`` of the centre is included (a superset).
+        """
+        q, hit = ball_pairs(self.tree, np.column_stack([cx, cy]), r + self.half_m + 1e-6)
+        if len(q) == 0:
+            return q, hit
+        e = self.edge[self.sample_seg[hit]]
+        key = np.unique(q.astype(np.int64) * (int(self.edge.max()) + 1) + e)
+        return ((key // (int(self.edge.max()) + 1)).astype(np.intp),
+                (key % (int(self.edge.max()) + 1)).astype(np.intp))
