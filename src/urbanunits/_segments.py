@@ -136,39 +136,57 @@ class SegmentIndex:
         self.half_m = float((self.length / (2 * n_samp)).max())
         self.tree = cKDTree(np.column_stack([sx, sy]), balanced_tree=False, compact_nodes=False)
 
-    def subset(self, keep: NDArray[np.bool_]) -> SegmentIndex:
-        """The index of the segments where ``keep`` is true."""
-        return SegmentIndex(self.seg[keep], self.edge[keep], self.start_m[keep])
-
     def __len__(self) -> int:
         return len(self.seg)
 
-    def nearest(self, px: NDArray[np.float64], py: NDArray[np.float64]
+    def nearest(self, px: NDArray[np.float64], py: NDArray[np.float64], *,
+                allowed: NDArray[np.bool_] | None = None, within_m: float | None = None
                 ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
         """Exact nearest segment of each point.
 
         Ties go to the lowest edge, then the segment nearest its start (GEOS's order).
 
+        Parameters
+        ----------
+        px, py
+            Point coordinates.
+        allowed
+            Per segment, whether it may be chosen (all when omitted); needs ``within_m``.
+        within_m
+            Only segments this close count (searched directly, without the bounding step).
+
         Returns
         -------
         tuple
-            Segment position, distance (m), and metres along the edge's geometry of the nearest
-            point. Requires a non-empty index.
+            Segment position (-1 where none), distance (m; inf where none), and metres along
+            the edge's geometry of the nearest point.
         """
         pts = np.column_stack([px, py])
-        _, i0 = self.tree.query(pts, k=1)
-        u0, _ = point_segment(px, py, self.seg[self.sample_seg[i0]])
-        # A hair of slack so rounding never drops the segment that set the bound.
-        q, hit = ball_pairs(self.tree, pts, u0 + self.half_m + 1e-6 * (1.0 + u0))
+        if within_m is None:
+            _, i0 = self.tree.query(pts, k=1)
+            u0, _ = point_segment(px, py, self.seg[self.sample_seg[i0]])
+            # A hair of slack so rounding never drops the segment that set the bound.
+            r = u0 + self.half_m + 1e-6 * (1.0 + u0)
+        else:
+            r = np.full(len(px), within_m + self.half_m + 1e-6 * (1.0 + within_m))
+        q, hit = ball_pairs(self.tree, pts, r)
         s = self.sample_seg[hit]
+        if allowed is not None:
+            q, s = q[allowed[s]], s[allowed[s]]
         d, t = point_segment(px[q], py[q], self.seg[s])
         order = np.lexsort((self.start_m[s], self.edge[s], d, q))
         first = np.ones(len(order), dtype=bool)
         qo = q[order]
         first[1:] = qo[1:] != qo[:-1]
-        best = order[first]  # one per query, in query order (q sorts first)
+        best = order[first]  # at most one per query, in query order (q sorts first)
+        seg = np.full(len(px), -1, dtype=np.intp)
+        dist = np.full(len(px), np.inf)
+        along = np.full(len(px), np.nan)
         sb = s[best]
-        return sb, d[best], self.start_m[sb] + t[best] * self.length[sb]
+        seg[q[best]] = sb
+        dist[q[best]] = d[best]
+        along[q[best]] = self.start_m[sb] + t[best] * self.length[sb]
+        return seg, dist, along
 
     def near_edges(self, cx: NDArray[np.float64], cy: NDArray[np.float64],
                    r: NDArray[np.float64]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:

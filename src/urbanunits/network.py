@@ -123,7 +123,6 @@ class WalkNetwork:
         self._geometry = None if geom is None or not has_geom.any() else geom[keep]
         self.csr = _symmetric_csr(self.edge_u, self.edge_v, self.edge_len, n)
         self._mainland_trees: dict[int, tuple[shapely.STRtree, NDArray[np.intp]]] = {}
-        self._mainland_segments: dict[int, SegmentIndex] = {}
 
     @classmethod
     def from_graph(cls, G: nx.MultiDiGraph | nx.Graph, *, weight: str = "length"
@@ -237,15 +236,6 @@ class WalkNetwork:
     def geom_len_m(self) -> NDArray[np.float64]:
         """Length of each edge's geometry (m), which positions along it are scaled from."""
         return self._segment_table[3]
-
-    def mainland_segments(self, min_component_nodes: int) -> SegmentIndex:
-        """Segment index of the edges not on islands (:meth:`island_nodes`)."""
-        key = int(min_component_nodes)
-        if key not in self._mainland_segments:
-            index = self.segments
-            self._mainland_segments[key] = index.subset(
-                ~self.island_nodes(key)[self.edge_u[index.edge]])
-        return self._mainland_segments[key]
 
     @cached_property
     def node_kdtree(self) -> cKDTree:
@@ -406,15 +396,16 @@ def snap_to_edges(net: WalkNetwork, geoms: ArrayLike, *, max_snap_m: float,
     idx = np.flatnonzero(~(shapely.is_missing(g) | shapely.is_empty(g)))
     if len(idx) == 0:
         return Snap(edge, along, offset)
-    e, d, a = _nearest_edges(net, net.segments, g[idx])
+    e, d, a = _nearest_edges(net, g[idx])
     ok = d <= max_snap_m
     if min_component_nodes > 1 and ok.any():
-        on_island = ok & net.island_nodes(min_component_nodes)[net.edge_u[e]]
-        main = net.mainland_segments(min_component_nodes)
-        if on_island.any() and len(main):
-            e2, d2, a2 = _nearest_edges(net, main, g[idx[on_island]])
-            pos = np.flatnonzero(on_island)[d2 <= max_snap_m]
+        island = net.island_nodes(min_component_nodes)
+        on_island = ok & island[net.edge_u[e]]
+        if on_island.any():
+            e2, d2, a2 = _nearest_edges(net, g[idx[on_island]], within_m=max_snap_m,
+                                        allowed=~island[net.edge_u])
             better = d2 <= max_snap_m
+            pos = np.flatnonzero(on_island)[better]
             e[pos], d[pos], a[pos] = e2[better], d2[better], a2[better]
     offset[idx] = d  # for the unsnapped: how far they are, for the report
     e, a = e[ok], a[ok]
@@ -425,40 +416,56 @@ def snap_to_edges(net: WalkNetwork, geoms: ArrayLike, *, max_snap_m: float,
     return Snap(edge, along, offset)
 
 
-def _nearest_edges(net: WalkNetwork, index: SegmentIndex, g: NDArray[np.object_]
+def _nearest_edges(net: WalkNetwork, g: NDArray[np.object_], *,
+                   within_m: float | None = None, allowed: NDArray[np.bool_] | None = None
                    ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
-    """Nearest edge of each geometry in ``index``: edge, distance, metres along its geometry.
+    """Nearest edge of each geometry: edge, distance, metres along the edge's geometry.
 
     Points are projected onto segments in numpy. Other geometries go through shapely, but only
     against the edges that can be nearest: with ``c`` the centre of the bounding box and ``R``
     its half-diagonal, the nearest edge lies within ``d0 + 2R`` of ``c``, where ``d0`` is the
-    distance from ``c`` to its own nearest segment.
+    distance from ``c`` to its own nearest segment (or within ``within_m + R``). With
+    ``within_m``, only edges that close count (edge -1, distance inf where none); ``allowed``
+    (per edge) restricts the choice further.
     """
+    index = net.segments
     n = len(g)
-    edge = np.zeros(n, dtype=np.intp)
-    dist = np.zeros(n)
-    along = np.zeros(n)
+    edge = np.full(n, -1, dtype=np.intp)
+    dist = np.full(n, np.inf)
+    along = np.full(n, np.nan)
     point = shapely.get_type_id(g) == 0
     if point.any():
-        seg, d, a = index.nearest(shapely.get_x(g[point]), shapely.get_y(g[point]))
-        edge[point], dist[point], along[point] = index.edge[seg], d, a
+        seg, d, a = index.nearest(shapely.get_x(g[point]), shapely.get_y(g[point]),
+                                  within_m=within_m,
+                                  allowed=None if allowed is None else allowed[index.edge])
+        edge[point] = np.where(seg >= 0, index.edge[seg], -1)
+        dist[point], along[point] = d, a
     other = np.flatnonzero(~point)
     if len(other):
         b = shapely.bounds(g[other])
         cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
         r = np.hypot(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) / 2
-        _, d0, _ = index.nearest(cx, cy)
-        q, e = index.near_edges(cx, cy, d0 + 2 * r)
+        if within_m is None:
+            _, d0, _ = index.nearest(cx, cy)
+            q, e = index.near_edges(cx, cy, d0 + 2 * r)
+        else:
+            q, e = index.near_edges(cx, cy, within_m + r)
+        if allowed is not None:
+            q, e = q[allowed[e]], e[allowed[e]]
         lines = net.edge_lines(e)
         d = shapely.distance(g[other][q], lines)
+        if within_m is not None:
+            q, e, d, lines = q[d <= within_m], e[d <= within_m], d[d <= within_m], \
+                lines[d <= within_m]
         order = np.lexsort((e, d, q))
         first = np.ones(len(order), dtype=bool)
         first[1:] = q[order][1:] != q[order][:-1]
         best = order[first]
         target = shapely.get_point(shapely.shortest_line(g[other][q[best]], lines[best]), 1)
-        edge[other] = e[best]
-        dist[other] = d[best]
-        along[other] = shapely.line_locate_point(lines[best], target)
+        pos = other[q[best]]
+        edge[pos] = e[best]
+        dist[pos] = d[best]
+        along[pos] = shapely.line_locate_point(lines[best], target)
     return edge, dist, along
 
 
