@@ -15,6 +15,7 @@ Shapely is used only on the few candidate edges of polygons (see ``network.py``)
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -96,7 +97,7 @@ def ball_pairs(tree: cKDTree, pts: NDArray[np.float64], r: NDArray[np.float64] |
     if total == 0:
         empty = np.empty(0, dtype=np.intp)
         return empty, empty
-    hit = np.fromiter((i for a in lists for i in a), dtype=np.intp, count=total)
+    hit = np.fromiter(chain.from_iterable(lists), dtype=np.intp, count=total)
     return np.repeat(np.arange(len(pts), dtype=np.intp), lens), hit
 
 

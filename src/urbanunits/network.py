@@ -37,7 +37,7 @@ import shapely
 from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
-from urbanunits._segments import SegmentIndex, ball_pairs, edge_segments
+from urbanunits._segments import SegmentIndex, ball_pairs, edge_segments, point_segment
 from urbanunits.errors import CRSError, DataError
 
 if TYPE_CHECKING:
@@ -301,12 +301,14 @@ def _undirected_min(u: NDArray[np.intp], v: NDArray[np.intp], w: NDArray[np.floa
     off = lo != hi
     lo, hi, w = lo[off], hi[off], w[off]
     key = lo.astype(np.int64) * n + hi
-    order = np.lexsort((w, key))
+    order = np.argsort(key)
     ks = key[order]
     first = np.ones(len(ks), dtype=bool)
     first[1:] = ks[1:] != ks[:-1]
-    sel = order[first]
-    return lo[sel], hi[sel], w[sel]
+    starts = np.flatnonzero(first)
+    sel = order[starts]
+    wmin = np.minimum.reduceat(w[order], starts) if len(starts) else w[sel]
+    return lo[sel], hi[sel], wmin
 
 
 def _symmetric_csr(u: NDArray[np.intp], v: NDArray[np.intp], w: NDArray[np.float64],
@@ -317,8 +319,17 @@ def _symmetric_csr(u: NDArray[np.intp], v: NDArray[np.intp], w: NDArray[np.float
     explicit: csgraph treats explicit sparse zeros as edges.
     """
     lo, hi, w = _undirected_min(u, v, w, n)
-    return sp.csr_array((np.concatenate([w, w]), (np.concatenate([lo, hi]),
-                                                  np.concatenate([hi, lo]))), shape=(n, n))
+    # 32-bit indices where they fit: csgraph works on int32 and would convert on every search.
+    idx = np.int32 if n < np.iinfo(np.int32).max else np.int64
+    # Pairs come sorted by (lo, hi): listing the (hi, lo) entries first leaves every row's
+    # columns sorted, so scipy's conversion finds the matrix canonical and sorts nothing.
+    csr = sp.csr_array((np.concatenate([w, w]), (np.concatenate([hi, lo]).astype(idx),
+                                                 np.concatenate([lo, hi]).astype(idx))),
+                       shape=(n, n))
+    if csr.indices.dtype != idx and 2 * len(w) < np.iinfo(np.int32).max:
+        csr.indices = csr.indices.astype(idx)
+        csr.indptr = csr.indptr.astype(idx)
+    return csr
 
 
 # --------------------------------------------------------------------------------------------
@@ -553,13 +564,46 @@ def polygon_entries(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: float
     src, node, x, y = src[near], node[near], x[near], y[near]
     owner = idx[src]
     offset = np.zeros(len(owner))
-    inside = shapely.contains_xy(g[owner], x, y)
-    out = ~inside
-    offset[out] = shapely.distance(g[owner[out]], shapely.points(x[out], y[out]))
+    out = ~shapely.contains_xy(g[owner], x, y)
+    # Outside (or on the edge of) a polygon, the distance is to its boundary: exact in numpy.
+    offset[out] = _boundary_distance(g[idx], src[out], x[out], y[out])
     keep = offset <= entry_buffer_m
     order = np.lexsort((node[keep], owner[keep]))
     return Entries(owner[keep][order].astype(np.intp), node[keep][order].astype(np.intp),
                    offset[keep][order])
+
+
+def _boundary_distance(polys: NDArray[np.object_], which: NDArray[np.intp],
+                       x: NDArray[np.float64], y: NDArray[np.float64],
+                       chunk: int = 4_000_000) -> NDArray[np.float64]:
+    """Distance from each point to the boundary of ``polys[which]`` (point-to-segment)."""
+    out = np.full(len(which), np.inf)
+    if len(which) == 0:
+        return out
+    parts, pidx = shapely.get_parts(shapely.boundary(polys), return_index=True)
+    coords, w = shapely.get_coordinates(parts, return_index=True)
+    same = w[1:] == w[:-1]
+    seg = np.column_stack([coords[:-1][same], coords[1:][same]])
+    seg_poly = pidx[w[:-1][same]]
+    start = np.searchsorted(seg_poly, np.arange(len(polys)))
+    count = np.bincount(seg_poly, minlength=len(polys))
+    c = count[which]
+    # pairs in chunks so that (pairs × boundary segments) stays bounded
+    cum = np.cumsum(c)
+    lo = 0
+    while lo < len(which):
+        base = int(cum[lo - 1]) if lo else 0
+        hi = min(max(int(np.searchsorted(cum, base + chunk, side="right")), lo + 1), len(which))
+        cc = c[lo:hi]
+        first = np.cumsum(cc) - cc
+        rep = np.repeat(np.arange(lo, hi), cc)
+        sidx = (np.repeat(start[which[lo:hi]] - first, cc) + np.arange(int(cc.sum())))
+        d, _ = point_segment(x[rep], y[rep], seg[sidx])
+        has = cc > 0
+        if has.any():
+            out[lo:hi][has] = np.minimum.reduceat(d, first[has])
+        lo = hi
+    return out
 
 
 def crossing_snaps(net: WalkNetwork, geoms: ArrayLike, *, min_component_nodes: int = 1
@@ -734,7 +778,8 @@ class Router:
     Built once per set of points (facilities and community access points together). Snapped
     points at the same place on an edge share a virtual node there; a point off the edge gets its
     own pendant node ``point_node[i]`` joined to it by ``offset_m``, a point on the edge
-    (``offset_m`` 0, e.g. where a street crosses a polygon) is its virtual node. Searches start from, and distances are read at, ``point_node``.
+    (``offset_m`` 0, e.g. where a street crosses a polygon) is its virtual node. Searches start
+    from, and distances are read at, ``point_node``.
 
     The network's matrix is extended, not rebuilt: the new entries of the end nodes of snapped
     edges are inserted after their rows, and the rows of the new nodes appended.
