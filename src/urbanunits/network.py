@@ -41,6 +41,8 @@ from urbanunits._segments import SegmentIndex, ball_pairs, edge_segments, point_
 from urbanunits.errors import CRSError, DataError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import networkx as nx
     from numpy.typing import ArrayLike, NDArray
 
@@ -148,42 +150,38 @@ class WalkNetwork:
         if crs is None:
             raise CRSError("walk graph", "graph has no 'crs' attribute",
                            "build it with osmnx and project it with osmnx.project_graph")
-        nodes = list(G.nodes)
-        pos = {n: i for i, n in enumerate(nodes)}
+        # One pass over the adjacency straight into numpy (no per-edge Python objects beyond
+        # the iteration itself): at 250k nodes this is a few tenths of a second, where a loop
+        # building lists, a set of pairs and per-edge lines took seconds.
+        n = G.number_of_nodes()
         try:
-            x = np.fromiter((G.nodes[n]["x"] for n in nodes), dtype=np.float64, count=len(nodes))
-            y = np.fromiter((G.nodes[n]["y"] for n in nodes), dtype=np.float64, count=len(nodes))
+            xy = np.fromiter(((d["x"], d["y"]) for _, d in G.nodes(data=True)),
+                             dtype=np.dtype((np.float64, 2)), count=n).reshape(n, 2)
         except KeyError as exc:
             raise DataError("walk graph", "a node has no 'x'/'y' coordinate",
                             "build the graph with osmnx") from exc
-        pairs = {(pos[a], pos[b]) for a, b in G.edges()}
-        us: list[int] = []
-        vs: list[int] = []
-        lengths: list[float] = []
-        geoms: list[Any] = []
-        any_geom = False
-        for a, b, data in G.edges(data=True):
-            i, j = pos[a], pos[b]
-            # keep one of each reversed pair: the one stored from the lower position
-            if i > j and (j, i) in pairs:
-                continue
-            if weight not in data:
-                raise DataError(f"walk graph: edge {a}-{b}", f"no {weight!r} attribute",
-                                "add lengths with osmnx.distance.add_edge_lengths")
-            us.append(i)
-            vs.append(j)
-            lengths.append(float(data[weight]))
-            g = data.get("geometry")
-            any_geom |= g is not None
-            geoms.append(g)
-        geometry = None
-        if any_geom:
-            straight = shapely.linestrings(np.stack(
-                [np.column_stack([x[us], y[us]]), np.column_stack([x[vs], y[vs]])], axis=1))
-            geometry = np.array([g if g is not None else s for g, s in
-                                 zip(geoms, straight, strict=True)], dtype=object)
-        return cls(x=x, y=y, u=us, v=vs, length_m=lengths, geometry=geometry,
-                   node_id=np.asarray(nodes), crs=crs)
+        nodes = np.fromiter(G.nodes, dtype=object, count=n)
+        pos = {nd: i for i, nd in enumerate(nodes)}
+        rec = np.fromiter(_edge_records(G, pos, weight),
+                          dtype=[("u", np.intp), ("v", np.intp), ("w", np.float64),
+                                 ("g", np.bool_)])
+        m = len(rec)
+        geoms = (np.fromiter(_edge_values(G, "geometry"), dtype=object, count=m)
+                 if rec["g"].any() else np.full(m, None, dtype=object))
+        u, v, w = rec["u"], rec["v"], rec["w"]
+        if np.isnan(w).any():
+            for a, b, data in G.edges(data=True):
+                if weight not in data:
+                    raise DataError(f"walk graph: edge {a}-{b}", f"no {weight!r} attribute",
+                                    "add lengths with osmnx.distance.add_edge_lengths")
+        # Keep one of each reversed pair: the one stored from the lower position.
+        fwd = np.sort(u.astype(np.int64) * max(n, 1) + v)
+        rev = v.astype(np.int64) * max(n, 1) + u
+        at = np.minimum(np.searchsorted(fwd, rev), max(len(fwd) - 1, 0))
+        keep = ~((u > v) & (fwd[at] == rev)) if len(fwd) else np.ones(0, dtype=bool)
+        geometry = geoms[keep] if (~shapely.is_missing(geoms)).any() else None
+        return cls(x=xy[:, 0], y=xy[:, 1], u=u[keep], v=v[keep], length_m=w[keep],
+                   geometry=geometry, node_id=_node_ids(nodes), crs=crs)
 
     @property
     def n_nodes(self) -> int:
@@ -292,6 +290,36 @@ class WalkNetwork:
     def __repr__(self) -> str:
         return (f"WalkNetwork({self.n_nodes} nodes, {len(self.edge_u)} edges, "
                 f"crs={self.crs.to_string() if self.crs else None})")
+
+
+def _edge_records(G: nx.MultiDiGraph | nx.Graph, pos: dict[Any, int], weight: str
+                  ) -> Iterator[tuple[int, int, float, bool]]:
+    """(u position, v position, weight or NaN, has a geometry) of every stored edge."""
+    # The plain dicts under networkx's views: the views cost more than the rest of the loop.
+    multi = G.is_multigraph()
+    for a, nbrs in G._adj.items():
+        i = pos[a]
+        for b, kd in nbrs.items():
+            j = pos[b]
+            for d in (kd.values() if multi else (kd,)):
+                yield i, j, d.get(weight, np.nan), "geometry" in d
+
+
+def _edge_values(G: nx.MultiDiGraph | nx.Graph, key: str) -> Iterator[Any]:
+    """Attribute ``key`` (or None) of every stored edge, in :func:`_edge_records` order."""
+    multi = G.is_multigraph()
+    for nbrs in G._adj.values():
+        for kd in nbrs.values():
+            for d in (kd.values() if multi else (kd,)):
+                yield d.get(key)
+
+
+def _node_ids(nodes: NDArray[np.object_]) -> NDArray[Any]:
+    """Node ids as a typed array where they are all integers (OSM ids), else as objects."""
+    try:
+        return np.asarray(nodes.tolist())
+    except (TypeError, ValueError):
+        return nodes
 
 
 def _undirected_min(u: NDArray[np.intp], v: NDArray[np.intp], w: NDArray[np.float64], n: int
