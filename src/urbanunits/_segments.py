@@ -69,7 +69,7 @@ def edge_segments(x: NDArray[np.float64], y: NDArray[np.float64], u: NDArray[np.
         edge = np.concatenate([edge, cedge]).astype(np.intp)
         start = np.concatenate([start, cstart])
     seg_len = np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
-    geom_len = np.bincount(edge, weights=seg_len, minlength=m)
+    geom_len = np.bincount(edge, weights=seg_len, minlength=m).astype(np.float64)
     return seg, edge, start, geom_len
 
 
