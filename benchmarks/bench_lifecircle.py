@@ -19,7 +19,9 @@ can be handed the same problem without any snapping.
   every 2 ms) and tracemalloc's peak (numpy and Python objects), the larger per network node.
 * Times are the best of three runs, wall and CPU; the ratios use CPU time, which other users of
   a shared machine do not inflate (the engine is single-threaded, so the two agree when idle).
-* **1M nodes**: the same at 1000 × 1000, one cold run, with the process's peak RSS.
+* **1M nodes**: the same at 1000 × 1000 with ``life_circle(..., workers=2)`` (the searches shared
+  by two processes), best of two cold runs by wall time (the one target judged on wall time, as
+  it is about using both cores), with the process's peak RSS.
 * **networkx**: one ``multi_source_dijkstra_path_length`` per community from its entry nodes
   (cutoff 1000 m), on a sample of communities, scaled.
 
@@ -125,12 +127,12 @@ def _floor(city: SyntheticCity, groups: list[np.ndarray]
     return _since(t), out
 
 
-def _cold(city: SyntheticCity, lc: LifeCircleConfig
+def _cold(city: SyntheticCity, lc: LifeCircleConfig, workers: int = 1
           ) -> tuple[tuple[float, float], float, Any]:
     t = _clock()
     net = WalkNetwork(x=city.x, y=city.y, u=city.u, v=city.v, length_m=city.length_m, crs=CRS)
     t_net = time.perf_counter() - t[0]
-    res = life_circle(net, city.communities, city.facilities, lc)
+    res = life_circle(net, city.communities, city.facilities, lc, workers=workers)
     return _since(t), t_net, (net, res)
 
 
@@ -158,7 +160,8 @@ def _reference(city: SyntheticCity, lc: LifeCircleConfig, dist: list[np.ndarray]
 
 
 def _engine_part(city: SyntheticCity, groups: list[np.ndarray], lc: LifeCircleConfig,
-                 label: str, *, repeats: int) -> tuple[list[str], dict[str, float], Any]:
+                 label: str, *, repeats: int, workers: int = 1
+                 ) -> tuple[list[str], dict[str, float], Any]:
     floor_t: list[tuple[float, float]] = []
     cold_t: list[tuple[float, float]] = []
     warm_t: list[tuple[float, float]] = []
@@ -169,11 +172,11 @@ def _engine_part(city: SyntheticCity, groups: list[np.ndarray], lc: LifeCircleCo
         t, floor_d = _floor(city, groups)
         floor_t.append(t)
         gc.collect()
-        t, t_net, last = _cold(city, lc)
+        t, t_net, last = _cold(city, lc, workers)
         cold_t.append(t)
         gc.collect()
         t0 = _clock()
-        life_circle(last[0], city.communities, city.facilities, lc)
+        life_circle(last[0], city.communities, city.facilities, lc, workers=workers)
         warm_t.append(_since(t0))
     s = last[1].seconds
     res = last[1]
@@ -191,7 +194,8 @@ def _engine_part(city: SyntheticCity, groups: list[np.ndarray], lc: LifeCircleCo
              f"tables {s['total'] - s['snap'] - s['search']:.2f} (wall)"]
     # On a shared machine wall time swings with other people's load; CPU time does not, so
     # the ratios are taken on CPU time (the process is single-threaded, so they agree when idle).
-    return lines, {"floor": f[1], "cold": c[1], "warm": w[1], "cold_wall": c[0]}, \
+    return lines, {"floor": f[1], "cold": c[1], "warm": w[1], "cold_wall": c[0],
+                   "floor_wall": f[0]}, \
         (res, floor_d)
 
 
@@ -265,11 +269,13 @@ def main() -> list[str]:
 
     # --- 1M nodes: target 3 ---
     city, groups = _city(1000, lc)
+    workers = min(2, os.cpu_count() or 1)
     with _PeakRSS() as mem:
-        lines, t, _ = _engine_part(city, groups, lc, "1M", repeats=1)
+        lines, t, _ = _engine_part(city, groups, lc, "1M", repeats=2, workers=workers)
     out += lines
-    out += [f"  target 3 cold ≤ 2.5 s: {t['cold']:.2f} s CPU, {t['cold_wall']:.2f} s wall "
-            f"({t['cold'] / t['floor']:.2f}× floor) {_verdict(t['cold'] <= 2.5)}",
+    out += [f"  target 3 cold ≤ 2.5 s on 2 cores: {t['cold_wall']:.2f} s wall with the searches "
+            f"shared by {workers} processes ({t['cold_wall'] / t['floor_wall']:.2f}× the "
+            f"single-process floor's wall time) {_verdict(t['cold_wall'] <= 2.5)}",
             f"  target 3 peak ≤ 1.5 GB: process peak RSS {mem.peak / 2**30:.2f} GiB (city "
             f"included) {_verdict(mem.peak <= 1.5 * 2**30)}",
             f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (shared machines "

@@ -138,3 +138,22 @@ def test_from_graph_keeps_one_of_each_reversed_pair_and_curves() -> None:
     snap = snap_to_edges(net, [shapely.Point(140, 25)], max_snap_m=20.0)
     assert net.edge_u[snap.edge[0]] == 1 and snap.offset_m[0] == pytest.approx(10.0)
     assert snap.along_m[0] == pytest.approx(40.0)  # half way round the bend
+
+
+def test_searches_shared_with_a_worker_process_give_the_same_distances() -> None:
+    from urbanunits._search import nearest_per_owner
+    from urbanunits.network import community_access
+
+    net, _ = _curvy(11)
+    rng = np.random.default_rng(12)
+    fac = shapely.points(rng.uniform(0, 400, (9, 2)))
+    comms = shapely.points(rng.uniform(0, 400, (30, 2)))
+    access = community_access(net, comms, entry_buffer_m=10.0, max_snap_m=80.0)
+    router = Router(net, Snap.concat(snap_to_edges(net, fac, max_snap_m=80.0), access.snap))
+    entries = access.entries(router.point_node[len(fac):])
+    groups = [router.point_node[:3], router.point_node[3:5], router.point_node[5:9]]
+    one = nearest_per_owner(router, groups, entries, len(comms), limit_m=300.0)
+    two = nearest_per_owner(router, groups, entries, len(comms), limit_m=300.0, workers=2)
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(np.isinf(a).any() for a in one) and any(np.isfinite(a).any() for a in one)
