@@ -220,20 +220,14 @@ class WalkNetwork:
         return out
 
     @cached_property
-    def _segment_table(self) -> tuple[NDArray[np.float64], NDArray[np.intp],
-                                      NDArray[np.float64], NDArray[np.float64]]:
-        return edge_segments(self.x, self.y, self.edge_u, self.edge_v, self._geometry)
-
-    @cached_property
     def segments(self) -> SegmentIndex:
         """Spatial index of the edges' straight segments (snapping targets)."""
-        seg, edge, start, _ = self._segment_table
-        return SegmentIndex(seg, edge, start)
+        return edge_segments(self.x, self.y, self.edge_u, self.edge_v, self._geometry)
 
     @property
     def geom_len_m(self) -> NDArray[np.float64]:
         """Length of each edge's geometry (m), which positions along it are scaled from."""
-        return self._segment_table[3]
+        return self.segments.geom_len_m
 
     @cached_property
     def node_kdtree(self) -> cKDTree:
@@ -475,9 +469,8 @@ def _nearest_edges(net: WalkNetwork, g: NDArray[np.object_], *,
     point = shapely.get_type_id(g) == 0
     if point.any():
         seg, d, a = index.nearest(shapely.get_x(g[point]), shapely.get_y(g[point]),
-                                  within_m=within_m,
-                                  allowed=None if allowed is None else allowed[index.edge])
-        edge[point] = np.where(seg >= 0, index.edge[seg], -1)
+                                  within_m=within_m, allowed=allowed)
+        edge[point] = np.where(seg >= 0, index.edge(np.maximum(seg, 0)), -1)
         dist[point], along[point] = d, a
     other = np.flatnonzero(~point)
     if len(other):
