@@ -120,7 +120,9 @@ class WalkNetwork:
         has_geom = (np.zeros(len(u_arr), dtype=bool) if geom is None
                     else ~shapely.is_missing(geom))
         keep = (u_arr != v_arr) | has_geom
-        self.edge_u, self.edge_v = u_arr[keep], v_arr[keep]
+        # 32-bit node positions where they fit: half the memory of the edge table.
+        pos_t = np.int32 if n < np.iinfo(np.int32).max else np.int64
+        self.edge_u, self.edge_v = u_arr[keep].astype(pos_t), v_arr[keep].astype(pos_t)
         self.edge_len = length[keep]
         self._geometry = None if geom is None or not has_geom.any() else geom[keep]
         self.csr = _symmetric_csr(self.edge_u, self.edge_v, self.edge_len, n)
