@@ -10,14 +10,14 @@ can be handed the same problem without any snapping.
   facilities' nodes. Nothing can be faster in scipy.
 * **ours, cold**: ``WalkNetwork(x=, y=, u=, v=, length_m=, crs=)`` from the same arrays, then
   :func:`urbanunits.lifecircle.life_circle` (snapping, searches, output tables). **Warm**: the
-  same call again on the built network (indexes cached). Each is the best of three runs,
+  same call again on the built network (indexes cached). Each is the best of five runs,
   interleaved with the floor's so that both see the same load.
 * **exactness**: every community's distance per subtype against an independent reference: the
   floor's node distances plus the straight metres to the nodes within ``entry_buffer_m`` of the
   polygon (shapely ``dwithin`` over an STRtree of the nodes), minimum over them.
 * **memory**: during the first cold run, the growth of the process's resident memory (sampled
   every 2 ms) and tracemalloc's peak (numpy and Python objects), the larger per network node.
-* Times are the best of three runs, wall and CPU; the ratios use CPU time, which other users of
+* Times are the best of five runs, wall and CPU; the ratios use CPU time, which other users of
   a shared machine do not inflate (the engine is single-threaded, so the two agree when idle).
 * **1M nodes**: the same at 1000 × 1000 with ``life_circle(..., workers=2)`` (the searches shared
   by two processes), best of two cold runs by wall time (the one target judged on wall time, as
@@ -52,7 +52,7 @@ from urbanunits.network import WalkNetwork, polygon_entries
 
 LIMIT_M = 1500.0
 SAMPLE = 100  # communities timed with the networkx baseline
-REPEATS = 3
+REPEATS = 5
 
 
 def _rss_bytes() -> int:

@@ -546,7 +546,10 @@ def coverage_by_zone(lc: gpd.GeoDataFrame, key: str, categories: Mapping[str, Ca
         ``<cat>_share`` (population-weighted; NaN when the zone's population is 0),
         ``all_n_ok``, ``all_share`` (and geometry with ``zones``).
     """
-    df = lc[lc[key].notna()].copy()
+    # Only the columns summed: copying the whole layer (geometry, every distance) cost more
+    # than the grouping.
+    cols = [key, "community_id", "population", *(f"{c}_ok" for c in [*categories, "all"])]
+    df = pd.DataFrame(lc.loc[lc[key].notna(), cols])
     df["_w"] = _weights(df["population"])
     agg: dict[str, Any] = {"n_communities": ("community_id", "size"),
                            "population": ("_w", "sum")}
