@@ -157,3 +157,20 @@ def test_searches_shared_with_a_worker_process_give_the_same_distances() -> None
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)
     assert any(np.isinf(a).any() for a in one) and any(np.isfinite(a).any() for a in one)
+
+
+def test_community_access_is_reused_only_for_identical_geometries() -> None:
+    from urbanunits.network import community_access
+
+    net, _ = _curvy(4)
+    polys = shapely.box([10.0, 150.0], [10.0, 150.0], [60.0, 170.0], [60.0, 170.0])
+    a = community_access(net, polys, entry_buffer_m=10.0, max_snap_m=80.0)
+    assert community_access(net, polys.copy(), entry_buffer_m=10.0, max_snap_m=80.0) is a
+    assert community_access(net, polys, entry_buffer_m=11.0, max_snap_m=80.0) is not a
+    moved = shapely.box([10.0, 150.0], [10.0, 150.0], [60.0, 170.0], [60.0, 170.5])
+    b = community_access(net, moved, entry_buffer_m=10.0, max_snap_m=80.0)
+    assert b is not a
+    fresh, _ = _curvy(4)
+    c = community_access(fresh, moved, entry_buffer_m=10.0, max_snap_m=80.0)
+    np.testing.assert_array_equal(b.nodes.node, c.nodes.node)
+    np.testing.assert_array_equal(b.snap.along_m, c.snap.along_m)

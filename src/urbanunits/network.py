@@ -25,6 +25,7 @@ every source get ``inf`` from scipy, which callers turn into ``NaN``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from functools import cached_property
@@ -127,6 +128,7 @@ class WalkNetwork:
         self._geometry = None if geom is None or not has_geom.any() else geom[keep]
         self.csr = _symmetric_csr(self.edge_u, self.edge_v, self.edge_len, n)
         self._mainland_trees: dict[int, tuple[shapely.STRtree, NDArray[np.intp]]] = {}
+        self._access_cache: dict[tuple[bytes, float, float, int], Access] = {}
 
     @classmethod
     def from_graph(cls, G: nx.MultiDiGraph | nx.Graph, *, weight: str = "length"
@@ -748,9 +750,34 @@ def community_access(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: floa
     Returns
     -------
     Access
-        Node entries and the snap points to attach to a :class:`Router`.
+        Node entries and the snap points to attach to a :class:`Router`. Kept on the network
+        for the same geometries and options (the last few), so a second analysis of the same
+        communities does not snap them again.
     """
     g = np.asarray(geoms, dtype=object)
+    key = (_geometry_digest(g), float(entry_buffer_m), float(max_snap_m),
+           int(min_component_nodes))
+    cache = net._access_cache
+    if key not in cache:
+        if len(cache) >= 2:
+            cache.pop(next(iter(cache)))
+        cache[key] = _community_access(net, g, entry_buffer_m=entry_buffer_m,
+                                       max_snap_m=max_snap_m,
+                                       min_component_nodes=min_component_nodes)
+    return cache[key]
+
+
+def _geometry_digest(g: NDArray[np.object_]) -> bytes:
+    """A digest of the geometries' WKB (exact coordinates), missing ones included."""
+    h = hashlib.blake2b(digest_size=16)
+    for w in shapely.to_wkb(g, hex=False):
+        h.update(b"-" if w is None else len(w).to_bytes(8, "little") + w)
+    return h.digest()
+
+
+def _community_access(net: WalkNetwork, g: NDArray[np.object_], *, entry_buffer_m: float,
+                      max_snap_m: float, min_component_nodes: int) -> Access:
+    """:func:`community_access` without the cache."""
     n = len(g)
     nodes = polygon_entries(net, g, entry_buffer_m=entry_buffer_m)
     island = (net.island_nodes(min_component_nodes) if min_component_nodes > 1
@@ -772,8 +799,8 @@ def community_access(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: floa
     on_main = near.ok.copy()
     on_main[on_main] = ~island[net.edge_u[near.edge[on_main]]]
     stranded = rest[~on_main]
-    plain = community_access(net, g[stranded], entry_buffer_m=entry_buffer_m,
-                             max_snap_m=max_snap_m, min_component_nodes=1)
+    plain = _community_access(net, g[stranded], entry_buffer_m=entry_buffer_m,
+                              max_snap_m=max_snap_m, min_component_nodes=1)
     nodes = Entries.concat(nodes, Entries(stranded[plain.nodes.owner], plain.nodes.node,
                                           plain.nodes.offset_m))
     kept = Snap(near.edge[on_main], near.along_m[on_main], near.offset_m[on_main])
