@@ -15,6 +15,7 @@ from urbanunits.network import (
     WalkNetwork,
     _boundary_distance,
     crossing_snaps,
+    min_over_entries,
     polygon_entries,
     snap_to_edges,
 )
@@ -154,8 +155,10 @@ def test_searches_shared_with_a_worker_process_give_the_same_distances() -> None
     groups = [router.point_node[:3], router.point_node[3:5], router.point_node[5:9]]
     one = nearest_per_owner(router, groups, entries, len(comms), limit_m=300.0)
     two = nearest_per_owner(router, groups, entries, len(comms), limit_m=300.0, workers=2)
-    for a, b in zip(one, two, strict=True):
+    for a, b, g in zip(one, two, groups, strict=True):
         np.testing.assert_array_equal(a, b)
+        want = min_over_entries(router.distances(g), entries, len(comms))
+        np.testing.assert_array_equal(a, np.where(want <= 300.0, want, np.inf))
     assert any(np.isinf(a).any() for a in one) and any(np.isfinite(a).any() for a in one)
 
 

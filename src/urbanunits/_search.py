@@ -27,17 +27,35 @@ __all__ = ["nearest_per_owner"]
 logger = logging.getLogger(__name__)
 
 # What forked workers read: set just before the pool forks, cleared after.
-_STATE: tuple[Router, Sequence[NDArray[np.intp]], Entries, int, float] | None = None
+_STATE: tuple[Router, Sequence[NDArray[np.intp]], _Grouped, int, float] | None = None
+
+
+class _Grouped:
+    """Entries sorted by owner once, so each search takes a ``reduceat`` per owner run."""
+
+    def __init__(self, entries: Entries) -> None:
+        order = np.argsort(entries.owner, kind="stable")
+        owner = entries.owner[order]
+        self.node = entries.node[order]
+        self.offset_m = entries.offset_m[order]
+        first = np.ones(len(owner), dtype=bool)
+        first[1:] = owner[1:] != owner[:-1]
+        self.starts = np.flatnonzero(first)
+        self.owners = owner[self.starts]
+
+    def nearest(self, dist: NDArray[np.float64], n_owners: int) -> NDArray[np.float64]:
+        out = np.full(n_owners, np.inf)
+        if len(self.starts):
+            out[self.owners] = np.minimum.reduceat(dist[self.node] + self.offset_m, self.starts)
+        return out
 
 
 def _run(which: Sequence[int]) -> list[NDArray[np.float64]]:
-    from urbanunits.network import min_over_entries
-
     assert _STATE is not None
     router, groups, entries, n_owners, limit_m = _STATE
     out = []
     for i in which:
-        d = min_over_entries(router.distances(groups[i], limit_m=limit_m), entries, n_owners)
+        d = entries.nearest(router.distances(groups[i], limit_m=limit_m), n_owners)
         d[d > limit_m] = np.inf
         out.append(d)
     return out
@@ -69,17 +87,18 @@ def nearest_per_owner(router: Router, groups: Sequence[NDArray[np.intp]], entrie
         One array of length ``n_owners`` per group.
     """
     global _STATE
+    grouped = _Grouped(entries)
     k = len(groups)
     workers = max(1, min(int(workers), k))
     if workers == 1 or "fork" not in mp.get_all_start_methods():
-        _STATE = (router, groups, entries, n_owners, limit_m)
+        _STATE = (router, groups, grouped, n_owners, limit_m)
         try:
             return _run(range(k))
         finally:
             _STATE = None
     # Round-robin shares; this process takes the first, the pool the others.
     shares = [list(range(w, k, workers)) for w in range(workers)]
-    _STATE = (router, groups, entries, n_owners, limit_m)
+    _STATE = (router, groups, grouped, n_owners, limit_m)
     try:
         with ProcessPoolExecutor(workers - 1, mp_context=mp.get_context("fork")) as pool:
             futures = [pool.submit(_run, s) for s in shares[1:]]

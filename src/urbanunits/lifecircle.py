@@ -383,7 +383,10 @@ def _community_table(communities: gpd.GeoDataFrame, cats: Mapping[str, Category]
         ok = np.ones(n, dtype=bool)
         ratio = np.full(n, -1.0)
         worst = np.full(n, np.nan)
-        missing: list[list[str]] = [[] for _ in range(n)]
+        # Which mandatory subtypes each community misses, as a row of flags: the text is then
+        # built once per distinct row instead of once per community.
+        unmet: list[NDArray[np.bool_]] = []
+        names: list[str] = []
         for s, st in cat.subtypes.items():
             d = dist_sub[key, s]
             met = d <= st.distance_m
@@ -397,11 +400,15 @@ def _community_table(communities: gpd.GeoDataFrame, cats: Mapping[str, Category]
             take = r > ratio
             ratio = np.where(take, r, ratio)
             worst = np.where(take, d, worst)
-            for i in np.flatnonzero(~met):
-                missing[i].append(s)
+            unmet.append(~met)
+            names.append(s)
         dist = np.where(np.isfinite(worst), worst, np.nan)
         cols[f"{key}_ok"] = ok
-        cols[f"{key}_missing"] = np.array([", ".join(m) for m in missing], dtype=object)
+        flags = np.column_stack(unmet) if unmet else np.zeros((n, 0), dtype=bool)
+        rows, inverse = np.unique(flags, axis=0, return_inverse=True)
+        text = np.array([", ".join(nm for nm, f in zip(names, row, strict=True) if f)
+                         for row in rows] + [""], dtype=object)
+        cols[f"{key}_missing"] = text[np.ravel(inverse)] if n else np.empty(0, dtype=object)
         cols[f"{key}_ratio"] = np.where(np.isfinite(ratio) & (ratio >= 0), ratio, np.nan)
         cols[f"{key}_dist_m"] = dist
         cols[f"{key}_minutes"] = dist / lc.walk_speed_m_s / 60.0
