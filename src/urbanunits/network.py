@@ -574,6 +574,18 @@ def polygon_entries(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: float
     if len(idx) == 0 or net.n_nodes == 0:
         empty = np.empty(0, dtype=np.intp)
         return Entries(empty, empty, np.empty(0))
+    # In slices of polygons, so that the candidate pairs in flight stay a few MB.
+    parts = [_entries_of(net, g, idx[i:i + 1000], entry_buffer_m)
+             for i in range(0, len(idx), 1000)]
+    return Entries(np.concatenate([p[0] for p in parts]).astype(np.intp),
+                   np.concatenate([p[1] for p in parts]).astype(np.intp),
+                   np.concatenate([p[2] for p in parts]))
+
+
+def _entries_of(net: WalkNetwork, g: NDArray[np.object_], idx: NDArray[np.intp],
+                entry_buffer_m: float
+                ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
+    """:func:`polygon_entries` of the polygons ``g[idx]``: owner, node, offset, sorted."""
     # Candidate nodes: a square window around each bounding box (k-d tree, Chebyshev metric),
     # then the exact bounding box grown by the buffer, then the exact distance.
     b = shapely.bounds(g[idx])
@@ -582,10 +594,11 @@ def polygon_entries(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: float
                                                             (b[:, 1] + b[:, 3]) / 2]),
                            half * (1 + 1e-9) + 1e-6, p=np.inf)
     x, y = net.x[node], net.y[node]
-    bs = b[src]
-    near = ((x >= bs[:, 0] - entry_buffer_m) & (x <= bs[:, 2] + entry_buffer_m)
-            & (y >= bs[:, 1] - entry_buffer_m) & (y <= bs[:, 3] + entry_buffer_m)
-            & (np.diff(net.csr.indptr)[node] > 0))  # an isolated node is no way in
+    near = np.diff(net.csr.indptr)[node] > 0  # an isolated node is no way in
+    near &= x >= b[src, 0] - entry_buffer_m
+    near &= x <= b[src, 2] + entry_buffer_m
+    near &= y >= b[src, 1] - entry_buffer_m
+    near &= y <= b[src, 3] + entry_buffer_m
     src, node, x, y = src[near], node[near], x[near], y[near]
     owner = idx[src]
     offset = np.zeros(len(owner))
@@ -594,13 +607,12 @@ def polygon_entries(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: float
     offset[out] = _boundary_distance(g[idx], src[out], x[out], y[out])
     keep = offset <= entry_buffer_m
     order = np.lexsort((node[keep], owner[keep]))
-    return Entries(owner[keep][order].astype(np.intp), node[keep][order].astype(np.intp),
-                   offset[keep][order])
+    return owner[keep][order], node[keep][order], offset[keep][order]
 
 
 def _boundary_distance(polys: NDArray[np.object_], which: NDArray[np.intp],
                        x: NDArray[np.float64], y: NDArray[np.float64],
-                       chunk: int = 4_000_000) -> NDArray[np.float64]:
+                       chunk: int = 200_000) -> NDArray[np.float64]:
     """Distance from each point to the boundary of ``polys[which]`` (point-to-segment)."""
     out = np.full(len(which), np.inf)
     if len(which) == 0:
@@ -932,18 +944,30 @@ def _extend_csr(base: sp.csr_array, rows: NDArray[np.intp], cols: NDArray[np.int
     """``base`` grown to ``n_total`` nodes with new entries, each touching a new node.
 
     No entry collides with the base (each has a new node at one end), so the base's arrays are
-    copied in blocks with the new entries inserted at the end of their rows: no sort of the
+    copied once around the new entries, which go at the end of their rows: no sort of the
     whole matrix. Zero-length entries stay explicit (csgraph reads them as edges).
     """
     n = base.shape[0]
     order = np.lexsort((cols, rows))
     rows, cols, w = rows[order], cols[order], w[order]
     in_base = rows < n
-    at = base.indptr[rows[in_base] + 1]  # end of the row; np.insert keeps equal spots in order
+    at = base.indptr[rows[in_base] + 1]  # end of the row; equal spots keep their order
     idx_dtype = np.int64 if n_total >= np.iinfo(np.int32).max else base.indices.dtype
-    indices = np.concatenate([np.insert(base.indices.astype(idx_dtype, copy=False), at,
-                                        cols[in_base]), cols[~in_base]]).astype(idx_dtype)
-    data = np.concatenate([np.insert(base.data, at, w[in_base]), w[~in_base]])
+    nnz = base.nnz
+    total = nnz + len(rows)
+    # Filled in place (one copy of the base arrays, no np.insert + concatenate temporaries).
+    indices = np.empty(total, dtype=idx_dtype)
+    data = np.empty(total, dtype=np.float64)
+    head = nnz + len(at)
+    new_pos = at + np.arange(len(at))
+    keep = np.ones(head, dtype=bool)
+    keep[new_pos] = False
+    indices[:head][keep] = base.indices
+    data[:head][keep] = base.data
+    indices[new_pos] = cols[in_base]
+    data[new_pos] = w[in_base]
+    indices[head:] = cols[~in_base]
+    data[head:] = w[~in_base]
     count = np.zeros(n_total, dtype=np.int64)
     count[:n] = np.diff(base.indptr)
     count += np.bincount(rows, minlength=n_total)
