@@ -430,7 +430,7 @@ def _gaps(out: gpd.GeoDataFrame, cats: Mapping[str, Category], fac: gpd.GeoDataF
           router: Router, entries: Entries, q_fac: NDArray[np.intp], lc: LifeCircleConfig
           ) -> gpd.GeoDataFrame:
     comp = router.component
-    ent_comp = pd.DataFrame({"owner": entries.owner, "comp": comp[entries.node]})
+    ent_comp = comp[entries.node]
     on_net = out["on_network"].to_numpy()
     frames = []
     for key, cat in cats.items():
@@ -438,7 +438,10 @@ def _gaps(out: gpd.GeoDataFrame, cats: Mapping[str, Category], fac: gpd.GeoDataF
             fail = ~out[f"{key}_{s}_ok"].to_numpy()
             if not fail.any():
                 continue
-            rows = out.loc[fail]
+            # only the columns the gap rows carry: the whole layer is a hundred columns wide
+            rows = out.loc[fail, [c for c in ("community_id", "name", "population",
+                                              f"{key}_{s}_dist_m", out.geometry.name)
+                                  if c in out.columns]]
             dist = rows[f"{key}_{s}_dist_m"].to_numpy()
             in_sub = ((fac["category"] == key) & (fac["subtype"] == s)).to_numpy()
             q = q_fac[in_sub & (q_fac >= 0)]
@@ -451,9 +454,9 @@ def _gaps(out: gpd.GeoDataFrame, cats: Mapping[str, Category], fac: gpd.GeoDataF
             else:
                 fac_comp = np.unique(comp[q])
                 pos = np.flatnonzero(fail)
-                linked = ent_comp[ent_comp["comp"].isin(fac_comp)]["owner"].unique()
-                reason[nan] = np.where(np.isin(pos[nan], linked), "beyond_search",
-                                       "disconnected")
+                linked = np.zeros(len(out), dtype=bool)
+                linked[entries.owner[np.isin(ent_comp, fac_comp)]] = True
+                reason[nan] = np.where(linked[pos[nan]], "beyond_search", "disconnected")
             reason[~on_net[fail]] = "off_network"
             frames.append(pd.DataFrame({
                 "community_id": rows["community_id"].to_numpy(),
