@@ -38,6 +38,7 @@ import pandas as pd
 import pyproj
 import shapely
 
+from urbanunits._search import nearest_per_owner
 from urbanunits.config import Category, Config, LifeCircleConfig, Subtype
 from urbanunits.crs import require_projected
 from urbanunits.errors import CRSError, DataError
@@ -47,7 +48,6 @@ from urbanunits.network import (
     Snap,
     WalkNetwork,
     community_access,
-    min_over_entries,
     snap_component_nodes,
     snap_to_edges,
 )
@@ -254,7 +254,8 @@ def _check_facilities(facilities: gpd.GeoDataFrame, net: WalkNetwork,
 def life_circle(graph: nx.MultiDiGraph | WalkNetwork, communities: gpd.GeoDataFrame,
                 facilities: gpd.GeoDataFrame, cfg: LifeCircleConfig | Config, *,
                 units: gpd.GeoDataFrame | None = None,
-                packages: gpd.GeoDataFrame | None = None) -> LifeCircleResult:
+                packages: gpd.GeoDataFrame | None = None, workers: int = 1
+                ) -> LifeCircleResult:
     """Walking distance from every community to every facility category, against the standards.
 
     Parameters
@@ -279,6 +280,9 @@ def life_circle(graph: nx.MultiDiGraph | WalkNetwork, communities: gpd.GeoDataFr
         their representative point, and the unit summary carries unit geometry.
     packages
         Renewal packages (``package_id``, polygons), likewise.
+    workers
+        Processes to share the searches (one per subtype) among; worth it from about a
+        million nodes, where each search takes a few tenths of a second.
 
     Returns
     -------
@@ -315,13 +319,11 @@ def life_circle(graph: nx.MultiDiGraph | WalkNetwork, communities: gpd.GeoDataFr
     limit = lc.search_limit_m
     cat_key = fac["category"].to_numpy()
     sub_key = fac["subtype"].to_numpy()
-    dist_sub: dict[tuple[str, str], NDArray[np.float64]] = {}
-    for key, cat in cats.items():
-        for s in cat.subtypes:
-            src = q_fac[(cat_key == key) & (sub_key == s)]
-            d = min_over_entries(router.distances(src, limit_m=limit), entries, n)
-            d[d > limit] = np.inf
-            dist_sub[key, s] = d
+    keys = [(key, s) for key, cat in cats.items() for s in cat.subtypes]
+    groups = [q_fac[(cat_key == key) & (sub_key == s)] for key, s in keys]
+    dist_sub: dict[tuple[str, str], NDArray[np.float64]] = dict(zip(
+        keys, nearest_per_owner(router, groups, entries, n, limit_m=limit, workers=workers),
+        strict=True))
     seconds["search"] = time.perf_counter() - t
 
     out = _community_table(communities, cats, lc, dist_sub, n_entries, access_m)
@@ -381,7 +383,10 @@ def _community_table(communities: gpd.GeoDataFrame, cats: Mapping[str, Category]
         ok = np.ones(n, dtype=bool)
         ratio = np.full(n, -1.0)
         worst = np.full(n, np.nan)
-        missing: list[list[str]] = [[] for _ in range(n)]
+        # Which mandatory subtypes each community misses, as a row of flags: the text is then
+        # built once per distinct row instead of once per community.
+        unmet: list[NDArray[np.bool_]] = []
+        names: list[str] = []
         for s, st in cat.subtypes.items():
             d = dist_sub[key, s]
             met = d <= st.distance_m
@@ -395,11 +400,15 @@ def _community_table(communities: gpd.GeoDataFrame, cats: Mapping[str, Category]
             take = r > ratio
             ratio = np.where(take, r, ratio)
             worst = np.where(take, d, worst)
-            for i in np.flatnonzero(~met):
-                missing[i].append(s)
+            unmet.append(~met)
+            names.append(s)
         dist = np.where(np.isfinite(worst), worst, np.nan)
         cols[f"{key}_ok"] = ok
-        cols[f"{key}_missing"] = np.array([", ".join(m) for m in missing], dtype=object)
+        flags = np.column_stack(unmet) if unmet else np.zeros((n, 0), dtype=bool)
+        rows, inverse = np.unique(flags, axis=0, return_inverse=True)
+        text = np.array([", ".join(nm for nm, f in zip(names, row, strict=True) if f)
+                         for row in rows] + [""], dtype=object)
+        cols[f"{key}_missing"] = text[np.ravel(inverse)] if n else np.empty(0, dtype=object)
         cols[f"{key}_ratio"] = np.where(np.isfinite(ratio) & (ratio >= 0), ratio, np.nan)
         cols[f"{key}_dist_m"] = dist
         cols[f"{key}_minutes"] = dist / lc.walk_speed_m_s / 60.0
@@ -421,7 +430,7 @@ def _gaps(out: gpd.GeoDataFrame, cats: Mapping[str, Category], fac: gpd.GeoDataF
           router: Router, entries: Entries, q_fac: NDArray[np.intp], lc: LifeCircleConfig
           ) -> gpd.GeoDataFrame:
     comp = router.component
-    ent_comp = pd.DataFrame({"owner": entries.owner, "comp": comp[entries.node]})
+    ent_comp = comp[entries.node]
     on_net = out["on_network"].to_numpy()
     frames = []
     for key, cat in cats.items():
@@ -429,7 +438,10 @@ def _gaps(out: gpd.GeoDataFrame, cats: Mapping[str, Category], fac: gpd.GeoDataF
             fail = ~out[f"{key}_{s}_ok"].to_numpy()
             if not fail.any():
                 continue
-            rows = out.loc[fail]
+            # only the columns the gap rows carry: the whole layer is a hundred columns wide
+            rows = out.loc[fail, [c for c in ("community_id", "name", "population",
+                                              f"{key}_{s}_dist_m", out.geometry.name)
+                                  if c in out.columns]]
             dist = rows[f"{key}_{s}_dist_m"].to_numpy()
             in_sub = ((fac["category"] == key) & (fac["subtype"] == s)).to_numpy()
             q = q_fac[in_sub & (q_fac >= 0)]
@@ -442,9 +454,9 @@ def _gaps(out: gpd.GeoDataFrame, cats: Mapping[str, Category], fac: gpd.GeoDataF
             else:
                 fac_comp = np.unique(comp[q])
                 pos = np.flatnonzero(fail)
-                linked = ent_comp[ent_comp["comp"].isin(fac_comp)]["owner"].unique()
-                reason[nan] = np.where(np.isin(pos[nan], linked), "beyond_search",
-                                       "disconnected")
+                linked = np.zeros(len(out), dtype=bool)
+                linked[entries.owner[np.isin(ent_comp, fac_comp)]] = True
+                reason[nan] = np.where(linked[pos[nan]], "beyond_search", "disconnected")
             reason[~on_net[fail]] = "off_network"
             frames.append(pd.DataFrame({
                 "community_id": rows["community_id"].to_numpy(),
@@ -544,18 +556,25 @@ def coverage_by_zone(lc: gpd.GeoDataFrame, key: str, categories: Mapping[str, Ca
         ``<cat>_share`` (population-weighted; NaN when the zone's population is 0),
         ``all_n_ok``, ``all_share`` (and geometry with ``zones``).
     """
-    df = lc[lc[key].notna()].copy()
-    df["_w"] = _weights(df["population"])
-    agg: dict[str, Any] = {"n_communities": ("community_id", "size"),
-                           "population": ("_w", "sum")}
+    # Only the columns summed: copying the whole layer (geometry, every distance) cost more
+    # than the grouping.
+    cols = [key, "community_id", "population", *(f"{c}_ok" for c in [*categories, "all"])]
+    df = pd.DataFrame(lc.loc[lc[key].notna(), cols])
+    w = _weights(df["population"]).to_numpy(dtype=np.float64)
+    # Sums per zone with bincount over the factorised ids (sorted, like groupby(sort=True)):
+    # pandas' named aggregation cost more than the rest of the table.
+    codes, ids = pd.factorize(df[key], sort=True)
+    k = len(ids)
+    pop = np.bincount(codes, weights=w, minlength=k)
+    g = pd.DataFrame({"n_communities": np.bincount(codes, minlength=k).astype(np.int64),
+                      "population": pop}, index=pd.Index(ids, name=key))
+    safe = np.where(pop > 0, pop, np.nan)
     for c in [*categories, "all"]:
-        col = f"{c}_ok"
-        df[f"_w_{c}"] = df["_w"] * df[col]
-        agg[f"{c}_n_ok"] = (col, "sum")
-        agg[f"_pop_{c}"] = (f"_w_{c}", "sum")
-    g = df.groupby(key, sort=True).agg(**agg)
-    for c in [*categories, "all"]:
-        g[f"{c}_share"] = g.pop(f"_pop_{c}") / g["population"].where(g["population"] > 0)
+        ok = df[f"{c}_ok"].to_numpy(dtype=bool)
+        g[f"{c}_n_ok"] = np.bincount(codes, weights=ok, minlength=k).astype(np.int64)
+        g[f"{c}_share"] = np.bincount(codes, weights=w * ok, minlength=k) / safe
+    g = g[["n_communities", "population", *(f"{c}_n_ok" for c in [*categories, "all"]),
+           *(f"{c}_share" for c in [*categories, "all"])]]
     g = g.reset_index()
     if zones is not None and key in zones.columns:
         geom = zones[[key, zones.geometry.name]].to_crs(lc.crs).drop_duplicates(key)
