@@ -860,6 +860,8 @@ class Router:
         n = net.n_nodes
         ok = np.flatnonzero(snap.ok)
         self.point_node = np.full(len(snap), -1, dtype=np.intp)
+        self._virtual = (np.empty(0, dtype=np.intp), np.empty(0))
+        self._pendant_of = np.empty(0, dtype=np.intp)
         if len(ok) == 0:
             self.n_total = n
             self.csr = net.csr
@@ -883,6 +885,8 @@ class Router:
         pendant = n + k + np.arange(len(off_pt))
         node = n + vid
         node[off_pt] = pendant
+        self._virtual = (e_v, a_v)
+        self._pendant_of = p_vid
         self.point_node[ok] = node
         self.n_total = n + k + len(p_vid)
         first = np.ones(k, dtype=bool)
@@ -902,6 +906,28 @@ class Router:
         # Components: a virtual node is in its edge's piece, a pendant in its virtual node's.
         comp_v = net.component[net.edge_u[e_v]]
         self._new_comp = np.concatenate([comp_v, comp_v[p_vid]]).astype(np.int32)
+
+    def node_xy(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Coordinates of every search-graph node (length ``n_total``).
+
+        Network nodes, then virtual nodes where points attach to their edges; a pendant node is
+        placed at its virtual node (its edge is as long as the snap offset, so straight-line
+        distances from these positions never exceed network distances).
+        """
+        net = self.net
+        e_v, a_v = self._virtual
+        x = np.empty(self.n_total)
+        y = np.empty(self.n_total)
+        x[:net.n_nodes], y[:net.n_nodes] = net.x, net.y
+        k = len(e_v)
+        if k:
+            length = net.edge_len[e_v]
+            frac = np.divide(a_v, length, out=np.zeros(k), where=length > 0)
+            at = shapely.line_interpolate_point(net.edge_geom[e_v], frac, normalized=True)
+            vx, vy = shapely.get_x(at), shapely.get_y(at)
+            x[net.n_nodes:net.n_nodes + k], y[net.n_nodes:net.n_nodes + k] = vx, vy
+            x[net.n_nodes + k:], y[net.n_nodes + k:] = vx[self._pendant_of], vy[self._pendant_of]
+        return x, y
 
     def distances(self, sources: ArrayLike, *, limit_m: float = np.inf) -> NDArray[np.float64]:
         """Distance (m) from every graph node to the nearest source: one Dijkstra search.

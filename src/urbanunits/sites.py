@@ -33,7 +33,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import shapely
 from scipy.sparse.csgraph import dijkstra
 
 from urbanunits.config import Config, LifeCircleConfig, SitesConfig, SiteSubtype
@@ -294,23 +293,8 @@ def reach_matrix(net: WalkNetwork, communities: ArrayLike, points: ArrayLike, *,
 
 
 def _node_positions(router: Router) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Coordinates of every router node: network nodes, and snapped points where they attach."""
-    net, snap = router.net, router.snap
-    ok = np.flatnonzero(snap.ok)
-    k = len(ok)
-    px = np.empty(router.n_total)
-    py = np.empty(router.n_total)
-    px[:net.n_nodes], py[:net.n_nodes] = net.x, net.y
-    if k:
-        e = snap.edge[ok]
-        length = net.edge_len[e]
-        frac = np.divide(snap.along_m[ok], length, out=np.zeros(k), where=length > 0)
-        at = shapely.line_interpolate_point(net.edge_geom[e], frac, normalized=True)
-        # virtual nodes (on the edge), then pendant nodes (placed on the edge as well: the
-        # pendant edge is as long as the snap offset, so the straight-line bound still holds)
-        for lo in (net.n_nodes, net.n_nodes + k):
-            px[lo:lo + k], py[lo:lo + k] = shapely.get_x(at), shapely.get_y(at)
-    return px, py
+    """Coordinates of every router node (see :meth:`urbanunits.network.Router.node_xy`)."""
+    return router.node_xy()
 
 
 # --------------------------------------------------------------------------------------------
