@@ -28,6 +28,7 @@ from urbanunits._outputs import Staging, staged_run
 from urbanunits.config import Config
 from urbanunits.errors import EmptyInputError
 from urbanunits.export import write_layers
+from urbanunits.sources.inputs import load_heritage_areas, load_subdistricts
 from urbanunits.sources.osm import OSMLayers, read_osm
 
 __all__ = ["StageResult", "load_heritage_areas", "load_layers", "load_subdistricts",
@@ -166,67 +167,6 @@ _LOAD = _Load()
 def load_layers(cfg: Config) -> OSMLayers:
     """Read the configured OSM extract (cached)."""
     return read_osm(cfg)
-
-
-def load_subdistricts(cfg: Config, layers: OSMLayers) -> gpd.GeoDataFrame | None:
-    """Sub-district polygons from ``inputs.subdistricts``, else OSM admin level 8, else None.
-
-    With ``inputs.subdistrict_codes`` the official NBS codes are joined by name (column
-    ``nbs_code``; matched/unmatched counts are logged).
-
-    Returns
-    -------
-    geopandas.GeoDataFrame or None
-        Columns ``subdistrict``, ``nbs_code`` (and ``district``, ``osm_id`` from OSM) and
-        geometry in the metric CRS.
-    """
-    from urbanunits.sources.boundaries import (
-        join_nbs_codes,
-        read_subdistricts,
-        subdistricts_from_osm,
-    )
-
-    codes = cfg.inputs.subdistrict_codes
-    if cfg.inputs.subdistricts is not None:
-        sub = read_subdistricts(cfg.inputs.subdistricts, crs=cfg.study_area.crs,
-                                name_field=cfg.inputs.subdistrict_name_field,
-                                encoding=cfg.inputs.subdistricts_encoding)
-        if codes is not None:
-            sub = join_nbs_codes(sub, codes)[0]
-        _check_subdistricts(sub, layers, str(cfg.inputs.subdistricts))
-        return sub
-    found = subdistricts_from_osm(layers, codes_csv=codes)
-    if found.subdistricts.empty:
-        return None
-    logger.info("sub-districts from OSM: %s", "; ".join(found.summary_lines()))
-    _check_subdistricts(found.subdistricts, layers, "OSM admin_level=8 boundaries")
-    return found.subdistricts
-
-
-def load_heritage_areas(cfg: Config) -> gpd.GeoDataFrame | None:
-    """Designated conservation areas from ``inputs.heritage_areas`` (None when not set)."""
-    if cfg.inputs.heritage_areas is None:
-        return None
-    from urbanunits.sources.heritage import read_heritage_areas
-
-    return read_heritage_areas(cfg.inputs.heritage_areas, crs=cfg.study_area.crs)
-
-
-def _check_subdistricts(sub: gpd.GeoDataFrame, layers: OSMLayers, where: str) -> None:
-    """Warn when sub-districts overlap or leave part of the study area uncovered."""
-    import shapely
-
-    area = layers.study_area.geometry.iloc[0]
-    parts = sub.geometry.intersection(area)
-    union = shapely.union_all(parts.values)
-    overlap = float(parts.area.sum() - union.area)
-    if overlap > 1e-3 * area.area:
-        logger.warning("%s: sub-districts overlap by %.1f ha inside the study area; units there "
-                       "are given to one of them", where, overlap / 1e4)
-    uncovered = float(area.area - union.area)
-    if uncovered > 1e-2 * area.area:
-        logger.warning("%s: %.0f %% of the study area lies in no sub-district; units there "
-                       "have no subdistrict", where, 100 * uncovered / area.area)
 
 
 def run_ingest(cfg: Config) -> StageResult:
