@@ -31,7 +31,7 @@ help:
 	@echo "make notebook    JupyterLab on notebooks/ (installs the [notebook] extra once)"
 	@echo "make test        run the test suite (a few minutes on 2 cores; PostGIS and Chromium"
 	@echo "                 tests need make system-deps, as root)"
-	@echo "make lint        ruff and mypy"
+	@echo "make lint        ruff, mypy and the import contracts (lint-imports)"
 	@echo "make bench       city-scale benchmarks (slow: about 10 minutes; synthetic inputs are"
 	@echo "                 cached in benchmarks/out/)"
 	@echo "make setup       create .venv and install the toolkit (every target does it first)"
@@ -109,6 +109,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
