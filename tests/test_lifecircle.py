@@ -259,15 +259,43 @@ def test_demo_communities_match_networkx(demo_layers: OSMLayers, demo_cfg: Confi
     g = Graph(np.column_stack([net.x, net.y]),
               list(zip(net.edge_u[keep].tolist(), net.edge_v[keep].tolist(),
                        net.edge_len[keep].tolist(), strict=True)))
-    att = [oracle.attach(g, p, lc.max_snap_m) for p in fac.geometry]
+    mcn = lc.min_component_nodes
+    att = [oracle.attach(g, p, lc.max_snap_m, mcn) for p in fac.geometry]
     D = oracle.distances_from(g, att)
     want = np.array([oracle.community_distance(g, D, att, c, entry_buffer_m=lc.entry_buffer_m,
-                                               max_snap_m=lc.max_snap_m)
+                                               max_snap_m=lc.max_snap_m, min_component_nodes=mcn)
                      for c in communities.geometry])
     assert np.isfinite(want).sum() > 20
     np.testing.assert_array_equal(np.isnan(got), np.isinf(want))
     fin = np.isfinite(want)
     np.testing.assert_allclose(got[fin], want[fin], atol=0.01, rtol=0)
+
+
+def test_demo_childcare_verdicts_match_networkx(demo_layers: OSMLayers, demo_cfg: Config
+                                                ) -> None:
+    """`childcare_ok` on the demo, with its real kindergartens (one on a footway island), equals
+    the verdict drawn from the brute-force oracle's distances, not from the stage's columns."""
+    communities = build_inventory(demo_layers, demo_cfg)
+    lc = demo_cfg.lifecircle
+    res = life_circle(demo_layers.walk_graph, communities, demo_layers.facilities, lc)
+    fac = res.facilities[(res.facilities["category"] == "childcare")
+                         & (res.facilities["subtype"] == "kindergarten")]
+    assert len(fac) >= 3
+    net = WalkNetwork.from_graph(demo_layers.walk_graph)
+    keep = net.edge_u != net.edge_v
+    g = Graph(np.column_stack([net.x, net.y]),
+              list(zip(net.edge_u[keep].tolist(), net.edge_v[keep].tolist(),
+                       net.edge_len[keep].tolist(), strict=True)))
+    mcn = lc.min_component_nodes
+    att = [oracle.attach(g, p, lc.max_snap_m, mcn) for p in fac.geometry]
+    D = oracle.distances_from(g, att)
+    want = np.array([oracle.community_distance(g, D, att, c, entry_buffer_m=lc.entry_buffer_m,
+                                               max_snap_m=lc.max_snap_m, min_component_nodes=mcn)
+                     for c in communities.geometry])
+    limit = lc.categories["childcare"].subtypes["kindergarten"].distance_m
+    got = res.communities["childcare_ok"].to_numpy()
+    np.testing.assert_array_equal(got, want <= limit)
+    assert 0 < got.sum() < len(got)  # some pass, some fail: the check has teeth
 
 
 def test_demo_end_to_end(tmp_path: Path, demo_layers: OSMLayers) -> None:
