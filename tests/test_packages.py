@@ -371,7 +371,7 @@ def test_units_filled_and_outlines_cover_members() -> None:
     res = pk.renewal_packages(comm, make_cfg(), units=units)
     assert res.communities["unit_id"].tolist() == ["U1", "U1", "U2"]
     assert res.communities["subdistrict"].tolist() == ["甲", "甲", "甲"]
-    u = res.units.set_index("unit_id")
+    u = res.unit_counts.set_index("unit_id")
     assert u["n_old_communities"].to_dict() == {"U1": 2, "U2": 1, "U3": 0}
     assert u["old_floor_area_m2"].to_dict() == {"U1": 30_000, "U2": 30_000, "U3": 0}
     assert "n_old_communities" not in units.columns or units["n_old_communities"].eq(0).all()
@@ -502,7 +502,7 @@ def test_no_old_communities_gives_no_packages() -> None:
     res = pk.renewal_packages(comm, make_cfg(), units=units, barriers=barrier_frame([vline(50)]))
     assert res.packages.empty and res.links.empty
     assert res.communities["package_id"].isna().all()
-    assert res.units["n_old_communities"].tolist() == [0]
+    assert res.unit_counts["n_old_communities"].tolist() == [0]
     assert res.summary_lines()[:2] == ["communities: 2 (0 old, 2 new)", "packages: 0"]
 
 
@@ -528,7 +528,12 @@ def test_demo_with_units_stage_reclassifies_units(demo_layers: OSMLayers,
     assert comm["unit_id"].notna().all()
     bar = pk.hard_barriers(demo_layers, kinds=demo_cfg.packages.hard_barriers)
     res = pk.renewal_packages(comm, demo_cfg, units=units, barriers=bar)
-    u = res.units
+    # the stage counts; the units stage's rules re-derive the classes (as the pipeline does)
+    u = units_mod.recount_old_communities(units, res.communities,
+                                          rules=units_mod.ClassRules.from_config(demo_cfg.units))
+    counts = res.unit_counts.set_index("unit_id")
+    assert (counts.loc[u["unit_id"], "n_old_communities"].to_numpy()
+            == u["n_old_communities"].to_numpy()).all()
     assert u["n_old_communities"].sum() == comm["is_old"].sum()
     for _, row in u.iterrows():
         inside = comm[comm["is_old"] & (comm["unit_id"] == row["unit_id"])]

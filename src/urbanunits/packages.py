@@ -1084,11 +1084,10 @@ class PackagesResult:
         All communities with ``package_id`` (layer ``old_communities``).
     packages
         One row per package (layer ``renewal_packages``).
-    units
-        Copy of the update units with ``n_old_communities``, ``old_floor_area_m2`` and
-        ``package_ids`` filled and, for units-stage output (with ``share_*`` columns),
-        ``unit_class`` re-derived by :func:`urbanunits.units.reclassify_units` (None without
-        units).
+    unit_counts
+        Per update unit (``unit_id``): ``n_old_communities``, ``old_floor_area_m2`` and
+        ``package_ids``; None without units. The pipeline joins them to the units and
+        re-derives the classes (:func:`urbanunits.units.recount_old_communities`).
     links
         The link graph as lines between nearest points (``from_id``, ``to_id``, ``distance_m``).
     report
@@ -1097,7 +1096,7 @@ class PackagesResult:
 
     communities: gpd.GeoDataFrame
     packages: gpd.GeoDataFrame
-    units: gpd.GeoDataFrame | None
+    unit_counts: pd.DataFrame | None
     links: gpd.GeoDataFrame
     report: PackagesReport
 
@@ -1165,7 +1164,7 @@ def renewal_packages(communities: gpd.GeoDataFrame, cfg: Config, *,
         ``population``, ``unit_ids``, ``subdistricts``, ``polsby_popper`` (4πA/P² of the
         outline, 1 = circle), ``fill_ratio`` (members' area / outline area), ``span_m``
         (diameter of the smallest enclosing circle), ``above_ceiling``, ``below_floor``;
-        updated ``units``; ``links``; ``report``.
+        ``unit_counts`` (old communities per unit); ``links``; ``report``.
     """
     require_projected(communities, "renewal_packages")
     p = cfg.packages
@@ -1225,7 +1224,7 @@ def renewal_packages(communities: gpd.GeoDataFrame, cfg: Config, *,
     report.no_floor_area = old.loc[old["floor_area_m2"].isna(), "community_id"].tolist()
 
     links = _links(old, G)
-    new_units = _update_units(units, comm, cfg=cfg) if units is not None else None
+    counts = _unit_counts(units, comm) if units is not None else None
     lead = ["community_id", "name", "is_old", "old_rule", "old_by_name_only", "built_year",
             "built_year_text", "floor_area_m2",
             "households", "population", "unit_id", "subdistrict", "package_id"]
@@ -1234,7 +1233,8 @@ def renewal_packages(communities: gpd.GeoDataFrame, cfg: Config, *,
                             geometry=comm.geometry, crs=comm.crs)
     for _, row in packages.iterrows():
         logger.debug("%s: %s", row["package_id"], row["member_names"])
-    return PackagesResult(communities=comm, packages=packages, units=new_units, links=links,
+    return PackagesResult(communities=comm, packages=packages, unit_counts=counts,
+                          links=links,
                           report=report)
 
 
@@ -1328,23 +1328,21 @@ def _links(old: gpd.GeoDataFrame, G: nx.Graph) -> gpd.GeoDataFrame:
                             geometry=shapely.shortest_line(g[e[:, 0]], g[e[:, 1]]), crs=old.crs)
 
 
-def _update_units(units: gpd.GeoDataFrame, comm: gpd.GeoDataFrame, *, cfg: Config
-                  ) -> gpd.GeoDataFrame:
-    """Copy of the units with the old communities counted in."""
-    out = units.copy()
+def _unit_counts(units: gpd.GeoDataFrame, comm: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Per unit: old communities, their floor area and the packages they belong to.
+
+    The stage only counts; the pipeline joins the counts to the units and re-applies the units
+    stage's class rules (:func:`urbanunits.units.recount_old_communities`), so that one stage
+    writes the ``update_units`` layer.
+    """
     old = comm[comm["is_old"].astype(bool) & comm["unit_id"].notna()]
     grp = old.groupby("unit_id")
     count = grp.size().to_dict()
     floor = grp["floor_area_m2"].sum().to_dict()
     pk = old[old["package_id"].notna()].groupby("unit_id")["package_id"].agg(
         lambda s: _join(sorted(s))).to_dict()
-    out["n_old_communities"] = [int(count.get(u, 0)) for u in out["unit_id"]]
-    out["old_floor_area_m2"] = [float(floor.get(u, 0.0)) for u in out["unit_id"]]
-    out["package_ids"] = [str(pk.get(u, "")) for u in out["unit_id"]]
-    if "share_residential" in out.columns:
-        # Units from the units stage carry land-use shares: re-run its class rules now that the
-        # old communities and their share of the unit's housing are known.
-        from urbanunits.units import ClassRules, recount_old_communities
-
-        out = recount_old_communities(out, comm, rules=ClassRules.from_config(cfg.units))
-    return out
+    ids = units["unit_id"].tolist()
+    return pd.DataFrame({"unit_id": ids,
+                         "n_old_communities": [int(count.get(u, 0)) for u in ids],
+                         "old_floor_area_m2": [float(floor.get(u, 0.0)) for u in ids],
+                         "package_ids": [str(pk.get(u, "")) for u in ids]})

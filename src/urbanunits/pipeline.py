@@ -488,13 +488,18 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
         "renewal_packages": result.packages, "package_links": result.links}
     res = StageResult("packages", layers=out)
     res.summary = result.summary_lines()
-    if result.units is not None:
-        # The classes changed with the old communities counted in: report them as written.
-        from urbanunits.units import class_counts_line
+    if result.unit_counts is not None:
+        # The packages stage only counts old communities per unit; the units' classes are
+        # re-derived here with the units stage's own rules, so one stage owns update_units.
+        from urbanunits.units import ClassRules, class_counts_line, recount_old_communities
 
-        out["update_units"] = result.units
-        if "unit_class" in result.units.columns:
-            res.extra["class_line"] = "update units " + class_counts_line(result.units)
+        new_units = recount_old_communities(units, result.communities,
+                                            rules=ClassRules.from_config(cfg.units))
+        new_units["package_ids"] = new_units["unit_id"].map(
+            result.unit_counts.set_index("unit_id")["package_ids"]).fillna("").to_numpy()
+        out["update_units"] = new_units
+        if "unit_class" in new_units.columns:
+            res.extra["class_line"] = "update units " + class_counts_line(new_units)
             res.summary.insert(0, res.extra["class_line"])
     res.extra["result"] = result
     res.extra["layers"] = layers
