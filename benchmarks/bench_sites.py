@@ -59,7 +59,6 @@ def main() -> list[str]:
         geometry=shapely.points(X0 + rng.uniform(0, extent, N_CANDIDATES),
                                 Y0 + rng.uniform(0, extent, N_CANDIDATES)), crs=CRS)
     net = WalkNetwork(x=city.x, y=city.y, u=city.u, v=city.v, length_m=city.length_m, crs=CRS)
-    net.edge_tree  # noqa: B018 - built once, as the life-circle stage has already done
     t_gen = time.perf_counter() - t
     out = [f"synthetic city: {net.n_nodes:,} nodes, {len(net.edge_u):,} edges, "
            f"{len(comms):,} communities, {len(cand):,} candidates, p = {P} "

@@ -22,25 +22,34 @@ class OSMWriter:
     _next_node: int = 1
     _next_way: int = 1
 
-    def node(self, lon: float, lat: float, tags: dict[str, str] | None = None) -> int:
-        nid = self._next_node
-        self._next_node += 1
+    def node(self, lon: float, lat: float, tags: dict[str, str] | None = None, *,
+             nid: int | None = None) -> int:
+        nid = self._next_node if nid is None else nid
+        self._next_node = max(self._next_node, nid + 1)
         self.nodes[nid] = (lon, lat, tags or {})
         return nid
 
     def way(self, coords: Iterable[tuple[float, float]] | Sequence[int],
-            tags: dict[str, str], *, closed: bool = False) -> int:
+            tags: dict[str, str], *, closed: bool = False, wid: int | None = None) -> int:
         refs = [c if isinstance(c, int) else self.node(*c) for c in coords]
         if closed:
             refs.append(refs[0])
-        wid = self._next_way
-        self._next_way += 1
+        wid = self._next_way if wid is None else wid
+        self._next_way = max(self._next_way, wid + 1)
         self.ways[wid] = (refs, tags)
         return wid
 
-    def box(self, x0: float, y0: float, x1: float, y1: float, tags: dict[str, str]) -> int:
+    def box(self, x0: float, y0: float, x1: float, y1: float, tags: dict[str, str], *,
+            wid: int | None = None) -> int:
         """A closed way around a lon/lat box (an area: landuse, water, building...)."""
-        return self.way([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], tags, closed=True)
+        return self.way([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], tags, closed=True, wid=wid)
+
+    def boxes_in_a_row(self, x0: float, y0: float, d: float,
+                       tagged: dict[int, dict[str, str]]) -> None:
+        """One d × d box per way id, side by side east of (x0, y0) with a box's gap between."""
+        for k, (wid, tags) in enumerate(tagged.items()):
+            cx = x0 + 2 * d * (k + 1)
+            self.box(cx, y0, cx + d, y0 + d, tags, wid=wid)
 
     def write(self, path: Path) -> Path:
         def tagxml(tags: dict[str, str]) -> str:

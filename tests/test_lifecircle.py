@@ -243,6 +243,21 @@ def test_isochrones_cover_the_reachable_street() -> None:
 # --- the demo ----------------------------------------------------------------------------------
 
 
+def _oracle_distances(net: WalkNetwork, facilities: gpd.GeoSeries,
+                      communities: gpd.GeoSeries, lc: LifeCircleConfig) -> np.ndarray:
+    """Each community's distance to the nearest of ``facilities`` by the networkx oracle."""
+    keep = net.edge_u != net.edge_v
+    g = Graph(np.column_stack([net.x, net.y]),
+              list(zip(net.edge_u[keep].tolist(), net.edge_v[keep].tolist(),
+                       net.edge_len[keep].tolist(), strict=True)))
+    mcn = lc.min_component_nodes
+    att = [oracle.attach(g, p, lc.max_snap_m, mcn) for p in facilities]
+    D = oracle.distances_from(g, att)
+    return np.array([oracle.community_distance(g, D, att, c, entry_buffer_m=lc.entry_buffer_m,
+                                               max_snap_m=lc.max_snap_m, min_component_nodes=mcn)
+                     for c in communities])
+
+
 def test_demo_communities_match_networkx(demo_layers: OSMLayers, demo_cfg: Config) -> None:
     """Every demo community's distance to each subtype equals the brute-force oracle."""
     communities = build_inventory(demo_layers, demo_cfg)
@@ -255,16 +270,7 @@ def test_demo_communities_match_networkx(demo_layers: OSMLayers, demo_cfg: Confi
                            geometry=shapely.points(xy), crs=CRS)
     lc = LifeCircleConfig(categories=cats, search_limit_m=1e9)
     got = life_circle(net, communities, fac, lc).communities["k_a_dist_m"].to_numpy()
-    keep = net.edge_u != net.edge_v
-    g = Graph(np.column_stack([net.x, net.y]),
-              list(zip(net.edge_u[keep].tolist(), net.edge_v[keep].tolist(),
-                       net.edge_len[keep].tolist(), strict=True)))
-    mcn = lc.min_component_nodes
-    att = [oracle.attach(g, p, lc.max_snap_m, mcn) for p in fac.geometry]
-    D = oracle.distances_from(g, att)
-    want = np.array([oracle.community_distance(g, D, att, c, entry_buffer_m=lc.entry_buffer_m,
-                                               max_snap_m=lc.max_snap_m, min_component_nodes=mcn)
-                     for c in communities.geometry])
+    want = _oracle_distances(net, fac.geometry, communities.geometry, lc)
     assert np.isfinite(want).sum() > 20
     np.testing.assert_array_equal(np.isnan(got), np.isinf(want))
     fin = np.isfinite(want)
@@ -282,16 +288,7 @@ def test_demo_childcare_verdicts_match_networkx(demo_layers: OSMLayers, demo_cfg
                          & (res.facilities["subtype"] == "kindergarten")]
     assert len(fac) >= 3
     net = WalkNetwork.from_graph(demo_layers.walk_graph)
-    keep = net.edge_u != net.edge_v
-    g = Graph(np.column_stack([net.x, net.y]),
-              list(zip(net.edge_u[keep].tolist(), net.edge_v[keep].tolist(),
-                       net.edge_len[keep].tolist(), strict=True)))
-    mcn = lc.min_component_nodes
-    att = [oracle.attach(g, p, lc.max_snap_m, mcn) for p in fac.geometry]
-    D = oracle.distances_from(g, att)
-    want = np.array([oracle.community_distance(g, D, att, c, entry_buffer_m=lc.entry_buffer_m,
-                                               max_snap_m=lc.max_snap_m, min_component_nodes=mcn)
-                     for c in communities.geometry])
+    want = _oracle_distances(net, fac.geometry, communities.geometry, lc)
     limit = lc.categories["childcare"].subtypes["kindergarten"].distance_m
     got = res.communities["childcare_ok"].to_numpy()
     np.testing.assert_array_equal(got, want <= limit)

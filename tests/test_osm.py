@@ -19,6 +19,7 @@ from urbanunits.sources.classify import classify_facilities
 from urbanunits.sources.osm import OSMLayers, is_walkable, read_osm
 
 from .conftest import DEMO_OSM
+from .synth_osm import OSMWriter
 
 
 def test_demo_counts(demo_layers: OSMLayers) -> None:
@@ -219,23 +220,10 @@ def test_historic_layer_flags_designated_areas(tmp_path: Path, demo_cfg: Config)
         104: ({"building": "yes", "heritage": "4"}, True),
         105: ({"historic": "memorial"}, False),
     }
-    out = ['<?xml version="1.0" encoding="UTF-8"?>', '<osm version="0.6" generator="test">',
-           f'<node id="1" version="1" lat="{y0:.6f}" lon="{x0:.6f}">'
-           '<tag k="historic" v="memorial"/><tag k="memorial" v="statue"/></node>']
-    nid = 10
-    for k, wid in enumerate(areas):
-        cx = x0 + 2 * d * (k + 1)
-        refs = []
-        for dx, dy in ((0, 0), (d, 0), (d, d), (0, d)):
-            out.append(f'<node id="{nid}" version="1" lat="{y0 + dy:.6f}" lon="{cx + dx:.6f}"/>')
-            refs.append(nid)
-            nid += 1
-        nds = "".join(f'<nd ref="{r}"/>' for r in [*refs, refs[0]])
-        tags = "".join(f'<tag k="{a}" v="{b}"/>' for a, b in areas[wid][0].items())
-        out.append(f'<way id="{wid}" version="1">{nds}{tags}</way>')
-    out.append("</osm>")
-    path = tmp_path / "historic.osm"
-    path.write_text("\n".join(out), encoding="utf-8")
+    w = OSMWriter()
+    w.node(x0, y0, {"historic": "memorial", "memorial": "statue"}, nid=1)
+    w.boxes_in_a_row(x0, y0, d, {wid: tags for wid, (tags, _) in areas.items()})
+    path = w.write(tmp_path / "historic.osm")
     cfg = dataclasses.replace(demo_cfg, inputs=dataclasses.replace(demo_cfg.inputs, osm=path))
     hist = read_osm(cfg, use_cache=False, check=False).historic  # a partial extract
     got = dict(zip(hist["osm_id"].astype(int), hist["designated"], strict=True))

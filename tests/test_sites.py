@@ -350,21 +350,11 @@ def test_osm_site_kinds(tmp_path, demo_cfg) -> None:
         208: ({"amenity": "parking", "parking": "underground"}, None),
         209: ({"building": "yes"}, None),
     }
-    out = ['<?xml version="1.0" encoding="UTF-8"?>', '<osm version="0.6" generator="test">']
-    nid = 10
-    for k, wid in enumerate(areas):
-        cx = x0 + 2 * d * (k + 1)
-        refs = []
-        for dx, dy in ((0, 0), (d, 0), (d, d), (0, d)):
-            out.append(f'<node id="{nid}" version="1" lat="{y0 + dy:.6f}" lon="{cx + dx:.6f}"/>')
-            refs.append(nid)
-            nid += 1
-        nds = "".join(f'<nd ref="{r}"/>' for r in [*refs, refs[0]])
-        tags = "".join(f'<tag k="{a}" v="{b}"/>' for a, b in areas[wid][0].items())
-        out.append(f'<way id="{wid}" version="1">{nds}{tags}</way>')
-    out.append("</osm>")
-    path = tmp_path / "sites.osm"
-    path.write_text("\n".join(out), encoding="utf-8")
+    from .synth_osm import OSMWriter
+
+    w = OSMWriter()
+    w.boxes_in_a_row(x0, y0, d, {wid: tags for wid, (tags, _) in areas.items()})
+    path = w.write(tmp_path / "sites.osm")
     cfg = dataclasses.replace(demo_cfg, inputs=dataclasses.replace(demo_cfg.inputs, osm=path))
     sites = read_osm(cfg, use_cache=False, check=False).sites  # a partial extract
     got = dict(zip(sites["osm_id"].astype(int), sites["kind"], strict=True))

@@ -127,7 +127,6 @@ class WalkNetwork:
         self.edge_len = length[keep]
         self._geometry = None if geom is None or not has_geom.any() else geom[keep]
         self.csr = _symmetric_csr(self.edge_u, self.edge_v, self.edge_len, n)
-        self._mainland_trees: dict[int, tuple[shapely.STRtree, NDArray[np.intp]]] = {}
         self._access_cache: dict[tuple[bytes, float, float, int], Access] = {}
 
     @classmethod
@@ -240,16 +239,6 @@ class WalkNetwork:
                        compact_nodes=False)
 
     @cached_property
-    def node_tree(self) -> shapely.STRtree:
-        """Spatial index of the nodes."""
-        return shapely.STRtree(self.node_points)
-
-    @cached_property
-    def edge_tree(self) -> shapely.STRtree:
-        """Spatial index of the edges (snapping targets)."""
-        return shapely.STRtree(self.edge_geom)
-
-    @cached_property
     def component(self) -> NDArray[np.int32]:
         """Connected-component label of every node (computed once per network)."""
         if self.n_nodes == 0:
@@ -275,15 +264,6 @@ class WalkNetwork:
         if len(size) == 0:
             return np.zeros(0, dtype=bool)
         return (size < min_component_nodes) & (size < size.max())
-
-    def mainland_edge_tree(self, min_component_nodes: int
-                           ) -> tuple[shapely.STRtree, NDArray[np.intp]]:
-        """Spatial index of the edges not on islands, and their edge positions."""
-        key = int(min_component_nodes)
-        if key not in self._mainland_trees:
-            edges = np.flatnonzero(~self.island_nodes(key)[self.edge_u]).astype(np.intp)
-            self._mainland_trees[key] = (shapely.STRtree(self.edge_geom[edges]), edges)
-        return self._mainland_trees[key]
 
     def __repr__(self) -> str:
         return (f"WalkNetwork({self.n_nodes} nodes, {len(self.edge_u)} edges, "

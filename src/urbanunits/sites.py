@@ -246,7 +246,7 @@ def reach_matrix(net: WalkNetwork, communities: ArrayLike, points: ArrayLike, *,
     cm_parts: list[NDArray[np.intp]] = []
     d_parts: list[NDArray[np.float64]] = []
     if len(owner) and len(ok):
-        px, py = _node_positions(router)
+        px, py = router.node_xy()
         # A walk of d metres stays within d metres of its start (edges are at least as long
         # as the straight line), so the searches from a tile of points need only the nodes
         # within limit_m of the tile; the slack covers lengths a little below the projected
@@ -290,11 +290,6 @@ def reach_matrix(net: WalkNetwork, communities: ArrayLike, points: ArrayLike, *,
 
     return Reach(cat(pt_parts, np.intp), cat(cm_parts, np.intp), cat(d_parts, np.float64),
                  snap, m, n, {"snap": t1 - t0, "search": t2 - t1})
-
-
-def _node_positions(router: Router) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Coordinates of every router node (see :meth:`urbanunits.network.Router.node_xy`)."""
-    return router.node_xy()
 
 
 # --------------------------------------------------------------------------------------------

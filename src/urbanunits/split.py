@@ -125,10 +125,14 @@ def part_configs(cfg: Config, parts: gpd.GeoDataFrame, folder: Path) -> list[Con
 
 
 def run_part(cfg: Config) -> dict[str, gpd.GeoDataFrame | pd.DataFrame]:
-    """Compute every stage of one part in memory (a Dask task); nothing is written."""
+    """Units, packages and life circles of one part in memory (a Dask task); nothing is written.
+
+    The merge keeps only these stages' layers, so the programme and sites stages (and the maps)
+    are not computed per part.
+    """
     from urbanunits import pipeline
 
-    res = pipeline.run_all(cfg, write=False, draw=False)
+    res = pipeline.run_lifecircle(cfg, write=False, draw=False)
     keep = {*_OWNED, "renewal_packages", "service_gaps"}
     return {k: v for k, v in res.layers.items() if k in keep}
 
