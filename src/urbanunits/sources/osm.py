@@ -619,11 +619,13 @@ def _check_rule_keys(cfg: Config) -> None:
         for st_key, st in cat.subtypes.items():
             keys = {k for rule in tag_rules(st) for k in rule} | set(st.exclude_tags)
             for k in sorted(keys - kept):
-                raise ConfigError(f"lifecircle.categories.{cat_key}.subtypes.{st_key}",
+                raise ConfigError(f"{cfg.source or cfg.name}: lifecircle.categories.{cat_key}"
+                                  f".subtypes.{st_key}",
                                   f"tag {k!r} is not read from OSM files",
                                   f"use one of: {', '.join(sorted(kept))}")
     for k in sorted(set(lc.contradicting_tags) - kept):
-        raise ConfigError("lifecircle.contradicting_tags", f"tag {k!r} is not read from OSM "
+        raise ConfigError(f"{cfg.source or cfg.name}: lifecircle.contradicting_tags",
+                          f"tag {k!r} is not read from OSM "
                           "files", f"use one of: {', '.join(sorted(kept))}")
 
 
