@@ -427,3 +427,12 @@ def test_detect_datum_shift_by_matches(system: str) -> None:
     # Too few namesakes decide nothing.
     few = [m if i < 2 else np.zeros((0, 2)) for i, m in enumerate(matches)]
     assert detect_datum_shift_by_matches(a, b, few, crs=CRS) is None
+
+
+def test_collect_default_dedupe_is_the_configs() -> None:
+    """A notebook calling collect_facilities without dedupe_m merges as a run does (#12)."""
+    import inspect
+
+    from urbanunits.config import LifeCircleConfig
+    default = inspect.signature(collect_facilities).parameters["dedupe_m"].default
+    assert default == LifeCircleConfig().dedupe_m

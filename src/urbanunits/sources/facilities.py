@@ -32,7 +32,7 @@ from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
 from shapely.geometry.base import BaseGeometry
 
-from urbanunits.config import Category, Config, FacilityFile
+from urbanunits.config import Category, Config, FacilityFile, LifeCircleConfig
 from urbanunits.crs import (
     UNSET,
     datum_scores,
@@ -419,7 +419,8 @@ def dedupe_facilities(facilities: gpd.GeoDataFrame, *, dedupe_m: float) -> gpd.G
 
 def collect_facilities(osm_facilities: gpd.GeoDataFrame | None,
                        categories: Mapping[str, Category], *, crs: str,
-                       area: BaseGeometry | None = None, dedupe_m: float = 30.0,
+                       area: BaseGeometry | None = None,
+                       dedupe_m: float = LifeCircleConfig.dedupe_m,
                        roads: gpd.GeoDataFrame | None = None,
                        pois: gpd.GeoDataFrame | None = None
                        ) -> tuple[gpd.GeoDataFrame, list[str]]:
@@ -436,7 +437,8 @@ def collect_facilities(osm_facilities: gpd.GeoDataFrame | None,
     area
         Study area (plus margin) in ``crs``: file rows outside it are left out.
     dedupe_m
-        Records of one facility closer than this (m) merge.
+        Records of one facility closer than this (m) merge; the default is the config's
+        ``lifecircle.dedupe_m``, so a notebook call and a run agree.
     roads
         The OSM ``roads`` layer (metric CRS): files without a ``coord_system`` are checked
         against its streets for an undeclared GCJ-02/BD-09 datum. None skips the check.
