@@ -23,7 +23,6 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -35,14 +34,16 @@ import shapely
 from numpy.typing import ArrayLike, NDArray
 from sklearn.cluster import ward_tree
 
+from urbanunits._fields import PROGRAMME_FIELDS
+from urbanunits._raster import CountGrid, area_weighted_sums
 from urbanunits._years import parse_years
-from urbanunits.config import Config
+from urbanunits.config import PackagesConfig
 from urbanunits.crs import require_projected
 from urbanunits.errors import ConfigError, DataError
 from urbanunits.floor_area import estimate_floor_area
-from urbanunits.sources.inventory import PROGRAMME_FIELDS
 
 if TYPE_CHECKING:
+    from urbanunits.sources.inputs import CommunityInputs
     from urbanunits.sources.inventory import InventoryReport
     from urbanunits.sources.osm import OSMLayers
 
@@ -261,51 +262,38 @@ def _ids(n: int, prefix: str) -> list[str]:
     return [f"{prefix}{i + 1:0{width}d}" for i in range(n)]
 
 
-def _population(gdf: gpd.GeoDataFrame, households: pd.Series, cfg: Config
-                ) -> tuple[pd.Series, pd.Series]:
-    """Population and method: raster zonal sums for polygons when configured, else households."""
-    pop = households * cfg.packages.persons_per_household
+def _population(gdf: gpd.GeoDataFrame, households: pd.Series, *, persons_per_household: float,
+                grid: CountGrid | None) -> tuple[pd.Series, pd.Series]:
+    """Population and method: raster zonal sums for polygons when given a grid, else households."""
+    pop = households * persons_per_household
     method = pd.Series("households×persons_per_household", index=gdf.index, dtype=object)
-    if cfg.inputs.population_raster is not None:
-        from urbanunits.sources.population import zonal_sums
-
+    if grid is not None:
         poly = gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])
         if poly.any():
-            sums = zonal_sums(gdf.geometry[poly], cfg.inputs.population_raster)
+            sums = area_weighted_sums(gdf.geometry[poly], grid)
             pop = pop.astype(float)
             pop[poly] = sums
             method[poly] = "raster"
     return pop, method
 
 
-def _check_inventory_datum(inv: gpd.GeoDataFrame, layers: OSMLayers, path: Path) -> None:
-    """An inventory of points that declares no datum: stop if it is GCJ-02/BD-09 (web maps)."""
-    from urbanunits.sources.facilities import check_datum, street_lines
-
-    pts = inv[inv.geometry.geom_type == "Point"]
-    if len(pts) == 0:
-        return
-    ll = pts.geometry.to_crs("EPSG:4326")
-    check_datum(ll.x.to_numpy(), ll.y.to_numpy(), street_lines(layers.roads), path=path,
-                key="inputs.inventory_coord_system",
-                names=pts["name"] if "name" in pts.columns else None, reference=layers.pois)
-
-
-def build_inventory(layers: OSMLayers, cfg: Config, *,
+def build_inventory(layers: OSMLayers, *, cfg: PackagesConfig,
+                    inputs: CommunityInputs | None = None,
                     units: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
     """All communities (old and new) with attributes and estimates.
 
-    From ``cfg.inputs.inventory`` when set (see :mod:`urbanunits.sources.inventory`), otherwise
-    from the named OSM residential areas classed by :func:`classify_communities` with the
-    ``[packages]`` rules.
+    From the inventory in ``inputs`` when there is one (``inputs.inventory``, read by
+    :func:`urbanunits.sources.inputs.load_communities`), otherwise from the named OSM residential
+    areas classed by :func:`classify_communities` with the ``[packages]`` rules.
 
     The inventory is the authority: every row is a community, and old (rule ``"inventory"``)
     because the bureau listed it, unless the file has a ``status`` column, whose old/new is kept
     (rule ``"inventory:status"``). Rows built after ``packages.built_by_year`` that are still
     old, and rows marked new although built by it, are kept as the file says and named in a
-    warning. ``cfg.inputs.community_overrides`` then wins over every rule (rule ``"override"``,
-    :func:`apply_overrides`). Warnings count the communities called old by a name alone
-    (``old_by_name_only``) and those no rule could date (rule ``"none"``, counted as not old).
+    warning. The overrides (``inputs.community_overrides``) then win over every rule (rule
+    ``"override"``, :func:`apply_overrides`). Warnings count the communities called old by a
+    name alone (``old_by_name_only``) and those no rule could date (rule ``"none"``, counted as
+    not old).
 
     Estimates fill what the source lacks and are flagged: floor area from footprints × levels
     (:func:`estimate_floor_area`; a CSV point borrows the estimate of the OSM residential area
@@ -318,7 +306,11 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
     layers
         Parsed OSM layers (metric CRS).
     cfg
-        Run configuration.
+        The ``[packages]`` section (rules, estimates).
+    inputs
+        The inventory, overrides and population raster
+        (:func:`urbanunits.sources.inputs.load_communities`); None: OSM residential areas, no
+        override, population from households.
     units
         Update units (``unit_id``, optional ``subdistrict``); fills ``unit_id``/``subdistrict``.
 
@@ -336,21 +328,15 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
         (polygons; points for CSV inventories). Reading notes
         (skipped rows, duplicate names) are in ``.attrs["inventory_report"]``.
     """
-    p = cfg.packages
-    crs = cfg.study_area.crs
+    p = cfg
+    crs = layers.study_area.crs
+    inv = inputs.inventory if inputs is not None else None
+    grid = inputs.population if inputs is not None else None
     inv_report: InventoryReport | None = None
-    if cfg.inputs.inventory is not None:
-        from urbanunits.sources.inventory import read_inventory
-
-        inv, inv_report = read_inventory(
-            cfg.inputs.inventory, crs=crs,
-            coord_system=cfg.inputs.inventory_coord_system or "wgs84",  # unset reads as WGS84
-            on_missing_coords=cfg.inputs.inventory_on_missing_coords,
-            sheet=cfg.inputs.inventory_sheet)
-        if not cfg.inputs.inventory_coord_system:
-            _check_inventory_datum(inv, layers, Path(cfg.inputs.inventory))
-        df = _inventory_estimates(inv, layers, cfg)
-        df["source"] = Path(cfg.inputs.inventory).name
+    if inputs is not None and inv is not None:
+        inv_report = inputs.inventory_report
+        df = _inventory_estimates(inv, layers, p, grid=grid)
+        df["source"] = inputs.inventory_source
         ids = inv["inv_id"]
         df.insert(0, "community_id", ids.astype(object) if ids.notna().all()
                   else _ids(len(inv), "C"))
@@ -372,7 +358,8 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
             old_name_patterns=p.old_name_patterns, new_name_patterns=p.new_name_patterns)
         households = est["floor_area_m2"] / p.m2_per_household
         gdf0 = gpd.GeoDataFrame(geometry=res.geometry, crs=res.crs)
-        pop, pop_method = _population(gdf0, households, cfg)
+        pop, pop_method = _population(gdf0, households,
+                                      persons_per_household=p.persons_per_household, grid=grid)
         df = gpd.GeoDataFrame({
             "community_id": _ids(len(res), "C"), "name": res["name"].astype(str),
             "is_old": cls["is_old"], "old_rule": cls["old_rule"],
@@ -385,12 +372,10 @@ def build_inventory(layers: OSMLayers, cfg: Config, *,
             "levels_tagged_share": est["levels_tagged_share"],
             "site_area_m2": res.geometry.area, "source": "osm",
             "osm_id": res["osm_id"].astype("Int64")}, geometry=res.geometry, crs=res.crs)
-    if cfg.inputs.community_overrides is not None:
-        from urbanunits.sources.inventory import read_overrides
-
-        df = apply_overrides(df, read_overrides(cfg.inputs.community_overrides),
-                             source=str(cfg.inputs.community_overrides))
-    _warn_uncertain(df, source="inventory" if cfg.inputs.inventory is not None else "osm")
+    if inputs is not None and inputs.overrides is not None:
+        df = apply_overrides(df, inputs.overrides,
+                             source=inputs.overrides_source or "community_overrides")
+    _warn_uncertain(df, source="inventory" if inv is not None else "osm")
     df["households"] = df["households"].round(0)
     df["population"] = df["population"].round(0)
     df["floor_area_m2"] = df["floor_area_m2"].round(0)
@@ -552,10 +537,9 @@ def _warn_uncertain(df: pd.DataFrame, *, source: str) -> None:
                        " …" if none.sum() > 10 else "")
 
 
-def _inventory_estimates(inv: gpd.GeoDataFrame, layers: OSMLayers, cfg: Config
-                         ) -> gpd.GeoDataFrame:
+def _inventory_estimates(inv: gpd.GeoDataFrame, layers: OSMLayers, p: PackagesConfig, *,
+                         grid: CountGrid | None) -> gpd.GeoDataFrame:
     """Classify inventory rows and fill their missing floor area, households and population."""
-    p = cfg.packages
     year = inv["built_year"]
     status = inv["status"].astype("boolean")
     has_status = status.notna().to_numpy()
@@ -598,7 +582,8 @@ def _inventory_estimates(inv: gpd.GeoDataFrame, layers: OSMLayers, cfg: Config
                        int(floor.isna().sum()))
         method[floor.isna()] = "unknown"
     hh = inv["households"].fillna(floor / p.m2_per_household)
-    pop_est, pop_method = _population(inv, hh, cfg)
+    pop_est, pop_method = _population(inv, hh, persons_per_household=p.persons_per_household,
+                                      grid=grid)
     has_pop = inv["population"].notna()
     pop = inv["population"].where(has_pop, pop_est)
     pop_method = pop_method.where(~has_pop, "inventory")
@@ -1130,7 +1115,7 @@ def _join(values: Any, sep: str = ";") -> str:
     return sep.join(dict.fromkeys(vals))
 
 
-def renewal_packages(communities: gpd.GeoDataFrame, cfg: Config, *,
+def renewal_packages(communities: gpd.GeoDataFrame, *, cfg: PackagesConfig,
                      units: gpd.GeoDataFrame | None = None,
                      barriers: gpd.GeoDataFrame | None = None,
                      subdistricts: gpd.GeoDataFrame | None = None) -> PackagesResult:
@@ -1147,7 +1132,7 @@ def renewal_packages(communities: gpd.GeoDataFrame, cfg: Config, *,
     communities
         :func:`build_inventory` output (metric CRS).
     cfg
-        Run configuration (``[packages]``).
+        The ``[packages]`` section (link distance, floors and ceilings).
     units
         Update units (``unit_id``, optional ``subdistrict``): fill ``unit_id``/``subdistrict``
         and get ``n_old_communities``/``old_floor_area_m2``.
@@ -1167,7 +1152,7 @@ def renewal_packages(communities: gpd.GeoDataFrame, cfg: Config, *,
         ``unit_counts`` (old communities per unit); ``links``; ``report``.
     """
     require_projected(communities, "renewal_packages")
-    p = cfg.packages
+    p = cfg
     needed = {"community_id", "name", "is_old", "floor_area_m2", "households"}
     missing = needed - set(communities.columns)
     if missing:
@@ -1209,7 +1194,7 @@ def renewal_packages(communities: gpd.GeoDataFrame, cfg: Config, *,
     comm["package_id"] = None
     comm.loc[old.index, "package_id"] = [pids[v] for v in labels]
 
-    packages = _describe(old.assign(_lab=labels), pids, faces, sides, units, cfg)
+    packages = _describe(old.assign(_lab=labels), pids, faces, sides, units, p)
     report = PackagesReport(n_blocked_links=int(G.graph.get("n_blocked", 0)),
                             inventory=communities.attrs.get("inventory_report"))
     for _, row in packages[packages["above_ceiling"]].iterrows():
@@ -1240,9 +1225,8 @@ def renewal_packages(communities: gpd.GeoDataFrame, cfg: Config, *,
 
 def _describe(old: gpd.GeoDataFrame, pids: list[str], faces: gpd.GeoSeries,
               sides: NDArray[np.int64], units: gpd.GeoDataFrame | None,
-              cfg: Config) -> gpd.GeoDataFrame:
+              p: PackagesConfig) -> gpd.GeoDataFrame:
     """One row per package: totals, members, outline and shape measures."""
-    p = cfg.packages
     crs = old.crs
     cols = ["package_id", "n_communities", "member_ids", "member_names", "floor_area_m2",
             "households", "population", "unit_ids", "subdistricts", "polsby_popper",
