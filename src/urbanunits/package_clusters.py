@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 import shapely
 from numpy.typing import ArrayLike, NDArray
+from scipy.sparse.csgraph import connected_components
 from sklearn.cluster import ward_tree
 
 from urbanunits.crs import require_projected
@@ -71,17 +72,46 @@ def link_graph(communities: gpd.GeoDataFrame, *, link_distance_m: float,
         side = (np.asarray(sides) if sides is not None else
                 barrier_sides(communities.geometry, barriers, margin_m=link_distance_m)[0])
         ok = side[i] == side[j]
-        seg = shapely.shortest_line(geoms[i], geoms[j])
+        same = np.flatnonzero(ok)  # pairs on different sides are blocked already
+        seg = shapely.shortest_line(geoms[i[same]], geoms[j[same]])
         bgeo = np.asarray(barriers.to_crs(communities.crs).geometry.values)
-        btree = shapely.STRtree(bgeo)
-        si, _ = btree.query(seg, predicate="crosses")
-        ok[si] = False
+        ok[same[_crossing(seg, bgeo)]] = False
         G.graph["n_blocked"] = int((~ok).sum())
         i, j = i[ok], j[ok]
     d = shapely.distance(geoms[i], geoms[j])
     G.add_edges_from((int(a), int(b), {"distance_m": float(x)})
                      for a, b, x in zip(i, j, d, strict=True))
     return G
+
+
+def _crossing(lines: NDArray[Any], barriers: NDArray[Any]) -> NDArray[np.bool_]:
+    """Which lines cross a barrier (shapely ``crosses``: lines, polygons).
+
+    A line crosses a barrier only where it meets one of the barrier's straight pieces (a
+    polygon's: its rim), so the pieces go in the STRtree and ``crosses`` is evaluated on the
+    pairs that meet. A tree of whole barriers would test every line against every long river
+    whose bounding box covers it — most of them, in a large city.
+    """
+    out = np.zeros(len(lines), dtype=bool)
+    if len(lines) == 0 or len(barriers) == 0:
+        return out
+    rims = barriers.copy()
+    poly = np.isin(shapely.get_type_id(barriers), [3, 6])
+    rims[poly] = shapely.boundary(barriers[poly])
+    parts, owner = shapely.get_parts(rims, return_index=True)
+    xy, part = shapely.get_coordinates(parts, return_index=True)
+    cont = part[1:] == part[:-1]
+    if not cont.any():
+        return out
+    pieces = shapely.linestrings(np.stack([xy[:-1][cont], xy[1:][cont]], axis=1))
+    piece_owner = owner[part[:-1][cont]]
+    li, pi = shapely.STRtree(pieces).query(lines, predicate="intersects")
+    if li.size == 0:
+        return out
+    pairs = np.unique(np.column_stack([li, piece_owner[pi]]), axis=0)
+    hit = shapely.crosses(lines[pairs[:, 0]], barriers[pairs[:, 1]])
+    out[pairs[hit, 0]] = True
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,47 +176,61 @@ def cluster_packages(xy: ArrayLike, graph: nx.Graph, *, floor_area_m2: ArrayLike
         return np.zeros(0, dtype=np.int64)
     sub = (np.array(["" if s is None or s != s else str(s) for s in subdistrict], dtype=object)
            if subdistrict is not None else np.full(n, "", dtype=object))
-    G_all = nx.Graph()
-    G_all.add_nodes_from(range(n))
-    G_all.add_edges_from((u, v) for u, v in graph.edges() if u < n and v < n)
-    G_in = G_all.copy()
-    if prefer_same_subdistrict:
-        G_in.remove_edges_from([(u, v) for u, v in G_all.edges() if sub[u] != sub[v]])
+    edges = np.array([(u, v) for u, v in graph.edges() if u < n and v < n],
+                     dtype=np.int64).reshape(-1, 2)
+    A_all = _adjacency(edges, n)
+    A_in = (_adjacency(edges[sub[edges[:, 0]] == sub[edges[:, 1]]], n)
+            if prefer_same_subdistrict else A_all)
 
     def fits(f: float, h: float) -> bool:
         return f <= max_floor_area_m2 + 1e-6 and h <= max_households + 1e-6
 
     labels = np.full(n, -1, dtype=np.int64)
     next_label = 0
-    for comp in sorted(nx.connected_components(G_in), key=min):
-        nodes = np.array(sorted(comp))
+    for nodes in _components(A_in):
         if len(nodes) == 1 or fits(F[nodes].sum(), H[nodes].sum()):
             labels[nodes] = next_label
             next_label += 1
             continue
-        for piece in _ceiling_split(X, F, H, G_in, nodes, fits):
+        for piece in _ceiling_split(X, F, H, A_in, nodes, fits):
             labels[piece] = next_label
             next_label += 1
-    labels = _merge_below_floor(labels, X, F, H, G_in, G_all, fits=fits,
+    labels = _merge_below_floor(labels, X, F, H, A_in, A_all, fits=fits,
                                 min_f=min_floor_area_m2, min_h=min_households,
                                 fallback=prefer_same_subdistrict)
     # Relabel 0..k-1 by first member for a stable order.
-    first: dict[int, int] = {}
-    for pos, lab in enumerate(labels):
-        first.setdefault(int(lab), pos)
-    order = {lab: k for k, lab in enumerate(sorted(first, key=first.__getitem__))}
-    return np.array([order[int(v)] for v in labels], dtype=np.int64)
+    _, first = np.unique(labels, return_index=True)
+    order = np.empty(int(labels.max()) + 1, dtype=np.int64)
+    order[labels[np.sort(first)]] = np.arange(len(first))
+    return order[labels]
+
+
+def _adjacency(edges: NDArray[np.int64], n: int) -> sp.csr_array:
+    """Symmetric 0/1 adjacency (CSR, sorted indices) of an edge list over ``0..n-1``."""
+    rows = np.concatenate([edges[:, 0], edges[:, 1]])
+    cols = np.concatenate([edges[:, 1], edges[:, 0]])
+    A = sp.csr_array((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    A.sum_duplicates()
+    A.data[:] = 1.0
+    return A
+
+
+def _components(A: sp.csr_array) -> list[NDArray[np.int64]]:
+    """Connected components as sorted node arrays, ordered by their smallest node."""
+    _, comp = connected_components(A, directed=False)
+    order = np.argsort(comp, kind="stable")  # nodes ascending within each component
+    cuts = np.flatnonzero(np.diff(comp[order])) + 1
+    parts = np.split(order.astype(np.int64), cuts)
+    return sorted(parts, key=lambda p: int(p[0]))
 
 
 def _ceiling_split(X: NDArray[np.float64], F: NDArray[np.float64], H: NDArray[np.float64],
-                   G: nx.Graph, nodes: NDArray[np.int64], fits: Any) -> list[NDArray[np.int64]]:
+                   A: sp.csr_array, nodes: NDArray[np.int64], fits: Any
+                   ) -> list[NDArray[np.int64]]:
     """Top-down cut of the connectivity-constrained Ward tree of one component."""
     m = len(nodes)
-    pos = {int(v): k for k, v in enumerate(nodes)}
-    sub = G.subgraph(nodes.tolist())
-    rows = [pos[u] for u, v in sub.edges()] + [pos[v] for u, v in sub.edges()]
-    cols = [pos[v] for u, v in sub.edges()] + [pos[u] for u, v in sub.edges()]
-    conn = sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(m, m)).tocsr()
+    # Only the pattern matters to ward_tree (it reads the rows of a LIL copy).
+    conn = sp.csr_matrix(A[nodes][:, nodes])
     children = ward_tree(X[nodes], connectivity=conn)[0]
     # Totals of every tree node: leaves 0..m-1, merges m..2m-2 in order.
     f = np.concatenate([F[nodes], np.zeros(m - 1)])
@@ -219,39 +263,55 @@ def _leaves(children: NDArray[np.int64], node: int, m: int) -> NDArray[np.int64]
 
 
 def _merge_below_floor(labels: NDArray[np.int64], X: NDArray[np.float64],
-                       F: NDArray[np.float64], H: NDArray[np.float64], G_in: nx.Graph,
-                       G_all: nx.Graph, *, fits: Any, min_f: float, min_h: float,
+                       F: NDArray[np.float64], H: NDArray[np.float64], A_in: sp.csr_array,
+                       A_all: sp.csr_array, *, fits: Any, min_f: float, min_h: float,
                        fallback: bool) -> NDArray[np.int64]:
+    """Merge packages below a floor into their cheapest feasible neighbour, smallest first.
+
+    Each package's totals are kept and recomputed only when it grows (from its members, as
+    before, so that the sums are bit for bit those of a fresh computation); only the merged
+    package's members are relabelled.
+    """
     labels = labels.copy()
     members: dict[int, set[int]] = {}
-    for v, lab in enumerate(labels):
-        members.setdefault(int(lab), set()).add(v)
+    for v, lab in enumerate(labels.tolist()):
+        members.setdefault(lab, set()).add(v)
+    cache: dict[int, tuple[float, float, int, NDArray[np.float64]]] = {}
 
     def stats(lab: int) -> tuple[float, float, int, NDArray[np.float64]]:
-        idx = np.fromiter(members[lab], dtype=np.int64)
-        return float(F[idx].sum()), float(H[idx].sum()), len(idx), X[idx].mean(axis=0)
+        got = cache.get(lab)
+        if got is None:
+            idx = np.fromiter(members[lab], dtype=np.int64)
+            got = cache[lab] = (float(F[idx].sum()), float(H[idx].sum()), len(idx),
+                                X[idx].mean(axis=0))
+        return got
 
     def below(lab: int) -> bool:
         f, h, _, _ = stats(lab)
         return f < min_f - 1e-6 or h < min_h - 1e-6
 
-    def neighbours(lab: int, G: nx.Graph) -> set[int]:
-        return {int(labels[u]) for v in members[lab] for u in G.neighbors(v)} - {lab}
+    def key(lab: int) -> tuple[float, int]:
+        f, h, _, _ = stats(lab)
+        return max(f / max(min_f, 1e-9), h / max(min_h, 1e-9)), lab
 
-    graphs = [G_in, G_all] if fallback else [G_in]
+    def neighbours(lab: int, A: sp.csr_array) -> set[int]:
+        idx = np.fromiter(members[lab], dtype=np.int64)
+        starts, ends = A.indptr[idx], A.indptr[idx + 1]
+        nb = np.concatenate([A.indices[s:e] for s, e in zip(starts, ends, strict=True)])
+        return set(labels[nb].tolist()) - {lab}
+
+    graphs = [A_in, A_all] if fallback else [A_in]
     changed = True
     while changed:
         changed = False
-        pending = sorted((lab for lab in members if below(lab)),
-                         key=lambda lab: (max(stats(lab)[0] / max(min_f, 1e-9),
-                                              stats(lab)[1] / max(min_h, 1e-9)), lab))
+        pending = sorted((lab for lab in members if below(lab)), key=key)
         for lab in pending:
             if lab not in members or not below(lab):
                 continue
             fa, ha, na, ca = stats(lab)
-            for G in graphs:
+            for A in graphs:
                 best: tuple[float, int] | None = None
-                for other in sorted(neighbours(lab, G)):
+                for other in sorted(neighbours(lab, A)):
                     fb, hb, nb, cb = stats(other)
                     if not fits(fa + fb, ha + hb):
                         continue
@@ -260,8 +320,11 @@ def _merge_below_floor(labels: NDArray[np.int64], X: NDArray[np.float64],
                         best = (cost, other)
                 if best is not None:
                     keep, drop = min(lab, best[1]), max(lab, best[1])
-                    members[keep] |= members.pop(drop)
-                    labels[list(members[keep])] = keep
+                    moved = members.pop(drop)
+                    members[keep] |= moved
+                    labels[np.fromiter(moved, dtype=np.int64)] = keep
+                    cache.pop(keep, None)
+                    cache.pop(drop, None)
                     changed = True
                     break
     return labels

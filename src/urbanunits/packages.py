@@ -328,16 +328,18 @@ def _describe(old: gpd.GeoDataFrame, pids: list[str], faces: gpd.GeoSeries,
     is_pt = shapely.get_type_id(g) == 0
     shapes = np.where(is_pt, shapely.buffer(g, POINT_RADIUS_M), g)
     lab = old["_lab"].to_numpy()
-    k = len(pids)
-    members = [shapely.union_all(shapes[lab == i]) for i in range(k)]
+    # Positions of each package's members (labels 0..k-1), ascending: one sort, not k masks.
+    order = np.argsort(lab, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(lab[order])) + 1)
+    members = [shapely.union_all(shapes[gi]) for gi in groups]
     hulls = shapely.convex_hull(np.asarray(members))
     land = None
     if units is not None and not units.empty:
         land = shapely.union_all(units.to_crs(crs).geometry.values)
     face_arr = np.asarray(faces.values)
     outlines = []
-    for i in range(k):
-        region = shapely.union_all(face_arr[np.unique(sides[lab == i])])
+    for i, gi in enumerate(groups):
+        region = shapely.union_all(face_arr[np.unique(sides[gi])])
         hull = shapely.intersection(hulls[i], region)
         if land is not None:
             hull = shapely.intersection(hull, land)
@@ -347,27 +349,25 @@ def _describe(old: gpd.GeoDataFrame, pids: list[str], faces: gpd.GeoSeries,
     area = shapely.area(outline_arr)
     perim = shapely.length(outline_arr)
     member_area = shapely.area(np.asarray(members))
-    df = pd.DataFrame({"_lab": lab, "community_id": old["community_id"].to_numpy(),
-                       "name": old["name"].to_numpy(),
+    df = pd.DataFrame({"_lab": lab,
                        "floor_area_m2": old["floor_area_m2"].to_numpy(dtype=float),
                        "households": old["households"].to_numpy(dtype=float),
-                       "population": old["population"].to_numpy(dtype=float),
-                       "unit_id": old["unit_id"].to_numpy(), "sub": old["subdistrict"].to_numpy()})
+                       "population": old["population"].to_numpy(dtype=float)})
     grp = df.groupby("_lab", sort=True)
     tot = grp[["floor_area_m2", "households", "population"]].sum(min_count=1)
     n_c = grp.size()
+    ids, names = old["community_id"].to_numpy(), old["name"].to_numpy()
+    unit_ids, subs = old["unit_id"].to_numpy(), old["subdistrict"].to_numpy()
     out = gpd.GeoDataFrame({
         "package_id": pids,
         "n_communities": n_c.to_numpy(),
-        "member_ids": grp["community_id"].agg(_join).to_numpy(),
-        "member_names": grp["name"].agg(lambda s: _join(s, "、")).to_numpy(),
+        "member_ids": [_join(ids[gi]) for gi in groups],
+        "member_names": [_join(names[gi], "、") for gi in groups],
         "floor_area_m2": tot["floor_area_m2"].round(0).to_numpy(),
         "households": tot["households"].round(0).to_numpy(),
         "population": tot["population"].round(0).to_numpy(),
-        "unit_ids": grp["unit_id"].agg(lambda s: _join(sorted(s.dropna().astype(str)))
-                                       ).to_numpy(),
-        "subdistricts": grp["sub"].agg(lambda s: _join(sorted(s.dropna().astype(str)))
-                                       ).to_numpy(),
+        "unit_ids": [_join(_present(unit_ids[gi])) for gi in groups],
+        "subdistricts": [_join(_present(subs[gi])) for gi in groups],
         "polsby_popper": np.where(perim > 0, 4 * np.pi * area / np.maximum(perim, 1e-9) ** 2,
                                   np.nan).round(3),
         "fill_ratio": np.where(area > 0, member_area / np.maximum(area, 1e-9), np.nan).round(3),
@@ -379,6 +379,11 @@ def _describe(old: gpd.GeoDataFrame, pids: list[str], faces: gpd.GeoSeries,
     out["above_ceiling"] = (f > p.max_floor_area_m2 + 1e-6) | (h > p.max_households + 1e-6)
     out["below_floor"] = (f < p.min_floor_area_m2 - 1e-6) | (h < p.min_households - 1e-6)
     return out[[*cols, "geometry"]]
+
+
+def _present(values: NDArray[Any]) -> list[str]:
+    """The values that are not None/NaN, as sorted strings."""
+    return sorted(str(v) for v in values if not pd.isna(v))
 
 
 def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
