@@ -263,7 +263,8 @@ def renewal_packages(communities: gpd.GeoDataFrame, *, cfg: PackagesConfig,
     geoms = old.geometry
     sides, faces = barrier_sides(geoms, barriers, margin_m=p.link_distance_m)
     G = link_graph(old, link_distance_m=p.link_distance_m, barriers=barriers, sides=sides)
-    xy = np.column_stack([geoms.centroid.x, geoms.centroid.y]) if len(old) else np.zeros((0, 2))
+    cen = shapely.centroid(np.asarray(geoms.values))
+    xy = np.column_stack([shapely.get_x(cen), shapely.get_y(cen)]).reshape(-1, 2)
     labels = cluster_packages(
         xy, G, floor_area_m2=old["floor_area_m2"].to_numpy(dtype=float),
         households=old["households"].to_numpy(dtype=float),
@@ -299,8 +300,9 @@ def renewal_packages(communities: gpd.GeoDataFrame, *, cfg: PackagesConfig,
     rest = [c for c in comm.columns if c not in lead and c != comm.geometry.name]
     comm = gpd.GeoDataFrame(comm[[c for c in lead if c in comm.columns] + rest],
                             geometry=comm.geometry, crs=comm.crs)
-    for _, row in packages.iterrows():
-        logger.debug("%s: %s", row["package_id"], row["member_names"])
+    if logger.isEnabledFor(logging.DEBUG):  # a row-by-row walk, only when it is shown
+        for pid, names in zip(packages["package_id"], packages["member_names"], strict=True):
+            logger.debug("%s: %s", pid, names)
     return PackagesResult(communities=comm, packages=packages, unit_counts=counts,
                           links=links,
                           report=report)
@@ -326,7 +328,8 @@ def _describe(old: gpd.GeoDataFrame, pids: list[str], faces: gpd.GeoSeries,
         return gpd.GeoDataFrame(empty, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
     g = np.asarray(old.geometry.values)
     is_pt = shapely.get_type_id(g) == 0
-    shapes = np.where(is_pt, shapely.buffer(g, POINT_RADIUS_M), g)
+    shapes = g.copy()
+    shapes[is_pt] = shapely.buffer(g[is_pt], POINT_RADIUS_M)  # polygons are drawn as they are
     lab = old["_lab"].to_numpy()
     # Positions of each package's members (labels 0..k-1), ascending: one sort, not k masks.
     order = np.argsort(lab, kind="stable")
@@ -338,8 +341,12 @@ def _describe(old: gpd.GeoDataFrame, pids: list[str], faces: gpd.GeoSeries,
         land = shapely.union_all(units.to_crs(crs).geometry.values)
     face_arr = np.asarray(faces.values)
     outlines = []
+    regions: dict[tuple[int, ...], shapely.Geometry] = {}  # most packages share one face
     for i, gi in enumerate(groups):
-        region = shapely.union_all(face_arr[np.unique(sides[gi])])
+        key = tuple(np.unique(sides[gi]).tolist())
+        region = regions.get(key)
+        if region is None:
+            region = regions[key] = shapely.union_all(face_arr[list(key)])
         hull = shapely.intersection(hulls[i], region)
         if land is not None:
             hull = shapely.intersection(hull, land)
