@@ -6,7 +6,11 @@ footprints and 12 straight rivers. Compared in the same run:
 * links: STRtree ``dwithin`` + barrier sides/segment test vs. the obvious all-pairs distance
   matrix (vectorised shapely over n² pairs, no barriers — so the baseline does less work);
 * floor area: STRtree pairs + vectorised intersections vs. ``geopandas.overlay`` + groupby;
-* clustering: the full floor/ceiling clustering, reported per community.
+* clustering: the full floor/ceiling clustering, reported per community;
+* scaling (issue 17): the whole stage (:func:`urbanunits.packages.renewal_packages`: barrier sides,
+  links, clustering, outlines) on 3,000 and 15,000 communities at the same density (the city and
+  its river count grown with the data), best of two runs each; target ≤ 4× the time for 5× the
+  communities.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 import shapely
 
 from urbanunits import packages as pk
+from urbanunits.config import PackagesConfig
 
 __all__ = ["main"]
 
@@ -47,6 +52,52 @@ def _layout(seed: int = 7) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoD
         shapely.LineString([(X0 + a, Y0 - 1000), (X0 + c, Y0 + 26_000)]) for a, _, c, _ in ends],
         crs=CRS)
     return comm, b, rivers
+
+
+#: Scaling target: 15k communities' packages in at most this many times the time of 3k.
+SCALING_TARGET = 4.0
+
+
+def _city(n: int, seed: int = 7) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """``n`` communities in clusters and straight rivers, at the density of :func:`_layout`."""
+    rng = np.random.default_rng(seed)
+    k = n / 3000
+    width = 25_000 * k**0.5
+    n_centres, n_rivers = round(150 * k), round(12 * k**0.5)
+    centres = rng.uniform(0, width, size=(n_centres, 2))
+    pts = centres[rng.integers(0, n_centres, n)] + rng.normal(0, 500, size=(n, 2))
+    side = rng.uniform(60, 200, size=n)
+    comm = gpd.GeoDataFrame({
+        "community_id": [f"C{i:05d}" for i in range(n)], "name": "x", "is_old": True,
+        "floor_area_m2": side**2 * rng.uniform(1.0, 2.5, n)},
+        geometry=shapely.buffer(shapely.points(X0 + pts[:, 0], Y0 + pts[:, 1]), side / 2,
+                                cap_style="square"), crs=CRS)
+    comm["households"] = comm["floor_area_m2"] / 70.0
+    ends = rng.uniform(0, width, size=(n_rivers, 2))
+    rivers = gpd.GeoDataFrame({"kind": ["river"] * n_rivers, "name": [None] * n_rivers},
+                              geometry=[shapely.LineString([(X0 + a, Y0 - 1000),
+                                                            (X0 + c, Y0 + width + 1000)])
+                                        for a, c in ends], crs=CRS)
+    return comm, rivers
+
+
+def _scaling() -> list[str]:
+    cfg = PackagesConfig(link_distance_m=300.0, max_floor_area_m2=400_000, max_households=5000,
+                         min_floor_area_m2=50_000, min_households=500)
+    cities = {n: _city(n) for n in (3000, 15000)}
+    best = dict.fromkeys(cities, float("inf"))
+    n_pk = {}
+    for _ in range(2):
+        for n, (comm, rivers) in cities.items():
+            t = time.perf_counter()
+            res = pk.renewal_packages(comm, cfg=cfg, barriers=rivers)
+            best[n] = min(best[n], time.perf_counter() - t)
+            n_pk[n] = len(res.packages)
+    ratio = best[15000] / best[3000]
+    verdict = "PASS" if ratio <= SCALING_TARGET else "FAIL"
+    return [f"scaling: stage on 3,000 communities {best[3000]:.2f} s ({n_pk[3000]} packages), "
+            f"15,000 {best[15000]:.2f} s ({n_pk[15000]} packages) → {ratio:.1f}× for 5× the "
+            f"data (target ≤ {SCALING_TARGET:.0f}×) {verdict}"]
 
 
 def main() -> list[str]:
@@ -95,4 +146,4 @@ def main() -> list[str]:
     sizes = np.bincount(labels)
     out.append(f"clustering: {sizes.size} packages (median {int(np.median(sizes))} communities,"
                f" max {sizes.max()}) in {t_cl:.2f} s ({1e3 * t_cl / n:.2f} ms per community)")
-    return out
+    return out + _scaling()

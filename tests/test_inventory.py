@@ -19,9 +19,12 @@ from urbanunits import packages as pk
 from urbanunits.config import Config
 from urbanunits.crs import gcj02_to_bd09, wgs84_to_gcj02
 from urbanunits.errors import CRSError, DataError, InputFileError
+from urbanunits.sources.inputs import load_communities, load_inputs
 from urbanunits.sources.inventory import read_inventory
 from urbanunits.sources.osm import OSMLayers
 from urbanunits.sources.population import zonal_sums
+
+from .stage_inputs import inventory_of
 
 CRS = "EPSG:32651"
 
@@ -60,14 +63,14 @@ def test_gcj02_csv_lands_on_the_right_compound(demo_layers: OSMLayers, demo_cfg:
         glon, glat = wgs84_to_gcj02(*lonlat_of(demo_layers, n))  # as copied from Gaode
         rows.append(f"{n},{float(glon):.7f},{float(glat):.7f},1985")
     path = write(tmp_path / "inv.csv", "\n".join(rows) + "\n")
-    comm = pk.build_inventory(demo_layers, with_inventory(demo_cfg, path,
-                                                          inventory_coord_system="gcj02"))
+    comm = inventory_of(demo_layers, with_inventory(demo_cfg, path,
+                                                    inventory_coord_system="gcj02"))
     assert comm["geometry"].geom_type.eq("Point").all()
     for n in names:
         pt = comm.loc[comm["name"] == n].geometry.iloc[0]
         assert polygon_of(demo_layers, n).buffer(1.0).contains(pt), n
     # Declared wrongly as WGS84, the same file lands hundreds of metres away.
-    wrong = pk.build_inventory(demo_layers, with_inventory(demo_cfg, path))
+    wrong = inventory_of(demo_layers, with_inventory(demo_cfg, path))
     for n in names:
         d = wrong.loc[wrong["name"] == n].geometry.iloc[0].distance(polygon_of(demo_layers, n))
         assert d > 200, n
@@ -187,13 +190,13 @@ def test_outside_study_area_reported_not_packaged(demo_layers: OSMLayers, demo_c
                  f"a,东园一村,{lon},{lat},60000,800\nb,东园二村,{lon2},{lat2},,\n"
                  "c,远方新村,121.60,31.30,50000,700\nd,某某,,,,\n")
     cfg = with_inventory(demo_cfg, path)
-    comm = pk.build_inventory(demo_layers, cfg)
+    comm = inventory_of(demo_layers, cfg)
     assert comm["community_id"].tolist() == ["a", "b", "c"]
     assert comm["in_study_area"].tolist() == [True, True, False]
     assert comm["floor_area_estimated"].tolist() == [False, True, False]
     assert comm["households_estimated"].tolist() == [False, True, False]
     assert comm.loc[0, "households"] == 800
-    res = pk.renewal_packages(comm, cfg)
+    res = pk.renewal_packages(comm, cfg=cfg.packages)
     assert res.report.outside_study_area == ["c"]
     assert res.communities.set_index("community_id")["package_id"].isna().to_dict() == {
         "a": False, "b": False, "c": True}
@@ -209,8 +212,8 @@ def test_geojson_polygons_in_gcj02(demo_layers: OSMLayers, demo_cfg: Config,
     path = tmp_path / "p.geojson"
     gpd.GeoDataFrame({"name": ["东园三村"], "built_year": [1982]}, geometry=[gcj],
                      crs="EPSG:4326").to_file(path)
-    comm = pk.build_inventory(demo_layers, with_inventory(demo_cfg, path,
-                                                          inventory_coord_system="gcj02"))
+    comm = inventory_of(demo_layers, with_inventory(demo_cfg, path,
+                                                    inventory_coord_system="gcj02"))
     got = comm.geometry.iloc[0]
     assert got.symmetric_difference(poly).area < 0.01 * poly.area
     est = pk.estimate_floor_area(gpd.GeoDataFrame(geometry=[poly], crs=CRS),
@@ -260,7 +263,7 @@ def test_inventory_population_from_raster(demo_layers: OSMLayers, demo_cfg: Conf
         dst.write(np.full((20, 20), 5.0, dtype="float32"), 1)  # 5 persons per 2500 m²
     cfg = dataclasses.replace(demo_cfg, inputs=dataclasses.replace(
         demo_cfg.inputs, population_raster=tif))
-    comm = pk.build_inventory(demo_layers, cfg)
+    comm = inventory_of(demo_layers, cfg)
     row = comm.loc[comm["name"] == "东园四村"].iloc[0]
     assert row["population_method"] == "raster"
     assert row["population"] == pytest.approx(round(poly.area / 2500 * 5), abs=1)
@@ -338,7 +341,7 @@ def test_cut_off_is_inclusive_and_later_rows_are_kept_with_a_warning(
     path = write(tmp_path / "c.csv", inventory_rows(demo_layers, [
         ("东园一村", "甲", "2000"), ("东园二村", "乙", "2001"), ("东园三村", "丙", "1990s"),
         ("东园四村", "丁", "")]))
-    comm = pk.build_inventory(demo_layers, with_inventory(demo_cfg, path))
+    comm = inventory_of(demo_layers, with_inventory(demo_cfg, path))
     # every row is a community, old because the bureau listed it
     assert comm["name"].tolist() == ["甲", "乙", "丙", "丁"]
     assert comm["is_old"].tolist() == [True, True, True, True]
@@ -350,7 +353,7 @@ def test_cut_off_is_inclusive_and_later_rows_are_kept_with_a_warning(
     assert len(late) == 1
     assert "1 row(s)" in late[0] and "乙 (line 3, '2001')" in late[0] and "甲" not in late[0]
     # the rows are packaged: none is dropped
-    res = pk.renewal_packages(comm, with_inventory(demo_cfg, path))
+    res = pk.renewal_packages(comm, cfg=with_inventory(demo_cfg, path).packages)
     assert res.communities["package_id"].notna().all()
 
 
@@ -360,7 +363,7 @@ def test_status_column_is_respected(demo_layers: OSMLayers, demo_cfg: Config, tm
         ("东园一村", "甲", "1985,老旧"), ("东园二村", "乙", "2005,非老旧"),
         ("东园三村", "丙", "2005,是"), ("东园四村", "丁", "1985,"), ("崂山五村", "戊", "1990,new")],
         header="name,lon,lat,建成年份,是否老旧小区"))
-    comm = pk.build_inventory(demo_layers, with_inventory(demo_cfg, path))
+    comm = inventory_of(demo_layers, with_inventory(demo_cfg, path))
     assert comm["is_old"].tolist() == [True, False, True, True, False]
     assert comm["old_rule"].tolist() == ["inventory:status", "inventory:status",
                                          "inventory:status", "inventory", "inventory:status"]
@@ -384,7 +387,7 @@ def with_overrides(cfg: Config, path: Path | None) -> Config:
 def test_overrides_by_name_and_by_id_win_over_every_rule(
         demo_layers: OSMLayers, demo_cfg: Config, tmp_path: Path,
         logs: pytest.LogCaptureFixture) -> None:
-    base = pk.build_inventory(demo_layers, demo_cfg).set_index("name")
+    base = inventory_of(demo_layers, demo_cfg).set_index("name")
     # three compounds the rules class differently: by name old, by name new, undated
     old_name = base.index[base["old_rule"].str.startswith("name_old:")][0]
     new_name = base.index[base["old_rule"].str.startswith("name_new:")][0]
@@ -397,7 +400,7 @@ def test_overrides_by_name_and_by_id_win_over_every_rule(
             "不存在的小区,,,old\n,C999,,new\n")
     path = override_file(tmp_path, text, encoding="gb18030")
     logs.clear()
-    comm = pk.build_inventory(demo_layers, with_overrides(demo_cfg, path)).set_index("name")
+    comm = inventory_of(demo_layers, with_overrides(demo_cfg, path)).set_index("name")
     changed = {old_name: False, none_name: True, new_name: True, by_osm: False}
     for name, want in changed.items():
         assert bool(comm.loc[name, "is_old"]) is want, name
@@ -433,10 +436,10 @@ def test_override_file_errors_name_file_row_and_fix(tmp_path: Path, demo_cfg: Co
     broken.write_bytes(b"not a zip")
     with pytest.raises(InputFileError, match="Excel workbook"):
         read_overrides(broken)
-    name = pk.build_inventory(demo_layers, demo_cfg)["name"].iloc[0]
+    name = inventory_of(demo_layers, demo_cfg)["name"].iloc[0]
     clash = override_file(tmp_path, f"name,status\n{name},old\n{name},new\n")
     with pytest.raises(DataError) as err:
-        pk.build_inventory(demo_layers, with_overrides(demo_cfg, clash))
+        inventory_of(demo_layers, with_overrides(demo_cfg, clash))
     assert err.value.where == f"{clash}: lines 2 and 3"
     assert f"({name}) different statuses" in err.value.what
 
@@ -592,13 +595,13 @@ def test_xlsx_sheet_by_name_and_unknown_sheet(tmp_path: Path) -> None:
 
 def test_name_only_decisions_are_flagged_and_counted(demo_layers: OSMLayers, demo_cfg: Config,
                                                      logs: pytest.LogCaptureFixture) -> None:
-    comm = pk.build_inventory(demo_layers, demo_cfg)
+    comm = inventory_of(demo_layers, demo_cfg)
     by_name = comm["old_rule"].str.startswith("name_old:")
     assert comm["old_by_name_only"].tolist() == by_name.tolist()
     assert (comm.loc[by_name, "is_old"]).all()
     msg = [r.getMessage() for r in logs.records if "by their name only" in r.getMessage()]
     assert msg and msg[0].startswith(f"{int(by_name.sum())} of {int(comm['is_old'].sum())} ")
-    lines = pk.renewal_packages(comm, demo_cfg).summary_lines()
+    lines = pk.renewal_packages(comm, cfg=demo_cfg.packages).summary_lines()
     assert lines[1] == f"  old by: name_old {int(by_name.sum())}"
 
 
@@ -607,14 +610,14 @@ def test_no_dates_and_no_name_rule_asks_for_an_inventory(
     # as outside China: no construction years, and no name rule fits the region's names
     cfg = dataclasses.replace(demo_cfg, packages=dataclasses.replace(
         demo_cfg.packages, old_name_patterns=[], new_name_patterns=[]))
-    comm = pk.build_inventory(demo_layers, cfg)
+    comm = inventory_of(demo_layers, cfg)
     assert comm["built_year"].isna().all()  # the demo extract has no start_date on compounds
     assert not comm["is_old"].any() and (comm["old_rule"] == "none").all()
     msg = [r.getMessage() for r in logs.records if "is unknown" in r.getMessage()]
     assert len(msg) == 1
     assert f"none of the {len(comm)} residential areas" in msg[0]
     assert "inputs.inventory" in msg[0] and "packages.old_name_patterns" in msg[0]
-    head = pk.renewal_packages(comm, cfg).summary_lines()[0]
+    head = pk.renewal_packages(comm, cfg=cfg.packages).summary_lines()[0]
     assert head == f"communities: {len(comm)} (0 old, 0 new, {len(comm)} of unknown age counted " \
         "as not old)"
 
@@ -647,20 +650,36 @@ def test_undeclared_gcj02_inventory_is_refused(tmp_path: Path, demo_layers: OSML
             demo_cfg.inputs, inventory=path, inventory_coord_system=system))
 
     with pytest.raises(DataError) as exc:
-        pk.build_inventory(demo_layers, cfg_with(""))
+        inventory_of(demo_layers, cfg_with(""))
     assert exc.value.where == str(path)
     assert 'inputs.inventory_coord_system = "gcj02"' in exc.value.fix
-    got = pk.build_inventory(demo_layers, cfg_with("gcj02"))
+    got = inventory_of(demo_layers, cfg_with("gcj02"))
     assert len(got) == 40
     true = write(tmp_path / "true.csv", "name,lon,lat,built_year\n" + "\n".join(
         f"小区{i},{x:.7f},{y:.7f},1985" for i, (x, y) in enumerate(zip(lon, lat, strict=True)))
         + "\n")
     cfg = dataclasses.replace(demo_cfg, inputs=dataclasses.replace(demo_cfg.inputs,
                                                                     inventory=true))
-    assert len(pk.build_inventory(demo_layers, cfg)) == 40
+    assert len(inventory_of(demo_layers, cfg)) == 40
 
 
 def test_partly_swapped_inventory_rows_get_a_hint(tmp_path: Path) -> None:
     path = write(tmp_path / "s.csv", "name,lon,lat\n甲,121.50,31.23\n乙,31.24,121.51\n")
     with pytest.raises(DataError, match=r"lon/lat swapped in 1 row\(s\)\?"):
         read_inventory(path, crs=CRS)
+
+
+def test_inventory_is_read_only_for_the_stages_that_use_it(demo_layers: OSMLayers,
+                                                            demo_cfg: Config,
+                                                            tmp_path: Path) -> None:
+    """A missing inventory, overrides file or raster stops the packages stage, not `make units`."""
+    for key in ("inventory", "community_overrides", "population_raster"):
+        cfg = with_inventory(demo_cfg, tmp_path / "inv.csv") if key == "inventory" else \
+            dataclasses.replace(demo_cfg, inputs=dataclasses.replace(
+                demo_cfg.inputs, **{key: tmp_path / "missing.tif"}))
+        assert load_inputs(cfg).communities is None, key
+        with pytest.raises(InputFileError, match="not found"):
+            load_communities(cfg, demo_layers)
+    # asked for, they are read with the rest
+    got = load_inputs(demo_cfg, communities=True).communities
+    assert got is not None and got.inventory is None and got.overrides is None

@@ -19,12 +19,12 @@ from urbanunits.config import Category, Config, LifeCircleConfig, Subtype
 from urbanunits.errors import CRSError, DataError
 from urbanunits.lifecircle import GAP_REASONS, life_circle
 from urbanunits.network import WalkNetwork
-from urbanunits.packages import build_inventory
 from urbanunits.sources.osm import OSMLayers
 
 from . import oracle
 from .conftest import DEMO_OSM, ROOT, demo_config
 from .oracle import Graph
+from .stage_inputs import inventory_of
 
 CRS = "EPSG:32651"
 X0, Y0 = 350_000.0, 3_450_000.0  # somewhere in UTM 51N
@@ -260,7 +260,7 @@ def _oracle_distances(net: WalkNetwork, facilities: gpd.GeoSeries,
 
 def test_demo_communities_match_networkx(demo_layers: OSMLayers, demo_cfg: Config) -> None:
     """Every demo community's distance to each subtype equals the brute-force oracle."""
-    communities = build_inventory(demo_layers, demo_cfg)
+    communities = inventory_of(demo_layers, demo_cfg)
     net = WalkNetwork.from_graph(demo_layers.walk_graph)
     rng = np.random.default_rng(11)
     x0, y0, x1, y1 = demo_layers.study_area.total_bounds
@@ -281,7 +281,7 @@ def test_demo_childcare_verdicts_match_networkx(demo_layers: OSMLayers, demo_cfg
                                                 ) -> None:
     """`childcare_ok` on the demo, with its real kindergartens (one on a footway island), equals
     the verdict drawn from the brute-force oracle's distances, not from the stage's columns."""
-    communities = build_inventory(demo_layers, demo_cfg)
+    communities = inventory_of(demo_layers, demo_cfg)
     lc = demo_cfg.lifecircle
     res = life_circle(demo_layers.walk_graph, communities, demo_layers.facilities, lc)
     fac = res.facilities[(res.facilities["category"] == "childcare")
@@ -352,7 +352,7 @@ def test_demo_end_to_end(tmp_path: Path, demo_layers: OSMLayers) -> None:
 
 
 def test_map_artists(demo_layers: OSMLayers, demo_cfg: Config) -> None:
-    communities = build_inventory(demo_layers, demo_cfg)
+    communities = inventory_of(demo_layers, demo_cfg)
     res = life_circle(demo_layers.walk_graph, communities, demo_layers.facilities, demo_cfg)
     fig, ax = maps.plot_lifecircle(res.communities, res.facilities, "childcare",
                                    layers=demo_layers, cfg=demo_cfg)

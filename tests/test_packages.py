@@ -25,13 +25,13 @@ CRS = "EPSG:32651"
 X0, Y0 = 355_000.0, 3_455_000.0
 
 
-def make_cfg(**pkg: Any) -> Config:
+def make_cfg(**pkg: Any) -> PackagesConfig:
     base: dict[str, Any] = {
         "link_distance_m": 150.0, "hard_barriers": ["river", "rail"], "min_floor_area_m2": 0.0,
         "max_floor_area_m2": 1e12, "min_households": 0, "max_households": 10**9,
         "prefer_same_subdistrict": True}
     base.update(pkg)
-    return Config(name="t", packages=PackagesConfig(**base))
+    return PackagesConfig(**base)
 
 
 def squares(centres: list[tuple[float, float]], *, side_m: float = 60.0,
@@ -186,10 +186,10 @@ def test_river_between_close_communities_separates_them() -> None:
     comm = squares([(0, 0), (120, 0)])
     cfg = make_cfg()
     river = barrier_frame([vline(60.0)])
-    with_river = pk.renewal_packages(comm, cfg, barriers=river)
+    with_river = pk.renewal_packages(comm, cfg=cfg, barriers=river)
     assert members(with_river) == [{"C001"}, {"C002"}]
     assert with_river.report.n_blocked_links == 1
-    without = pk.renewal_packages(comm, cfg)
+    without = pk.renewal_packages(comm, cfg=cfg)
     assert members(without) == [{"C001", "C002"}]
 
 
@@ -231,7 +231,7 @@ def test_hard_barriers_from_demo_layers(demo_layers: OSMLayers) -> None:
 def test_two_clusters_far_apart_give_two_packages() -> None:
     a = [(0, 0), (80, 0), (0, 80), (80, 80)]
     b = [(3000 + x, y) for x, y in a]
-    res = pk.renewal_packages(squares(a + b), make_cfg())
+    res = pk.renewal_packages(squares(a + b), cfg=make_cfg())
     assert members(res) == [{"C001", "C002", "C003", "C004"}, {"C005", "C006", "C007", "C008"}]
     assert res.packages["n_communities"].tolist() == [4, 4]
     assert res.packages["floor_area_m2"].tolist() == [80_000, 80_000]
@@ -240,7 +240,7 @@ def test_two_clusters_far_apart_give_two_packages() -> None:
 def test_ceiling_splits_a_long_chain_into_compact_pieces() -> None:
     n, each, cap = 12, 50_000.0, 200_000.0
     comm = squares([(100.0 * i, 0.0) for i in range(n)], floor_area_m2=each)
-    res = pk.renewal_packages(comm, make_cfg(max_floor_area_m2=cap))
+    res = pk.renewal_packages(comm, cfg=make_cfg(max_floor_area_m2=cap))
     pieces = members(res)
     assert len(pieces) >= math.ceil(n * each / cap)
     assert len(pieces) <= 2 * math.ceil(n * each / cap)
@@ -254,7 +254,7 @@ def test_ceiling_splits_a_long_chain_into_compact_pieces() -> None:
 def test_floor_merges_a_small_package_into_a_neighbour_with_room() -> None:
     # A chain: big(150k) - big(150k) | small(10k) at the end; ceiling 320k, floor 30k.
     comm = squares([(0, 0), (100, 0), (200, 0)], floor_area_m2=[150_000, 150_000, 10_000])
-    res = pk.renewal_packages(comm, make_cfg(max_floor_area_m2=320_000,
+    res = pk.renewal_packages(comm, cfg=make_cfg(max_floor_area_m2=320_000,
                                              min_floor_area_m2=30_000))
     assert {"C003"} not in members(res)
     assert all(f <= 320_000 for f in res.packages["floor_area_m2"])
@@ -263,7 +263,7 @@ def test_floor_merges_a_small_package_into_a_neighbour_with_room() -> None:
 
 def test_single_community_above_ceiling_is_its_own_package_and_reported() -> None:
     comm = squares([(0, 0), (100, 0)], floor_area_m2=[900_000, 20_000])
-    res = pk.renewal_packages(comm, make_cfg(max_floor_area_m2=400_000,
+    res = pk.renewal_packages(comm, cfg=make_cfg(max_floor_area_m2=400_000,
                                              min_floor_area_m2=50_000))
     assert members(res) == [{"C001"}, {"C002"}]
     assert [o[0] for o in res.report.oversize] == ["P01"]
@@ -273,7 +273,7 @@ def test_single_community_above_ceiling_is_its_own_package_and_reported() -> Non
 
 def test_households_ceiling_binds_too() -> None:
     comm = squares([(0, 0), (100, 0)], floor_area_m2=70_000)  # 1000 households each
-    res = pk.renewal_packages(comm, make_cfg(max_households=1500))
+    res = pk.renewal_packages(comm, cfg=make_cfg(max_households=1500))
     assert len(members(res)) == 2
 
 
@@ -281,15 +281,15 @@ def test_subdistricts_kept_apart_unless_needed_for_a_floor() -> None:
     comm = squares([(0, 0), (100, 0), (200, 0), (300, 0)],
                    floor_area_m2=[60_000, 60_000, 60_000, 60_000],
                    subdistrict=["甲", "甲", "乙", "乙"])
-    res = pk.renewal_packages(comm, make_cfg(min_floor_area_m2=100_000))
+    res = pk.renewal_packages(comm, cfg=make_cfg(min_floor_area_m2=100_000))
     assert members(res) == [{"C001", "C002"}, {"C003", "C004"}]
     assert res.report.cross_subdistrict == []
     small = squares([(0, 0), (100, 0), (200, 0)], floor_area_m2=[60_000, 60_000, 20_000],
                     subdistrict=["甲", "甲", "乙"])
-    res2 = pk.renewal_packages(small, make_cfg(min_floor_area_m2=100_000))
+    res2 = pk.renewal_packages(small, cfg=make_cfg(min_floor_area_m2=100_000))
     assert members(res2) == [{"C001", "C002", "C003"}]
     assert res2.report.cross_subdistrict == ["P01"]
-    off = pk.renewal_packages(small, make_cfg(min_floor_area_m2=100_000,
+    off = pk.renewal_packages(small, cfg=make_cfg(min_floor_area_m2=100_000,
                                               prefer_same_subdistrict=False))
     assert members(off) == [{"C001", "C002", "C003"}]
 
@@ -297,7 +297,7 @@ def test_subdistricts_kept_apart_unless_needed_for_a_floor() -> None:
 def test_new_and_outside_communities_are_not_packaged() -> None:
     comm = squares([(0, 0), (100, 0), (200, 0)], is_old=[True, False, True])
     comm["in_study_area"] = [True, True, False]
-    res = pk.renewal_packages(comm, make_cfg())
+    res = pk.renewal_packages(comm, cfg=make_cfg())
     assert res.communities["package_id"].notna().tolist() == [True, False, False]
     assert res.report.outside_study_area == ["C003"]
 
@@ -320,7 +320,7 @@ def layouts(draw: Any) -> tuple[gpd.GeoDataFrame, float, float]:
 def test_partition_invariants(case: tuple[gpd.GeoDataFrame, float, float]) -> None:
     comm, cap, floor = case
     cfg = make_cfg(max_floor_area_m2=cap, min_floor_area_m2=floor)
-    res = pk.renewal_packages(comm, cfg)
+    res = pk.renewal_packages(comm, cfg=cfg)
     c = res.communities
     # every old community in exactly one package; package rows agree with members
     assert c["package_id"].notna().all()
@@ -333,7 +333,7 @@ def test_partition_invariants(case: tuple[gpd.GeoDataFrame, float, float]) -> No
     G = nx.Graph()
     G.add_nodes_from(range(len(geoms)))
     G.add_edges_from((i, j) for i in range(len(geoms)) for j in range(i + 1, len(geoms))
-                     if geoms[i].distance(geoms[j]) <= cfg.packages.link_distance_m)
+                     if geoms[i].distance(geoms[j]) <= cfg.link_distance_m)
     for p in set(lab):
         nodes = np.flatnonzero(lab == p).tolist()
         assert nx.is_connected(G.subgraph(nodes))
@@ -350,7 +350,7 @@ def test_partition_invariants(case: tuple[gpd.GeoDataFrame, float, float]) -> No
         assert len({comp[v] for v in np.flatnonzero(lab == p)}) == 1
     # deterministic and independent of row order
     shuffled = comm.sample(frac=1.0, random_state=1)
-    again = pk.renewal_packages(shuffled, cfg)
+    again = pk.renewal_packages(shuffled, cfg=cfg)
     assert members(again) == members(res)
 
 
@@ -368,7 +368,7 @@ def test_units_filled_and_outlines_cover_members() -> None:
                                        shapely.box(X0 + 500, Y0 - 500, X0 + 3000, Y0 + 500),
                                        shapely.box(X0 + 3000, Y0 - 500, X0 + 4000, Y0 + 500)],
                              crs=CRS)
-    res = pk.renewal_packages(comm, make_cfg(), units=units)
+    res = pk.renewal_packages(comm, cfg=make_cfg(), units=units)
     assert res.communities["unit_id"].tolist() == ["U1", "U1", "U2"]
     assert res.communities["subdistrict"].tolist() == ["甲", "甲", "甲"]
     u = res.unit_counts.set_index("unit_id")
@@ -385,14 +385,14 @@ def test_units_filled_and_outlines_cover_members() -> None:
 def test_missing_columns_and_geographic_crs_are_refused() -> None:
     comm = squares([(0, 0)])
     with pytest.raises(DataError, match="floor_area_m2"):
-        pk.renewal_packages(comm.drop(columns="floor_area_m2"), make_cfg())
+        pk.renewal_packages(comm.drop(columns="floor_area_m2"), cfg=make_cfg())
     from urbanunits.errors import CRSError
 
     with pytest.raises(CRSError):
-        pk.renewal_packages(comm.to_crs("EPSG:4326"), make_cfg())
+        pk.renewal_packages(comm.to_crs("EPSG:4326"), cfg=make_cfg())
     dup = pd.concat([comm, comm])
     with pytest.raises(DataError, match="duplicate"):
-        pk.renewal_packages(gpd.GeoDataFrame(dup, crs=CRS), make_cfg())
+        pk.renewal_packages(gpd.GeoDataFrame(dup, crs=CRS), cfg=make_cfg())
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,7 +401,7 @@ def test_missing_columns_and_geographic_crs_are_refused() -> None:
 
 
 def test_demo_inventory_classes(demo_layers: OSMLayers, demo_cfg: Config) -> None:
-    c = pk.build_inventory(demo_layers, demo_cfg)
+    c = pk.build_inventory(demo_layers, cfg=demo_cfg.packages)
     assert c["community_id"].is_unique
     assert c["community_id"].tolist() == sorted(c["community_id"])
     assert c["osm_id"].is_monotonic_increasing
@@ -429,9 +429,9 @@ def _bank(layers: OSMLayers, geoms: gpd.GeoSeries) -> np.ndarray:
 
 
 def test_demo_packages_acceptance(demo_layers: OSMLayers, demo_cfg: Config) -> None:
-    comm = pk.build_inventory(demo_layers, demo_cfg)
+    comm = pk.build_inventory(demo_layers, cfg=demo_cfg.packages)
     bar = pk.hard_barriers(demo_layers, kinds=demo_cfg.packages.hard_barriers)
-    res = pk.renewal_packages(comm, demo_cfg, barriers=bar)
+    res = pk.renewal_packages(comm, cfg=demo_cfg.packages, barriers=bar)
     old = res.communities[res.communities["is_old"]]
     assert old["package_id"].notna().all()
     assert res.communities.loc[~res.communities["is_old"], "package_id"].isna().all()
@@ -446,17 +446,17 @@ def test_demo_packages_acceptance(demo_layers: OSMLayers, demo_cfg: Config) -> N
 def test_demo_no_package_spans_the_huangpu(demo_layers: OSMLayers, demo_cfg: Config) -> None:
     # Make every compound "old" and link across 800 m so that the river is the only thing
     # keeping the two banks apart; the control run without barriers must then span it.
-    comm = pk.build_inventory(demo_layers, demo_cfg).assign(is_old=True)
+    comm = pk.build_inventory(demo_layers, cfg=demo_cfg.packages).assign(is_old=True)
     cfg = dataclasses.replace(demo_cfg, packages=dataclasses.replace(
         demo_cfg.packages, link_distance_m=800.0))
     bank = pd.Series(_bank(demo_layers, comm.geometry), index=comm["community_id"])
     assert set(bank) == {0, 1}
     bar = pk.hard_barriers(demo_layers, kinds=cfg.packages.hard_barriers)
-    res = pk.renewal_packages(comm, cfg, barriers=bar)
+    res = pk.renewal_packages(comm, cfg=cfg.packages, barriers=bar)
     per_pkg = res.communities.assign(bank=res.communities["community_id"].map(bank)).groupby(
         "package_id")["bank"].nunique()
     assert (per_pkg == 1).all()
-    control = pk.renewal_packages(comm, cfg, barriers=None)
+    control = pk.renewal_packages(comm, cfg=cfg.packages, barriers=None)
     per_pkg2 = control.communities.assign(
         bank=control.communities["community_id"].map(bank)).groupby("package_id")["bank"].nunique()
     assert (per_pkg2 > 1).any()
@@ -499,7 +499,7 @@ def test_no_old_communities_gives_no_packages() -> None:
     units = gpd.GeoDataFrame({"unit_id": ["U1"]}, geometry=[shapely.box(X0 - 500, Y0 - 500,
                                                                          X0 + 500, Y0 + 500)],
                              crs=CRS)
-    res = pk.renewal_packages(comm, make_cfg(), units=units, barriers=barrier_frame([vline(50)]))
+    res = pk.renewal_packages(comm, cfg=make_cfg(), units=units, barriers=barrier_frame([vline(50)]))
     assert res.packages.empty and res.links.empty
     assert res.communities["package_id"].isna().all()
     assert res.unit_counts["n_old_communities"].tolist() == [0]
@@ -511,7 +511,7 @@ def test_many_packages_get_neighbour_distinct_colours_and_a_short_legend(
     from urbanunits import maps
 
     comm = squares([(250.0 * i, 0.0) for i in range(40)])  # gaps of 190 m
-    res = pk.renewal_packages(comm, make_cfg(link_distance_m=100.0))
+    res = pk.renewal_packages(comm, cfg=make_cfg(link_distance_m=100.0))
     assert len(res.packages) == 40
     colors = maps._package_colors(res.packages)
     assert all(colors[i] != colors[i + 1] for i in range(39))
@@ -524,10 +524,10 @@ def test_demo_with_units_stage_reclassifies_units(demo_layers: OSMLayers,
     from urbanunits import units as units_mod
 
     units = units_mod.update_units(demo_layers, demo_cfg).units
-    comm = pk.build_inventory(demo_layers, demo_cfg, units=units)
+    comm = pk.build_inventory(demo_layers, cfg=demo_cfg.packages, units=units)
     assert comm["unit_id"].notna().all()
     bar = pk.hard_barriers(demo_layers, kinds=demo_cfg.packages.hard_barriers)
-    res = pk.renewal_packages(comm, demo_cfg, units=units, barriers=bar)
+    res = pk.renewal_packages(comm, cfg=demo_cfg.packages, units=units, barriers=bar)
     # the stage counts; the units stage's rules re-derive the classes (as the pipeline does)
     u = units_mod.recount_old_communities(units, res.communities,
                                           rules=units_mod.ClassRules.from_config(demo_cfg.units))
@@ -563,7 +563,7 @@ def test_map_text_is_all_in_the_cjk_font(demo_layers: OSMLayers) -> None:
                    is_old=[True, True, True])
     comm.loc[2, "is_old"] = False
     comm["in_study_area"] = True
-    res = pk.renewal_packages(comm, make_cfg(max_floor_area_m2=400_000, min_floor_area_m2=5e4,
+    res = pk.renewal_packages(comm, cfg=make_cfg(max_floor_area_m2=400_000, min_floor_area_m2=5e4,
                                              link_distance_m=10.0))
     _, ax = maps.plot_packages(res.packages, res.communities, layers=demo_layers, title="测试")
     text = "".join(t.get_text() for t in ax.findobj(matplotlib.text.Text))

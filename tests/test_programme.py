@@ -21,6 +21,8 @@ from urbanunits.config import ProgrammeConfig, YearCap
 from urbanunits.elevators import elevator_candidates
 from urbanunits.sources.inventory import read_inventory
 
+from .stage_inputs import inventory_of
+
 CRS = "EPSG:32651"
 X0, Y0 = 355_000.0, 3_455_000.0
 
@@ -347,7 +349,6 @@ def test_inventory_keeps_the_project_list_fields(tmp_path: Path, text: str,
 
 def test_build_inventory_carries_the_fields(tmp_path: Path, demo_layers: Any) -> None:
     """The packages stage keeps the project-list fields for the programme stage."""
-    from urbanunits import packages
 
     from .conftest import demo_config
 
@@ -355,7 +356,7 @@ def test_build_inventory_carries_the_fields(tmp_path: Path, demo_layers: Any) ->
     path.write_bytes(CN.encode("gb18030"))
     cfg = demo_config(tmp_path)
     cfg = dataclasses.replace(cfg, inputs=dataclasses.replace(cfg.inputs, inventory=path))
-    comm = packages.build_inventory(demo_layers, cfg)
+    comm = inventory_of(demo_layers, cfg)
     row = comm.set_index("name").loc["东园一村"]
     assert row["street"] == "陆家嘴街道" and row["plan_year"] == 2026
     assert row["consent_share"] == pytest.approx(0.85) and not row["has_elevator"]

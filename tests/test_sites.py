@@ -24,6 +24,7 @@ from urbanunits.sites import (
 )
 
 from .oracle import Graph
+from .stage_inputs import inventory_of
 
 CRS = "EPSG:32651"
 X0, Y0 = 350_000.0, 3_450_000.0
@@ -381,12 +382,12 @@ def test_facility_file_capacity_field(tmp_path) -> None:
 
 def test_demo_elderly_care_gets_sites_with_their_gain(demo_cfg, demo_layers) -> None:
     """No elderly-care facility is mapped in the demo: day-care sites come with their gain."""
-    from urbanunits import packages, units
+    from urbanunits import units
     from urbanunits.sources.facilities import load_facilities
 
     cfg, layers = demo_cfg, demo_layers
     unit_result = units.update_units(layers, cfg)
-    comm = packages.build_inventory(layers, cfg, units=unit_result.units)
+    comm = inventory_of(layers, cfg, units=unit_result.units)
     area = layers.study_area.geometry.iloc[0].buffer(cfg.osm.graph_margin_m)
     fac, _ = load_facilities(cfg, layers.facilities, area=area)
     assert not (fac["category"] == "elderly_care").any()

@@ -19,11 +19,11 @@ import pytest
 
 from urbanunits.config import Config, StudyArea, default_categories, default_contradicting_tags
 from urbanunits.lifecircle import LifeCircleResult, life_circle
-from urbanunits.packages import build_inventory
 from urbanunits.sources.classify import classify_facilities
 from urbanunits.sources.osm import OSMLayers, read_osm
 
 from .conftest import demo_config
+from .stage_inputs import inventory_of
 
 CRS = "EPSG:32651"
 X0, Y0 = 350_000.0, 3_450_000.0
@@ -128,7 +128,7 @@ def trap(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, OSMLayers, L
     cfg = dataclasses.replace(cfg, inputs=dataclasses.replace(cfg.inputs, osm=osm),
                               study_area=StudyArea(bbox=(lon0, lat0, lon1, lat1), crs=CRS))
     layers = read_osm(cfg, use_cache=False)
-    comm = build_inventory(layers, cfg)
+    comm = inventory_of(layers, cfg)
     res = life_circle(layers.walk_graph, comm, layers.facilities, cfg)
     return cfg, layers, res
 
@@ -184,7 +184,7 @@ def test_kindergarten_grounds_with_a_footway_island_reach_the_street(
     assert b["childcare_ok"]
     # without island handling the kindergarten would sit on the loop, unreachable
     off = dataclasses.replace(cfg.lifecircle, min_component_nodes=1)
-    comm = build_inventory(layers, cfg)
+    comm = inventory_of(layers, cfg)
     res1 = life_circle(layers.walk_graph, comm, layers.facilities, off)
     assert np.isnan(res1.communities.set_index("name").at["乙村新村",
                                                           "childcare_kindergarten_dist_m"])

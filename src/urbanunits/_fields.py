@@ -6,7 +6,14 @@ labels are what people read: field aliases in the File Geodatabase and rows of t
 
 from __future__ import annotations
 
-__all__ = ["LAYER_LABELS", "category_label", "field_label"]
+__all__ = ["LAYER_LABELS", "PROGRAMME_FIELDS", "category_label", "field_label"]
+
+#: Optional fields of a bureau's project list that an inventory carries to the programme stage
+#: (absent columns give NA; the stage estimates or assumes them and says so). Read by
+#: :mod:`urbanunits.sources.inventory`, passed on by the packages stage.
+PROGRAMME_FIELDS = ("district", "street", "neighbourhood", "n_buildings", "levels",
+                    "has_elevator", "n_elevators", "property_managed", "consent_share",
+                    "plan_year", "renovation_type")
 
 LAYER_LABELS: dict[str, str] = {
     "update_units": "更新单元 Update units",

@@ -28,7 +28,7 @@ from urbanunits._outputs import Staging, staged_run
 from urbanunits.config import Config
 from urbanunits.errors import EmptyInputError
 from urbanunits.export import write_layers
-from urbanunits.sources.inputs import load_heritage_areas, load_subdistricts
+from urbanunits.sources.inputs import load_communities, load_heritage_areas, load_subdistricts
 from urbanunits.sources.osm import OSMLayers, read_osm
 
 __all__ = ["StageResult", "load_heritage_areas", "load_layers", "load_subdistricts",
@@ -477,11 +477,12 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
                                subdistricts=subdistricts)
         units = unit_stage.layers["update_units"]
         upstream = dict(unit_stage.layers)
-    communities = pk.build_inventory(layers, cfg, units=units)
+    communities = pk.build_inventory(layers, cfg=cfg.packages,
+                                     inputs=load_communities(cfg, layers), units=units)
     if communities.empty:
         raise _no_communities(cfg, layers)
     barriers = pk.hard_barriers(layers, kinds=cfg.packages.hard_barriers)
-    result = pk.renewal_packages(communities, cfg, units=units, barriers=barriers,
+    result = pk.renewal_packages(communities, cfg=cfg.packages, units=units, barriers=barriers,
                                  subdistricts=subdistricts)
     out: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {
         **upstream, "old_communities": result.communities,

@@ -3,28 +3,74 @@
 The one place a notebook, the command line and the tests get the same inputs from, so that they
 give the same answer: ``update_units(inputs.layers, cfg, subdistricts=inputs.subdistricts,
 heritage_areas=inputs.heritage_areas)`` in a notebook is what ``make units`` computes.
+
+The packages stage's inputs — the community inventory, the planner's overrides and the population
+raster — are read only for the stages that use them (:func:`load_communities`, or
+``load_inputs(cfg, communities=True)``), so ``make units`` never stops on a bad inventory it does
+not need.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 import shapely
 
+from urbanunits._raster import CountGrid
 from urbanunits.config import Config
 from urbanunits.sources.boundaries import (
     join_nbs_codes,
     read_subdistricts,
     subdistricts_from_osm,
 )
+from urbanunits.sources.facilities import check_datum, street_lines
 from urbanunits.sources.heritage import read_heritage_areas
+from urbanunits.sources.inventory import InventoryReport, read_inventory, read_overrides
 from urbanunits.sources.osm import OSMLayers, read_osm
+from urbanunits.sources.population import read_population
 
-__all__ = ["RunInputs", "load_heritage_areas", "load_inputs", "load_subdistricts"]
+__all__ = ["CommunityInputs", "RunInputs", "load_communities", "load_heritage_areas",
+           "load_inputs", "load_subdistricts"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CommunityInputs:
+    """The packages stage's own inputs, read (:func:`load_communities`) and checked.
+
+    Passed whole to :func:`urbanunits.packages.build_inventory`; all None (the default) means
+    the communities are the OSM residential areas, no override, population from households.
+
+    Attributes
+    ----------
+    inventory
+        Rows of ``inputs.inventory`` (:func:`~urbanunits.sources.inventory.read_inventory`, in
+        the metric CRS, datum checked), or None: the communities come from OSM.
+    inventory_report
+        Notes from reading the inventory (skipped rows, duplicate names), or None.
+    inventory_source
+        The inventory's file name (column ``source`` of the communities), or None.
+    overrides
+        Rows of ``inputs.community_overrides``
+        (:func:`~urbanunits.sources.inventory.read_overrides`), or None.
+    overrides_source
+        That file, as named in messages, or None.
+    population
+        The window of ``inputs.population_raster`` under the community polygons, or None (no
+        raster, or no polygon to sum it over).
+    """
+
+    inventory: gpd.GeoDataFrame | None = None
+    inventory_report: InventoryReport | None = None
+    inventory_source: str | None = None
+    overrides: pd.DataFrame | None = None
+    overrides_source: str | None = None
+    population: CountGrid | None = None
 
 
 @dataclass
@@ -40,18 +86,81 @@ class RunInputs:
         ``admin_level=8`` boundaries, else None.
     heritage_areas
         Designated conservation areas from ``inputs.heritage_areas``, or None.
+    communities
+        The packages stage's inventory, overrides and population raster
+        (:class:`CommunityInputs`); None unless asked for.
     """
 
     layers: OSMLayers
     subdistricts: gpd.GeoDataFrame | None
     heritage_areas: gpd.GeoDataFrame | None
+    communities: CommunityInputs | None = None
 
 
-def load_inputs(cfg: Config) -> RunInputs:
-    """Read the OSM extract (cached), sub-districts and heritage areas of a config."""
+def load_inputs(cfg: Config, *, communities: bool = False) -> RunInputs:
+    """Read the OSM extract (cached), sub-districts and heritage areas of a config.
+
+    With ``communities`` the packages stage's inputs are read too (:func:`load_communities`):
+    ask for them when the packages stage (or a later one) will run.
+    """
     layers = read_osm(cfg)
     return RunInputs(layers=layers, subdistricts=load_subdistricts(cfg, layers),
-                     heritage_areas=load_heritage_areas(cfg))
+                     heritage_areas=load_heritage_areas(cfg),
+                     communities=load_communities(cfg, layers) if communities else None)
+
+
+def load_communities(cfg: Config, layers: OSMLayers) -> CommunityInputs:
+    """Read the community inventory, the overrides and the population raster of a config.
+
+    The inventory (``inputs.inventory``) is read in the metric CRS; points read as WGS84
+    because ``inputs.inventory_coord_system`` is unset are checked against the extract's
+    streets and named places and stop the run when they fit GCJ-02/BD-09 better. The population
+    raster is read under the polygons whose population it will give: the inventory's, or the
+    extract's residential areas without an inventory.
+
+    Parameters
+    ----------
+    cfg
+        Run configuration (``[inputs]``).
+    layers
+        The parsed extract (datum check; residential areas).
+
+    Returns
+    -------
+    CommunityInputs
+        What :func:`urbanunits.packages.build_inventory` takes besides the layers.
+    """
+    out = CommunityInputs()
+    inp = cfg.inputs
+    polygons = layers.residential.geometry
+    if inp.inventory is not None:
+        inv, out.inventory_report = read_inventory(
+            inp.inventory, crs=cfg.study_area.crs,
+            coord_system=inp.inventory_coord_system or "wgs84",  # unset reads as WGS84
+            on_missing_coords=inp.inventory_on_missing_coords, sheet=inp.inventory_sheet)
+        if not inp.inventory_coord_system:
+            _check_inventory_datum(inv, layers, Path(inp.inventory))
+        out.inventory, out.inventory_source = inv, Path(inp.inventory).name
+        polygons = inv.geometry
+    if inp.population_raster is not None:
+        poly = polygons[polygons.geom_type.isin(["Polygon", "MultiPolygon"])]
+        if len(poly):
+            out.population = read_population(inp.population_raster, poly)
+    if inp.community_overrides is not None:
+        out.overrides = read_overrides(inp.community_overrides)
+        out.overrides_source = str(inp.community_overrides)
+    return out
+
+
+def _check_inventory_datum(inv: gpd.GeoDataFrame, layers: OSMLayers, path: Path) -> None:
+    """An inventory of points that declares no datum: stop if it is GCJ-02/BD-09 (web maps)."""
+    pts = inv[inv.geometry.geom_type == "Point"]
+    if len(pts) == 0:
+        return
+    ll = pts.geometry.to_crs("EPSG:4326")
+    check_datum(ll.x.to_numpy(), ll.y.to_numpy(), street_lines(layers.roads), path=path,
+                key="inputs.inventory_coord_system",
+                names=pts["name"] if "name" in pts.columns else None, reference=layers.pois)
 
 
 def load_subdistricts(cfg: Config, layers: OSMLayers) -> gpd.GeoDataFrame | None:

@@ -76,6 +76,7 @@ import pandas as pd
 import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 
+from urbanunits._fields import PROGRAMME_FIELDS
 from urbanunits._years import EMPTY_CELLS, parse_years
 from urbanunits.crs import swapped_hint, swapped_lonlat, to_wgs84
 from urbanunits.errors import CRSError, DataError, InputFileError
@@ -118,11 +119,6 @@ _NUMERIC = ("floor_area_m2", "households", "population")
 _PROGRAMME_INPUTS = frozenset({"district", "street", "neighbourhood", "n_buildings", "levels",
                                "elevator", "property_managed", "consent_share", "plan_year",
                                "renovation_type"})
-#: Optional fields kept for the programme stage (absent columns give NA; the stage estimates
-#: or assumes them and says so).
-PROGRAMME_FIELDS = ("district", "street", "neighbourhood", "n_buildings", "levels",
-                    "has_elevator", "n_elevators", "property_managed", "consent_share",
-                    "plan_year", "renovation_type")
 #: Units a header or a value may carry: normalised text → (quantity, factor to the field's unit).
 UNITS: dict[str, tuple[str, float]] = {
     "m2": ("area", 1.0), "平方米": ("area", 1.0), "平米": ("area", 1.0),

@@ -3,7 +3,9 @@
 Community polygons are often smaller than a raster cell (a 1 ha compound in a 100 m WorldPop grid),
 so counting whole cells by their centres would give zero or a whole cell. :func:`zonal_sums` is an
 *area-weighted* zonal sum instead: each cell contributes its value times the share of the cell that
-the polygon covers. Only the window of cells under the polygons is read.
+the polygon covers. Only the window of cells under the polygons is read (:func:`read_population`);
+the sum itself is :func:`urbanunits._raster.area_weighted_sums`, which the packages stage calls on
+the grid the pipeline read.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from affine import Affine
 from numpy.typing import NDArray
 from rasterio.errors import RasterioIOError
 
+from urbanunits._raster import CountGrid, area_weighted_sums
 from urbanunits.errors import CRSError, DataError, InputFileError
 
-__all__ = ["zonal_sums"]
+__all__ = ["CountGrid", "read_population", "zonal_sums"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +36,8 @@ _MAX_CELLS = 50_000_000
 def zonal_sums(polygons: gpd.GeoSeries | gpd.GeoDataFrame, raster: str | Path, *,
                band: int = 1) -> NDArray[np.float64]:
     """Area-weighted sum of a count raster over each polygon.
+
+    :func:`read_population` then :func:`urbanunits._raster.area_weighted_sums`.
 
     Parameters
     ----------
@@ -50,15 +55,36 @@ def zonal_sums(polygons: gpd.GeoSeries | gpd.GeoDataFrame, raster: str | Path, *
     numpy.ndarray
         One sum per polygon, in input order (persons).
     """
-    path = Path(raster)
     geoms = polygons.geometry if isinstance(polygons, gpd.GeoDataFrame) else polygons
+    return area_weighted_sums(geoms, read_population(raster, geoms, band=band))
+
+
+def read_population(raster: str | Path, polygons: gpd.GeoSeries, *, band: int = 1) -> CountGrid:
+    """Read the window of a count raster that lies under the polygons.
+
+    Parameters
+    ----------
+    raster
+        GeoTIFF (or any GDAL raster) whose cells hold counts (persons per cell). Nodata and
+        negative cells are read as 0.
+    polygons
+        The polygons that will be summed (any CRS); only their extent is used.
+    band
+        Band to read (1-based).
+
+    Returns
+    -------
+    CountGrid
+        The window's cells, transform and the raster's CRS; no cells when the polygons lie
+        outside the raster (logged) or none is a non-empty polygon.
+    """
+    path = Path(raster)
     if not path.is_file():
         raise InputFileError(path, "population raster not found",
                              "fix inputs.population_raster or remove it to estimate population "
                              "from households")
-    if geoms.crs is None:
+    if polygons.crs is None:
         raise CRSError("zonal_sums", "polygons have no CRS", "set their CRS first")
-    out = np.zeros(len(geoms), dtype=float)
     try:
         src = rasterio.open(path)
     except RasterioIOError as exc:
@@ -70,12 +96,13 @@ def zonal_sums(polygons: gpd.GeoSeries | gpd.GeoDataFrame, raster: str | Path, *
                            "save the raster with its CRS (e.g. EPSG:4326 for WorldPop)")
         if not (1 <= band <= src.count):
             raise DataError(path, f"has no band {band} (bands: {src.count})", "use band 1")
-        g = geoms.to_crs(src.crs)
+        none = CountGrid(data=np.zeros((0, 0)), transform=src.transform, crs=src.crs)
+        g = polygons.to_crs(src.crs)
         arr = np.asarray(g.values)
         ok = ~(shapely.is_empty(arr) | shapely.is_missing(arr)) & np.isin(
             shapely.get_type_id(arr), [3, 6])
         if not ok.any():
-            return out
+            return none
         # Window arithmetic by hand with `@`: rasterio's helpers still use affine's deprecated
         # `*` operator, which the test suite turns into errors.
         x0, y0, x1, y1 = shapely.total_bounds(arr[ok])
@@ -87,32 +114,12 @@ def zonal_sums(polygons: gpd.GeoSeries | gpd.GeoDataFrame, raster: str | Path, *
         r1 = int(np.clip(np.ceil(cr[:, 1].max()), 0, src.height))
         if c1 <= c0 or r1 <= r0:
             logger.warning("%s: the polygons lie outside the population raster", path)
-            return out
+            return none
         if (c1 - c0) * (r1 - r0) > _MAX_CELLS:
             raise DataError(path, f"the study area covers {(c1 - c0) * (r1 - r0)} cells",
                             "use a coarser raster or a smaller study area")
         win = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
         data = src.read(band, window=win, masked=True).astype(float).filled(0.0)
         data[~np.isfinite(data) | (data < 0)] = 0.0
-        tr = src.transform @ Affine.translation(c0, r0)
-    rows, cols = np.nonzero(data)
-    if rows.size == 0:
-        return out
-    # Cell polygons of the non-zero cells only; the affine transform may be rotated, so the
-    # four corners are transformed rather than assuming a north-up box.
-    corners_c = np.stack([cols, cols + 1, cols + 1, cols], axis=1).astype(float)
-    corners_r = np.stack([rows, rows, rows + 1, rows + 1], axis=1).astype(float)
-    xs = tr.c + tr.a * corners_c + tr.b * corners_r
-    ys = tr.f + tr.d * corners_c + tr.e * corners_r
-    rings = np.stack([xs, ys], axis=2)
-    cells = shapely.polygons(np.concatenate([rings, rings[:, :1]], axis=1))
-    values = data[rows, cols]
-    cell_area = np.abs(tr.a * tr.e - tr.b * tr.d)
-    tree = shapely.STRtree(cells)
-    idx = np.flatnonzero(ok)
-    poly_i, cell_i = tree.query(arr[idx], predicate="intersects")
-    if poly_i.size == 0:
-        return out
-    share = shapely.area(shapely.intersection(arr[idx][poly_i], cells[cell_i])) / cell_area
-    np.add.at(out, idx[poly_i], share * values[cell_i])
-    return out
+        return CountGrid(data=data, transform=src.transform @ Affine.translation(c0, r0),
+                         crs=src.crs)
