@@ -21,8 +21,10 @@ from shapely.geometry import LineString, Polygon, box
 from urbanunits import units as uu
 from urbanunits.config import Config, UnitsConfig
 from urbanunits.errors import CRSError, DataError
+from urbanunits.layers import OSMLayers, line_flag
+from urbanunits.packages import hard_barriers
 from urbanunits.sources.boundaries import read_subdistricts
-from urbanunits.sources.osm import OSMLayers
+from urbanunits.sources.tags import flag_lines
 
 from .conftest import demo_config
 
@@ -62,7 +64,7 @@ def make_layers(area: Polygon, *, roads: Sequence[dict[str, Any]] = (),
 
     def lines(rows: Sequence[dict[str, Any]], key: str) -> gpd.GeoDataFrame:
         rows = [{"osm_id": k, **r} for k, r in enumerate(rows)]
-        return frame(rows, [*line_cols, key])
+        return flag_lines(frame(rows, [*line_cols, key]))
 
     return OSMLayers(
         study_area=gpd.GeoDataFrame({"name": ["t"]}, geometry=[area], crs=CRS),
@@ -282,6 +284,29 @@ def test_tunnels_are_not_barriers() -> None:
                                       road(line((100, -20), (100, 220)), "trunk", tunnel="no")])
     res = uu.update_units(layers, config(min_area_m2=5_000.0))
     assert sorted(np.round(res.units["area_m2"])) == [20_000.0, 60_000.0]
+
+
+def test_one_reading_of_the_tunnel_tag_for_units_and_packages() -> None:
+    # The ingest decides what the tags mean; units and packages read the same flag.
+    values = ["yes", "culvert", "building_passage", "flooded", "no", "No", None]
+    area = rect(0, 0, 100 * len(values), 200)
+    rows = [{"geometry": line((100 * k + 50, -20), (100 * k + 50, 220)), "railway": "rail",
+             "tunnel": v, "bridge": None} for k, v in enumerate(values)]
+    layers = make_layers(area, railways=rows)
+    assert layers.railways["is_tunnel"].tolist() == [True] * 4 + [False] * 3
+    surface = {k for k, v in enumerate(values) if v in ("no", "No", None)}
+    kept = uu.barrier_lines(layers, highways=[], railways=["rail"], waterways=[])
+    on = {round((g.coords[0][0] - X0 - 50) / 100) for g in kept.geometry}
+    assert on == surface
+    hb = hard_barriers(layers, kinds=["rail"])
+    assert {round((g.coords[0][0] - X0 - 50) / 100) for g in hb.geometry} == surface
+
+
+def test_hand_built_layers_with_raw_tags_but_no_flags_are_refused() -> None:
+    raw = frame([{"geometry": line((0, 0), (1, 1)), "tunnel": "yes"}], ["tunnel"])
+    with pytest.raises(DataError, match="flag_lines"):
+        line_flag(raw, "is_tunnel")
+    assert not line_flag(frame([{"geometry": line((0, 0), (1, 1))}], []), "is_tunnel").any()
 
 
 def test_water_faces_are_removed() -> None:

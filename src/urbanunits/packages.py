@@ -40,11 +40,12 @@ from urbanunits.config import Config
 from urbanunits.crs import require_projected
 from urbanunits.errors import ConfigError, DataError
 from urbanunits.floor_area import estimate_floor_area
+from urbanunits.layers import line_flag
 from urbanunits.sources.inventory import PROGRAMME_FIELDS
 
 if TYPE_CHECKING:
+    from urbanunits.layers import OSMLayers
     from urbanunits.sources.inventory import InventoryReport
-    from urbanunits.sources.osm import OSMLayers
 
 __all__ = [
     "PackagesReport",
@@ -659,9 +660,8 @@ def hard_barriers(layers: OSMLayers, *, kinds: Sequence[str]) -> gpd.GeoDataFram
     crs = layers.study_area.crs
     frames: list[gpd.GeoDataFrame] = []
 
-    def surface(df: gpd.GeoDataFrame) -> pd.Series:
-        t = df["tunnel"] if "tunnel" in df.columns else pd.Series(None, index=df.index)
-        return ~t.astype("string").isin(["yes", "culvert", "building_passage"]).fillna(False)
+    def surface(df: gpd.GeoDataFrame) -> NDArray[np.bool_]:
+        return ~line_flag(df, "is_tunnel")
 
     def add(df: gpd.GeoDataFrame, kind: str) -> None:
         if not df.empty:

@@ -4,11 +4,11 @@ Method
 ------
 1. **Lines.** Barrier lines are the configured road classes, surface rail, rivers/canals, the
    outlines of water bodies of at least ``min_area_m2`` (smaller ponds stay inside their block),
-   sub-district (街道) boundaries and the study-area outline. Tunnels (``tunnel`` set and not
-   ``no``) are not barriers. Bridge spans over water are cut away, so a bridge never splits the
-   water it crosses; the river itself still separates its banks. Minor roads of the
-   ``split_highways`` classes (tertiary, then residential) are added as *split lines*: they only
-   cut blocks that are too large.
+   sub-district (街道) boundaries and the study-area outline. Tunnels (``is_tunnel``, as the
+   ingest reads the tag: :mod:`urbanunits.sources.tags`) are not barriers. Bridge spans over
+   water are cut away, so a bridge never splits the water it crosses; the river itself still
+   separates its banks. Minor roads of the ``split_highways`` classes (tertiary, then
+   residential) are added as *split lines*: they only cut blocks that are too large.
 2. **Faces.** A dangling end of a line that stops within ``snap_tolerance_m`` of another line
    is extended to it (lines that "almost meet"); one within max(50 m, 4 × ``snap_tolerance_m``)
    of the study-area edge is extended to the edge, since extracts cut roads there. All lines are
@@ -63,7 +63,7 @@ from urbanunits.config import Config, UnitsConfig
 from urbanunits.crs import require_projected
 from urbanunits.errors import CRSError, DataError
 from urbanunits.floor_area import estimate_floor_area
-from urbanunits.sources.osm import OSMLayers
+from urbanunits.layers import OSMLayers, line_flag
 
 __all__ = [
     "CLASS_COLORS",
@@ -137,18 +137,6 @@ _TOUCH_M = 1e-3  # an endpoint this close to another line already meets it
 # --------------------------------------------------------------------------------------------
 # Lines
 # --------------------------------------------------------------------------------------------
-
-
-def _is_set(col: pd.Series) -> pd.Series:
-    """OSM yes-like flag: present and not ``no``."""
-    s = col.astype("object")
-    return s.notna() & (s.astype(str).str.lower() != "no")
-
-
-def _col(df: pd.DataFrame, name: str) -> pd.Series:
-    if name in df.columns:
-        return df[name]
-    return pd.Series([None] * len(df), index=df.index, dtype="object")
 
 
 def _lines_only(geoms: NDArray[Any]) -> tuple[NDArray[Any], NDArray[np.intp]]:
@@ -226,7 +214,8 @@ def barrier_lines(layers: OSMLayers, *, highways: Sequence[str], railways: Seque
     geopandas.GeoDataFrame
         LineStrings with ``kind`` (``road``, ``rail``, ``waterway``, ``water_edge``),
         ``osm_class`` and ``split_level`` (0), in the layers' CRS. Tunnels are left out and
-        bridge spans over water polygons are cut away.
+        bridge spans over water polygons are cut away (``is_tunnel``/``is_bridge``, set by
+        the ingest: :mod:`urbanunits.sources.tags`).
     """
     crs = layers.study_area.crs
     require_projected(layers.study_area, "barrier_lines")
@@ -237,11 +226,11 @@ def barrier_lines(layers: OSMLayers, *, highways: Sequence[str], railways: Seque
                                     ("waterway", layers.waterways, "waterway", waterways)):
         if gdf is None or gdf.empty or key not in gdf.columns:
             continue
-        sel = gdf[gdf[key].isin(list(classes)) & ~_is_set(_col(gdf, "tunnel"))]
+        sel = gdf[gdf[key].isin(list(classes)).to_numpy() & ~line_flag(gdf, "is_tunnel")]
         if sel.empty:
             continue
         geoms = np.array(sel.geometry.values, dtype=object)
-        bridge = _is_set(_col(sel, "bridge")).to_numpy()
+        bridge = line_flag(sel, "is_bridge")
         if kind != "waterway" and bridge.any() and not water.is_empty:
             # A bridge over a river must not cut the water face in two; the banks are split by
             # the water's own outline and centre line.
@@ -282,7 +271,7 @@ def split_lines(layers: OSMLayers, *, split_highways: Sequence[str]) -> gpd.GeoD
     base = roads["highway"].astype(str).str.removesuffix("_link")
     frames = []
     for level, cls in enumerate(split_highways, start=1):
-        sel = roads[(base == cls) & ~_is_set(_col(roads, "tunnel"))]
+        sel = roads[(base == cls).to_numpy() & ~line_flag(roads, "is_tunnel")]
         if not sel.empty:
             frames.append(_line_frame(sel.geometry.values, kind="split", osm_class=cls,
                                       split_level=level, crs=crs))
@@ -1152,12 +1141,12 @@ def classify_units(units: gpd.GeoDataFrame, *, landuse: gpd.GeoDataFrame | None 
         Unit polygons in a metric CRS.
     landuse
         Polygons with ``luclass`` in residential, commercial, industrial, green, public
-        (:class:`~urbanunits.sources.osm.OSMLayers` ``landuse``).
+        (:class:`~urbanunits.layers.OSMLayers` ``landuse``).
     residential
         Named residential compounds; counted by a point on their surface.
     historic
         Historic/heritage features (points or polygons) with a ``designated`` column
-        (:class:`~urbanunits.sources.osm.OSMLayers` ``historic``): designated areas give
+        (:class:`~urbanunits.layers.OSMLayers` ``historic``): designated areas give
         ``historic_share``, the rest (or all, without the column) are counted by a point on their
         surface.
     heritage_areas
