@@ -12,6 +12,7 @@ tags, so that one tag cannot be read two ways.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from urbanunits.layers import LINE_FLAGS
@@ -39,9 +40,12 @@ def flag_lines(lines: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         The same rows, with ``is_tunnel`` and ``is_bridge`` (bool) set from the tags.
     """
-    out = lines.copy()
+    out = lines.drop(columns=[f for f in LINE_FLAGS if f in lines.columns])
+    geom = getattr(lines, "_geometry_column_name", None)
     for flag, tag in LINE_FLAGS.items():
-        out[flag] = (is_yes(lines[tag]).to_numpy(dtype=bool) if tag in lines.columns
-                     else False)
-        out[flag] = out[flag].astype(bool)
+        values = (is_yes(lines[tag]).to_numpy(dtype=bool) if tag in lines.columns
+                  else np.zeros(len(lines), dtype=bool))
+        # before the geometry column, as the other attributes (and as the parse cache keeps it)
+        at = out.columns.get_loc(geom) if geom in out.columns else len(out.columns)
+        out.insert(int(at), flag, values)
     return out
