@@ -15,8 +15,9 @@ import networkx as nx
 SRC = Path(__file__).resolve().parents[1] / "src" / "urbanunits"
 
 #: Pure stages: frames in, frames out.
-STAGES = {"units", "packages", "lifecircle", "network", "programme", "phasing", "elevators",
-          "sites", "covering", "floor_area", "tables"}
+STAGES = {"units", "unit_lines", "unit_faces", "unit_regions", "unit_classes", "unit_ids",
+          "packages", "lifecircle", "network", "programme", "phasing", "elevators", "sites",
+          "covering", "floor_area", "tables"}
 #: Writers, drawing and orchestration: stages never import them.
 OUTSIDE = {"export", "maps", "programme_maps", "pipeline", "cli", "publish", "webmap",
            "runfile", "batch", "split", "_outputs"}

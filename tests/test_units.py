@@ -309,6 +309,19 @@ def test_hand_built_layers_with_raw_tags_but_no_flags_are_refused() -> None:
     assert not line_flag(frame([{"geometry": line((0, 0), (1, 1))}], []), "is_tunnel").any()
 
 
+def test_units_section_alone_gives_what_the_whole_config_gives() -> None:
+    area = rect(0, 0, 900, 600)
+    roads = grid_roads([300, 600], [300], x_span=(-20, 920), y_span=(-20, 620))
+    layers = make_layers(area, roads=roads, landuse=[("residential", rect(0, 0, 900, 600))])
+    cfg = config(min_area_m2=5_000.0)
+    cfg = dataclasses.replace(cfg, packages=dataclasses.replace(cfg.packages, fallback_far=2.5))
+    whole = uu.update_units(layers, cfg)
+    part = uu.update_units(layers, cfg.units, fallback_far=2.5)
+    pd.testing.assert_frame_equal(whole.units, part.units)
+    default = uu.update_units(layers, cfg.units).units["residential_floor_area_m2"]
+    assert np.allclose(whole.units["residential_floor_area_m2"], default * 2.5 / 1.5, rtol=1e-3)
+
+
 def test_water_faces_are_removed() -> None:
     area = rect(0, 0, 400, 400)
     lake = rect(150, 150, 300, 300)  # 2.25 ha ≥ min area: an edge and a dropped face
