@@ -26,7 +26,7 @@ import shapely
 
 from urbanunits import units as uu
 from urbanunits.config import Config, UnitsConfig
-from urbanunits.sources.osm import OSMLayers
+from urbanunits.layers import OSMLayers
 
 CRS = "EPSG:32651"
 X0, Y0 = 300_000.0, 3_300_000.0
@@ -48,8 +48,9 @@ def synthetic_city(seed: int = SEED, n: int = N, spacing_m: float = SPACING_M
     jx = rng.normal(0, 5, (n - 1, n + 1))  # jitter of line k at crossing j
     jy = rng.normal(0, 5, (n - 1, n + 1))
     ends = np.r_[-30.0, pos, size + 30.0]
+    scale = (n / N) ** 2  # a larger city has proportionally more of everything
     superblock = np.full((n, n), -1)  # cell (column i, row j) → superblock id
-    for b in range(40):
+    for b in range(round(40 * scale)):
         i, j = rng.integers(0, n - 4, 2)
         superblock[i:i + 4, j:j + 4] = b
     geoms: list[object] = []
@@ -90,7 +91,7 @@ def synthetic_city(seed: int = SEED, n: int = N, spacing_m: float = SPACING_M
     centre = shapely.LineString(np.c_[X0 + xs, Y0 + 0.45 * size + 600 * np.sin(xs / 1700.0)])
     river = centre.buffer(40.0)
     lakes = [shapely.Point(X0 + rng.uniform(0, size), Y0 + rng.uniform(0, size)).buffer(
-        rng.uniform(100, 200)) for _ in range(20)]
+        rng.uniform(100, 200)) for _ in range(round(20 * scale))]
     water = _frame({"kind": ["river"] + ["lake"] * len(lakes)}, [river, *lakes])
     waterways = _frame({"osm_id": [0], "waterway": ["river"], "name": ["江"], "bridge": [None],
                         "tunnel": [None], "layer": [None]}, [centre])
@@ -105,9 +106,10 @@ def synthetic_city(seed: int = SEED, n: int = N, spacing_m: float = SPACING_M
     res_geoms = [g.buffer(-20) for g, c in zip(lu_geoms, lu_cls, strict=True)
                  if c == "residential"]
     residential = _frame({"name": [f"小区{k}" for k in range(len(res_geoms))]}, res_geoms)
-    historic = _frame({"historic": ["yes"] * 50},
-                      list(shapely.points(X0 + rng.uniform(0, size, 50),
-                                          Y0 + rng.uniform(0, size, 50))))
+    n_hist = round(50 * scale)
+    historic = _frame({"historic": ["yes"] * n_hist},
+                      list(shapely.points(X0 + rng.uniform(0, size, n_hist),
+                                          Y0 + rng.uniform(0, size, n_hist))))
     empty = _frame({"name": []}, [])
     area = shapely.box(X0, Y0, X0 + size, Y0 + size)
     layers = OSMLayers(
@@ -116,11 +118,13 @@ def synthetic_city(seed: int = SEED, n: int = N, spacing_m: float = SPACING_M
         landuse=landuse, residential=residential, buildings=empty, pois=empty,
         historic=historic, admin=empty, source=Path("synthetic"))
 
-    edges = np.linspace(0, size, 9)
+    k_sd = round(8 * n / N)  # sub-districts per side
+    edges = np.linspace(0, size, k_sd + 1)
     edges[1:-1] = pos[np.round(edges[1:-1] / spacing_m).astype(int) - 1] + 3.0
     sd_geoms = [shapely.box(X0 + edges[a], Y0 + edges[b], X0 + edges[a + 1], Y0 + edges[b + 1])
-                for a in range(8) for b in range(8)]
-    subdistricts = _frame({"subdistrict": [f"街道{k:02d}" for k in range(64)]}, sd_geoms)
+                for a in range(k_sd) for b in range(k_sd)]
+    subdistricts = _frame({"subdistrict": [f"街道{k:03d}" for k in range(k_sd ** 2)]},
+                          sd_geoms)
     return layers, subdistricts
 
 

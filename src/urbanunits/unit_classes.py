@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import shapely
 from numpy.typing import NDArray
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from urbanunits.config import UnitsConfig
 from urbanunits.crs import require_projected
@@ -165,11 +167,42 @@ def class_counts_line(units: pd.DataFrame) -> str:
         f"{CLASS_LABELS.get(c, c)} {n}" for c, n in counts.items())
 
 
+def _union_parts(geoms: Any) -> NDArray[Any]:
+    """The polygons of the union of ``geoms``, unioning only the ones that meet.
+
+    The same polygons as ``get_parts(union_all(geoms))``, without GEOS's cascaded union over
+    thousands of disjoint polygons (which grows faster than their number): polygons that
+    intersect no other (and are valid) are kept as they are, and each group of meeting ones is
+    unioned on its own.
+    """
+    g = np.asarray(geoms, dtype=object)
+    g = g[~shapely.is_missing(g)]
+    g = g[~shapely.is_empty(g)]
+    n = len(g)
+    if n == 0:
+        return np.empty(0, dtype=object)
+    p, q = shapely.STRtree(g).query(g, predicate="intersects")
+    pair = p < q
+    m = coo_matrix((np.ones(int(pair.sum())), (p[pair], q[pair])), shape=(n, n))
+    _, comp = connected_components(m, directed=False)
+    size = np.bincount(comp)
+    alone = (size[comp] == 1) & shapely.is_valid(g)
+    out = [shapely.get_parts(g[alone])]
+    rest = np.flatnonzero(~alone)
+    if len(rest):
+        order = rest[np.argsort(comp[rest], kind="stable")]
+        cuts = np.flatnonzero(np.diff(comp[order])) + 1
+        groups = np.split(order, cuts)
+        out.append(shapely.get_parts(np.array([shapely.union_all(g[k]) for k in groups],
+                                              dtype=object)))
+    return np.concatenate(out)
+
+
 def _overlap_share(units: gpd.GeoDataFrame, polys: gpd.GeoDataFrame) -> NDArray[np.float64]:
     out = np.zeros(len(units))
     if polys.empty or units.empty:
         return out
-    parts = shapely.get_parts(shapely.union_all(polys.geometry.values))
+    parts = _union_parts(polys.geometry.values)
     p, q = shapely.STRtree(parts).query(units.geometry.values, predicate="intersects")
     np.add.at(out, p, shapely.area(shapely.intersection(units.geometry.values[p], parts[q])))
     return np.clip(out / units.geometry.area.to_numpy(), 0.0, 1.0)
@@ -226,7 +259,7 @@ def residential_floor_area(units: gpd.GeoDataFrame, landuse: gpd.GeoDataFrame | 
     res = landuse[landuse["luclass"] == "residential"]
     if res.empty:
         return out
-    parts = shapely.get_parts(shapely.union_all(res.geometry.values))
+    parts = _union_parts(res.geometry.values)
     ui, pi = shapely.STRtree(parts).query(units.geometry.values, predicate="intersects")
     pieces = _polygon_only(shapely.intersection(units.geometry.values[ui], parts[pi]))
     keep = shapely.area(pieces) > 0

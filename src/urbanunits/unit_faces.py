@@ -137,10 +137,12 @@ def face_adjacency(faces: gpd.GeoDataFrame, lines: gpd.GeoDataFrame | None = Non
     lo = np.where(swap[:, None], b, a)
     hi = np.where(swap[:, None], a, b)
     key = np.column_stack([lo, hi])
-    _, inv, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    inv = inv.ravel()
-    order = np.argsort(inv, kind="stable")
-    shared = counts[inv[order]] == 2
+    # Group equal segments: a stable lexicographic sort (what np.unique(axis=0) does, without
+    # its structured-array copies), then runs of equal rows.
+    order = np.lexsort(key.T[::-1])
+    sk = key[order]
+    grp = np.cumsum(np.r_[True, (sk[1:] != sk[:-1]).any(axis=1)]) - 1
+    shared = np.bincount(grp)[grp] == 2
     o2 = order[shared].reshape(-1, 2)  # both sides of each shared segment
     fi, fj = seg_face[o2[:, 0]], seg_face[o2[:, 1]]
     real = fi != fj

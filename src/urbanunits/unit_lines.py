@@ -300,7 +300,7 @@ def prepare_lines(lines: gpd.GeoDataFrame, study_area: Any, *, snap_tolerance_m:
 
 def _connectors(lines: gpd.GeoDataFrame, *, tolerance_m: float, edge_m: float
                 ) -> gpd.GeoDataFrame:
-    geoms = lines.geometry.values
+    geoms = np.asarray(lines.geometry.values, dtype=object)
     cut = _cut_level(lines)
     open_ = ~shapely.is_closed(geoms)
     owner = np.concatenate([np.flatnonzero(open_)] * 2)
@@ -312,11 +312,17 @@ def _connectors(lines: gpd.GeoDataFrame, *, tolerance_m: float, edge_m: float
     dang = np.flatnonzero(~met)
     if not len(dang):
         return lines.iloc[0:0].assign(connector=pd.Series(dtype=bool))
-    p, q = tree.query(ends[dang], predicate="dwithin", distance=edge_m)
+    # Candidates: any line within tolerance_m, and the study-area outline within edge_m (two
+    # queries: one at edge_m over all lines would return every line near each end).
+    p, q = tree.query(ends[dang], predicate="dwithin", distance=tolerance_m)
+    edge = np.flatnonzero(lines["kind"].to_numpy() == "study_area")
+    if len(edge):
+        pe, qe = shapely.STRtree(geoms[edge]).query(ends[dang], predicate="dwithin",
+                                                     distance=edge_m)
+        pair = np.unique(np.concatenate([p * len(geoms) + q, pe * len(geoms) + edge[qe]]))
+        p, q = pair // len(geoms), pair % len(geoms)
     own = owner[dang[p]]
-    is_edge = (lines["kind"].to_numpy() == "study_area")[q]
-    within = is_edge | shapely.dwithin(ends[dang[p]], geoms[q], tolerance_m)
-    ok = within & (q != own) & (cut[q] <= cut[own])
+    ok = (q != own) & (cut[q] <= cut[own])
     p, q, own = p[ok], q[ok], own[ok]
     if not len(p):
         return lines.iloc[0:0].assign(connector=pd.Series(dtype=bool))

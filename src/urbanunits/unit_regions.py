@@ -301,6 +301,9 @@ def split_large(faces: gpd.GeoDataFrame | pd.DataFrame, adjacency: pd.DataFrame,
             _pick_level(best, over, labels, part, p_area, level, min_area_m2, max_area_m2,
                         in_over)
         offset = n_blocks
+        # atoms of each block, in position order (no per-block mask over all atoms)
+        by_block = np.argsort(labels, kind="stable")
+        starts = np.searchsorted(labels[by_block], np.arange(n_blocks + 1))
         for b in over:
             choice = best.get(int(b))
             names = ", ".join(level_names[: choice[0]]) if choice else ""
@@ -311,7 +314,7 @@ def split_large(faces: gpd.GeoDataFrame | pd.DataFrame, adjacency: pd.DataFrame,
                                   "part within bounds")
                 continue
             level, all_ok, _, part = choice
-            atoms = np.flatnonzero(labels == b)
+            atoms = by_block[starts[b]:starts[b + 1]]
             final[atoms] = offset + part[atoms]
             offset += int(part.max()) + 1
             info[b].level = level
@@ -319,16 +322,13 @@ def split_large(faces: gpd.GeoDataFrame | pd.DataFrame, adjacency: pd.DataFrame,
                 info[b].reason = (f"split along {names} roads; parts above the maximum remain "
                                   "(no further road to split them)")
     new = _canonical(final)
-    m = int(new.max()) + 1 if len(new) else 0
-    origin = np.empty(m, dtype=object)
-    note = np.empty(m, dtype=object)
     first_atom = np.unique(new, return_index=True)[1]
-    for k, a in enumerate(first_atom):
-        inf = info[labels[a]]
-        origin[k] = ("barriers" if inf.level == 0 else
-                     "split: " + ", ".join(level_names[: inf.level]))
-        note[k] = inf.reason
-    return new, pd.DataFrame({"origin": origin, "split_note": note})
+    origin_names = ["barriers", *("split: " + ", ".join(level_names[:k])
+                               for k in range(1, len(level_names) + 1))]
+    block_origin = np.array([origin_names[inf.level] for inf in info], dtype=object)
+    block_note = np.array([inf.reason for inf in info], dtype=object)
+    src = labels[first_atom]
+    return new, pd.DataFrame({"origin": block_origin[src], "split_note": block_note[src]})
 
 
 def _pick_level(best: dict[int, tuple[int, bool, float, NDArray[np.intp]]],
@@ -343,9 +343,10 @@ def _pick_level(best: dict[int, tuple[int, bool, float, NDArray[np.intp]]],
     pairs["ok_area"] = np.where(pairs["ok"], pa, 0.0)
     s = pairs.groupby("b").agg(n=("p", "size"), all_ok=("ok", "all"),
                                ok_area=("ok_area", "sum"))
-    for b in over:
-        r = s.loc[int(b)]
-        cand = (level, bool(r["all_ok"]) and int(r["n"]) > 1, float(r["ok_area"]), part)
+    s = s.reindex(over)
+    for b, n, all_ok, ok_area in zip(over, s["n"].to_numpy(), s["all_ok"].to_numpy(),
+                                     s["ok_area"].to_numpy(), strict=True):
+        cand = (level, bool(all_ok) and int(n) > 1, float(ok_area), part)
         prev = best.get(int(b))
         if prev is None or (not prev[1] and (cand[1] or cand[2] > prev[2])):
             best[int(b)] = cand

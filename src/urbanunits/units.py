@@ -355,9 +355,13 @@ def update_units(layers: OSMLayers, options: UnitsConfig | Config, *,
     if len(small):
         why = _small_reasons(units, u_adj, max_area_m2=u.max_area_m2)
         reasons[small] = [why[k] for k in small]
+    # The first block (in block order) with a split note speaks for its unit.
+    noted = np.flatnonzero(info["split_note"].to_numpy(dtype=object) != "")
+    first_note: dict[int, str] = {}
+    for b in noted[::-1]:
+        first_note[int(merge[b])] = info["split_note"].iat[b]
     for k in np.flatnonzero(status == "above_max"):
-        notes = [n for n in info["split_note"].to_numpy()[merge == k] if n]
-        reasons[k] = notes[0] if notes else "grew above the maximum absorbing slivers"
+        reasons[k] = first_note.get(int(k), "grew above the maximum absorbing slivers")
     units["size_note"] = reasons
     report = pd.DataFrame({"unit_id": units["unit_id"], "subdistrict": units["subdistrict"],
                            "area_m2": units["area_m2"].round(1), "size_status": status,
@@ -398,12 +402,14 @@ def _dissolve(atoms: gpd.GeoDataFrame, labels: NDArray[np.intp], crs: Any) -> gp
     """Union atoms by label (coverage union: exact and fast for edge-matched faces)."""
     m = int(labels.max()) + 1
     order = np.argsort(labels, kind="stable")
-    geoms = atoms.geometry.values[order]
+    geoms = np.asarray(atoms.geometry.values, dtype=object)[order]  # plain array: cheap slices
     bounds = np.searchsorted(labels[order], np.arange(m + 1))
+    size = np.diff(bounds)
     out = np.empty(m, dtype=object)
-    for k in range(m):
-        g = geoms[bounds[k]:bounds[k + 1]]
-        out[k] = g[0] if len(g) == 1 else shapely.coverage_union_all(g)
+    single = size == 1
+    out[single] = geoms[bounds[:-1][single]]
+    for k in np.flatnonzero(~single):
+        out[k] = shapely.coverage_union_all(geoms[bounds[k]:bounds[k + 1]])
     bad = ~shapely.is_valid(out)
     if bad.any():
         logger.warning("repaired %d invalid unit polygon(s) after union", int(bad.sum()))
