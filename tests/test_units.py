@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import LineString, Polygon, box
 
+from urbanunits import unit_classes as uc
 from urbanunits import units as uu
 from urbanunits.config import Config, UnitsConfig
 from urbanunits.errors import CRSError, DataError
@@ -529,6 +530,32 @@ def test_class_rules_in_order() -> None:
                                                    min_old_floor_share=0.7))
     assert uu.reclassify_units(df, rules=strict)["unit_class"].tolist()[:2] == [
         "old_community_renewal", "residential_upgrading"]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32 - 1))
+def test_union_of_only_meeting_polygons_equals_the_full_union(seed: int) -> None:
+    # Oracle: GEOS's union of everything, as the shares were measured before.
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    x, y = rng.uniform(0, 1000, n), rng.uniform(0, 1000, n)
+    w, h = rng.uniform(5, 150, n), rng.uniform(5, 150, n)
+    polys = np.array([rect(a, b, a + c, b + d) for a, b, c, d in zip(x, y, w, h, strict=True)]
+                     + [shapely.Point(at(500, 500)).buffer(rng.uniform(1, 200))], dtype=object)
+    mine = uc._union_parts(polys)
+    full = shapely.get_parts(shapely.union_all(polys))
+    assert len(mine) == len(full)
+    assert shapely.area(mine).sum() == pytest.approx(shapely.area(full).sum(), rel=1e-12)
+    assert shapely.area(shapely.symmetric_difference(shapely.union_all(mine),
+                                                     shapely.union_all(full))) < 1e-6
+    # the shares of random units are those measured against the full union
+    units = gpd.GeoDataFrame(geometry=[rect(a, b, a + 200, b + 200) for a, b in
+                                       rng.uniform(-100, 1000, (10, 2))], crs=CRS)
+    share = uc._overlap_share(units, gpd.GeoDataFrame(geometry=list(polys), crs=CRS))
+    g = units.geometry.values
+    oracle = np.array([shapely.area(shapely.intersection(u, shapely.union_all(polys)))
+                       for u in g]) / shapely.area(g)
+    assert np.allclose(share, np.clip(oracle, 0, 1), rtol=0, atol=1e-12)
 
 
 def test_classify_units_measures_shares_and_counts() -> None:
