@@ -281,7 +281,16 @@ def prepare_lines(lines: gpd.GeoDataFrame, study_area: Any, *, snap_tolerance_m:
     crs = lines.crs
     lines = lines if "kind" in lines.columns else lines.assign(kind="road")
     lines = lines if "split_level" in lines.columns else lines.assign(split_level=0)
-    clipped = shapely.intersection(lines.geometry.values, area)
+    geoms = np.asarray(lines.geometry.values, dtype=object)
+    # Lines well inside the area are their own intersection with it: only the others are
+    # clipped (simple, open lines without repeated points, which an overlay would not change).
+    shapely.prepare(area)
+    inside = (shapely.contains_properly(area, geoms) & shapely.is_simple(geoms)
+              & ~shapely.is_closed(geoms) & (shapely.get_num_coordinates(geoms)
+                                             == shapely.get_num_coordinates(
+                                                 shapely.remove_repeated_points(geoms))))
+    clipped = geoms.copy()
+    clipped[~inside] = shapely.intersection(geoms[~inside], area)
     parts, idx = _lines_only(clipped)
     base = lines.iloc[idx].drop(columns="geometry").reset_index(drop=True)
     out = gpd.GeoDataFrame(base, geometry=parts, crs=crs)

@@ -294,8 +294,20 @@ def split_large(faces: gpd.GeoDataFrame | pd.DataFrame, adjacency: pd.DataFrame,
             s_area, s_perim, s_adj = _aggregate(sub, area, perim, adjacency)
             parent = np.zeros(len(s_area), dtype=np.intp)
             parent[sub] = labels
-            root = _merge(s_area, s_perim, parent, s_adj, min_area_m2=min_area_m2,
-                          max_area_m2=max_area_m2, sliver_width_m=sliver_width_m)
+            # Merge back only the pieces of oversize blocks (merges never leave a block, so the
+            # other blocks' pieces cannot change the result); the rest stay as they are.
+            sel = np.zeros(len(s_area), dtype=bool)
+            sel[sub[in_over]] = True
+            keep = np.flatnonzero(sel)
+            pos = np.full(len(s_area), -1, dtype=np.intp)
+            pos[keep] = np.arange(len(keep))
+            si, sj = s_adj["i"].to_numpy(dtype=np.intp), s_adj["j"].to_numpy(dtype=np.intp)
+            both = sel[si] & sel[sj]
+            kept_adj = s_adj[both].assign(i=pos[si[both]], j=pos[sj[both]])
+            root = np.arange(len(s_area))
+            root[keep] = keep[_merge(s_area[keep], s_perim[keep], parent[keep], kept_adj,
+                                     min_area_m2=min_area_m2, max_area_m2=max_area_m2,
+                                     sliver_width_m=sliver_width_m)]
             part = _canonical(root[sub])  # part label per atom
             p_area = np.bincount(part, area).astype(float)
             _pick_level(best, over, labels, part, p_area, level, min_area_m2, max_area_m2,
