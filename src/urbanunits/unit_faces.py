@@ -128,10 +128,14 @@ def face_adjacency(faces: gpd.GeoDataFrame, lines: gpd.GeoDataFrame | None = Non
     if len(faces) < 2:
         return empty
     polys, poly_face = shapely.get_parts(faces.geometry.values, return_index=True)
-    rings, ring_poly = shapely.get_rings(polys, return_index=True)
-    ring_face = poly_face[ring_poly]
-    seg, ring_idx = _segments(rings)
-    seg_face = ring_face[ring_idx]
+    # Polygons without holes are their one ring: their segments come straight from their
+    # coordinates, with no ring objects made. (The result does not depend on segment order.)
+    holed = shapely.get_num_interior_rings(polys) > 0
+    seg0, at0 = _segments(polys[~holed])
+    rings, ring_poly = shapely.get_rings(polys[holed], return_index=True)
+    seg1, ring_idx = _segments(rings)
+    seg = np.concatenate([seg0, seg1]) if len(seg1) else seg0
+    seg_face = np.concatenate([poly_face[~holed][at0], poly_face[holed][ring_poly][ring_idx]])
     a, b = seg[:, 0], seg[:, 1]
     swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
     lo = np.where(swap[:, None], b, a)

@@ -285,10 +285,11 @@ def prepare_lines(lines: gpd.GeoDataFrame, study_area: Any, *, snap_tolerance_m:
     # Lines well inside the area are their own intersection with it: only the others are
     # clipped (simple, open lines without repeated points, which an overlay would not change).
     shapely.prepare(area)
+    xy, at = shapely.get_coordinates(geoms, return_index=True)
+    repeated = np.zeros(len(geoms), dtype=bool)
+    repeated[at[1:][(at[1:] == at[:-1]) & (xy[1:] == xy[:-1]).all(axis=1)]] = True
     inside = (shapely.contains_properly(area, geoms) & shapely.is_simple(geoms)
-              & ~shapely.is_closed(geoms) & (shapely.get_num_coordinates(geoms)
-                                             == shapely.get_num_coordinates(
-                                                 shapely.remove_repeated_points(geoms))))
+              & ~shapely.is_closed(geoms) & ~repeated)
     clipped = geoms.copy()
     clipped[~inside] = shapely.intersection(geoms[~inside], area)
     parts, idx = _lines_only(clipped)

@@ -110,21 +110,26 @@ def _merge(area: NDArray[np.float64], perim: NDArray[np.float64], groups: NDArra
     area = area.astype(float).copy()
     perim = perim.astype(float).copy()
     adj: list[dict[int, list[float]]] = [{} for _ in range(n)]
-    for i, j, ln, hd in zip(adjacency["i"].to_numpy(), adjacency["j"].to_numpy(),
-                            adjacency["length_m"].to_numpy(), adjacency["hard_m"].to_numpy(),
-                            strict=True):
-        if groups[i] == groups[j]:
-            adj[i][j] = [ln, hd]
-            adj[j][i] = [ln, hd]
+    ai = adjacency["i"].to_numpy(dtype=np.intp)
+    aj = adjacency["j"].to_numpy(dtype=np.intp)
+    same = np.asarray(groups)[ai] == np.asarray(groups)[aj]
+    # Python scalars from tolist(): the loop below runs once per edge
+    for i, j, ln, hd in zip(ai[same].tolist(), aj[same].tolist(),
+                            adjacency["length_m"].to_numpy()[same].tolist(),
+                            adjacency["hard_m"].to_numpy()[same].tolist(), strict=True):
+        adj[i][j] = [ln, hd]
+        adj[j][i] = [ln, hd]
     parent = np.arange(n)
     # Thinness is a property of the original faces: a block that absorbs a sliver may get a
     # "tail" that lowers its 2·area/perimeter, and must not start a cascade of merges.
-    sliver = np.array([_thin(area[k], perim[k], sliver_width_m) for k in range(n)], dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sliver = (sliver_width_m > 0) & (perim > 0) & (2.0 * area / perim < sliver_width_m)
 
     def deficient(k: int) -> bool:
         return bool(area[k] < min_area_m2 or sliver[k])
 
-    heap = [(area[k], k) for k in range(n) if deficient(k)]
+    start = np.flatnonzero((area < min_area_m2) | sliver)
+    heap = list(zip(area[start].tolist(), start.tolist(), strict=True))
     heapq.heapify(heap)
     while heap:
         a_k, k = heapq.heappop(heap)
