@@ -18,11 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import LineString, Polygon, box
 
+from urbanunits import unit_classes as uc
 from urbanunits import units as uu
 from urbanunits.config import Config, UnitsConfig
 from urbanunits.errors import CRSError, DataError
+from urbanunits.layers import OSMLayers, line_flag
+from urbanunits.packages import hard_barriers
 from urbanunits.sources.boundaries import read_subdistricts
-from urbanunits.sources.osm import OSMLayers
+from urbanunits.sources.tags import flag_lines
 
 from .conftest import demo_config
 
@@ -62,7 +65,7 @@ def make_layers(area: Polygon, *, roads: Sequence[dict[str, Any]] = (),
 
     def lines(rows: Sequence[dict[str, Any]], key: str) -> gpd.GeoDataFrame:
         rows = [{"osm_id": k, **r} for k, r in enumerate(rows)]
-        return frame(rows, [*line_cols, key])
+        return flag_lines(frame(rows, [*line_cols, key]))
 
     return OSMLayers(
         study_area=gpd.GeoDataFrame({"name": ["t"]}, geometry=[area], crs=CRS),
@@ -284,6 +287,42 @@ def test_tunnels_are_not_barriers() -> None:
     assert sorted(np.round(res.units["area_m2"])) == [20_000.0, 60_000.0]
 
 
+def test_one_reading_of_the_tunnel_tag_for_units_and_packages() -> None:
+    # The ingest decides what the tags mean; units and packages read the same flag.
+    values = ["yes", "culvert", "building_passage", "flooded", "no", "No", None]
+    area = rect(0, 0, 100 * len(values), 200)
+    rows = [{"geometry": line((100 * k + 50, -20), (100 * k + 50, 220)), "railway": "rail",
+             "tunnel": v, "bridge": None} for k, v in enumerate(values)]
+    layers = make_layers(area, railways=rows)
+    assert layers.railways["is_tunnel"].tolist() == [True] * 4 + [False] * 3
+    surface = {k for k, v in enumerate(values) if v in ("no", "No", None)}
+    kept = uu.barrier_lines(layers, highways=[], railways=["rail"], waterways=[])
+    on = {round((g.coords[0][0] - X0 - 50) / 100) for g in kept.geometry}
+    assert on == surface
+    hb = hard_barriers(layers, kinds=["rail"])
+    assert {round((g.coords[0][0] - X0 - 50) / 100) for g in hb.geometry} == surface
+
+
+def test_hand_built_layers_with_raw_tags_but_no_flags_are_refused() -> None:
+    raw = frame([{"geometry": line((0, 0), (1, 1)), "tunnel": "yes"}], ["tunnel"])
+    with pytest.raises(DataError, match="flag_lines"):
+        line_flag(raw, "is_tunnel")
+    assert not line_flag(frame([{"geometry": line((0, 0), (1, 1))}], []), "is_tunnel").any()
+
+
+def test_units_section_alone_gives_what_the_whole_config_gives() -> None:
+    area = rect(0, 0, 900, 600)
+    roads = grid_roads([300, 600], [300], x_span=(-20, 920), y_span=(-20, 620))
+    layers = make_layers(area, roads=roads, landuse=[("residential", rect(0, 0, 900, 600))])
+    cfg = config(min_area_m2=5_000.0)
+    cfg = dataclasses.replace(cfg, packages=dataclasses.replace(cfg.packages, fallback_far=2.5))
+    whole = uu.update_units(layers, cfg)
+    part = uu.update_units(layers, cfg.units, fallback_far=2.5)
+    pd.testing.assert_frame_equal(whole.units, part.units)
+    default = uu.update_units(layers, cfg.units).units["residential_floor_area_m2"]
+    assert np.allclose(whole.units["residential_floor_area_m2"], default * 2.5 / 1.5, rtol=1e-3)
+
+
 def test_water_faces_are_removed() -> None:
     area = rect(0, 0, 400, 400)
     lake = rect(150, 150, 300, 300)  # 2.25 ha ≥ min area: an edge and a dropped face
@@ -491,6 +530,32 @@ def test_class_rules_in_order() -> None:
                                                    min_old_floor_share=0.7))
     assert uu.reclassify_units(df, rules=strict)["unit_class"].tolist()[:2] == [
         "old_community_renewal", "residential_upgrading"]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32 - 1))
+def test_union_of_only_meeting_polygons_equals_the_full_union(seed: int) -> None:
+    # Oracle: GEOS's union of everything, as the shares were measured before.
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    x, y = rng.uniform(0, 1000, n), rng.uniform(0, 1000, n)
+    w, h = rng.uniform(5, 150, n), rng.uniform(5, 150, n)
+    polys = np.array([rect(a, b, a + c, b + d) for a, b, c, d in zip(x, y, w, h, strict=True)]
+                     + [shapely.Point(at(500, 500)).buffer(rng.uniform(1, 200))], dtype=object)
+    mine = uc._union_parts(polys)
+    full = shapely.get_parts(shapely.union_all(polys))
+    assert len(mine) == len(full)
+    assert shapely.area(mine).sum() == pytest.approx(shapely.area(full).sum(), rel=1e-12)
+    assert shapely.area(shapely.symmetric_difference(shapely.union_all(mine),
+                                                     shapely.union_all(full))) < 1e-6
+    # the shares of random units are those measured against the full union
+    units = gpd.GeoDataFrame(geometry=[rect(a, b, a + 200, b + 200) for a, b in
+                                       rng.uniform(-100, 1000, (10, 2))], crs=CRS)
+    share = uc._overlap_share(units, gpd.GeoDataFrame(geometry=list(polys), crs=CRS))
+    g = units.geometry.values
+    oracle = np.array([shapely.area(shapely.intersection(u, shapely.union_all(polys)))
+                       for u in g]) / shapely.area(g)
+    assert np.allclose(share, np.clip(oracle, 0, 1), rtol=0, atol=1e-12)
 
 
 def test_classify_units_measures_shares_and_counts() -> None:

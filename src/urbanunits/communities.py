@@ -34,9 +34,9 @@ from urbanunits.errors import ConfigError, DataError
 from urbanunits.floor_area import estimate_floor_area
 
 if TYPE_CHECKING:
+    from urbanunits.layers import OSMLayers
     from urbanunits.sources.inputs import CommunityInputs
     from urbanunits.sources.inventory import InventoryReport
-    from urbanunits.sources.osm import OSMLayers
 
 __all__ = [
     "POINT_MATCH_M",

@@ -21,9 +21,10 @@ from numpy.typing import NDArray
 
 from urbanunits.crs import require_projected
 from urbanunits.errors import ConfigError
+from urbanunits.layers import line_flag
 
 if TYPE_CHECKING:
-    from urbanunits.sources.osm import OSMLayers
+    from urbanunits.layers import OSMLayers
 
 __all__ = ["barrier_sides", "hard_barriers"]
 
@@ -56,9 +57,8 @@ def hard_barriers(layers: OSMLayers, *, kinds: Sequence[str]) -> gpd.GeoDataFram
     crs = layers.study_area.crs
     frames: list[gpd.GeoDataFrame] = []
 
-    def surface(df: gpd.GeoDataFrame) -> pd.Series:
-        t = df["tunnel"] if "tunnel" in df.columns else pd.Series(None, index=df.index)
-        return ~t.astype("string").isin(["yes", "culvert", "building_passage"]).fillna(False)
+    def surface(df: gpd.GeoDataFrame) -> NDArray[np.bool_]:
+        return ~line_flag(df, "is_tunnel")
 
     def add(df: gpd.GeoDataFrame, kind: str) -> None:
         if not df.empty:

@@ -19,6 +19,7 @@ from shapely.geometry.base import BaseGeometry
 
 from urbanunits.config import Config
 from urbanunits.errors import DataError
+from urbanunits.sources.tags import is_yes
 
 if TYPE_CHECKING:
     from urbanunits.sources.osm import OSMLayers
@@ -233,7 +234,7 @@ def check_extract(layers: OSMLayers, cfg: Config) -> list[str]:
     barrier = set(cfg.units.barrier_waterways)
     ww = layers.waterways
     rivers = ww[_col(ww, "waterway").isin(["river", "canal", "stream", "drain", "ditch"])
-                & _col(ww, "tunnel").isna()] if not ww.empty else ww
+                & ~is_yes(_col(ww, "tunnel"))] if not ww.empty else ww
     if layers.water.empty and not rivers.empty:
         kinds = sorted(set(rivers["waterway"]))
         cut = sorted(set(kinds) & barrier)

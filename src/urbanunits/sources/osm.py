@@ -21,7 +21,6 @@ import logging
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from urbanunits._files import atomic_path, file_sha256
 from urbanunits._progress import progress
 from urbanunits.config import Config
 from urbanunits.errors import ConfigError, DataError, InputFileError
+from urbanunits.layers import OSMLayers
 from urbanunits.sources._checks import (
     COVER_CELL_DEG,
     FOOT_HIGHWAYS,
@@ -51,6 +51,7 @@ from urbanunits.sources._checks import (
 )
 from urbanunits.sources.classify import classify_facilities, tag_rules
 from urbanunits.sources.study_area import study_area_polygon
+from urbanunits.sources.tags import flag_lines
 
 __all__ = [
     "FOOT_HIGHWAYS",
@@ -66,7 +67,8 @@ logger = logging.getLogger(__name__)
 
 WGS84 = "EPSG:4326"
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".osc")
-_CACHE_VERSION = 8  # 5: GeoPackage, not pickle; 6: coverage, designated; 7: elevator; 8: sites
+_CACHE_VERSION = 9  # 5: GeoPackage, not pickle; 6: coverage, designated; 7: elevator; 8: sites
+# 9: is_tunnel/is_bridge on line layers
 
 # Tags kept on features; the rest are dropped to keep layers (and the cache) small.
 _KEEP_TAGS = (
@@ -117,96 +119,6 @@ LANDUSE_CLASSES: dict[str, dict[str, set[str]]] = {
                            "townhall", "library", "community_centre", "police"},
                "landuse": {"education", "institutional", "religious", "military"}},
 }
-
-
-@dataclass
-class OSMLayers:
-    """Layers parsed from one OSM extract, in the run's metric CRS.
-
-    Attributes
-    ----------
-    study_area
-        One-row GeoDataFrame: the study-area polygon.
-    walk_graph
-        Projected osmnx MultiDiGraph of walkable ways (edge ``length`` in metres), reaching
-        ``osm.graph_margin_m`` beyond the study area.
-    roads, railways, waterways
-        Lines with ``osm_id``, the OSM class (``highway``/``railway``/``waterway``), ``name``,
-        ``bridge``, ``tunnel`` and ``layer``.
-    water
-        Water polygons (``osm_id``, ``kind``, ``name``).
-    landuse
-        Land-use polygons with ``luclass`` in residential, commercial, industrial, green, public.
-    residential
-        Named residential areas (compounds) touching the study area, whole: ``osm_id``, ``name``,
-        ``start_date``, ``building_age``, geometry.
-    buildings
-        Footprints with ``levels``, ``levels_tagged`` and the ``elevator`` tag (yes/no/None),
-        whole, within the margin.
-    pois
-        Every tagged feature useful as a facility, as points (polygons → representative points)
-        within the margin: ``osm_id``, ``name`` and the amenity/shop/healthcare/social_facility
-        tags.
-    facilities
-        ``pois`` classified by the config's life-circle categories: ``category``, ``subtype``,
-        ``name``, ``source`` (``"osm"``), ``osm_id``.
-    sites
-        Polygons touching the study area that could host a new facility (sites stage):
-        ``osm_id``, ``name``, ``kind`` (``vacant``: vacant, disused or abandoned buildings and
-        brownfield/greenfield land; ``public``: public and government buildings; ``parking``:
-        surface car parks, ``parking=surface`` or untagged), ``is_building``, ``levels``.
-    historic
-        Features tagged ``historic`` or ``heritage`` (polygons and points) and heritage
-        protected areas: ``osm_id``, ``name``, ``historic`` (the ``historic`` value, else the
-        ``heritage`` one, else ``protected_area``) and ``designated`` (bool): a polygon that is a
-        designated conservation area (``historic=district``, any ``heritage=*``, or
-        ``boundary=protected_area`` with ``protect_class=22`` or ``heritage=*``). Only
-        designated areas can make a unit historic conservation; the rest (memorials, statues,
-        plaques) are counted.
-    admin
-        Administrative boundary polygons with ``admin_level`` and ``name``.
-    source
-        The file read.
-    facilities
-        ``pois`` classified by the config's life-circle categories (set by :func:`read_osm`).
-    extent
-        One-row GeoDataFrame (metric CRS): the extract's data extent, its ``<bounds>`` (when the
-        header has them) intersected with the box of its nodes. Empty when unknown.
-    walk_stats
-        ``foot_edges`` (walk-graph edges on footways, paths, steps...) and ``sidewalk_ways``
-        (walkable ways with a sidewalk tag), for the drive-only check.
-    coverage
-        Share (0–1) of the study area the extract covers, or None when unknown (see
-        :func:`~urbanunits.sources._checks.coverage_grid_share`).
-    """
-
-    study_area: gpd.GeoDataFrame
-    walk_graph: nx.MultiDiGraph
-    roads: gpd.GeoDataFrame
-    railways: gpd.GeoDataFrame
-    waterways: gpd.GeoDataFrame
-    water: gpd.GeoDataFrame
-    landuse: gpd.GeoDataFrame
-    residential: gpd.GeoDataFrame
-    buildings: gpd.GeoDataFrame
-    pois: gpd.GeoDataFrame
-    historic: gpd.GeoDataFrame
-    admin: gpd.GeoDataFrame
-    source: Path
-    facilities: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
-    extent: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
-    walk_stats: dict[str, int] = field(default_factory=dict)
-    coverage: float | None = None
-    sites: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
-
-    def summary(self) -> dict[str, int]:
-        """Row counts per layer (nodes/edges for the graph)."""
-        out = {"walk_nodes": self.walk_graph.number_of_nodes(),
-               "walk_edges": self.walk_graph.number_of_edges()}
-        for name in ("roads", "railways", "waterways", "water", "landuse", "residential",
-                     "buildings", "pois", "facilities", "historic", "admin", "sites"):
-            out[name] = len(getattr(self, name))
-        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -452,7 +364,7 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
         sub = lines[_col(lines, key).notna()] if key in lines.columns else lines.iloc[0:0]
         out = gpd.GeoDataFrame({c: _col(sub, c) for c in [*common, key]}, geometry=sub.geometry,
                                crs=crs)
-        return out.reset_index(drop=True)
+        return flag_lines(out.reset_index(drop=True))
 
     roads, railways, waterways = pick("highway"), pick("railway"), pick("waterway")
 
