@@ -8,6 +8,7 @@ a rerun recomputes nothing.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyogrio
 import pytest
@@ -94,23 +95,21 @@ def test_rerun_skips_unchanged_cities_and_the_cli_exits_4(
 
 
 def test_demo_split_into_four_parts_equals_the_unsplit_run(tmp_path: Path,
-                                                            demo_layers: object) -> None:
+                                                            demo_layers: object,
+                                                            demo_run: Any) -> None:
     """A 2 × 2 grid over the demo: every unit and community comes back once, with the same
     geometry, and every life-circle distance equals the unsplit run's."""
     import numpy as np
     import shapely
 
-    from urbanunits import pipeline
     from urbanunits.batch import dask_client
     from urbanunits.split import run_split, split_parts
-
-    from .conftest import demo_config
 
     cfg_path = _write_configs(tmp_path)[0]
     cfg = load_config(cfg_path)
     parts = split_parts(cfg, "grid:1.45", layers=demo_layers)
     assert len(parts) == 4
-    whole = pipeline.run_all(demo_config(tmp_path / "whole"), write=False, draw=False).layers
+    whole = demo_run.layers  # the shared `urbanunits all` of the demo
     with dask_client(None, 2) as client:
         res = run_split(cfg_path, "grid:1.45", client=client)
     got = res.layers

@@ -14,10 +14,11 @@ import pytest
 from geopandas.testing import assert_geodataframe_equal
 
 from urbanunits import _resume, pipeline
-from urbanunits.config import Config, Output
+from urbanunits.config import Config
 from urbanunits.sources.osm import OSMLayers
 
 from .conftest import demo_config
+from .demorun import DemoRun, copy_of
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +39,7 @@ def use_demo(monkeypatch: pytest.MonkeyPatch, demo_layers: OSMLayers) -> OSMLaye
 @pytest.fixture(scope="module")
 def whole_run(tmp_path_factory: pytest.TempPathFactory, demo_layers: OSMLayers
               ) -> tuple[Config, pipeline.StageResult]:
-    """One `urbanunits all` (no maps) of the demo; tests copy its folder."""
+    """One `urbanunits all` (no maps) of the demo, with its layers as computed in memory."""
     mp = pytest.MonkeyPatch()
     mp.setattr(pipeline, "load_layers", lambda _cfg: demo_layers)
     try:
@@ -46,13 +47,6 @@ def whole_run(tmp_path_factory: pytest.TempPathFactory, demo_layers: OSMLayers
         return cfg, pipeline.run_all(cfg, draw=False)
     finally:
         mp.undo()
-
-
-def copy_of(run: tuple[Config, pipeline.StageResult], out: Path) -> Config:
-    """The whole run's folder copied under ``out``, and the config that points there."""
-    cfg = run[0]
-    shutil.copytree(cfg.run_dir, out / cfg.name)
-    return dataclasses.replace(cfg, output=Output(dir=out, map_dpi=cfg.output.map_dpi))
 
 
 def forbid(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
@@ -117,10 +111,10 @@ def test_packages_then_lifecircle_reuses_units_and_packages(
     assert reused(caplog) == {"units", "packages", "lifecircle"}
 
 
-def test_maps_after_all_read_the_layers(tmp_path: Path, whole_run: Any, use_demo: OSMLayers,
+def test_maps_after_all_read_the_layers(tmp_path: Path, demo_run: DemoRun, use_demo: OSMLayers,
                                         monkeypatch: pytest.MonkeyPatch,
                                         caplog: pytest.LogCaptureFixture) -> None:
-    cfg = copy_of(whole_run, tmp_path)
+    cfg = copy_of(demo_run, tmp_path)
     gpkg = cfg.gpkg_path.read_bytes()
     forbid(monkeypatch, "update_units", "renewal_packages", "life_circle", "programme",
            "suggest_sites")
@@ -134,9 +128,9 @@ def test_maps_after_all_read_the_layers(tmp_path: Path, whole_run: Any, use_demo
 
 
 def test_units_config_change_recomputes_units_and_downstream(
-        tmp_path: Path, whole_run: Any, use_demo: OSMLayers, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path, demo_run: DemoRun, use_demo: OSMLayers, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    cfg = copy_of(whole_run, tmp_path)
+    cfg = copy_of(demo_run, tmp_path)
     cfg = dataclasses.replace(cfg, units=dataclasses.replace(
         cfg.units, min_area_m2=cfg.units.min_area_m2 * 2))
     calls: list[str] = []
@@ -160,9 +154,9 @@ def test_units_config_change_recomputes_units_and_downstream(
 
 
 def test_lifecircle_config_change_reuses_units_and_packages(
-        tmp_path: Path, whole_run: Any, use_demo: OSMLayers, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path, demo_run: DemoRun, use_demo: OSMLayers, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    cfg = copy_of(whole_run, tmp_path)
+    cfg = copy_of(demo_run, tmp_path)
     cfg = dataclasses.replace(cfg, lifecircle=dataclasses.replace(
         cfg.lifecircle, walk_speed_m_s=cfg.lifecircle.walk_speed_m_s * 1.1))
     forbid(monkeypatch, "update_units", "renewal_packages")
@@ -174,9 +168,9 @@ def test_lifecircle_config_change_reuses_units_and_packages(
 
 @pytest.mark.parametrize("damage", ["garbage", "missing", "partial"])
 def test_damaged_geopackage_is_recomputed_and_says_why(
-        tmp_path: Path, whole_run: Any, use_demo: OSMLayers, damage: str,
+        tmp_path: Path, demo_run: DemoRun, use_demo: OSMLayers, damage: str,
         caplog: pytest.LogCaptureFixture) -> None:
-    cfg = copy_of(whole_run, tmp_path)
+    cfg = copy_of(demo_run, tmp_path)
     if damage == "garbage":
         cfg.gpkg_path.write_bytes(b"not a geopackage" * 100)
         why = "cannot be read"
@@ -187,7 +181,7 @@ def test_damaged_geopackage_is_recomputed_and_says_why(
         # a file whose package layers were removed behind the run's back
         from urbanunits.export import write_layers
 
-        keep = {n: df for n, df in whole_run[1].layers.items() if n == "update_units"}
+        keep = {n: df for n, df in demo_run.layers.items() if n == "update_units"}
         tmp = tmp_path / "partial.gpkg"
         write_layers(tmp, keep, metadata=pd.DataFrame(
             _resume._previous_rows(cfg.gpkg_path).items(), columns=["key", "value"]))
@@ -198,12 +192,12 @@ def test_damaged_geopackage_is_recomputed_and_says_why(
     assert any("computed, not reused" in r.getMessage() and why in r.getMessage()
                for r in caplog.records), [r.getMessage() for r in caplog.records]
     assert_geodataframe_equal(res.layers["renewal_packages"],
-                              whole_run[1].layers["renewal_packages"])
+                              demo_run.layers["renewal_packages"])
 
 
 def test_units_alone_are_not_taken_from_a_file_the_packages_stage_counted_into(
-        tmp_path: Path, whole_run: Any) -> None:
-    cfg = copy_of(whole_run, tmp_path)
+        tmp_path: Path, demo_run: DemoRun) -> None:
+    cfg = copy_of(demo_run, tmp_path)
     cfg = dataclasses.replace(cfg, packages=dataclasses.replace(
         cfg.packages, link_distance_m=cfg.packages.link_distance_m + 50))
     got = _resume.read_stage(cfg.gpkg_path, "units", _resume.stage_digests(cfg),
