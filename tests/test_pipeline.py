@@ -19,7 +19,7 @@ from urbanunits.sources.osm import OSMLayers
 from urbanunits.units import CLASS_LABELS, class_counts_line
 
 from .conftest import demo_config
-from .demorun import DemoRun
+from .demorun import DemoRun, copy_of
 
 SPATIAL = {"update_units", "blocks", "old_communities", "renewal_packages", "facilities",
            "lifecircle", "service_gaps"}
@@ -210,10 +210,10 @@ def test_stage_runs_keep_the_file_consistent(tmp_path: Path, demo_layers: OSMLay
 
 
 def test_failed_run_all_leaves_previous_results(tmp_path: Path, demo_layers: OSMLayers,
+                                                demo_run: DemoRun,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = demo_config(tmp_path)
+    cfg = copy_of(demo_run, tmp_path)  # a finished `urbanunits all`
     monkeypatch.setattr(pipeline, "load_layers", lambda _cfg: demo_layers)
-    pipeline.run_all(cfg, draw=False)
     before = cfg.gpkg_path.read_bytes()
 
     def fail(*_a: object, **_k: object) -> None:

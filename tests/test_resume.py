@@ -115,6 +115,8 @@ def test_maps_after_all_read_the_layers(tmp_path: Path, demo_run: DemoRun, use_d
                                         monkeypatch: pytest.MonkeyPatch,
                                         caplog: pytest.LogCaptureFixture) -> None:
     cfg = copy_of(demo_run, tmp_path)
+    # the maps only have to be drawn: a low resolution saves most of the drawing time
+    cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, map_dpi=50))
     gpkg = cfg.gpkg_path.read_bytes()
     forbid(monkeypatch, "update_units", "renewal_packages", "life_circle", "programme",
            "suggest_sites")

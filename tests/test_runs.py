@@ -64,8 +64,9 @@ def write_toml(tmp_path: Path, name: str, out: Path) -> Path:
     text = (ROOT / "configs" / "lujiazui.toml").read_text(encoding="utf-8")
     text = text.replace('name = "lujiazui"', f'name = "{name}"').replace(
         'dir = "data/processed"', f'dir = "{out}"').replace(
-        'osm = "data/raw/lujiazui.osm"', f'osm = "{ROOT / "data" / "raw" / "lujiazui.osm"}"')
-    assert f'name = "{name}"' in text and str(out) in text
+        'osm = "data/raw/lujiazui.osm"', f'osm = "{ROOT / "data" / "raw" / "lujiazui.osm"}"'
+        ).replace("map_dpi = 200", "map_dpi = 50")  # the maps only have to exist here
+    assert f'name = "{name}"' in text and str(out) in text and "map_dpi = 50" in text
     path = tmp_path / f"{name}.toml"
     path.write_text(text, encoding="utf-8")
     return path
