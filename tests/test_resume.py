@@ -217,3 +217,16 @@ def test_digest_covers_input_file_content(tmp_path: Path) -> None:
         fh.write("\n")
     after = _resume.stage_digests(cfg)
     assert all(before[s] != after[s] for s in before)  # units changed, so every stage after
+
+
+def test_frames_passed_in_are_never_combined_with_reused_layers(
+        tmp_path: Path, demo_run: DemoRun, demo_layers: OSMLayers,
+        caplog: pytest.LogCaptureFixture) -> None:
+    cfg = copy_of(demo_run, tmp_path)
+    # the caller's extract is not what the digests cover: the earlier stages are computed
+    none = dataclasses.replace(demo_layers, residential=demo_layers.residential.iloc[0:0])
+    from urbanunits.errors import EmptyInputError
+
+    with pytest.raises(EmptyInputError):
+        pipeline.run_lifecircle(cfg, layers=none, write=False, draw=False)
+    assert not reused(caplog)

@@ -7,6 +7,12 @@ functions; this module only wires inputs to them and results to the GeoPackage a
 Every function that writes or draws holds the run's lock for its whole duration and writes into a
 staging folder that replaces ``<output.dir>/<name>/`` whole at the end (:mod:`urbanunits._outputs`):
 a run that fails or is killed leaves the previous run's files as they were.
+
+A stage that needs earlier stages' layers reads them from the run's GeoPackage when their
+digests match the config and inputs (:mod:`urbanunits._resume`) and computes them otherwise; it
+does so only when it loaded the extract from the config itself (frames passed in by a caller
+are not covered by the digests). :func:`run_all` computes every stage; :func:`run_maps` draws
+from the reused layers.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import dataclasses
 import logging
 import shutil
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,6 +210,25 @@ def load_layers(cfg: Config) -> OSMLayers:
     return read_osm(cfg)
 
 
+# Layers a stage function loaded from its config itself (by id, alive while in use). Only
+# then may earlier stages be reused from the GeoPackage: the digests cover the config's files,
+# not frames a caller passes in.
+_FROM_CONFIG: weakref.WeakValueDictionary[int, OSMLayers] = weakref.WeakValueDictionary()
+
+
+def _config_layers(cfg: Config, layers: OSMLayers | None) -> OSMLayers:
+    """``layers``, or the config's extract (remembered as such)."""
+    if layers is not None:
+        return layers
+    loaded = load_layers(cfg)
+    _FROM_CONFIG[id(loaded)] = loaded
+    return loaded
+
+
+def _may_reuse(layers: OSMLayers) -> bool:
+    return _FROM_CONFIG.get(id(layers)) is layers
+
+
 def run_ingest(cfg: Config) -> StageResult:
     """Parse the extract (or read the cache) and report layer counts."""
     t0 = time.perf_counter()
@@ -318,11 +344,11 @@ def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
     from urbanunits.sources.facilities import load_facilities
 
     t0 = time.perf_counter()
-    layers = layers or load_layers(cfg)
+    layers = _config_layers(cfg, layers)
     upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
     vouched: list[str] = []  # stages computed or reused under cfg (recorded for resume)
     if communities is None:
-        reused = _reuse(cfg, "packages") if units is None else None
+        reused = _reuse(cfg, "packages") if units is None and _may_reuse(layers) else None
         if reused is None:
             pk = run_packages(cfg, layers=layers, units=units, write=False, draw=False)
             # written along with the life circles, so that every id in the file resolves
@@ -378,7 +404,7 @@ def _lifecircle_from_layers(layers: Mapping[str, Any]) -> Any:
 
 def _lifecircle_stage(cfg: Config, layers: OSMLayers) -> StageResult:
     """The life circles (and the stages before them) reused from the run, or computed."""
-    reused = _reuse(cfg, "lifecircle")
+    reused = _reuse(cfg, "lifecircle") if _may_reuse(layers) else None
     if reused is None:
         return run_lifecircle(cfg, layers=layers, write=False, draw=False)
     lcr = _lifecircle_from_layers(reused.layers)
@@ -447,7 +473,7 @@ def _run_sites(cfg: Config, *, layers: OSMLayers | None, lifecircle: StageResult
     from urbanunits import sites as sites_mod
 
     t0 = time.perf_counter()
-    layers = layers or load_layers(cfg)
+    layers = _config_layers(cfg, layers)
     upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
     vouched: list[str] = []  # stages computed or reused under cfg (recorded for resume)
     if lifecircle is None:
@@ -537,15 +563,16 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
     from urbanunits import packages as pk
 
     t0 = time.perf_counter()
-    layers = layers or load_layers(cfg)
+    layers = _config_layers(cfg, layers)
     if cfg.inputs.inventory is None and layers.residential.empty:
         raise _no_communities(cfg, layers)
+    may_reuse = _may_reuse(layers) and isinstance(subdistricts, _Load)
     if isinstance(subdistricts, _Load):
         subdistricts = load_subdistricts(cfg, layers)
     upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
     vouched: list[str] = []  # stages computed or reused under cfg (recorded for resume)
     if units is None:
-        reused = _reuse(cfg, "units")
+        reused = _reuse(cfg, "units") if may_reuse else None
         if reused is None:
             unit_stage = run_units(cfg, layers=layers, write=False, draw=False,
                                    subdistricts=subdistricts)
@@ -625,7 +652,7 @@ def _run_programme(cfg: Config, *, layers: OSMLayers | None,
     from urbanunits import programme as pg_mod
 
     t0 = time.perf_counter()
-    layers = layers or load_layers(cfg)
+    layers = _config_layers(cfg, layers)
     upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
     vouched: list[str] = []  # stages computed or reused under cfg (recorded for resume)
     if packages is None or communities is None:
