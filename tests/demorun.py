@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import os
+import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,13 @@ class DemoRun:
     layers: dict[str, gpd.GeoDataFrame | pd.DataFrame]
     summary: list[str]
     maps: list[Path]
+    computed: Path  # pickle of the layers as the run held them in memory
+
+    def computed_layers(self) -> dict[str, gpd.GeoDataFrame | pd.DataFrame]:
+        """The layers as computed (before the GeoPackage)."""
+        with self.computed.open("rb") as fh:
+            out: dict[str, gpd.GeoDataFrame | pd.DataFrame] = pickle.load(fh)
+        return out
 
 
 def make_demo_run(folder: Path) -> DemoRun:
@@ -85,6 +93,9 @@ def make_demo_run(folder: Path) -> DemoRun:
     with locked(folder):
         if not done.is_file():
             res = pipeline.run_all(cfg)
+            # the layers as computed, for the exact round-trip test (test-only data: pickle)
+            with (folder / "computed.pkl").open("wb") as fh:
+                pickle.dump(res.layers, fh)
             done.write_text(json.dumps({"summary": res.summary,
                                         "maps": [str(p) for p in res.maps]},
                                        ensure_ascii=False), encoding="utf-8")
@@ -99,7 +110,7 @@ def make_demo_run(folder: Path) -> DemoRun:
         layers.update(got.layers)
         have += got.stages
     return DemoRun(cfg=cfg, layers=layers, summary=info["summary"],
-                   maps=[Path(p) for p in info["maps"]])
+                   maps=[Path(p) for p in info["maps"]], computed=folder / "computed.pkl")
 
 
 def copy_of(run: DemoRun, out: Path) -> Config:

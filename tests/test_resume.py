@@ -14,7 +14,6 @@ import pytest
 from geopandas.testing import assert_geodataframe_equal
 
 from urbanunits import _resume, pipeline
-from urbanunits.config import Config
 from urbanunits.sources.osm import OSMLayers
 
 from .conftest import demo_config
@@ -34,19 +33,6 @@ def _records_reach_caplog(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCap
 def use_demo(monkeypatch: pytest.MonkeyPatch, demo_layers: OSMLayers) -> OSMLayers:
     monkeypatch.setattr(pipeline, "load_layers", lambda _cfg: demo_layers)
     return demo_layers
-
-
-@pytest.fixture(scope="module")
-def whole_run(tmp_path_factory: pytest.TempPathFactory, demo_layers: OSMLayers
-              ) -> tuple[Config, pipeline.StageResult]:
-    """One `urbanunits all` (no maps) of the demo, with its layers as computed in memory."""
-    mp = pytest.MonkeyPatch()
-    mp.setattr(pipeline, "load_layers", lambda _cfg: demo_layers)
-    try:
-        cfg = demo_config(tmp_path_factory.mktemp("resume_all"))
-        return cfg, pipeline.run_all(cfg, draw=False)
-    finally:
-        mp.undo()
 
 
 def forbid(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
@@ -73,8 +59,8 @@ def reused(caplog: pytest.LogCaptureFixture) -> set[str]:
             if ": reused from " in r.getMessage()}
 
 
-def test_every_layer_reads_back_exactly(whole_run: tuple[Config, pipeline.StageResult]) -> None:
-    cfg, res = whole_run
+def test_every_layer_reads_back_exactly(demo_run: DemoRun) -> None:
+    cfg, computed = demo_run.cfg, demo_run.computed_layers()
     got = _resume.read_stage(cfg.gpkg_path, "sites", _resume.stage_digests(cfg),
                              owned=pipeline.STAGE_LAYERS)
     assert not isinstance(got, str), got
@@ -83,8 +69,8 @@ def test_every_layer_reads_back_exactly(whole_run: tuple[Config, pipeline.StageR
     assert not isinstance(pg, str), pg
     back = {**got.layers, **pg.layers}
     # every layer the run wrote, with the same columns (order), dtypes, CRS, values, geometry
-    assert set(back) == set(res.layers)
-    for name, df in res.layers.items():
+    assert set(back) == set(computed)
+    for name, df in computed.items():
         if isinstance(df, gpd.GeoDataFrame):
             assert_geodataframe_equal(back[name], df, check_less_precise=False,
                                       check_index_type=True, check_geom_type=True)
