@@ -15,6 +15,8 @@ os.environ.setdefault("URBANUNITS_PROGRESS", "0")
 from urbanunits.config import Config, Output, load_config
 from urbanunits.sources.osm import OSMLayers, read_osm
 
+from .demorun import DemoRun, locked, make_demo_run, shared_config, shared_folder
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_OSM = ROOT / "data" / "raw" / "lujiazui.osm"
 
@@ -31,8 +33,17 @@ def demo_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 
 @pytest.fixture(scope="session")
-def demo_layers(demo_cfg: Config) -> OSMLayers:
-    return read_osm(demo_cfg)
+def demo_layers(tmp_path_factory: pytest.TempPathFactory) -> OSMLayers:
+    """The demo extract parsed once per session (the workers share the parse cache)."""
+    folder = shared_folder(tmp_path_factory)
+    with locked(folder):
+        return read_osm(shared_config(folder))
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, demo_layers: OSMLayers) -> DemoRun:
+    """The demo's ``urbanunits all``, run once per session (read-only: copy before writing)."""
+    return make_demo_run(shared_folder(tmp_path_factory))
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,9 @@ a rerun recomputes nothing.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pyogrio
 import pytest
@@ -16,15 +18,23 @@ from urbanunits.batch import run_batch
 from urbanunits.cli import main as cli_main
 from urbanunits.config import load_config
 
-from .conftest import DEMO_OSM
+from .conftest import DEMO_OSM, ROOT
+from .demorun import shared_folder
 from .test_extract_checks import BBOX_TOML, X0, X1, Y0, Y1, full_extract
 
 
 def _write_configs(tmp: Path) -> list[Path]:
+    # The demo config (so that the session's parse cache of the demo serves it: _seed_cache)
+    # under another name, with small maps: the cities' maps only have to exist.
     demo = tmp / "demo.toml"
-    demo.write_text('name = "demo"\n[study_area]\nbbox = [121.4865, 31.2225, 121.5125, 31.2475]\n'
-                    f'[inputs]\nosm = "{DEMO_OSM}"\n[output]\ndir = "{tmp / "out"}"\n',
-                    encoding="utf-8")
+    text = (ROOT / "configs" / "lujiazui.toml").read_text(encoding="utf-8")
+    for old, new in (('name = "lujiazui"', 'name = "demo"'),
+                     ('osm = "data/raw/lujiazui.osm"', f'osm = "{DEMO_OSM}"'),
+                     ('dir = "data/processed"', f'dir = "{tmp / "out"}"'),
+                     ("map_dpi = 200", "map_dpi = 50")):
+        assert old in text, old
+        text = text.replace(old, new)
+    demo.write_text(text, encoding="utf-8")
     w = full_extract()
     w.node((X0 + X1) / 2, (Y0 + Y1) / 2, {"amenity": "kindergarten", "name": "测试幼儿园"})
     synth = tmp / "synth.toml"
@@ -38,10 +48,19 @@ def _write_configs(tmp: Path) -> list[Path]:
     return [demo, synth, broken]
 
 
+def _seed_cache(tmp_path_factory: pytest.TempPathFactory, out: Path) -> None:
+    """Copy the session's parse cache of the demo into ``out``: the demo is not parsed again."""
+    (out / "cache").mkdir(parents=True, exist_ok=True)
+    for p in (shared_folder(tmp_path_factory) / "out" / "cache").glob("osm-*.gpkg"):
+        shutil.copy2(p, out / "cache" / p.name)
+
+
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path], object]:
+def batch(tmp_path_factory: pytest.TempPathFactory, demo_layers: object
+          ) -> tuple[Path, list[Path], object]:
     tmp = tmp_path_factory.mktemp("batch")
     configs = _write_configs(tmp)
+    _seed_cache(tmp_path_factory, tmp / "out")
     res = run_batch(configs, n_workers=2, summary_dir=tmp / "summary")
     return tmp, configs, res
 
@@ -94,23 +113,23 @@ def test_rerun_skips_unchanged_cities_and_the_cli_exits_4(
 
 
 def test_demo_split_into_four_parts_equals_the_unsplit_run(tmp_path: Path,
-                                                            demo_layers: object) -> None:
+                                                            tmp_path_factory: Any,
+                                                            demo_layers: object,
+                                                            demo_run: Any) -> None:
     """A 2 × 2 grid over the demo: every unit and community comes back once, with the same
     geometry, and every life-circle distance equals the unsplit run's."""
     import numpy as np
     import shapely
 
-    from urbanunits import pipeline
     from urbanunits.batch import dask_client
     from urbanunits.split import run_split, split_parts
 
-    from .conftest import demo_config
-
     cfg_path = _write_configs(tmp_path)[0]
+    _seed_cache(tmp_path_factory, tmp_path / "out")
     cfg = load_config(cfg_path)
     parts = split_parts(cfg, "grid:1.45", layers=demo_layers)
     assert len(parts) == 4
-    whole = pipeline.run_all(demo_config(tmp_path / "whole"), write=False, draw=False).layers
+    whole = demo_run.layers  # the shared `urbanunits all` of the demo
     with dask_client(None, 2) as client:
         res = run_split(cfg_path, "grid:1.45", client=client)
     got = res.layers

@@ -19,23 +19,17 @@ from urbanunits.sources.osm import OSMLayers
 from urbanunits.units import CLASS_LABELS, class_counts_line
 
 from .conftest import demo_config
+from .demorun import DemoRun, copy_of
 
 SPATIAL = {"update_units", "blocks", "old_communities", "renewal_packages", "facilities",
            "lifecircle", "service_gaps"}
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, demo_layers: OSMLayers
-        ) -> tuple[Config, StageResult]:
-    cfg = demo_config(tmp_path_factory.mktemp("all"))
-    # reuse the parsed layers: the cache lives in another folder
-    pipeline_load = pipeline.load_layers
-    try:
-        pipeline.load_layers = lambda _cfg: demo_layers  # type: ignore[assignment]
-        res = pipeline.run_all(cfg)
-    finally:
-        pipeline.load_layers = pipeline_load  # type: ignore[assignment]
-    return cfg, res
+def run(demo_run: DemoRun) -> tuple[Config, StageResult]:
+    """The session's shared `urbanunits all` of the demo (read only)."""
+    return demo_run.cfg, StageResult("all", layers=demo_run.layers, maps=demo_run.maps,
+                                     summary=demo_run.summary)
 
 
 def test_every_layer_round_trips(run: tuple[Config, StageResult]) -> None:
@@ -216,10 +210,10 @@ def test_stage_runs_keep_the_file_consistent(tmp_path: Path, demo_layers: OSMLay
 
 
 def test_failed_run_all_leaves_previous_results(tmp_path: Path, demo_layers: OSMLayers,
+                                                demo_run: DemoRun,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = demo_config(tmp_path)
+    cfg = copy_of(demo_run, tmp_path)  # a finished `urbanunits all`
     monkeypatch.setattr(pipeline, "load_layers", lambda _cfg: demo_layers)
-    pipeline.run_all(cfg, draw=False)
     before = cfg.gpkg_path.read_bytes()
 
     def fail(*_a: object, **_k: object) -> None:

@@ -10,16 +10,12 @@ import pytest
 from .test_programme import CN
 
 
-def test_demo_run_all_writes_the_programme(tmp_path: Path, demo_layers: Any) -> None:
+def test_demo_run_all_writes_the_programme(demo_run: Any) -> None:
     import openpyxl
 
-    from urbanunits import pipeline
     from urbanunits.export import list_layers
 
-    from .conftest import demo_config
-
-    cfg = demo_config(tmp_path)
-    res = pipeline.run_all(cfg)
+    cfg, res = demo_run.cfg, demo_run
     names = set(list_layers(cfg.gpkg_path))
     assert {"programme", "programme_communities", "elevator_candidates",
             "programme_years"} <= names

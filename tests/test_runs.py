@@ -30,6 +30,7 @@ from urbanunits.sources import _cache, osm
 from urbanunits.sources.osm import OSMLayers, read_osm
 
 from .conftest import ROOT, demo_config
+from .demorun import DemoRun, copy_of
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -63,8 +64,9 @@ def write_toml(tmp_path: Path, name: str, out: Path) -> Path:
     text = (ROOT / "configs" / "lujiazui.toml").read_text(encoding="utf-8")
     text = text.replace('name = "lujiazui"', f'name = "{name}"').replace(
         'dir = "data/processed"', f'dir = "{out}"').replace(
-        'osm = "data/raw/lujiazui.osm"', f'osm = "{ROOT / "data" / "raw" / "lujiazui.osm"}"')
-    assert f'name = "{name}"' in text and str(out) in text
+        'osm = "data/raw/lujiazui.osm"', f'osm = "{ROOT / "data" / "raw" / "lujiazui.osm"}"'
+        ).replace("map_dpi = 200", "map_dpi = 50")  # the maps only have to exist here
+    assert f'name = "{name}"' in text and str(out) in text and "map_dpi = 50" in text
     path = tmp_path / f"{name}.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -90,9 +92,9 @@ def test_two_configs_sharing_an_output_folder_keep_their_own_files(
 
 
 def test_failure_while_drawing_maps_leaves_previous_run_byte_identical(
-        tmp_path: Path, use_demo: OSMLayers, monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = demo_config(tmp_path)
-    pipeline.run_all(cfg)
+        tmp_path: Path, use_demo: OSMLayers, demo_run: DemoRun,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = copy_of(demo_run, tmp_path)  # a finished `urbanunits all` with maps and tables
     before = snapshot(cfg.run_dir)
     assert {"lujiazui.gpkg", "maps/update_units.png", "maps/renewal_packages.png",
             "tables/lujiazui.xlsx"} <= set(before)
@@ -121,9 +123,8 @@ def test_failure_while_drawing_maps_leaves_previous_run_byte_identical(
 
 
 def test_whole_run_replaces_the_folder_and_stage_runs_drop_stale_files(
-        tmp_path: Path, use_demo: OSMLayers) -> None:
-    cfg = demo_config(tmp_path)
-    pipeline.run_all(cfg, draw=False)
+        tmp_path: Path, use_demo: OSMLayers, demo_run: DemoRun) -> None:
+    cfg = copy_of(demo_run, tmp_path)  # a finished `urbanunits all`
     stray = cfg.maps_dir / "lifecircle_removed_category.png"
     stray.parent.mkdir(parents=True, exist_ok=True)
     stray.write_bytes(b"old")

@@ -270,6 +270,9 @@ def _write_one(path: Path, name: str, df: gpd.GeoDataFrame | pd.DataFrame) -> No
         if df[col].map(lambda v: isinstance(v, list | tuple | set | dict)).any():
             df[col] = df[col].map(
                 lambda v: ";".join(map(str, v)) if isinstance(v, list | tuple | set) else v)
+        if df[col].dtype == object and df[col].map(lambda v: v is pd.NA).any():
+            # GDAL would store pd.NA in a text column as the text "<NA>", not as NULL
+            df[col] = df[col].map(lambda v: None if v is pd.NA else v)
     if isinstance(df, gpd.GeoDataFrame):
         # Polygons mixed with MultiPolygons would be declared "GEOMETRY", which QGIS shows as an
         # unknown type; one multi type is what GIS staff expect. An empty layer has no type to

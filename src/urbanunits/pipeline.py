@@ -7,6 +7,12 @@ functions; this module only wires inputs to them and results to the GeoPackage a
 Every function that writes or draws holds the run's lock for its whole duration and writes into a
 staging folder that replaces ``<output.dir>/<name>/`` whole at the end (:mod:`urbanunits._outputs`):
 a run that fails or is killed leaves the previous run's files as they were.
+
+A stage that needs earlier stages' layers reads them from the run's GeoPackage when their
+digests match the config and inputs (:mod:`urbanunits._resume`) and computes them otherwise; it
+does so only when it loaded the extract from the config itself (frames passed in by a caller
+are not covered by the digests). :func:`run_all` computes every stage; :func:`run_maps` draws
+from the reused layers.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import dataclasses
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,18 +134,21 @@ def _drop_stale(cfg: Config, staging: Staging, stage: str) -> None:
 
 def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame], *,
               drop: set[str] | frozenset[str] = frozenset(),
-              staging: Staging | None = None) -> Path:
+              staging: Staging | None = None, digests: Mapping[str, str] | None = None) -> Path:
     """Write stage layers to the run's GeoPackage with their QGIS styles and the run metadata.
 
     ``drop`` names layers to remove (later stages' results that these layers make stale).
+    ``digests`` (stage → digest, :mod:`urbanunits._resume`) names the stages whose layers in
+    ``layers`` were computed or reused under ``cfg``: they are recorded for later runs to reuse.
     Without ``staging`` the write is a run of its own (locked, swapped in whole).
     """
+    from urbanunits import _resume
     from urbanunits.export import layer_styles, run_metadata
 
     if staging is None:
         with _outputs(cfg, active=True) as own:
             assert own is not None
-            write_run(cfg, layers, drop=drop, staging=own)
+            write_run(cfg, layers, drop=drop, staging=own, digests=digests)
         return cfg.gpkg_path
 
     inputs = {"osm": cfg.inputs.osm}
@@ -152,9 +162,40 @@ def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]
     for key, cat in cfg.lifecircle.categories.items():
         for i, f in enumerate(cat.files):
             inputs[f"facilities:{key}:{i}"] = f.path
-    write_layers(staging.path(cfg.gpkg_path), layers, styles=layer_styles(layers),
-                 metadata=run_metadata(cfg, inputs=inputs), drop=drop, shown_as=cfg.gpkg_path)
+    gpkg = staging.path(cfg.gpkg_path)
+    meta = _resume.merge_metadata(run_metadata(cfg, inputs=inputs), gpkg, layers,
+                                  owned=STAGE_LAYERS, drop=drop, digests=digests or {})
+    write_layers(gpkg, layers, styles=layer_styles(layers), metadata=meta, drop=drop,
+                 shown_as=cfg.gpkg_path)
     return cfg.gpkg_path
+
+
+def _digests(cfg: Config, stages: Sequence[str]) -> dict[str, str]:
+    """The current digests of ``stages`` (computed or reused under ``cfg``)."""
+    from urbanunits._resume import stage_digests
+
+    if not stages:
+        return {}
+    now = stage_digests(cfg)
+    return {s: now[s] for s in stages}
+
+
+def _reuse(cfg: Config, stage: str, *, have: Sequence[str] = ()) -> Any:
+    """``stage``'s layers (and its upstream stages') from the run's GeoPackage, or None.
+
+    They are reused when every digest recorded for them matches the current config and inputs;
+    otherwise the log says why the stage is computed. Stages in ``have`` are checked, not read.
+    """
+    from urbanunits import _resume
+
+    got = _resume.read_stage(cfg.gpkg_path, stage, _resume.stage_digests(cfg),
+                             owned=STAGE_LAYERS, have=have)
+    if isinstance(got, str):
+        logger.info("%s: computed, not reused: %s", stage, got)
+        return None
+    for s in got.stages:
+        logger.info("%s: reused from %s (digest %s)", s, cfg.gpkg_path, got.digests[s][:12])
+    return got
 
 
 class _Load:
@@ -167,6 +208,25 @@ _LOAD = _Load()
 def load_layers(cfg: Config) -> OSMLayers:
     """Read the configured OSM extract (cached)."""
     return read_osm(cfg)
+
+
+# Layers a stage function loaded from its config itself (by id, alive while in use). Only
+# then may earlier stages be reused from the GeoPackage: the digests cover the config's files,
+# not frames a caller passes in.
+_FROM_CONFIG: weakref.WeakValueDictionary[int, OSMLayers] = weakref.WeakValueDictionary()
+
+
+def _config_layers(cfg: Config, layers: OSMLayers | None) -> OSMLayers:
+    """``layers``, or the config's extract (remembered as such)."""
+    if layers is not None:
+        return layers
+    loaded = load_layers(cfg)
+    _FROM_CONFIG[id(loaded)] = loaded
+    return loaded
+
+
+def _may_reuse(layers: OSMLayers) -> bool:
+    return _FROM_CONFIG.get(id(layers)) is layers
 
 
 def run_ingest(cfg: Config) -> StageResult:
@@ -215,9 +275,11 @@ def _run_units(cfg: Config, *, layers: OSMLayers | None, write: bool, draw: bool
     res.summary = result.summary_lines()
     res.extra["result"] = result
     res.extra["layers"] = layers
+    res.extra["digests"] = ["units"]
     if staging is not None:
         if write:
-            write_run(cfg, res.layers, drop=_downstream("units"), staging=staging)
+            write_run(cfg, res.layers, drop=_downstream("units"), staging=staging,
+                      digests=_digests(cfg, res.extra["digests"]))
             _drop_stale(cfg, staging, "units")
         if draw:
             res.maps.append(_draw_units(cfg, staging, result.units, layers, result.barriers))
@@ -282,15 +344,24 @@ def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
     from urbanunits.sources.facilities import load_facilities
 
     t0 = time.perf_counter()
-    layers = layers or load_layers(cfg)
+    layers = _config_layers(cfg, layers)
     upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
+    vouched: list[str] = []  # stages computed or reused under cfg (recorded for resume)
     if communities is None:
-        pk = run_packages(cfg, layers=layers, units=units, write=False, draw=False)
-        communities = pk.layers["old_communities"]
-        units = pk.layers.get("update_units", units)
-        packages = pk.layers["renewal_packages"]
-        # written along with the life circles, so that every id in the file resolves
-        upstream = dict(pk.layers)
+        reused = _reuse(cfg, "packages") if units is None and _may_reuse(layers) else None
+        if reused is None:
+            pk = run_packages(cfg, layers=layers, units=units, write=False, draw=False)
+            # written along with the life circles, so that every id in the file resolves
+            upstream = dict(pk.layers)
+            vouched = list(pk.extra["digests"])
+        else:
+            upstream = dict(reused.layers)
+            vouched = list(reused.stages)
+        communities = upstream["old_communities"]
+        units = upstream.get("update_units", units)
+        packages = upstream["renewal_packages"]
+        if vouched:
+            vouched.append("lifecircle")
     area = layers.study_area.geometry.iloc[0].buffer(cfg.osm.graph_margin_m)
     facilities, notes = load_facilities(cfg, layers.facilities, area=area, roads=layers.roads,
                                         pois=layers.pois)
@@ -306,9 +377,10 @@ def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
     res.summary = notes + result.summary_lines()
     res.extra["result"] = result
     res.extra["layers"] = layers
+    res.extra["digests"] = vouched
     if staging is not None:
         if write:
-            write_run(cfg, res.layers, staging=staging)
+            write_run(cfg, res.layers, staging=staging, digests=_digests(cfg, vouched))
             _drop_stale(cfg, staging, "lifecircle")
         if draw:
             res.maps += _draw_lifecircle(cfg, staging, result, layers)
@@ -316,6 +388,29 @@ def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
     res.summary.append(f"stage time {res.seconds:.1f} s (life-circle computation "
                        f"{result.seconds['total']:.2f} s, of which searches "
                        f"{result.seconds['search']:.2f} s)")
+    return res
+
+
+def _lifecircle_from_layers(layers: Mapping[str, Any]) -> Any:
+    """The life-circle result as its layers hold it (for stages and maps that reuse it)."""
+    from urbanunits.lifecircle import LifeCircleResult
+
+    return LifeCircleResult(communities=layers["lifecircle"], facilities=layers["facilities"],
+                            gaps=layers["service_gaps"], coverage=layers["lifecircle_summary"],
+                            units=layers.get("lifecircle_units"),
+                            packages=layers.get("lifecircle_packages"),
+                            isochrones=layers.get("isochrones"))
+
+
+def _lifecircle_stage(cfg: Config, layers: OSMLayers) -> StageResult:
+    """The life circles (and the stages before them) reused from the run, or computed."""
+    reused = _reuse(cfg, "lifecircle") if _may_reuse(layers) else None
+    if reused is None:
+        return run_lifecircle(cfg, layers=layers, write=False, draw=False)
+    lcr = _lifecircle_from_layers(reused.layers)
+    res = StageResult("lifecircle", layers=dict(reused.layers))
+    res.summary = lcr.summary_lines()
+    res.extra.update(result=lcr, layers=layers, digests=list(reused.stages))
     return res
 
 
@@ -378,11 +473,13 @@ def _run_sites(cfg: Config, *, layers: OSMLayers | None, lifecircle: StageResult
     from urbanunits import sites as sites_mod
 
     t0 = time.perf_counter()
-    layers = layers or load_layers(cfg)
+    layers = _config_layers(cfg, layers)
     upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
+    vouched: list[str] = []  # stages computed or reused under cfg (recorded for resume)
     if lifecircle is None:
-        lifecircle = run_lifecircle(cfg, layers=layers, write=False, draw=False)
+        lifecircle = _lifecircle_stage(cfg, layers)
         upstream = dict(lifecircle.layers)
+        vouched = [*lifecircle.extra["digests"], "sites"] if lifecircle.extra["digests"] else []
     lcr = lifecircle.extra["result"]
     comm = lcr.communities
     if communities is None:
@@ -400,7 +497,7 @@ def _run_sites(cfg: Config, *, layers: OSMLayers | None, lifecircle: StageResult
     res.extra["lifecircle"] = lifecircle
     if staging is not None:
         if write:
-            write_run(cfg, res.layers, staging=staging)
+            write_run(cfg, res.layers, staging=staging, digests=_digests(cfg, vouched))
         if draw:
             res.maps += _draw_sites(cfg, staging, result, lcr, layers)
     res.seconds = time.perf_counter() - t0
@@ -466,17 +563,24 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
     from urbanunits import packages as pk
 
     t0 = time.perf_counter()
-    layers = layers or load_layers(cfg)
+    layers = _config_layers(cfg, layers)
     if cfg.inputs.inventory is None and layers.residential.empty:
         raise _no_communities(cfg, layers)
+    may_reuse = _may_reuse(layers) and isinstance(subdistricts, _Load)
     if isinstance(subdistricts, _Load):
         subdistricts = load_subdistricts(cfg, layers)
     upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
+    vouched: list[str] = []  # stages computed or reused under cfg (recorded for resume)
     if units is None:
-        unit_stage = run_units(cfg, layers=layers, write=False, draw=False,
-                               subdistricts=subdistricts)
-        units = unit_stage.layers["update_units"]
-        upstream = dict(unit_stage.layers)
+        reused = _reuse(cfg, "units") if may_reuse else None
+        if reused is None:
+            unit_stage = run_units(cfg, layers=layers, write=False, draw=False,
+                                   subdistricts=subdistricts)
+            upstream = dict(unit_stage.layers)
+        else:
+            upstream = dict(reused.layers)
+        units = upstream["update_units"]
+        vouched = ["units", "packages"]
     communities = pk.build_inventory(layers, cfg=cfg.packages,
                                      inputs=load_communities(cfg, layers), units=units)
     if communities.empty:
@@ -504,9 +608,11 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
             res.summary.insert(0, res.extra["class_line"])
     res.extra["result"] = result
     res.extra["layers"] = layers
+    res.extra["digests"] = vouched
     if staging is not None:
         if write:
-            write_run(cfg, res.layers, drop=_downstream("packages"), staging=staging)
+            write_run(cfg, res.layers, drop=_downstream("packages"), staging=staging,
+                      digests=_digests(cfg, vouched))
             _drop_stale(cfg, staging, "packages")
         if draw:
             from urbanunits import maps
@@ -547,11 +653,13 @@ def _run_programme(cfg: Config, *, layers: OSMLayers | None,
     from urbanunits import programme as pg_mod
 
     t0 = time.perf_counter()
-    layers = layers or load_layers(cfg)
+    layers = _config_layers(cfg, layers)
     upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
+    vouched: list[str] = []  # stages computed or reused under cfg (recorded for resume)
     if packages is None or communities is None:
-        lc = run_lifecircle(cfg, layers=layers, write=False, draw=False)
+        lc = _lifecircle_stage(cfg, layers)
         upstream = dict(lc.layers)
+        vouched = [*lc.extra["digests"], "programme"] if lc.extra["digests"] else []
         packages, communities = upstream["renewal_packages"], upstream["old_communities"]
         gaps = upstream["service_gaps"]
     result = pg_mod.programme(packages, communities, cfg=cfg.programme, lifecircle=gaps,
@@ -561,7 +669,7 @@ def _run_programme(cfg: Config, *, layers: OSMLayers | None,
     res.extra["result"] = result
     if staging is not None and result.layers():
         if write:
-            write_run(cfg, res.layers, staging=staging)
+            write_run(cfg, res.layers, staging=staging, digests=_digests(cfg, vouched))
         if draw:
             res.maps += _draw_programme(cfg, staging, result, layers)
     res.seconds = time.perf_counter() - t0
@@ -680,7 +788,7 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
     for name, why in skipped.items():
         logger.warning("skipped stage %s: %s", name, why)
     if staging is not None and write:
-        write_run(cfg, res.layers, staging=staging)
+        write_run(cfg, res.layers, staging=staging, digests=_digests(cfg, list(stages)))
         files = write_tables(staging.path(cfg.tables_dir), _tables(stages),
                              workbook=f"{cfg.name}.xlsx", categories=cfg.lifecircle.categories,
                              about=[("运行 run", cfg.title or cfg.name),
@@ -711,9 +819,97 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
 
 
 def run_maps(cfg: Config) -> StageResult:
-    """Recompute every stage in memory and redraw every map (the GeoPackage is not touched)."""
-    res = run_all(cfg, write=False, draw=True)
+    """Redraw every map; the GeoPackage and tables are not touched.
+
+    The layers are read from the run's GeoPackage when their digests match the config and
+    inputs (a stage whose layers cannot be reused is computed in memory); without a usable
+    GeoPackage every stage is computed in memory, as :func:`run_all` does.
+    """
+    with _outputs(cfg, active=True, keep=True) as staging:
+        assert staging is not None
+        shutil.rmtree(staging.path(cfg.maps_dir), ignore_errors=True)
+        res = _maps_from_run(cfg, staging)
+        if res is None:
+            res = _run_all(cfg, write=False, draw=True, staging=staging)
     res.stage = "maps"
     res.summary = []
     res.layers = {}
+    return res
+
+
+def _barriers(cfg: Config, layers: OSMLayers) -> gpd.GeoDataFrame:
+    """The units map's barrier and sub-district lines, without running the units stage."""
+    from urbanunits.units import barrier_lines, prepare_subdistricts, subdistrict_lines
+
+    u = cfg.units
+    bar = barrier_lines(layers, highways=u.barrier_highways, railways=u.barrier_railways,
+                        waterways=u.barrier_waterways, water_edges=u.water_edges,
+                        min_water_body_m2=u.min_area_m2)
+    sd = prepare_subdistricts(load_subdistricts(cfg, layers), crs=layers.study_area.crs,
+                              study_area=layers.study_area.union_all())
+    parts = [f.set_crs(bar.crs, allow_override=True) for f in (bar, subdistrict_lines(sd))
+             if not f.empty]
+    return (gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=bar.crs) if parts
+            else bar)
+
+
+def _sites_from_layers(lc: gpd.GeoDataFrame, suggestions: gpd.GeoDataFrame,
+                       cfg: Config) -> Any:
+    """What the sites maps need, from the layers: studied subtypes, MCLP sites' coverage."""
+    from types import SimpleNamespace
+
+    from urbanunits.lifecircle import mandatory
+
+    studied = [(key, s) for key, cat in cfg.lifecircle.categories.items()
+               for s in mandatory(cat) if not lc[f"{key}_{s}_ok"].astype(bool).all()]
+    newly: dict[tuple[str, str], list[str]] = {}
+    mclp = suggestions[suggestions["method"] == "mclp"]
+    for key, s in studied:
+        rows = mclp[(mclp["category"] == key) & (mclp["subtype"] == s)]
+        newly[key, s] = [i for ids in rows["community_ids"] for i in str(ids).split(", ") if i]
+    return SimpleNamespace(suggestions=suggestions, newly_covered=newly,
+                           summary=pd.DataFrame({"category": [k for k, _ in studied]}))
+
+
+def _maps_from_run(cfg: Config, staging: Staging) -> StageResult | None:
+    """Draw every map from the run's layers; None when the life circles cannot be reused."""
+    from types import SimpleNamespace
+
+    from urbanunits import maps
+
+    lc = _reuse(cfg, "lifecircle")
+    if lc is None:
+        return None
+    t0 = time.perf_counter()
+    layers = load_layers(cfg)
+    got = dict(lc.layers)
+    lcr = _lifecircle_from_layers(got)
+    res = StageResult("maps")
+    res.maps.append(_draw_units(cfg, staging, got["update_units"], layers,
+                                _barriers(cfg, layers)))
+    fig, _ = maps.plot_packages(got["renewal_packages"], got["old_communities"],
+                                layers=layers, title=cfg.title)
+    res.maps.append(_save(cfg, staging, fig, "renewal_packages.png"))
+    res.maps += _draw_lifecircle(cfg, staging, lcr, layers)
+    pg = _reuse(cfg, "programme", have=lc.stages)
+    if pg is not None:
+        pgr: Any = SimpleNamespace(packages=pg.layers["programme"],
+                                   communities=pg.layers["programme_communities"],
+                                   years=pg.layers["programme_years"])
+    else:
+        pgr = run_programme(cfg, layers=layers, packages=got["renewal_packages"],
+                            communities=got["old_communities"], gaps=got["service_gaps"],
+                            write=False, draw=False).extra["result"]
+    if pg is not None or pgr.layers():
+        res.maps += _draw_programme(cfg, staging, pgr, layers)
+    st = _reuse(cfg, "sites", have=lc.stages)
+    if st is not None:
+        sr = _sites_from_layers(got["lifecircle"], st.layers["site_suggestions"], cfg)
+    else:
+        lc_stage = StageResult("lifecircle", layers=got, extra={"result": lcr})
+        sr = run_sites(cfg, layers=layers, lifecircle=lc_stage,
+                       communities=got["old_communities"], write=False,
+                       draw=False).extra["result"]
+    res.maps += _draw_sites(cfg, staging, sr, lcr, layers)
+    res.seconds = time.perf_counter() - t0
     return res
