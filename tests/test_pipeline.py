@@ -13,6 +13,7 @@ import pyogrio
 import pytest
 
 from urbanunits import pipeline
+from urbanunits.catalog import CATALOG, STAGE_LAYERS
 from urbanunits.config import Config
 from urbanunits.pipeline import StageResult
 from urbanunits.sources.osm import OSMLayers
@@ -240,3 +241,39 @@ def test_empty_layers_declare_their_geometry(tmp_path: Path) -> None:
     write_layers(tmp_path / "x.gpkg", {"renewal_packages": empty, "package_links": empty})
     types = dict(pyogrio.list_layers(tmp_path / "x.gpkg"))
     assert types == {"renewal_packages": "MultiPolygon", "package_links": "MultiLineString"}
+
+
+def test_every_written_layer_is_catalogued_with_its_styled_columns(
+        run: tuple[Config, StageResult]) -> None:
+    cfg, res = run
+    written = {str(n): g for n, g in pyogrio.list_layers(cfg.gpkg_path)}
+    for name, geom in written.items():
+        if name in {"layer_styles", "run_metadata"}:
+            continue
+        assert name in CATALOG, f"{name} is written but not in the catalog"
+        spec = CATALOG[name]
+        if spec.geometry is None:
+            assert geom is None, name
+            continue
+        # one part per feature is written as the single type of the declared multi type
+        assert geom in {spec.geometry, spec.geometry.removeprefix("Multi")}, (name, geom)
+        cols = set(pyogrio.read_info(cfg.gpkg_path, layer=name)["fields"])
+        style = spec.style
+        assert style is not None, name
+        if style.column is not None:
+            assert style.column in cols, (name, style.column)
+        if style.labels:
+            assert style.label_field(cols) is not None, (name, style.labels)
+        if spec.key is not None:
+            assert spec.key in cols, (name, spec.key)
+    # each stage's own layers are the ones the catalog gives it
+    seen: set[str] = set()
+    for stage, st in res.extra["stages"].items():
+        own = set(st.layers) - seen
+        assert own <= STAGE_LAYERS[stage], (stage, own - STAGE_LAYERS[stage])
+        seen |= set(st.layers)
+    styles = pyogrio.read_dataframe(cfg.gpkg_path, layer="layer_styles", read_geometry=False)
+    qml = dict(zip(styles["f_table_name"], styles["styleQML"], strict=True))
+    for name, spec in CATALOG.items():
+        if name in qml and spec.style is not None and spec.style.column is not None:
+            assert f'attr="{spec.style.column}"' in qml[name], name

@@ -20,6 +20,14 @@ from matplotlib.figure import Figure
 from urbanunits import ATTRIBUTION
 from urbanunits._files import atomic_path
 from urbanunits._fonts import cjk_font_family, cjk_font_path
+from urbanunits.catalog import (
+    CLASS_COLORS,
+    CLASS_LABELS,
+    LIFECIRCLE_CLASSES,
+    SITES_COLORS,
+    UNREACHABLE_COLOR,
+    legend_title,
+)
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -290,8 +298,6 @@ def plot_units(units: gpd.GeoDataFrame, *, layers: OSMLayers, title: str = "",
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    from urbanunits.units import CLASS_COLORS, CLASS_LABELS
-
     with map_style():
         fig, ax = new_map(ax, figsize=(11.0, 9.0))
         draw_basemap(ax, layers, roads=True, water=True, study_area=True, zorder=0)
@@ -349,7 +355,7 @@ def plot_units(units: gpd.GeoDataFrame, *, layers: OSMLayers, title: str = "",
                           note=f"{len(units)} units; ids ordered by sub-district, then rows "
                                "north → south, west → east")
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=True,
-                  framealpha=0.95, title="单元类型 Unit class", borderaxespad=0.0)
+                  framealpha=0.95, title=legend_title("update_units"), borderaxespad=0.0)
     return fig, ax
 
 
@@ -357,15 +363,6 @@ def plot_units(units: gpd.GeoDataFrame, *, layers: OSMLayers, title: str = "",
 
 __all__ += ["plot_lifecircle"]
 
-#: Classes by the standard itself: the largest distance ÷ standard over the category's mandatory
-#: items (``<cat>_ratio``). A walking-minute scale would put passing and failing communities in
-#: one colour, since the items' distances differ (300, 500, 1000 m).
-LIFECIRCLE_CLASSES: list[tuple[float, float, str, str]] = [
-    (0.0, 1.0, "达标 every ▲ item within its standard", "#1a9850"),
-    (1.0, 1.5, "未达标, ≤1.5× 标准 fails, within 1.5× the standard", "#fee08b"),
-    (1.5, float("inf"), "未达标, >1.5× 标准 fails, beyond 1.5×", "#d73027"),
-]
-UNREACHABLE_COLOR = "#bdbdbd"
 _SUBTYPE_MARKERS = ("o", "s", "^", "D", "P", "v", "*", "X")
 _SUBTYPE_COLORS = ("#2c3e91", "#7b2c8f", "#0f6f6f", "#8a4b08", "#333333", "#a11d5b")
 
@@ -617,7 +614,7 @@ def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
                                   label="▽ 低于下限 Below a floor (dashed outline)"))
         full = f"片区化改造 Renewal packages — {title}" if title else "片区化改造 Renewal packages"
         add_map_furniture(ax, title=full, legend_handles=handles,
-                          legend_title="改造片区 Renewal packages",
+                          legend_title=legend_title("renewal_packages"),
                           legend_loc=least_covered_corner(ax, communities),
                           note="Floor area = footprints × levels (estimated); "
                                "households = floor area / m² per household")
@@ -628,8 +625,6 @@ def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
 
 __all__ += ["plot_sites"]
 
-#: Fills of the sites map: meets today, newly covered by the suggested sites, still missing.
-SITES_COLORS = {"ok": "#1a9850", "new": "#fdae61", "missing": "#d73027"}
 
 
 def plot_sites(lc: gpd.GeoDataFrame, suggestions: gpd.GeoDataFrame, category: str, *,

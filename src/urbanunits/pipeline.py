@@ -25,6 +25,7 @@ import geopandas as gpd
 import pandas as pd
 
 from urbanunits._outputs import Staging, staged_run
+from urbanunits.catalog import STAGE_LAYERS
 from urbanunits.config import Config
 from urbanunits.errors import EmptyInputError
 from urbanunits.export import write_layers
@@ -61,20 +62,6 @@ class StageResult:
         lines += [f"  map {p}" for p in self.maps]
         lines += [f"  skipped {name}: {why}" for name, why in self.skipped.items()]
         return "\n".join(lines)
-
-
-# The layers each stage owns. A stage's layers are computed from those of the stages before it,
-# so when a stage rewrites its layers, the later stages' layers in the file are dropped rather
-# than left pointing at ids that no longer exist.
-STAGE_LAYERS: dict[str, frozenset[str]] = {
-    "units": frozenset({"update_units", "blocks"}),
-    "packages": frozenset({"old_communities", "renewal_packages", "package_links"}),
-    "lifecircle": frozenset({"lifecircle", "facilities", "service_gaps", "lifecircle_summary",
-                             "lifecircle_units", "lifecircle_packages", "isochrones"}),
-    "programme": frozenset({"programme", "programme_communities", "elevator_candidates",
-                            "programme_years"}),
-    "sites": frozenset({"site_suggestions", "accessibility", "site_candidates"}),
-}
 
 
 # The maps each stage draws (glob patterns under maps/), removed with the stage's layers.
