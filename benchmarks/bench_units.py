@@ -6,7 +6,7 @@ slivers), 8 % of road segments missing (larger blocks, dangles), 3 % stopping 4 
 junction (snapped), tertiary roads across 15 % of cells, 40 superblocks of 4 x 4 cells (52 ha,
 above the maximum) whose inner roads are residential only, a meandering 80 m river with its
 centre line, lakes, 8 x 8 sub-districts whose boundaries run 3 m off the roads (slivers that
-must merge within their sub-district), land-use polygons, compounds and historic points.
+must merge within their sub-district), land-use polygons, communities and historic points.
 
 Reported: the whole ``update_units`` call and its steps, and the shared-edge adjacency against
 two baselines on the same faces: the obvious geopandas way (``sjoin(predicate="touches")`` and

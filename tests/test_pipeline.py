@@ -21,7 +21,7 @@ from urbanunits.units import CLASS_LABELS, class_counts_line
 
 from .conftest import demo_config
 
-SPATIAL = {"update_units", "blocks", "old_communities", "renewal_packages", "facilities",
+SPATIAL = {"update_units", "blocks", "communities", "renewal_packages", "facilities",
            "lifecircle", "service_gaps"}
 
 
@@ -79,7 +79,7 @@ def test_tables(run: tuple[Config, StageResult]) -> None:
     back = pd.read_csv(comm, encoding="utf-8-sig")
     # bilingual headers: Chinese name, then the layer's column key
     assert "名称 name" in back.columns and "建筑面积(㎡) floor_area_m2" in back.columns
-    layer = res.layers["old_communities"].set_index("community_id")
+    layer = res.layers["communities"].set_index("community_id")
     back = back.set_index("小区编号 community_id")
     assert set(layer["name"]) == set(back["名称 name"])
     assert "东园一村" in set(back["名称 name"])
@@ -122,12 +122,12 @@ def test_maps_and_units_reclassified(run: tuple[Config, StageResult]) -> None:
     assert "sites_elderly_care.png" in names  # no elderly care mapped: sites suggested
     assert all(p.is_file() and p.stat().st_size > 50_000 for p in res.maps)
     units = res.layers["update_units"]
-    n_old = res.layers["old_communities"]["is_old"].sum()
+    n_old = res.layers["communities"]["is_old"].sum()
     assert units["n_old_communities"].sum() == n_old
     assert (units["unit_class"] == "old_community_renewal").any()
-    # the life circle rows are keyed by the same community ids as old_communities
+    # the life circle rows are keyed by the same community ids as communities
     assert set(res.layers["lifecircle"]["community_id"]) == set(
-        res.layers["old_communities"]["community_id"])
+        res.layers["communities"]["community_id"])
 
 
 def test_summary_reports_the_written_classes(run: tuple[Config, StageResult]) -> None:
@@ -183,7 +183,7 @@ def _ids_resolve(gpkg: Path) -> None:
     """Every unit/package id a layer refers to exists in the layer that defines it."""
     names = {str(n) for n, _ in pyogrio.list_layers(gpkg)}
     units = set(pyogrio.read_dataframe(gpkg, layer="update_units")["unit_id"])
-    for name in names & {"old_communities", "lifecircle", "lifecircle_units"}:
+    for name in names & {"communities", "lifecircle", "lifecircle_units"}:
         refs = set(pyogrio.read_dataframe(gpkg, layer=name, read_geometry=False)["unit_id"]
                    .dropna())
         assert refs <= units, name
@@ -198,7 +198,7 @@ def test_stage_runs_keep_the_file_consistent(tmp_path: Path, demo_layers: OSMLay
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = demo_config(tmp_path)
     monkeypatch.setattr(pipeline, "load_layers", lambda _cfg: demo_layers)
-    later = {"old_communities", "renewal_packages", "package_links", "lifecircle",
+    later = {"communities", "renewal_packages", "package_links", "lifecircle",
              "service_gaps", "lifecircle_units", "lifecircle_packages"}
     pipeline.run_units(cfg, layers=demo_layers, draw=False)
     pipeline.run_lifecircle(cfg, layers=demo_layers, draw=False)  # computes units, packages

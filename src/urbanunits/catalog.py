@@ -215,9 +215,12 @@ CATALOG: dict[str, LayerSpec] = {s.name: s for s in (
                     legend_title="单元类型 Unit class"), key="unit_id"),
     LayerSpec("blocks", "units", "MultiPolygon", "街区 Blocks",
               Style(fill="#ffffff", alpha=0.0, edge="#888888", width_mm=0.2), key="block_id"),
-    LayerSpec("old_communities", "packages", "MultiPolygon", "小区 Residential communities",
+    # every community of the study area, old and newer (``is_old``); up to 0.x it was
+    # written as ``old_communities``, a name that hid the newer ones
+    LayerSpec("communities", "packages", "MultiPolygon", "小区 Communities",
               Style(column="is_old", alpha=0.8, classes=_IS_OLD, labels=("name",),
-                    legend_title="小区 Communities"), key="community_id"),
+                    legend_title="小区 Communities"), key="community_id",
+              aliases=("old_communities",)),
     LayerSpec("renewal_packages", "packages", "MultiPolygon", "改造片区 Renewal packages",
               Style(fill="#fdb462", alpha=0.35, edge="#b35806", width_mm=0.8,
                     labels=("package_id",), legend_title="改造片区 Renewal packages"),

@@ -20,7 +20,14 @@ import pyogrio.errors
 from urbanunits import _qml
 from urbanunits._files import atomic_path, file_sha256
 from urbanunits._fonts import cjk_font_family
-from urbanunits.catalog import CATALOG, CATEGORY_COLORS, DEFAULT_STYLE, KNOWN_GEOMETRY
+from urbanunits.catalog import (
+    CATALOG,
+    CATEGORY_COLORS,
+    DEFAULT_STYLE,
+    KNOWN_GEOMETRY,
+    LAYER_ALIASES,
+    canonical_name,
+)
 from urbanunits.errors import InputFileError
 
 if TYPE_CHECKING:
@@ -74,6 +81,9 @@ def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.Da
     """
     gpkg = Path(gpkg)
     existing = set(list_layers(gpkg)) if gpkg.is_file() else set()
+    # a layer written under its current name replaces the one an earlier release wrote under
+    # the former name
+    drop = {*drop, *(old for old, new in LAYER_ALIASES.items() if new in layers)}
     stale = (set(drop) & existing) - set(layers)
     with atomic_path(gpkg, copy_existing=not stale) as tmp:
         if stale:
@@ -292,7 +302,9 @@ def read_layer(gpkg: str | Path, layer: str) -> gpd.GeoDataFrame:
     gpkg
         The run's GeoPackage.
     layer
-        Layer name, e.g. ``"update_units"``.
+        Layer name, e.g. ``"update_units"``; a GeoPackage of an earlier release holding the
+        layer under its former name (:data:`urbanunits.catalog.LAYER_ALIASES`) is read too,
+        with a warning.
 
     Returns
     -------
@@ -304,6 +316,10 @@ def read_layer(gpkg: str | Path, layer: str) -> gpd.GeoDataFrame:
         raise InputFileError(gpkg, "GeoPackage not found", "run the earlier stage first "
                              "(e.g. `make units`)")
     names = list_layers(gpkg)
+    former = [old for old, new in LAYER_ALIASES.items() if new == layer and old in names]
+    if layer not in names and former:
+        canonical_name(former[0])  # warns once that the file uses the former name
+        layer = former[0]
     if layer not in names:
         raise InputFileError(gpkg, f"has no layer {layer!r} (layers: {', '.join(names)})",
                              "run the stage that makes it first")

@@ -91,7 +91,7 @@ def draw_basemap(ax: Axes, layers: OSMLayers, *, roads: bool = True, water: bool
     """Draw water, main roads and the study-area outline from the extract (metric CRS).
 
     The view is the study area, widened to show whole any ``extent`` features that touch it
-    (compounds are kept whole where the study-area edge cuts them).
+    (communities are kept whole where the study-area edge cuts them).
     """
     if water and not layers.water.empty:
         layers.water.plot(ax=ax, color=WATER_COLOR, linewidth=0, zorder=zorder)
@@ -519,7 +519,7 @@ def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
         ``renewal_packages`` layer (``package_id``, ``n_communities``, ``floor_area_m2``,
         ``households``, ``above_ceiling``, ``below_floor``), metric CRS.
     communities
-        ``old_communities`` layer (``name``, ``is_old``, ``package_id``), same CRS.
+        ``communities`` layer (``name``, ``is_old``, ``package_id``), same CRS.
     layers
         OSM layers for the basemap.
     title

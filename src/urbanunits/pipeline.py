@@ -241,8 +241,8 @@ def run_lifecircle(cfg: Config, *, layers: OSMLayers | None = None,
                    draw: bool = True) -> StageResult:
     """15-minute life circles: walking distances, coverage, gaps; layers and one map per category.
 
-    Communities are the packages stage's inventory (layer ``old_communities``: old and new
-    compounds, keyed by ``community_id``); without ``communities`` the units and packages stages
+    Communities are the packages stage's inventory (layer ``communities``: old and new
+    communities, keyed by ``community_id``); without ``communities`` the units and packages stages
     run in memory first.
 
     Writes ``lifecircle``, ``facilities``, ``service_gaps`` and ``lifecircle_summary`` (plus
@@ -273,7 +273,7 @@ def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
     upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
     if communities is None:
         pk = run_packages(cfg, layers=layers, units=units, write=False, draw=False)
-        communities = pk.layers["old_communities"]
+        communities = pk.layers["communities"]
         units = pk.layers.get("update_units", units)
         packages = pk.layers["renewal_packages"]
         # written along with the life circles, so that every id in the file resolves
@@ -350,7 +350,7 @@ def run_sites(cfg: Config, *, layers: OSMLayers | None = None,
 
     Without ``lifecircle`` the earlier stages run in memory first and their layers are written
     along. Age-group counts (``pop_0_3``, ``pop_3_6``, ``pop_60_plus``) are taken from
-    ``communities`` (the ``old_communities`` layer) when it has them. Writes ``site_suggestions``,
+    ``communities`` (the ``communities`` layer) when it has them. Writes ``site_suggestions``,
     ``accessibility``, ``site_candidates`` and ``maps/sites_<category>.png`` for each category
     with a gap.
     """
@@ -373,7 +373,7 @@ def _run_sites(cfg: Config, *, layers: OSMLayers | None, lifecircle: StageResult
     lcr = lifecircle.extra["result"]
     comm = lcr.communities
     if communities is None:
-        communities = lifecircle.layers.get("old_communities")
+        communities = lifecircle.layers.get("communities")
     ages = [c for c in sites_mod.AGE_COLUMNS.values()
             if communities is not None and c in communities.columns]
     if communities is not None and ages:
@@ -423,7 +423,7 @@ def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
                  subdistricts: gpd.GeoDataFrame | _Load | None = _LOAD) -> StageResult:
     """Renewal packages: inventory → links → packages.
 
-    Writes layers ``old_communities``, ``renewal_packages``, ``package_links`` and the updated
+    Writes layers ``communities``, ``renewal_packages``, ``package_links`` and the updated
     ``update_units``, and the map ``renewal_packages.png``. Without ``units`` the units stage is
     run in memory first and its ``blocks`` are written too, so the file stays one consistent run;
     life-circle layers and maps computed from older packages, and the tables, are removed.
@@ -471,7 +471,7 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
     result = pk.renewal_packages(communities, cfg, units=units, barriers=barriers,
                                  subdistricts=subdistricts)
     out: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {
-        **upstream, "old_communities": result.communities,
+        **upstream, "communities": result.communities,
         "renewal_packages": result.packages, "package_links": result.links}
     res = StageResult("packages", layers=out)
     res.summary = result.summary_lines()
@@ -538,7 +538,7 @@ def _run_programme(cfg: Config, *, layers: OSMLayers | None,
     if packages is None or communities is None:
         lc = run_lifecircle(cfg, layers=layers, write=False, draw=False)
         upstream = dict(lc.layers)
-        packages, communities = upstream["renewal_packages"], upstream["old_communities"]
+        packages, communities = upstream["renewal_packages"], upstream["communities"]
         gaps = upstream["service_gaps"]
     result = pg_mod.programme(packages, communities, cfg=cfg.programme, lifecircle=gaps,
                               buildings=layers.buildings)
@@ -576,7 +576,7 @@ def _tables(stages: dict[str, StageResult]) -> dict[str, pd.DataFrame]:
     if "packages" in stages:
         tables["units"] = stages["packages"].layers.get("update_units", tables["units"])
         tables["packages"] = stages["packages"].layers["renewal_packages"]
-        tables["communities"] = stages["packages"].layers["old_communities"]
+        tables["communities"] = stages["packages"].layers["communities"]
     if "lifecircle" in stages:
         lc = stages["lifecircle"].layers
         tables["lifecircle"] = lc["lifecircle"]
@@ -647,7 +647,7 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
                                       if line != stages["packages"].extra.get("class_line")]
         try:
             stages["lifecircle"] = run_lifecircle(
-                cfg, layers=layers, communities=pk["old_communities"],
+                cfg, layers=layers, communities=pk["communities"],
                 units=pk.get("update_units"), packages=pk["renewal_packages"], write=False,
                 draw=False)
         except EmptyInputError as exc:
@@ -655,10 +655,10 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
     if "lifecircle" in stages:
         stages["programme"] = run_programme(
             cfg, layers=layers, packages=pk["renewal_packages"],
-            communities=pk["old_communities"],
+            communities=pk["communities"],
             gaps=stages["lifecircle"].layers["service_gaps"], write=False, draw=False)
         stages["sites"] = run_sites(cfg, layers=layers, lifecircle=stages["lifecircle"],
-                                    communities=pk["old_communities"], write=False, draw=False)
+                                    communities=pk["communities"], write=False, draw=False)
     res = StageResult("all", skipped=skipped)
     for name, st in stages.items():
         res.layers.update(st.layers)

@@ -1130,7 +1130,7 @@ def classify_units(units: gpd.GeoDataFrame, *, landuse: gpd.GeoDataFrame | None 
         Polygons with ``luclass`` in residential, commercial, industrial, green, public
         (:class:`~urbanunits.sources.osm.OSMLayers` ``landuse``).
     residential
-        Named residential compounds; counted by a point on their surface.
+        Named communities; counted by a point on their surface.
     historic
         Historic/heritage features (points or polygons) with a ``designated`` column
         (:class:`~urbanunits.sources.osm.OSMLayers` ``historic``): designated areas give

@@ -81,7 +81,7 @@ def _leaflet_assets() -> tuple[str, str]:
 
 def _communities(layers: dict[str, Any]) -> gpd.GeoDataFrame | None:
     """Life-circle verdicts per community, with year, floor area and households joined."""
-    lc, comm = layers.get("lifecircle"), layers.get("old_communities")
+    lc, comm = layers.get("lifecircle"), layers.get("communities")
     if isinstance(lc, gpd.GeoDataFrame):
         if isinstance(comm, gpd.GeoDataFrame) and "community_id" in comm.columns:
             extra = [c for c in ("built_year", "floor_area_m2", "households") if c in comm.columns

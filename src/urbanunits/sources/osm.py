@@ -2,7 +2,7 @@
 
 The extract (``.osm``, ``.osm.bz2``, ``.osm.gz`` or ``.osm.pbf``) is read once with pyosmium,
 which assembles ways and multipolygon/boundary relations into areas. Everything is projected to the
-config's metric CRS and clipped to the study area; residential compounds, buildings and facilities
+config's metric CRS and clipped to the study area; communities, buildings and facilities
 are kept whole within ``osm.graph_margin_m`` of it. The walk graph follows osmnx's
 ``network_type="walk"`` semantics, built and projected with osmnx (topological simplification is
 optional, ``osm.simplify_walk_graph``).
@@ -138,7 +138,7 @@ class OSMLayers:
     landuse
         Land-use polygons with ``luclass`` in residential, commercial, industrial, green, public.
     residential
-        Named residential areas (compounds) touching the study area, whole: ``osm_id``, ``name``,
+        Named residential areas (communities) touching the study area, whole: ``osm_id``, ``name``,
         ``start_date``, ``building_age``, geometry.
     buildings
         Footprints with ``levels``, ``levels_tagged`` and the ``elevator`` tag (yes/no/None),
@@ -356,7 +356,7 @@ def _build_walk_graph(col: _Collector, clip_ll: BaseGeometry, crs: str, *,
                       simplify: bool) -> nx.MultiDiGraph:
     """Walk graph in osmnx's format: bidirectional edges, projected.
 
-    Not simplified by default: the intermediate vertices of footways inside compounds are the
+    Not simplified by default: the intermediate vertices of footways inside communities are the
     entry points and snapping targets the life-circle stage needs, and the sparse shortest-path
     code does not care about a few thousand extra nodes.
     """
@@ -462,8 +462,8 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
     areas["geometry"] = areas.geometry.apply(_polygonal)
     areas = areas[~areas.geometry.is_empty]
     admin_all = areas[(_col(areas, "boundary") == "administrative")]
-    # Compounds, their buildings and facilities are kept whole and a margin beyond the study area:
-    # a compound cut by the edge would lose its floor area, and a community near the edge walks to
+    # Communities, their buildings and facilities are kept whole and a margin beyond the study area:
+    # a community cut by the edge would lose its floor area, and a community near the edge walks to
     # facilities outside it (the walk graph reaches graph_margin_m beyond the area too).
     reach = area.buffer(margin)
     whole = _clip(areas, reach, keep_whole=True)
