@@ -33,7 +33,6 @@ import pandas as pd
 import scipy.sparse as sp
 import shapely
 from numpy.typing import ArrayLike, NDArray
-from sklearn.cluster import ward_tree
 
 from urbanunits._years import parse_years
 from urbanunits.config import Config
@@ -911,6 +910,10 @@ def _ceiling_split(X: NDArray[np.float64], F: NDArray[np.float64], H: NDArray[np
     rows = [pos[u] for u, v in sub.edges()] + [pos[v] for u, v in sub.edges()]
     cols = [pos[v] for u, v in sub.edges()] + [pos[u] for u, v in sub.edges()]
     conn = sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(m, m)).tocsr()
+    # scikit-learn takes ~1.5 s to import and is needed only when a component is above a
+    # ceiling, so runs without one never import it
+    from sklearn.cluster import ward_tree
+
     children = ward_tree(X[nodes], connectivity=conn)[0]
     # Totals of every tree node: leaves 0..m-1, merges m..2m-2 in order.
     f = np.concatenate([F[nodes], np.zeros(m - 1)])

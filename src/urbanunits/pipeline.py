@@ -608,8 +608,11 @@ def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResul
     communities, no facilities) is skipped with the stages that need it; the others are written
     and ``skipped`` says why (the CLI exits with status 3). Any other error writes nothing.
     """
+    from urbanunits.maps import saving_in_parallel
+
     # With draw only (run_maps), the previous GeoPackage and tables are kept and the maps redrawn.
-    with _outputs(cfg, active=write or draw, keep=not write) as staging:
+    # The maps are drawn in parallel at the end, before the staging folder is swapped in.
+    with _outputs(cfg, active=write or draw, keep=not write) as staging, saving_in_parallel():
         if staging is not None and not write:
             shutil.rmtree(staging.path(cfg.maps_dir), ignore_errors=True)
         return _run_all(cfg, write=write, draw=draw, staging=staging)

@@ -16,6 +16,7 @@ from someone else cannot run code, and a damaged one is ignored with a warning a
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import itertools
 import logging
 import re
@@ -29,7 +30,6 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import osmium
-import osmnx as ox
 import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
@@ -360,6 +360,10 @@ def _build_walk_graph(col: _Collector, clip_ll: BaseGeometry, crs: str, *,
     entry points and snapping targets the life-circle stage needs, and the sparse shortest-path
     code does not care about a few thousand extra nodes.
     """
+    # osmnx takes 1–3 s to import and is only needed when an extract is parsed (a run that reads
+    # the cache never imports it)
+    import osmnx as ox
+
     G = nx.MultiDiGraph(crs=WGS84, created_with="urbanunits via osmnx")
     if not col.walk_ways:
         return ox.project_graph(G, to_crs=crs) if len(G) else _empty_graph(crs)
@@ -711,7 +715,7 @@ def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = 
     key = hashlib.sha256(
         f"{_CACHE_VERSION}|{file_sha256(path)}|{boundary_hash}|"
         f"{cfg.digest('study_area', 'osm')}|{cfg.units.snap_tolerance_m}|"
-        f"{ox.__version__}".encode()).hexdigest()[:20]
+        f"{importlib.metadata.version('osmnx')}".encode()).hexdigest()[:20]
     cache = cfg.cache_dir / f"osm-{key}.gpkg"
     layers: OSMLayers | None = None
     if use_cache and cache.is_file():
