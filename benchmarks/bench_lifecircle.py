@@ -1,7 +1,7 @@
 """Life circles at city scale against scipy's one-pass floor, and a per-community networkx search.
 
 Synthetic city (``benchmarks/synthetic_walk.py``, seeded): 250,000-node walk network (a 500 × 500
-perturbed grid), 4 categories × 300 facilities (12 subtypes, one search each), 5,000 compound
+perturbed grid), 4 categories × 300 facilities (12 subtypes, one search each), 5,000 community
 polygons, searches limited to 1,500 m. Facilities sit on nodes of the main network, so that scipy
 can be handed the same problem without any snapping.
 

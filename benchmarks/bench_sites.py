@@ -1,7 +1,7 @@
 """Site suggestions at city scale: 5,000 communities × 2,000 candidate sites, p = 20.
 
 Synthetic city (``benchmarks/synthetic_walk.py``, seeded): 270,400-node walk network, 5,000
-compound polygons, 2,000 candidate points scattered over it, and no facility of one category, so
+community polygons, 2,000 candidate points scattered over it, and no facility of one category, so
 that every community is a gap. Two mandatory subtypes are studied: day care (300 m) and nursing
 home (1000 m, the hard case: about a hundred communities per candidate).
 

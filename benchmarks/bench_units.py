@@ -6,7 +6,7 @@ slivers), 8 % of road segments missing (larger blocks, dangles), 3 % stopping 4 
 junction (snapped), tertiary roads across 15 % of cells, 40 superblocks of 4 x 4 cells (52 ha,
 above the maximum) whose inner roads are residential only, a meandering 80 m river with its
 centre line, lakes, 8 x 8 sub-districts whose boundaries run 3 m off the roads (slivers that
-must merge within their sub-district), land-use polygons, compounds and historic points. The
+must merge within their sub-district), land-use polygons, communities and historic points. The
 large city is the same recipe on a 216 x 216 grid, with superblocks, lakes, historic points and
 sub-districts scaled with its area.
 

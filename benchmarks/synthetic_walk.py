@@ -3,7 +3,7 @@
 The network is a perturbed square grid of footpaths and streets (20 m node spacing, like an
 unsimplified OSM walk graph where every crossing and bend is a node) with a share of edges
 removed (blocks, walls, dead ends) and diagonal footpaths across some cells. Communities are
-compound rectangles holding several network nodes; facilities are points scattered over the city.
+community rectangles holding several network nodes; facilities are points scattered over the city.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def make_city(*, side: int = 520, spacing_m: float = 20.0, drop: float = 0.07,
     diagonals
         Share of cells crossed by a diagonal footpath.
     n_communities
-        Compound rectangles, 40–140 m a side.
+        Community rectangles, 40–140 m a side.
     facilities_per_category
         Facilities per category, spread over its subtypes.
     categories

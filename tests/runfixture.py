@@ -64,7 +64,7 @@ def run_layers(n_units: int = 3) -> dict[str, gpd.GeoDataFrame | pd.DataFrame]:
     links = gpd.GeoDataFrame({"from_id": pd.Series(dtype=str), "to_id": pd.Series(dtype=str),
                               "distance_m": pd.Series(dtype=float)},
                              geometry=gpd.GeoSeries([], crs=CRS), crs=CRS)
-    return {"update_units": units, "old_communities": comm, "renewal_packages": packages,
+    return {"update_units": units, "communities": comm, "renewal_packages": packages,
             "package_links": links, "lifecircle": lc, "facilities": fac, "service_gaps": gaps,
             "lifecircle_summary": summary}
 

@@ -182,7 +182,7 @@ def test_drive_only_with_compounds_reaches_life_circles(tmp_path: Path,
     with caplog.at_level(logging.WARNING, logger="urbanunits.sources"):
         res = pipeline.run_lifecircle(cfg, write=False, draw=False)
     assert "car network" in "\n".join(r.getMessage() for r in caplog.records)
-    assert len(res.layers["old_communities"]) == 36
+    assert len(res.layers["communities"]) == 36
     assert len(res.layers["lifecircle"]) > 0
     # The walk graph holds only the street grid: every edge is a road class.
     G = res.extra["layers"].walk_graph

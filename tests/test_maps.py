@@ -110,3 +110,68 @@ def test_water_legend_only_where_water_is_drawn(demo_layers: OSMLayers, demo_cfg
         _, ax = maps.plot_units(units, layers=dry)
         labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "水域 Water" not in labels
+
+
+def _demo_map(layers: OSMLayers, *, basemap: bool = True) -> object:
+    with maps.map_style():
+        fig, ax = maps.new_map(figsize=(5.0, 5.0))
+        if basemap:
+            maps.draw_basemap(ax, layers)
+        else:  # the basemap drawn directly with geopandas, as before it was cached
+            maps._draw_basemap_layers(ax, layers, roads=True, water=True, study_area=True,
+                                      zorder=0)
+            x0, y0, x1, y1 = layers.study_area.total_bounds
+            pad = 0.02 * max(x1 - x0, y1 - y0)
+            ax.set_xlim(x0 - pad, x1 + pad)
+            ax.set_ylim(y0 - pad, y1 + pad)
+        layers.residential.plot(ax=ax, color="orange", label="住区 Residential")
+        maps.add_map_furniture(ax, title="陆家嘴 测试")
+    return fig
+
+
+def _pixels(path: Path) -> object:
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+def test_saved_map_is_savefigs_tight_crop_and_the_shared_basemap_draws_the_same(
+        tmp_path: Path, demo_layers: OSMLayers) -> None:
+    import numpy as np
+
+    fig = _demo_map(demo_layers)
+    ours = maps.save_map(fig, tmp_path / "ours.png", dpi=80)
+    with maps.map_style():
+        fig.savefig(tmp_path / "tight.png", dpi=80, bbox_inches="tight")  # the oracle
+    a, b = _pixels(ours), _pixels(tmp_path / "tight.png")
+    # same picture, cropped to within a couple of pixels of matplotlib's tight box
+    assert abs(a.shape[0] - b.shape[0]) <= 3 and abs(a.shape[1] - b.shape[1]) <= 3
+    h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+    assert np.mean(np.abs(a[:h, :w] - b[:h, :w]).max(axis=2) > 60) < 0.05
+    # a second map from the same layers copies the cached basemap: pixel for pixel the same as
+    # drawing the layers with geopandas
+    again = maps.save_map(_demo_map(demo_layers), tmp_path / "again.png", dpi=80)
+    direct = maps.save_map(_demo_map(demo_layers, basemap=False), tmp_path / "direct.png",
+                           dpi=80)
+    assert np.array_equal(_pixels(again), _pixels(direct))
+    assert np.array_equal(_pixels(again), a)
+
+
+def test_maps_saved_in_parallel_are_the_ones_saved_alone(tmp_path: Path,
+                                                         demo_layers: OSMLayers) -> None:
+    import numpy as np
+
+    # a figure is drawn once in each case (a second draw may settle its layout differently)
+    alone = [maps.save_map(_demo_map(demo_layers), tmp_path / f"alone{i}.png", dpi=50)
+             for i in range(3)]
+    with maps.saving_in_parallel(workers=2):
+        queued = [maps.save_map(_demo_map(demo_layers), tmp_path / "par" / f"m{i}.png", dpi=50)
+                  for i in range(3)]
+        assert not any(p.exists() for p in queued)  # written when the block ends
+    for a, q in zip(alone, queued, strict=True):
+        assert np.array_equal(_pixels(a), _pixels(q))
+    with pytest.raises(RuntimeError), maps.saving_in_parallel(workers=2):
+        maps.save_map(_demo_map(demo_layers), tmp_path / "failed" / "m.png", dpi=50)
+        raise RuntimeError("a stage failed")
+    assert not (tmp_path / "failed").exists()

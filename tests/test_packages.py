@@ -478,10 +478,10 @@ def test_demo_map_and_pipeline(demo_layers: OSMLayers, demo_cfg: Config, tmp_pat
         crs=demo_layers.study_area.crs)
     cfg = dataclasses.replace(demo_cfg, output=Output(dir=tmp_path))
     res = pipeline.run_packages(cfg, layers=demo_layers, units=units)
-    assert {"old_communities", "renewal_packages", "update_units"} <= set(
+    assert {"communities", "renewal_packages", "update_units"} <= set(
         list_layers(cfg.gpkg_path))
     u = read_layer(cfg.gpkg_path, "update_units")
-    c = read_layer(cfg.gpkg_path, "old_communities")
+    c = read_layer(cfg.gpkg_path, "communities")
     assert u["n_old_communities"].sum() == c["is_old"].sum()
     assert u["old_floor_area_m2"].sum() == pytest.approx(c.loc[c["is_old"], "floor_area_m2"].sum())
     assert res.maps and res.maps[0].stat().st_size > 10_000

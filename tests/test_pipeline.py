@@ -13,6 +13,7 @@ import pyogrio
 import pytest
 
 from urbanunits import pipeline
+from urbanunits.catalog import CATALOG, STAGE_LAYERS
 from urbanunits.config import Config
 from urbanunits.pipeline import StageResult
 from urbanunits.sources.osm import OSMLayers
@@ -21,7 +22,7 @@ from urbanunits.units import CLASS_LABELS, class_counts_line
 from .conftest import demo_config
 from .demorun import DemoRun, copy_of
 
-SPATIAL = {"update_units", "blocks", "old_communities", "renewal_packages", "facilities",
+SPATIAL = {"update_units", "blocks", "communities", "renewal_packages", "facilities",
            "lifecircle", "service_gaps"}
 
 
@@ -72,7 +73,7 @@ def test_tables(run: tuple[Config, StageResult]) -> None:
     back = pd.read_csv(comm, encoding="utf-8-sig")
     # bilingual headers: Chinese name, then the layer's column key
     assert "名称 name" in back.columns and "建筑面积(㎡) floor_area_m2" in back.columns
-    layer = res.layers["old_communities"].set_index("community_id")
+    layer = res.layers["communities"].set_index("community_id")
     back = back.set_index("小区编号 community_id")
     assert set(layer["name"]) == set(back["名称 name"])
     assert "东园一村" in set(back["名称 name"])
@@ -115,12 +116,12 @@ def test_maps_and_units_reclassified(run: tuple[Config, StageResult]) -> None:
     assert "sites_elderly_care.png" in names  # no elderly care mapped: sites suggested
     assert all(p.is_file() and p.stat().st_size > 50_000 for p in res.maps)
     units = res.layers["update_units"]
-    n_old = res.layers["old_communities"]["is_old"].sum()
+    n_old = res.layers["communities"]["is_old"].sum()
     assert units["n_old_communities"].sum() == n_old
     assert (units["unit_class"] == "old_community_renewal").any()
-    # the life circle rows are keyed by the same community ids as old_communities
+    # the life circle rows are keyed by the same community ids as communities
     assert set(res.layers["lifecircle"]["community_id"]) == set(
-        res.layers["old_communities"]["community_id"])
+        res.layers["communities"]["community_id"])
 
 
 def test_summary_reports_the_written_classes(run: tuple[Config, StageResult]) -> None:
@@ -176,7 +177,7 @@ def _ids_resolve(gpkg: Path) -> None:
     """Every unit/package id a layer refers to exists in the layer that defines it."""
     names = {str(n) for n, _ in pyogrio.list_layers(gpkg)}
     units = set(pyogrio.read_dataframe(gpkg, layer="update_units")["unit_id"])
-    for name in names & {"old_communities", "lifecircle", "lifecircle_units"}:
+    for name in names & {"communities", "lifecircle", "lifecircle_units"}:
         refs = set(pyogrio.read_dataframe(gpkg, layer=name, read_geometry=False)["unit_id"]
                    .dropna())
         assert refs <= units, name
@@ -191,7 +192,7 @@ def test_stage_runs_keep_the_file_consistent(tmp_path: Path, demo_layers: OSMLay
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = demo_config(tmp_path)
     monkeypatch.setattr(pipeline, "load_layers", lambda _cfg: demo_layers)
-    later = {"old_communities", "renewal_packages", "package_links", "lifecircle",
+    later = {"communities", "renewal_packages", "package_links", "lifecircle",
              "service_gaps", "lifecircle_units", "lifecircle_packages"}
     pipeline.run_units(cfg, layers=demo_layers, draw=False)
     pipeline.run_lifecircle(cfg, layers=demo_layers, draw=False)  # computes units, packages
@@ -234,3 +235,39 @@ def test_empty_layers_declare_their_geometry(tmp_path: Path) -> None:
     write_layers(tmp_path / "x.gpkg", {"renewal_packages": empty, "package_links": empty})
     types = dict(pyogrio.list_layers(tmp_path / "x.gpkg"))
     assert types == {"renewal_packages": "MultiPolygon", "package_links": "MultiLineString"}
+
+
+def test_every_written_layer_is_catalogued_with_its_styled_columns(
+        run: tuple[Config, StageResult]) -> None:
+    cfg, res = run
+    written = {str(n): g for n, g in pyogrio.list_layers(cfg.gpkg_path)}
+    for name, geom in written.items():
+        if name in {"layer_styles", "run_metadata"}:
+            continue
+        assert name in CATALOG, f"{name} is written but not in the catalog"
+        spec = CATALOG[name]
+        if spec.geometry is None:
+            assert geom is None, name
+            continue
+        # one part per feature is written as the single type of the declared multi type
+        assert geom in {spec.geometry, spec.geometry.removeprefix("Multi")}, (name, geom)
+        cols = set(pyogrio.read_info(cfg.gpkg_path, layer=name)["fields"])
+        style = spec.style
+        assert style is not None, name
+        if style.column is not None:
+            assert style.column in cols, (name, style.column)
+        if style.labels:
+            assert style.label_field(cols) is not None, (name, style.labels)
+        if spec.key is not None:
+            assert spec.key in cols, (name, spec.key)
+    # each stage's own layers are the ones the catalog gives it
+    seen: set[str] = set()
+    for stage, st in res.extra["stages"].items():
+        own = set(st.layers) - seen
+        assert own <= STAGE_LAYERS[stage], (stage, own - STAGE_LAYERS[stage])
+        seen |= set(st.layers)
+    styles = pyogrio.read_dataframe(cfg.gpkg_path, layer="layer_styles", read_geometry=False)
+    qml = dict(zip(styles["f_table_name"], styles["styleQML"], strict=True))
+    for name, spec in CATALOG.items():
+        if name in qml and spec.style is not None and spec.style.column is not None:
+            assert f'attr="{spec.style.column}"' in qml[name], name

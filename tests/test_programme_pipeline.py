@@ -38,7 +38,7 @@ def test_stage_with_no_package_skips_in_one_line(tmp_path: Path, demo_layers: An
     pk = pipeline.run_packages(cfg, layers=demo_layers, write=False, draw=False).layers
     res = pipeline.run_programme(cfg, layers=demo_layers,
                                  packages=pk["renewal_packages"].iloc[:0],
-                                 communities=pk["old_communities"], gaps=None)
+                                 communities=pk["communities"], gaps=None)
     assert res.summary == ["programme: skipped — no renewal packages (no old community was "
                            "found in the study area)"]
     assert res.layers == {} and res.maps == [] and not cfg.gpkg_path.exists()

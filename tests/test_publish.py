@@ -355,7 +355,7 @@ def test_filegdb_round_trip_with_aliases(tmp_path: Path) -> None:
         if isinstance(df, gpd.GeoDataFrame):
             assert back.crs.to_epsg() == 32651
             assert shapely.equals(df.geometry.to_numpy(), back.geometry.to_numpy()).all()
-    _, table = pyogrio.read_arrow(dest, layer="old_communities")
+    _, table = pyogrio.read_arrow(dest, layer="communities")
     aliases = {f.name: (f.metadata or {}).get(b"GDAL:OGR:alternative_name", b"").decode()
                for f in table.schema}
     assert aliases["households"] == "户数 Households"

@@ -339,7 +339,7 @@ def test_no_facilities_skips_the_life_circles(tmp_path: Path, demo_layers: OSMLa
     assert list(res.skipped) == ["lifecircle"]
     assert "no facility of any category" in res.skipped["lifecircle"]
     names = set(list_layers(cfg.gpkg_path))
-    assert {"update_units", "old_communities", "renewal_packages"} <= names
+    assert {"update_units", "communities", "renewal_packages"} <= names
     assert not names & pipeline.STAGE_LAYERS["lifecircle"]
     # asked for on its own, the stage is an error: exit 2, nothing written
     with pytest.raises(EmptyInputError) as info:

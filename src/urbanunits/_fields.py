@@ -6,7 +6,7 @@ labels are what people read: field aliases in the File Geodatabase and rows of t
 
 from __future__ import annotations
 
-__all__ = ["LAYER_LABELS", "PROGRAMME_FIELDS", "category_label", "field_label"]
+from urbanunits.catalog import LAYER_LABELS
 
 #: Optional fields of a bureau's project list that an inventory carries to the programme stage
 #: (absent columns give NA; the stage estimates or assumes them and says so). Read by
@@ -15,20 +15,7 @@ PROGRAMME_FIELDS = ("district", "street", "neighbourhood", "n_buildings", "level
                     "has_elevator", "n_elevators", "property_managed", "consent_share",
                     "plan_year", "renovation_type")
 
-LAYER_LABELS: dict[str, str] = {
-    "update_units": "更新单元 Update units",
-    "blocks": "街区 Blocks",
-    "old_communities": "小区 Residential communities",
-    "renewal_packages": "改造片区 Renewal packages",
-    "package_links": "片区连线 Package links",
-    "lifecircle": "生活圈 Life circles",
-    "facilities": "设施 Facilities",
-    "service_gaps": "服务缺口 Service gaps",
-    "lifecircle_units": "单元生活圈 Life circles by unit",
-    "lifecircle_packages": "片区生活圈 Life circles by package",
-    "lifecircle_summary": "生活圈汇总 Life-circle summary",
-    "isochrones": "等时圈 Isochrones",
-}
+__all__ = ["LAYER_LABELS", "PROGRAMME_FIELDS", "category_label", "field_label"]
 
 _FIELDS: dict[str, str] = {
     "unit_id": "单元编号 Unit id", "block_id": "街区编号 Block id",

@@ -1,6 +1,6 @@
 """Construction years as inventories and OSM write them: ``1985``, ``80年代``, ``1980-1985``…
 
-Old-community rules ask whether a compound was *built by* a year (the national definition of a
+Old-community rules ask whether a community was *built by* a year (the national definition of a
 老旧小区 is "built before the end of 2000"), so an imprecise date is read as the **latest** year it
 allows: a decade (``1980s``, ``80年代``, ``上世纪80年代``, ``八十年代``) is its last year (1989), a
 range (``1980-1985``, ``1980至1985``) its end, "before 1990" (``1990年以前``) 1989. A community

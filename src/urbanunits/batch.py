@@ -83,7 +83,7 @@ def _marker(cfg: Any) -> Path:
 def _summary_row(layers: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {}
     units = layers.get("update_units")
-    comm = layers.get("communities", layers.get("old_communities"))
+    comm = layers.get("communities")
     packages = layers.get("renewal_packages")
     row["n_units"] = len(units) if units is not None else 0
     if comm is not None and len(comm):

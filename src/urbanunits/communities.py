@@ -69,7 +69,7 @@ def parse_year(values: pd.Series) -> pd.Series:
     return parse_years(values)
 
 
-#: Trailing words that say nothing about a compound's age — 小区/社区/住宅区 and part markers
+#: Trailing words that say nothing about a community's age — 小区/社区/住宅区 and part markers
 #: (-北区, 二期, (东区)) — are left out when the name rules look for the type word.
 _GENERIC_SUFFIX = re.compile(
     r"(?:[-—–·\s]*[(（]?(?:[东南西北中]|[一二三四五六七八九十\d]+)[期区][)）]?"
@@ -124,7 +124,7 @@ def classify_communities(names: pd.Series, *, start_date: pd.Series | None = Non
        year it allows (``1980s`` → 1989, ``1980-1985`` → 1985);
     2. a year in ``building:age`` (rule ``"year:building:age"``);
     3. the median ``start_date`` of the buildings inside (rule ``"year:buildings_start_date"``);
-    4. the name. Chinese compound names end in a type word that dates them: 新村, 一村/二村…,
+    4. the name. Chinese community names end in a type word that dates them: 新村, 一村/二村…,
        工房, 宿舍, 公房, …大楼 are typical of 1950s–1990s work-unit and municipal housing,
        while 花园, 公馆, 名苑, 天下, 壹号, 公寓, …苑/园/府/湾/城 are developers' marketing words
        of the commercial-housing era. Generic trailing words (小区, 社区, 住宅区, -北区, 二期) are
@@ -470,7 +470,7 @@ def apply_overrides(communities: pd.DataFrame, overrides: pd.DataFrame, *,
             decided[int(i)] = (bool(r["is_old"]), int(r["row"]))
     if unmatched:
         logger.warning("%s: %d override row(s) match no community and are ignored: %s — check "
-                       "the name or id against old_communities (community_id, osm_id, name)",
+                       "the name or id against communities (community_id, osm_id, name)",
                        source, len(unmatched), ", ".join(unmatched[:10]))
     if shared:
         logger.warning("%s: names shared by several communities, all set: %s — give "

@@ -147,7 +147,7 @@ class UnitsConfig:
     # renewal; a fringe or a single listed building is a constraint inside another class.
     min_historic_share: float = 0.25
     # Old-community renewal needs old communities to hold at least this share of the unit's
-    # residential floor area: most of the housing, not one small compound in a large unit.
+    # residential floor area: most of the housing, not one small community in a large unit.
     min_old_floor_share: float = 0.5
 
 
@@ -156,11 +156,11 @@ class PackagesConfig:
     """Old-community inventory rules and renewal-package clustering (packages stage)."""
 
     # Built in or before this year ⇒ old. The national guideline (国办发〔2020〕23号) targets
-    # compounds 2000年底前建成 (built by the end of 2000). Replaces old_before_year (= this + 1).
+    # communities 2000年底前建成 (built by the end of 2000). Replaces old_before_year (= this + 1).
     built_by_year: int = 2000
     # Name rules (regex), used when no start_date/building:age year is tagged. When both lists
     # match, the match ending later in the name wins (the type word at the end decides). 小区 is
-    # not among them: every compound is a 小区, old or new.
+    # not among them: every community is a 小区, old or new.
     old_name_patterns: list[str] = field(default_factory=lambda: [
         r"新[村邨]$", r"[一二三四五六七八九十\d]+村$", r"工房", r"宿舍", r"公房", r"职工住宅",
         r"家属院", r"大楼$"])

@@ -398,7 +398,7 @@ def to_wgs84(lon: ArrayLike, lat: ArrayLike, coord_system: str, *,
 # are the yardstick: in a dense network every position is a few metres from some footway, so an
 # absolute distance says little, but no wrong shift beats the right one by a wide margin.
 # Measured on the Lujiazui demo (drive streets): with these thresholds no WGS84 sample of 20 or
-# more real points (OSM facilities, POIs, compounds, buildings) was flagged, and GCJ-02 points on
+# more real points (OSM facilities, POIs, communities, buildings) was flagged, and GCJ-02 points on
 # the streets were caught (all of 200; 7 in 10 samples of 20).
 DATUM_MIN_POINTS = 10  # fewer points decide nothing
 DATUM_MAX_RATIO = 0.5  # converted median ≤ this × the median as declared

@@ -106,7 +106,7 @@ def elevator_candidates(communities: gpd.GeoDataFrame, *,
         polys = comm[comm.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
         hit = gpd.sjoin(pts, gpd.GeoDataFrame(geometry=polys.geometry, crs=crs),
                         predicate="within", how="inner")
-        hit = hit[~hit.index.duplicated(keep="first")]  # overlapping compounds: the first
+        hit = hit[~hit.index.duplicated(keep="first")]  # overlapping communities: the first
         for ci, grp in hit.groupby("index_right", sort=True):
             ci = int(ci)
             covered[ci] = True

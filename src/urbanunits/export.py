@@ -17,15 +17,25 @@ import pandas as pd
 import pyogrio
 import pyogrio.errors
 
+from urbanunits import _qml
 from urbanunits._files import atomic_path, file_sha256
 from urbanunits._fonts import cjk_font_family
-from urbanunits.config import default_categories
+from urbanunits.catalog import (
+    CATALOG,
+    CATEGORY_COLORS,
+    DEFAULT_STYLE,
+    KNOWN_GEOMETRY,
+    LAYER_ALIASES,
+    canonical_name,
+)
 from urbanunits.errors import InputFileError
 
 if TYPE_CHECKING:
     from urbanunits.config import Config
 
 __all__ = [
+    "CATEGORY_COLORS",
+    "KNOWN_GEOMETRY",
     "atomic_path",
     "layer_styles",
     "list_layers",
@@ -39,17 +49,6 @@ logger = logging.getLogger(__name__)
 
 
 STYLES_TABLE = "layer_styles"
-# Geometry type of each spatial layer the pipeline writes, declared when a layer is empty.
-KNOWN_GEOMETRY: dict[str, str] = {
-    "update_units": "MultiPolygon", "blocks": "MultiPolygon", "old_communities": "MultiPolygon",
-    "renewal_packages": "MultiPolygon", "package_links": "MultiLineString",
-    "lifecircle": "MultiPolygon", "facilities": "Point", "service_gaps": "MultiPolygon",
-    "lifecircle_units": "MultiPolygon", "lifecircle_packages": "MultiPolygon",
-    "isochrones": "MultiPolygon", "programme": "MultiPolygon",
-    "programme_communities": "MultiPolygon", "elevator_candidates": "MultiPolygon",
-    "site_suggestions": "Point", "site_candidates": "Point",
-    "accessibility": "MultiPolygon",
-}
 METADATA_TABLE = "run_metadata"
 
 
@@ -82,6 +81,9 @@ def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.Da
     """
     gpkg = Path(gpkg)
     existing = set(list_layers(gpkg)) if gpkg.is_file() else set()
+    # a layer written under its current name replaces the one an earlier release wrote under
+    # the former name
+    drop = {*drop, *(old for old, new in LAYER_ALIASES.items() if new in layers)}
     stale = (set(drop) & existing) - set(layers)
     with atomic_path(gpkg, copy_existing=not stale) as tmp:
         if stale:
@@ -303,7 +305,9 @@ def read_layer(gpkg: str | Path, layer: str) -> gpd.GeoDataFrame:
     gpkg
         The run's GeoPackage.
     layer
-        Layer name, e.g. ``"update_units"``.
+        Layer name, e.g. ``"update_units"``; a GeoPackage of an earlier release holding the
+        layer under its former name (:data:`urbanunits.catalog.LAYER_ALIASES`) is read too,
+        with a warning.
 
     Returns
     -------
@@ -315,6 +319,10 @@ def read_layer(gpkg: str | Path, layer: str) -> gpd.GeoDataFrame:
         raise InputFileError(gpkg, "GeoPackage not found", "run the earlier stage first "
                              "(e.g. `make units`)")
     names = list_layers(gpkg)
+    former = [old for old, new in LAYER_ALIASES.items() if new == layer and old in names]
+    if layer not in names and former:
+        canonical_name(former[0])  # warns once that the file uses the former name
+        layer = former[0]
     if layer not in names:
         raise InputFileError(gpkg, f"has no layer {layer!r} (layers: {', '.join(names)})",
                              "run the stage that makes it first")
@@ -322,18 +330,6 @@ def read_layer(gpkg: str | Path, layer: str) -> gpd.GeoDataFrame:
 
 
 # --- QGIS styles for the run's layers ---------------------------------------------------------
-
-CATEGORY_COLORS: dict[str, str] = {"elderly_care": "#7b2c8f", "childcare": "#e08214",
-                                   "clinic": "#c0392b", "commerce": "#2c3e91",
-                                   "education": "#0f6f6f"}
-_MISSING_BREAKS = [(-0.5, 0.5, "#1a9850", "0 缺项 none missing"),
-                   (0.5, 1.5, "#a6d96a", "1 类缺项 one missing"),
-                   (1.5, 2.5, "#fee08b", "2 类缺项 two missing"),
-                   (2.5, 3.5, "#fc8d59", "3 类缺项 three missing"),
-                   (3.5, 99.0, "#d73027", "4+ 类缺项 four or more missing")]
-_SHARE_BREAKS = [(-0.01, 0.5, "#d73027", "< 50 %"), (0.5, 0.8, "#fee08b", "50–80 %"),
-                 (0.8, 0.95, "#a6d96a", "80–95 %"), (0.95, 1.01, "#1a9850", "≥ 95 %")]
-
 
 def _kind(gdf: gpd.GeoDataFrame, name: str = "") -> str:
     types = set(gdf.geometry.geom_type.dropna()) or {KNOWN_GEOMETRY.get(name, "Polygon")}
@@ -357,9 +353,6 @@ def layer_styles(layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]) -> dict[
     dict
         Layer name → QML document (only spatial layers get a style).
     """
-    from urbanunits import _qml
-    from urbanunits.units import CLASS_COLORS, CLASS_LABELS
-
     font = cjk_font_family()
     styles: dict[str, str] = {}
     for name, df in layers.items():
@@ -367,42 +360,18 @@ def layer_styles(layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]) -> dict[
             continue
         kind = _kind(df, name)
         cols = set(df.columns)
-        if name == "update_units":
-            qml = _qml.categorized(kind, "unit_class", {
-                k: (c, CLASS_LABELS.get(k, k)) for k, c in CLASS_COLORS.items()},
-                alpha=0.75, label_field="unit_id", font=font)
-        elif name == "blocks":
-            qml = _qml.single(kind, "#ffffff", alpha=0.0, outline="#888888", width_mm=0.2,
-                              font=font)
-        elif name == "old_communities":
-            classes = {v: ("#d95f02" if old else "#7570b3",
-                           "老旧小区 Old community" if old else "其他小区 Newer community")
-                       for v, old in (("1", True), ("true", True), ("0", False),
-                                      ("false", False))}
-            qml = _qml.categorized(kind, "is_old", classes, alpha=0.8, label_field="name",
-                                   font=font)
-        elif name == "renewal_packages":
-            qml = _qml.single(kind, "#fdb462", alpha=0.35, outline="#b35806", width_mm=0.8,
-                              label_field="package_id", font=font)
-        elif name in {"facilities", "service_gaps", "isochrones"} and "category" in cols:
-            labels = {k: cat.label for k, cat in default_categories().items()}
-            qml = _qml.categorized(kind, "category", {k: (c, labels.get(k, k)) for k, c in
-                                                      CATEGORY_COLORS.items()},
-                                   alpha=0.35 if name == "isochrones" else 0.9,
-                                   label_field="name" if "name" in cols else None, font=font)
-        elif name == "lifecircle" and "n_missing" in cols:
-            qml = _qml.graduated(kind, "n_missing", _MISSING_BREAKS, alpha=0.8,
-                                 label_field="name" if "name" in cols else None, font=font)
-        elif name == "programme" and "status" in cols:
-            from urbanunits.programme_maps import STATUS_COLORS
-
-            qml = _qml.categorized(kind, "status", {k: (c, k) for k, c in STATUS_COLORS.items()},
-                                   alpha=0.6, label_field="package_id", font=font)
-        elif name.startswith("lifecircle_") and "all_share" in cols:
-            qml = _qml.graduated(kind, "all_share", _SHARE_BREAKS, alpha=0.6,
-                                 label_field=next((c for c in ("unit_id", "package_id")
-                                                   if c in cols), None), font=font)
+        spec = CATALOG.get(name)
+        style = spec.style if spec is not None and spec.style is not None else DEFAULT_STYLE
+        if not style.applies_to(cols):
+            style = DEFAULT_STYLE
+        kw: dict[str, Any] = {"alpha": style.alpha, "label_field": style.label_field(cols),
+                              "font": font}
+        if style.breaks:
+            qml = _qml.graduated(kind, str(style.column), style.breaks, **kw)
+        elif style.classes:
+            qml = _qml.categorized(kind, str(style.column), style.classes, **kw)
         else:
-            qml = _qml.single(kind, "#6a9fb5", alpha=0.6, font=font)
+            qml = _qml.single(kind, style.fill, outline=style.edge, width_mm=style.width_mm,
+                              **kw)
         styles[name] = qml
     return styles

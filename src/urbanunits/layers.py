@@ -78,7 +78,7 @@ class OSMLayers:
     landuse
         Land-use polygons with ``luclass`` in residential, commercial, industrial, green, public.
     residential
-        Named residential areas (compounds) touching the study area, whole: ``osm_id``, ``name``,
+        Named residential areas (communities) touching the study area, whole: ``osm_id``, ``name``,
         ``start_date``, ``building_age``, geometry.
     buildings
         Footprints with ``levels``, ``levels_tagged`` and the ``elevator`` tag (yes/no/None),

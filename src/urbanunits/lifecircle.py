@@ -205,7 +205,7 @@ def _same_crs(gdf: gpd.GeoDataFrame, net: WalkNetwork, what: str) -> None:
 
 def _check_communities(communities: gpd.GeoDataFrame, net: WalkNetwork) -> None:
     if not isinstance(communities, gpd.GeoDataFrame):
-        raise DataError("communities", "not a GeoDataFrame", "pass the old_communities layer")
+        raise DataError("communities", "not a GeoDataFrame", "pass the communities layer")
     require_projected(communities, "life_circle")
     _same_crs(communities, net, "communities")
     missing = [c for c in ("community_id", "population") if c not in communities.columns]
@@ -581,7 +581,7 @@ def coverage_by_zone(lc: gpd.GeoDataFrame, key: str, categories: Mapping[str, Ca
         res = geom.merge(g, on=key, how="right")
         return gpd.GeoDataFrame(res, geometry=zones.geometry.name, crs=lc.crs)
     # Without zone polygons the table stays attribute-only (join it on the id in GIS):
-    # dissolving thousands of compounds would cost more than the whole network analysis.
+    # dissolving thousands of communities would cost more than the whole network analysis.
     return g
 
 

@@ -9,17 +9,28 @@ never call ``show()``. :func:`save_map` writes PNGs atomically.
 from __future__ import annotations
 
 import logging
+import os
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
+import numpy as np
 from matplotlib.figure import Figure
 
 from urbanunits import ATTRIBUTION
 from urbanunits._files import atomic_path
 from urbanunits._fonts import cjk_font_family, cjk_font_path
+from urbanunits.catalog import (
+    CLASS_COLORS,
+    CLASS_LABELS,
+    LIFECIRCLE_CLASSES,
+    SITES_COLORS,
+    UNREACHABLE_COLOR,
+    legend_title,
+)
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -37,6 +48,7 @@ __all__ = [
     "map_style",
     "new_map",
     "save_map",
+    "saving_in_parallel",
 ]
 
 logger = logging.getLogger(__name__)
@@ -74,6 +86,10 @@ def new_map(ax: Axes | None = None, *, figsize: tuple[float, float] = (9.0, 9.0)
     assert isinstance(root, Figure)
     ax.set_aspect("equal")
     ax.set_axis_off()
+    # Hidden as well as off: the layout engine and the title placement otherwise still measure
+    # the (undrawn) tick labels on every pass, a third of a map's drawing time.
+    ax.xaxis.set_visible(False)
+    ax.yaxis.set_visible(False)
     return root, ax
 
 
@@ -83,8 +99,63 @@ def draw_basemap(ax: Axes, layers: OSMLayers, *, roads: bool = True, water: bool
     """Draw water, main roads and the study-area outline from the extract (metric CRS).
 
     The view is the study area, widened to show whole any ``extent`` features that touch it
-    (compounds are kept whole where the study-area edge cuts them).
+    (communities are kept whole where the study-area edge cuts them). The basemap of one
+    ``layers`` is built once and copied onto each map drawn from it.
     """
+    for coll in _basemap(layers, (roads, water, study_area, zorder)):
+        ax.add_collection(_copy_collection(coll, ax), autolim=False)
+    x0, y0, x1, y1 = layers.study_area.total_bounds
+    if extent is not None and not extent.empty:
+        touching = extent[extent.intersects(layers.study_area.geometry.iloc[0])]
+        if not touching.empty:
+            ex0, ey0, ex1, ey1 = touching.total_bounds
+            x0, y0, x1, y1 = min(x0, ex0), min(y0, ey0), max(x1, ex1), max(y1, ey1)
+    pad = 0.02 * max(x1 - x0, y1 - y0)
+    ax.set_xlim(x0 - pad, x1 + pad)
+    ax.set_ylim(y0 - pad, y1 + pad)
+
+
+# The basemap collections of the last OSM layers drawn: (layers, options) → collections. The
+# layers object is held, so its id cannot be reused by another while it is cached.
+_BASEMAPS: dict[tuple[int, tuple[bool, bool, bool, float]], tuple[OSMLayers, list[Any]]] = {}
+
+
+def _basemap(layers: OSMLayers, options: tuple[bool, bool, bool, float]) -> list[Any]:
+    """The basemap's matplotlib collections for ``layers``, drawn once on a scratch axes.
+
+    Turning a few thousand road and water geometries into matplotlib paths is most of a
+    basemap's cost, and every map of a run draws the same one.
+    """
+    key = (id(layers), options)
+    hit = _BASEMAPS.get(key)
+    if hit is not None and hit[0] is layers:
+        return hit[1]
+    if hit is None and any(k[0] != id(layers) for k in _BASEMAPS):
+        _BASEMAPS.clear()  # another run's layers: keep one run's basemaps only
+    roads, water, study_area, zorder = options
+    ax = Figure().add_subplot()
+    _draw_basemap_layers(ax, layers, roads=roads, water=water, study_area=study_area,
+                         zorder=zorder)
+    _BASEMAPS[key] = (layers, list(ax.collections))
+    return _BASEMAPS[key][1]
+
+
+def _copy_collection(coll: Any, ax: Axes) -> Any:
+    """A copy of a line or polygon collection for another axes (same paths and style)."""
+    from matplotlib.collections import LineCollection, PathCollection
+
+    new = (LineCollection(coll.get_segments()) if isinstance(coll, LineCollection)
+           else PathCollection(coll.get_paths()))
+    new.update_from(coll)  # colours, widths, dashes, alpha; also the scratch axes' transform
+    new.set_transform(ax.transData)  # and clipping, which are reset to the new axes'
+    new.set_clip_path(None)
+    new.set_clip_box(None)
+    new.set_zorder(coll.get_zorder())
+    return new
+
+
+def _draw_basemap_layers(ax: Axes, layers: OSMLayers, *, roads: bool, water: bool,
+                         study_area: bool, zorder: float) -> None:
     if water and not layers.water.empty:
         layers.water.plot(ax=ax, color=WATER_COLOR, linewidth=0, zorder=zorder)
     if water and not layers.waterways.empty:
@@ -103,15 +174,6 @@ def draw_basemap(ax: Axes, layers: OSMLayers, *, roads: bool = True, water: bool
     if study_area:
         layers.study_area.boundary.plot(ax=ax, color="#555555", linewidth=0.8, linestyle="--",
                                         zorder=zorder + 5)
-    x0, y0, x1, y1 = layers.study_area.total_bounds
-    if extent is not None and not extent.empty:
-        touching = extent[extent.intersects(layers.study_area.geometry.iloc[0])]
-        if not touching.empty:
-            ex0, ey0, ex1, ey1 = touching.total_bounds
-            x0, y0, x1, y1 = min(x0, ex0), min(y0, ey0), max(x1, ex1), max(y1, ey1)
-    pad = 0.02 * max(x1 - x0, y1 - y0)
-    ax.set_xlim(x0 - pad, x1 + pad)
-    ax.set_ylim(y0 - pad, y1 + pad)
 
 
 def _water_in_view(ax: Axes, layers: OSMLayers) -> bool:
@@ -183,14 +245,143 @@ def add_map_furniture(ax: Axes, *, title: str = "", legend: bool = True,
             color="#444444")
 
 
+#: White margin kept around a map's content, inches (matplotlib's ``pad_inches``).
+_PAD_IN = 0.1
+#: zlib level of the PNGs: 1 encodes several times faster than the default 6, for files about a
+#: third larger (the maps are mostly flat colour); PNG stays lossless either way.
+_PNG_COMPRESS_LEVEL = 1
+
+
+#: At most this many processes draw the maps of one run (:func:`saving_in_parallel`).
+_MAX_MAP_WORKERS = 4
+# Figures queued by save_map inside saving_in_parallel(): (figure, path, dpi).
+_queue: list[tuple[Figure, Path, int]] | None = None
+
+
 def save_map(fig: Figure, path: str | Path, *, dpi: int = 200) -> Path:
-    """Write a figure to PNG atomically and return the path."""
+    """Write a figure to PNG atomically, cropped to its content, and return the path.
+
+    The figure is drawn once and the white border around what was drawn is cropped off, leaving
+    a margin of 0.1 in. This is what ``savefig(bbox_inches="tight")`` gives, at half the cost:
+    that option draws the figure twice (once to measure it). Inside :func:`saving_in_parallel`
+    the figure is only queued, and written when the block ends.
+    """
     path = Path(path)
-    # Fonts are resolved when the figure is drawn, so the CJK style must be active here too.
-    with map_style(), atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
+    if _queue is not None:
+        _queue.append((fig, path, dpi))
+        return path
+    _write_map(fig, path, dpi=dpi)
     logger.debug("map written: %s", path)  # the pipeline reports final paths (not staging)
     return path
+
+
+@contextmanager
+def saving_in_parallel(workers: int | None = None) -> Iterator[None]:
+    """Queue the figures :func:`save_map` is given in the block, then draw them in parallel.
+
+    Drawing and encoding a map takes longer than building it, and a run draws a dozen: at the
+    end of the block they are split over up to ``workers`` processes (default: the CPUs this
+    process may use, at most 4), forked so that nothing is copied or pickled. A worker that fails
+    leaves its maps to this process, which then raises the error itself. Where ``os.fork`` is
+    missing (Windows) the maps are drawn one after the other. Nothing is written when the block
+    raises.
+
+    Parameters
+    ----------
+    workers
+        Number of processes, this one included.
+    """
+    global _queue
+    if _queue is not None:  # nested: the outer block draws
+        yield
+        return
+    queue: list[tuple[Figure, Path, int]] = []
+    _queue = queue
+    try:
+        yield
+    finally:
+        _queue = None
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    n = max(1, min(workers, len(queue), _MAX_MAP_WORKERS))
+    if n == 1 or not hasattr(os, "fork"):
+        for fig, path, dpi in queue:
+            _write_map(fig, path, dpi=dpi)
+        return
+    children = []
+    for k in range(1, n):
+        with warnings.catch_warnings():
+            # Python 3.12+ warns about fork() in a process with threads; the child only draws
+            # with matplotlib and writes files, then leaves with os._exit (no lock, no logging)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover (a child process)
+            code = 0
+            try:
+                for fig, path, dpi in queue[k::n]:
+                    _write_map(fig, path, dpi=dpi)
+            except BaseException:
+                code = 1
+            os._exit(code)
+        children.append((pid, k))
+    for fig, path, dpi in queue[0::n]:
+        _write_map(fig, path, dpi=dpi)
+    for pid, k in children:
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            logger.debug("map worker %d failed: drawing its maps here", pid)
+            for fig, path, dpi in queue[k::n]:
+                _write_map(fig, path, dpi=dpi)
+
+
+def _write_map(fig: Figure, path: Path, *, dpi: int) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    # Fonts are resolved when the figure is drawn, so the CJK style must be active here too.
+    with map_style(), atomic_path(path) as tmp:
+        fig.set_dpi(dpi)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        # savefig's tight box holds each axes whole, blank edges of the view included
+        boxes = [ax.get_window_extent().extents for ax in fig.axes if ax.get_visible()]
+        legends = [lg.get_window_extent().extents for lg in
+                   [*fig.legends, *(ax.get_legend() for ax in fig.axes)] if lg is not None]
+        width, height = canvas.get_width_height()
+        if any(x0 < 0 or y0 < 0 or x1 > width or y1 > height for x0, y0, x1, y1 in legends):
+            # a legend reaches past the canvas (beside an equal-aspect map): only savefig's
+            # tight box, which widens the canvas, shows it whole
+            fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight", pad_inches=_PAD_IN,
+                        pil_kwargs={"compress_level": _PNG_COMPRESS_LEVEL})
+            return
+        image = _crop_to_content(np.asarray(canvas.buffer_rgba()), pad=round(_PAD_IN * dpi),
+                                 boxes=boxes)
+        # maps are opaque (white figure): RGB encodes a quarter fewer bytes than RGBA
+        mode = "RGB" if (image[..., 3] == 255).all() else "RGBA"
+        Image.fromarray(np.ascontiguousarray(image[..., :len(mode)]), mode).save(
+            tmp, format="png", dpi=(dpi, dpi), compress_level=_PNG_COMPRESS_LEVEL)
+
+
+def _crop_to_content(rgba: np.ndarray, *, pad: int,
+                     boxes: Sequence[Sequence[float]] = ()) -> np.ndarray:
+    """The smallest box holding every pixel unlike the corner's colour and every one of
+    ``boxes`` (display coordinates x0, y0, x1, y1, origin bottom left), with a ``pad`` margin."""
+    pixels = np.ascontiguousarray(rgba).view(np.uint32)[..., 0]  # one compare per pixel
+    ink = pixels != pixels[0, 0]
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if not len(rows):
+        return rgba
+    h, w = ink.shape
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    for x0, y0, x1, y1 in boxes:
+        r0, r1 = min(r0, max(int(h - y1), 0)), max(r1, min(int(np.ceil(h - y0)), h))
+        c0, c1 = min(c0, max(int(x0), 0)), max(c1, min(int(np.ceil(x1)), w))
+    content = rgba[r0:r1, c0:c1]
+    out = np.empty((content.shape[0] + 2 * pad, content.shape[1] + 2 * pad, rgba.shape[2]),
+                   dtype=rgba.dtype)
+    out[...] = rgba[0, 0]  # the margin may reach past the canvas, as savefig's does
+    out[pad:pad + content.shape[0], pad:pad + content.shape[1]] = content
+    return out
 
 
 def label_points(ax: Axes, gdf: gpd.GeoDataFrame, column: str, *, fontsize: float = 6.5,
@@ -202,7 +393,6 @@ def label_points(ax: Axes, gdf: gpd.GeoDataFrame, column: str, *, fontsize: floa
     number of labels drawn.
     """
     import matplotlib.patheffects as pe
-    import numpy as np
 
     effects = [pe.withStroke(linewidth=2, foreground="white")] if halo else None
     pts = gdf.geometry.representative_point()
@@ -231,8 +421,10 @@ def label_points(ax: Axes, gdf: gpd.GeoDataFrame, column: str, *, fontsize: floa
                         for b in placed):
             continue
         placed.append(box)
+        # Labels sit on their features, inside the map: left out of the layout engine, which
+        # would otherwise measure every one of them on each pass.
         ax.text(x, y, text, fontsize=fontsize, ha="center", va="center", color=color,
-                path_effects=effects, zorder=15)
+                path_effects=effects, zorder=15, in_layout=False)
         n += 1
     return n
 
@@ -289,8 +481,6 @@ def plot_units(units: gpd.GeoDataFrame, *, layers: OSMLayers, title: str = "",
     """
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
-
-    from urbanunits.units import CLASS_COLORS, CLASS_LABELS
 
     with map_style():
         fig, ax = new_map(ax, figsize=(11.0, 9.0))
@@ -349,7 +539,7 @@ def plot_units(units: gpd.GeoDataFrame, *, layers: OSMLayers, title: str = "",
                           note=f"{len(units)} units; ids ordered by sub-district, then rows "
                                "north → south, west → east")
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=True,
-                  framealpha=0.95, title="单元类型 Unit class", borderaxespad=0.0)
+                  framealpha=0.95, title=legend_title("update_units"), borderaxespad=0.0)
     return fig, ax
 
 
@@ -357,15 +547,6 @@ def plot_units(units: gpd.GeoDataFrame, *, layers: OSMLayers, title: str = "",
 
 __all__ += ["plot_lifecircle"]
 
-#: Classes by the standard itself: the largest distance ÷ standard over the category's mandatory
-#: items (``<cat>_ratio``). A walking-minute scale would put passing and failing communities in
-#: one colour, since the items' distances differ (300, 500, 1000 m).
-LIFECIRCLE_CLASSES: list[tuple[float, float, str, str]] = [
-    (0.0, 1.0, "达标 every ▲ item within its standard", "#1a9850"),
-    (1.0, 1.5, "未达标, ≤1.5× 标准 fails, within 1.5× the standard", "#fee08b"),
-    (1.5, float("inf"), "未达标, >1.5× 标准 fails, beyond 1.5×", "#d73027"),
-]
-UNREACHABLE_COLOR = "#bdbdbd"
 _SUBTYPE_MARKERS = ("o", "s", "^", "D", "P", "v", "*", "X")
 _SUBTYPE_COLORS = ("#2c3e91", "#7b2c8f", "#0f6f6f", "#8a4b08", "#333333", "#a11d5b")
 
@@ -398,7 +579,6 @@ def plot_lifecircle(lc: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, category
     tuple
         ``(fig, ax)``.
     """
-    import numpy as np
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -522,7 +702,7 @@ def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
         ``renewal_packages`` layer (``package_id``, ``n_communities``, ``floor_area_m2``,
         ``households``, ``above_ceiling``, ``below_floor``), metric CRS.
     communities
-        ``old_communities`` layer (``name``, ``is_old``, ``package_id``), same CRS.
+        ``communities`` layer (``name``, ``is_old``, ``package_id``), same CRS.
     layers
         OSM layers for the basemap.
     title
@@ -536,7 +716,6 @@ def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
         ``(fig, ax)``.
     """
     import matplotlib.patheffects as pe
-    import numpy as np
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -617,7 +796,7 @@ def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
                                   label="▽ 低于下限 Below a floor (dashed outline)"))
         full = f"片区化改造 Renewal packages — {title}" if title else "片区化改造 Renewal packages"
         add_map_furniture(ax, title=full, legend_handles=handles,
-                          legend_title="改造片区 Renewal packages",
+                          legend_title=legend_title("renewal_packages"),
                           legend_loc=least_covered_corner(ax, communities),
                           note="Floor area = footprints × levels (estimated); "
                                "households = floor area / m² per household")
@@ -628,8 +807,6 @@ def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
 
 __all__ += ["plot_sites"]
 
-#: Fills of the sites map: meets today, newly covered by the suggested sites, still missing.
-SITES_COLORS = {"ok": "#1a9850", "new": "#fdae61", "missing": "#d73027"}
 
 
 def plot_sites(lc: gpd.GeoDataFrame, suggestions: gpd.GeoDataFrame, category: str, *,

@@ -722,7 +722,7 @@ def community_access(net: WalkNetwork, geoms: ArrayLike, *, entry_buffer_m: floa
     entered where they pass through it. Points, and polygons with neither, use their nearest
     street point within ``max_snap_m`` (plus the snap distance); beyond it they have no entry.
     Islands (pieces of fewer than ``min_component_nodes`` nodes, see
-    :meth:`WalkNetwork.island_nodes`) are passed over at each step: a compound whose only
+    :meth:`WalkNetwork.island_nodes`) are passed over at each step: a community whose only
     nodes are an unconnected footway loop inside it is entered from the street it faces, and
     keeps the island only when no other street lies within ``max_snap_m``.
 

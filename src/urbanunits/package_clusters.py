@@ -20,7 +20,6 @@ import scipy.sparse as sp
 import shapely
 from numpy.typing import ArrayLike, NDArray
 from scipy.sparse.csgraph import connected_components
-from sklearn.cluster import ward_tree
 
 from urbanunits.crs import require_projected
 from urbanunits.package_barriers import barrier_sides
@@ -228,6 +227,10 @@ def _ceiling_split(X: NDArray[np.float64], F: NDArray[np.float64], H: NDArray[np
                    A: sp.csr_array, nodes: NDArray[np.int64], fits: Any
                    ) -> list[NDArray[np.int64]]:
     """Top-down cut of the connectivity-constrained Ward tree of one component."""
+    # scikit-learn takes ~1.5 s to import and is needed only when a component is above a
+    # ceiling, so runs without one never import it
+    from sklearn.cluster import ward_tree
+
     m = len(nodes)
     # Only the pattern matters to ward_tree (it reads the rows of a LIL copy).
     conn = sp.csr_matrix(A[nodes][:, nodes])

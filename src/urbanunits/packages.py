@@ -1,6 +1,6 @@
 """Renewal packages (片区化改造): bundle neighbouring old communities into packages.
 
-Ningbo renews old residential communities (老旧小区) in packages rather than one compound at a
+Ningbo renews old residential communities (老旧小区) in packages rather than one community at a
 time, so that financing, construction and shared public assets are planned together. The stage
 is spread over four modules:
 
@@ -149,7 +149,7 @@ class PackagesResult:
     Attributes
     ----------
     communities
-        All communities with ``package_id`` (layer ``old_communities``).
+        All communities with ``package_id`` (layer ``communities``).
     packages
         One row per package (layer ``renewal_packages``).
     unit_counts

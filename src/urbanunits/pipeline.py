@@ -32,6 +32,7 @@ import geopandas as gpd
 import pandas as pd
 
 from urbanunits._outputs import Staging, staged_run
+from urbanunits.catalog import STAGE_LAYERS
 from urbanunits.config import Config
 from urbanunits.errors import EmptyInputError
 from urbanunits.export import write_layers
@@ -68,20 +69,6 @@ class StageResult:
         lines += [f"  map {p}" for p in self.maps]
         lines += [f"  skipped {name}: {why}" for name, why in self.skipped.items()]
         return "\n".join(lines)
-
-
-# The layers each stage owns. A stage's layers are computed from those of the stages before it,
-# so when a stage rewrites its layers, the later stages' layers in the file are dropped rather
-# than left pointing at ids that no longer exist.
-STAGE_LAYERS: dict[str, frozenset[str]] = {
-    "units": frozenset({"update_units", "blocks"}),
-    "packages": frozenset({"old_communities", "renewal_packages", "package_links"}),
-    "lifecircle": frozenset({"lifecircle", "facilities", "service_gaps", "lifecircle_summary",
-                             "lifecircle_units", "lifecircle_packages", "isochrones"}),
-    "programme": frozenset({"programme", "programme_communities", "elevator_candidates",
-                            "programme_years"}),
-    "sites": frozenset({"site_suggestions", "accessibility", "site_candidates"}),
-}
 
 
 # The maps each stage draws (glob patterns under maps/), removed with the stage's layers.
@@ -316,8 +303,8 @@ def run_lifecircle(cfg: Config, *, layers: OSMLayers | None = None,
                    draw: bool = True) -> StageResult:
     """15-minute life circles: walking distances, coverage, gaps; layers and one map per category.
 
-    Communities are the packages stage's inventory (layer ``old_communities``: old and new
-    compounds, keyed by ``community_id``); without ``communities`` the units and packages stages
+    Communities are the packages stage's inventory (layer ``communities``: old and new
+    communities, keyed by ``community_id``); without ``communities`` the units and packages stages
     run in memory first.
 
     Writes ``lifecircle``, ``facilities``, ``service_gaps`` and ``lifecircle_summary`` (plus
@@ -357,7 +344,7 @@ def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
         else:
             upstream = dict(reused.layers)
             vouched = list(reused.stages)
-        communities = upstream["old_communities"]
+        communities = upstream["communities"]
         units = upstream.get("update_units", units)
         packages = upstream["renewal_packages"]
         if vouched:
@@ -458,7 +445,7 @@ def run_sites(cfg: Config, *, layers: OSMLayers | None = None,
 
     Without ``lifecircle`` the earlier stages run in memory first and their layers are written
     along. Age-group counts (``pop_0_3``, ``pop_3_6``, ``pop_60_plus``) are taken from
-    ``communities`` (the ``old_communities`` layer) when it has them. Writes ``site_suggestions``,
+    ``communities`` (the ``communities`` layer) when it has them. Writes ``site_suggestions``,
     ``accessibility``, ``site_candidates`` and ``maps/sites_<category>.png`` for each category
     with a gap.
     """
@@ -483,7 +470,7 @@ def _run_sites(cfg: Config, *, layers: OSMLayers | None, lifecircle: StageResult
     lcr = lifecircle.extra["result"]
     comm = lcr.communities
     if communities is None:
-        communities = lifecircle.layers.get("old_communities")
+        communities = lifecircle.layers.get("communities")
     ages = [c for c in sites_mod.AGE_COLUMNS.values()
             if communities is not None and c in communities.columns]
     if communities is not None and ages:
@@ -533,7 +520,7 @@ def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
                  subdistricts: gpd.GeoDataFrame | _Load | None = _LOAD) -> StageResult:
     """Renewal packages: inventory → links → packages.
 
-    Writes layers ``old_communities``, ``renewal_packages``, ``package_links`` and the updated
+    Writes layers ``communities``, ``renewal_packages``, ``package_links`` and the updated
     ``update_units``, and the map ``renewal_packages.png``. Without ``units`` the units stage is
     run in memory first and its ``blocks`` are written too, so the file stays one consistent run;
     life-circle layers and maps computed from older packages, and the tables, are removed.
@@ -589,7 +576,7 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
     result = pk.renewal_packages(communities, cfg=cfg.packages, units=units, barriers=barriers,
                                  subdistricts=subdistricts)
     out: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {
-        **upstream, "old_communities": result.communities,
+        **upstream, "communities": result.communities,
         "renewal_packages": result.packages, "package_links": result.links}
     res = StageResult("packages", layers=out)
     res.summary = result.summary_lines()
@@ -660,7 +647,7 @@ def _run_programme(cfg: Config, *, layers: OSMLayers | None,
         lc = _lifecircle_stage(cfg, layers)
         upstream = dict(lc.layers)
         vouched = [*lc.extra["digests"], "programme"] if lc.extra["digests"] else []
-        packages, communities = upstream["renewal_packages"], upstream["old_communities"]
+        packages, communities = upstream["renewal_packages"], upstream["communities"]
         gaps = upstream["service_gaps"]
     result = pg_mod.programme(packages, communities, cfg=cfg.programme, lifecircle=gaps,
                               buildings=layers.buildings)
@@ -698,7 +685,7 @@ def _tables(stages: dict[str, StageResult]) -> dict[str, pd.DataFrame]:
     if "packages" in stages:
         tables["units"] = stages["packages"].layers.get("update_units", tables["units"])
         tables["packages"] = stages["packages"].layers["renewal_packages"]
-        tables["communities"] = stages["packages"].layers["old_communities"]
+        tables["communities"] = stages["packages"].layers["communities"]
     if "lifecircle" in stages:
         lc = stages["lifecircle"].layers
         tables["lifecircle"] = lc["lifecircle"]
@@ -730,8 +717,11 @@ def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResul
     communities, no facilities) is skipped with the stages that need it; the others are written
     and ``skipped`` says why (the CLI exits with status 3). Any other error writes nothing.
     """
+    from urbanunits.maps import saving_in_parallel
+
     # With draw only (run_maps), the previous GeoPackage and tables are kept and the maps redrawn.
-    with _outputs(cfg, active=write or draw, keep=not write) as staging:
+    # The maps are drawn in parallel at the end, before the staging folder is swapped in.
+    with _outputs(cfg, active=write or draw, keep=not write) as staging, saving_in_parallel():
         if staging is not None and not write:
             shutil.rmtree(staging.path(cfg.maps_dir), ignore_errors=True)
         return _run_all(cfg, write=write, draw=draw, staging=staging)
@@ -769,7 +759,7 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
                                       if line != stages["packages"].extra.get("class_line")]
         try:
             stages["lifecircle"] = run_lifecircle(
-                cfg, layers=layers, communities=pk["old_communities"],
+                cfg, layers=layers, communities=pk["communities"],
                 units=pk.get("update_units"), packages=pk["renewal_packages"], write=False,
                 draw=False)
         except EmptyInputError as exc:
@@ -777,10 +767,10 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
     if "lifecircle" in stages:
         stages["programme"] = run_programme(
             cfg, layers=layers, packages=pk["renewal_packages"],
-            communities=pk["old_communities"],
+            communities=pk["communities"],
             gaps=stages["lifecircle"].layers["service_gaps"], write=False, draw=False)
         stages["sites"] = run_sites(cfg, layers=layers, lifecircle=stages["lifecircle"],
-                                    communities=pk["old_communities"], write=False, draw=False)
+                                    communities=pk["communities"], write=False, draw=False)
     res = StageResult("all", skipped=skipped)
     for name, st in stages.items():
         res.layers.update(st.layers)
@@ -887,7 +877,7 @@ def _maps_from_run(cfg: Config, staging: Staging) -> StageResult | None:
     res = StageResult("maps")
     res.maps.append(_draw_units(cfg, staging, got["update_units"], layers,
                                 _barriers(cfg, layers)))
-    fig, _ = maps.plot_packages(got["renewal_packages"], got["old_communities"],
+    fig, _ = maps.plot_packages(got["renewal_packages"], got["communities"],
                                 layers=layers, title=cfg.title)
     res.maps.append(_save(cfg, staging, fig, "renewal_packages.png"))
     res.maps += _draw_lifecircle(cfg, staging, lcr, layers)
@@ -898,7 +888,7 @@ def _maps_from_run(cfg: Config, staging: Staging) -> StageResult | None:
                                    years=pg.layers["programme_years"])
     else:
         pgr = run_programme(cfg, layers=layers, packages=got["renewal_packages"],
-                            communities=got["old_communities"], gaps=got["service_gaps"],
+                            communities=got["communities"], gaps=got["service_gaps"],
                             write=False, draw=False).extra["result"]
     if pg is not None or pgr.layers():
         res.maps += _draw_programme(cfg, staging, pgr, layers)
@@ -908,7 +898,7 @@ def _maps_from_run(cfg: Config, staging: Staging) -> StageResult | None:
     else:
         lc_stage = StageResult("lifecircle", layers=got, extra={"result": lcr})
         sr = run_sites(cfg, layers=layers, lifecircle=lc_stage,
-                       communities=got["old_communities"], write=False,
+                       communities=got["communities"], write=False,
                        draw=False).extra["result"]
     res.maps += _draw_sites(cfg, staging, sr, lcr, layers)
     res.seconds = time.perf_counter() - t0

@@ -192,7 +192,7 @@ def community_values(communities: gpd.GeoDataFrame, *, cfg: ProgrammeConfig,
     Parameters
     ----------
     communities
-        ``old_communities`` (metric CRS): ``community_id``, ``is_old``, ``floor_area_m2``,
+        ``communities`` (metric CRS): ``community_id``, ``is_old``, ``floor_area_m2``,
         ``households`` and optionally ``name``, ``population``, ``built_year``,
         ``package_id`` and the inventory fields of :data:`FIELDS`.
     cfg
@@ -493,7 +493,7 @@ def programme(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
         ``renewal_packages`` (``package_id``, ``floor_area_m2``, ``households``, outline),
         metric CRS.
     communities
-        ``old_communities`` with ``package_id`` (see :func:`community_values`).
+        ``communities`` with ``package_id`` (see :func:`community_values`).
     cfg
         ``[programme]`` settings.
     lifecircle

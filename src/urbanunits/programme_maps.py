@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from urbanunits.catalog import STATUS_COLORS, legend_title
 from urbanunits.maps import (
     add_map_furniture,
     draw_basemap,
@@ -28,9 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["STATUS_COLORS", "plot_programme", "plot_programme_years"]
 
-#: One colour per status, from "now" (deep) to "later" (pale); reserve is grey.
-STATUS_COLORS: dict[str, str] = {"实施": "#b2182b", "生成": "#ef8a62", "谋划": "#fddbc7",
-                                 "储备": "#bdbdbd"}
 _STATUS_EN = {"实施": "implement", "生成": "generate", "谋划": "plan", "储备": "reserve"}
 
 
@@ -104,7 +102,7 @@ def plot_programme(programme: gpd.GeoDataFrame, communities: gpd.GeoDataFrame | 
         full = (f"老旧小区改造项目库 Renewal programme — {title}" if title
                 else "老旧小区改造项目库 Renewal programme")
         add_map_furniture(ax, title=full, legend_handles=handles,
-                          legend_title="计划年度 Programme year", legend_loc="upper left",
+                          legend_title=legend_title("programme"), legend_loc="upper left",
                           note="Labels: package id and score (0–100); whole packages are "
                                "phased under the yearly caps")
     return fig, ax

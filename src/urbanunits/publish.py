@@ -32,8 +32,9 @@ import pyogrio
 import shapely
 
 from urbanunits._fields import LAYER_LABELS, field_label
+from urbanunits.catalog import KNOWN_GEOMETRY
 from urbanunits.errors import DataError, UserError
-from urbanunits.export import KNOWN_GEOMETRY, METADATA_TABLE
+from urbanunits.export import METADATA_TABLE
 from urbanunits.runfile import RunData, read_run
 
 if TYPE_CHECKING:

@@ -14,6 +14,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from urbanunits.catalog import canonical_name
 from urbanunits.errors import InputFileError
 from urbanunits.export import METADATA_TABLE, STYLES_TABLE, list_layers
 
@@ -28,7 +29,8 @@ class RunData:
     ----------
     layers
         Layer name → GeoDataFrame (spatial) or DataFrame (attribute table), in file order,
-        without ``layer_styles`` and ``run_metadata``.
+        without ``layer_styles`` and ``run_metadata``; a layer written under a former name
+        (:data:`urbanunits.catalog.LAYER_ALIASES`) is named by its current one.
     styles
         The ``layer_styles`` rows (empty when the run has none).
     metadata
@@ -68,11 +70,14 @@ def read_run(gpkg: str | Path) -> RunData:
             elif name == METADATA_TABLE:
                 metadata = table
             else:
-                layers[name] = table
+                layers[canonical_name(name)] = table
         else:
-            layers[name] = _one_geometry_type(gpd.read_file(gpkg, layer=name, engine="pyogrio"))
+            layers[canonical_name(name)] = _one_geometry_type(
+                gpd.read_file(gpkg, layer=name, engine="pyogrio"))
     if not layers:
         raise InputFileError(gpkg, "has no layers", "run `make all` with this config first")
+    if len(styles):
+        styles = styles.assign(f_table_name=styles["f_table_name"].map(canonical_name))
     return RunData(layers=layers, styles=styles, metadata=metadata)
 
 

@@ -38,7 +38,7 @@ __all__ = ["SplitResult", "halo_m", "merge_parts", "part_configs", "split_parts"
 logger = logging.getLogger(__name__)
 
 #: Layers merged from the parts, with the id column each is owned through.
-_OWNED = {"update_units": "unit_id", "old_communities": "community_id",
+_OWNED = {"update_units": "unit_id", "communities": "community_id",
           "lifecircle": "community_id", "facilities": "facility_id"}
 
 
@@ -176,9 +176,9 @@ def merge_parts(parts: gpd.GeoDataFrame, results: list[dict[str, Any]]
             sub.insert(0, "part_id", pid)
             merged.setdefault("service_gaps", []).append(sub)
         pk = layers.get("renewal_packages")
-        comm = layers.get("old_communities")
+        comm = layers.get("communities")
         if pk is not None and len(pk) and comm is not None:
-            mine = comm[comm["community_id"].isin(own.get("old_communities", set()))]
+            mine = comm[comm["community_id"].isin(own.get("communities", set()))]
             members = mine.groupby("package_id")["community_id"].size()
             total = comm.groupby("package_id")["community_id"].size()
             sub = pk[pk["package_id"].isin(members.index)].copy()

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from urbanunits.catalog import CLASS_COLORS, CLASS_LABELS
 from urbanunits.config import UnitsConfig
 from urbanunits.crs import require_projected
 from urbanunits.floor_area import estimate_floor_area
@@ -32,31 +33,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Unit classes, in the order the rules are tried, with their map labels.
-CLASS_LABELS: dict[str, str] = {
-    "historic_conservation": "历史风貌保护 Historic conservation",
-    "old_community_renewal": "老旧小区改造 Old-community renewal",
-    "residential_upgrading": "居住品质提升 Residential upgrading",
-    "commercial_mixed": "商业商务综合 Commercial / mixed use",
-    "industrial_transformation": "产业转型 Industrial transformation",
-    "public_service": "公共服务 Public services",
-    "green_open_space": "绿地开敞空间 Green / open space",
-    "general_renewal": "综合更新 General (land use untagged)",
-}
-
-# Colours follow the conventions of Chinese land-use plans (residential yellow, commercial red,
-# industrial tan, public services pink, green space green); renewal-specific classes stand out.
-CLASS_COLORS: dict[str, str] = {
-    "historic_conservation": "#6a3d9a",
-    "old_community_renewal": "#f16913",
-    "residential_upgrading": "#fed976",
-    "commercial_mixed": "#e31a1c",
-    "industrial_transformation": "#a6761d",
-    "public_service": "#f768a1",
-    "green_open_space": "#41ab5d",
-    "general_renewal": "#d9d9d9",
-}
 
 _SHARE_CLASSES = ("residential", "commercial", "industrial", "green", "public")
 _DOMINANT_TO_CLASS = {"residential": "residential_upgrading", "commercial": "commercial_mixed",
@@ -289,7 +265,7 @@ def classify_units(units: gpd.GeoDataFrame, *, landuse: gpd.GeoDataFrame | None 
         Polygons with ``luclass`` in residential, commercial, industrial, green, public
         (:class:`~urbanunits.layers.OSMLayers` ``landuse``).
     residential
-        Named residential compounds; counted by a point on their surface.
+        Named communities; counted by a point on their surface.
     historic
         Historic/heritage features (points or polygons) with a ``designated`` column
         (:class:`~urbanunits.layers.OSMLayers` ``historic``): designated areas give

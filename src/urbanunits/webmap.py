@@ -28,6 +28,16 @@ import pandas as pd
 
 from urbanunits._fields import LAYER_LABELS, category_label, field_label
 from urbanunits._files import atomic_path
+from urbanunits.catalog import (
+    CATALOG,
+    CATEGORY_COLORS,
+    CLASS_COLORS,
+    CLASS_LABELS,
+    MISSING_BREAKS,
+    UNREACHABLE_COLOR,
+    legend_title,
+    style_of,
+)
 from urbanunits.runfile import read_run
 
 __all__ = ["MAP_LAYERS", "VERDICT_CLASSES", "build_webmap", "write_webmap"]
@@ -41,14 +51,14 @@ MAP_LAYERS = ("update_units", "renewal_packages", "service_gaps", "communities",
 # Shown when the page opens; the others are one click away in the layer control.
 _SHOWN = {"update_units", "renewal_packages", "communities", "facilities"}
 # Communities by number of categories missing (GB 50180 life-circle verdict), as in the QGIS style.
+# The colours are the QGIS style's (catalog.MISSING_BREAKS); the labels are worded for residents.
 VERDICT_CLASSES: list[tuple[int, str, str]] = [
-    (0, "#1a9850", "全部达标 all categories within reach"),
-    (1, "#a6d96a", "缺 1 类 one category missing"),
-    (2, "#fee08b", "缺 2 类 two missing"),
-    (3, "#fc8d59", "缺 3 类 three missing"),
-    (4, "#d73027", "缺 4 类及以上 four or more missing"),
-]
-_NO_VERDICT = "#bdbdbd"
+    (k, color, label) for k, ((*_, color, _), label) in enumerate(zip(MISSING_BREAKS, (
+        "全部达标 all categories within reach", "缺 1 类 one category missing",
+        "缺 2 类 two missing", "缺 3 类 three missing", "缺 4 类及以上 four or more missing"),
+        strict=True))]
+_NO_VERDICT = UNREACHABLE_COLOR
+_PACKAGE_EDGE = style_of("renewal_packages").edge
 _LABELS = {**LAYER_LABELS, "communities": "小区生活圈评价 Communities by life-circle verdict"}
 _POPUP_FIELDS: dict[str, list[str]] = {
     "update_units": ["unit_id", "class_label", "subdistrict", "area_m2", "n_old_communities",
@@ -71,7 +81,7 @@ def _leaflet_assets() -> tuple[str, str]:
 
 def _communities(layers: dict[str, Any]) -> gpd.GeoDataFrame | None:
     """Life-circle verdicts per community, with year, floor area and households joined."""
-    lc, comm = layers.get("lifecircle"), layers.get("old_communities")
+    lc, comm = layers.get("lifecircle"), layers.get("communities")
     if isinstance(lc, gpd.GeoDataFrame):
         if isinstance(comm, gpd.GeoDataFrame) and "community_id" in comm.columns:
             extra = [c for c in ("built_year", "floor_area_m2", "households") if c in comm.columns
@@ -123,9 +133,6 @@ def build_webmap(gpkg: str | Path, *, title: str) -> str:
     """
     import folium
     from branca.element import Element
-
-    from urbanunits.export import CATEGORY_COLORS
-    from urbanunits.units import CLASS_COLORS
 
     run = read_run(gpkg)
     layers: dict[str, Any] = dict(run.layers)
@@ -186,7 +193,7 @@ def _style(name: str) -> Any:
         if name == "update_units":
             return {"fillColor": color, "color": "#555555", "weight": 1, "fillOpacity": 0.45}
         if name == "renewal_packages":
-            return {"fill": False, "color": "#b35806", "weight": 4}
+            return {"fill": False, "color": _PACKAGE_EDGE, "weight": 4}
         if name == "communities":
             return {"fillColor": color, "color": "#333333", "weight": 1, "fillOpacity": 0.8}
         if name == "service_gaps":
@@ -206,8 +213,6 @@ def _bounds(wgs: dict[str, gpd.GeoDataFrame]) -> list[list[float]]:
 
 
 def _legend_html(wgs: dict[str, gpd.GeoDataFrame]) -> str:
-    from urbanunits.export import CATEGORY_COLORS
-
     def row(color: str, label: str, *, round_: bool = False) -> str:
         radius = "50%" if round_ else "2px"
         return (f'<div><span style="display:inline-block;width:12px;height:12px;'
@@ -223,18 +228,16 @@ def _legend_html(wgs: dict[str, gpd.GeoDataFrame]) -> str:
         parts += [row(color, label) for _, color, label in VERDICT_CLASSES]
         parts.append(row(_NO_VERDICT, "未评价 not assessed"))
     if "facilities" in wgs:
-        parts.append("<b>设施 Facilities</b>")
+        parts.append(f"<b>{legend_title('facilities')}</b>")
         cats = sorted(set(wgs["facilities"].get("category", pd.Series(dtype=str)).dropna()))
         parts += [row(CATEGORY_COLORS.get(c, "#555555"), category_label(c), round_=True)
                   for c in cats]
     if "renewal_packages" in wgs:
         parts.append('<div><span style="display:inline-block;width:12px;height:12px;'
-                     'border:3px solid #b35806;margin-right:6px;vertical-align:middle"></span>'
-                     '改造片区 Renewal package</div>')
+                     f'border:3px solid {_PACKAGE_EDGE};margin-right:6px;vertical-align:middle">'
+                     '</span>改造片区 Renewal package</div>')
     if "update_units" in wgs and "unit_class" in wgs["update_units"].columns:
-        from urbanunits.units import CLASS_COLORS, CLASS_LABELS
-
-        parts.append("<b>更新单元 Update units</b>")
+        parts.append(f"<b>{CATALOG['update_units'].title}</b>")
         present = set(wgs["update_units"]["unit_class"].dropna())
         parts += [row(color, CLASS_LABELS.get(k, k)) for k, color in CLASS_COLORS.items()
                   if k in present]

@@ -230,7 +230,7 @@ def check_extract(layers: OSMLayers, cfg: Config) -> list[str]:
     if ws and ws.get("foot_edges", 0) == 0 and ws.get("sidewalk_ways", 0) == 0:
         notes.append("no footway, path, pedestrian street or steps and no sidewalk tags (a "
                      "drive-only extract?): walking is measured on the car network, distances "
-                     "run along roads only, with no short-cuts through compounds or parks")
+                     "run along roads only, with no short-cuts through communities or parks")
     barrier = set(cfg.units.barrier_waterways)
     ww = layers.waterways
     rivers = ww[_col(ww, "waterway").isin(["river", "canal", "stream", "drain", "ditch"])
@@ -254,7 +254,7 @@ def check_extract(layers: OSMLayers, cfg: Config) -> list[str]:
         notes.append("no land-use polygons: every unit's land-use shares are 0 and its class "
                      "rests on residential areas and buildings alone")
     if layers.buildings.empty:
-        notes.append("no building footprints: floor areas are estimated as compound area × "
+        notes.append("no building footprints: floor areas are estimated as community area × "
                      f"packages.fallback_far ({cfg.packages.fallback_far:g})")
     if layers.residential.empty and cfg.inputs.inventory is None:
         notes.append("no named residential areas (landuse=residential with a name) and no "

@@ -120,7 +120,7 @@ def _need_column(df: pd.DataFrame, col: str, path: Path, key: str, what: str) ->
 
 
 _DATUM_LABEL = {"gcj02": "GCJ-02 (Gaode/AMap, Tencent)", "bd09": "BD-09 (Baidu)"}
-# Not streets for the datum check: paths inside compounds and parks put every spot near a line.
+# Not streets for the datum check: paths inside communities and parks put every spot near a line.
 _NOT_STREETS = frozenset({"footway", "path", "pedestrian", "steps", "corridor", "bridleway",
                           "cycleway", "track", "platform"})
 

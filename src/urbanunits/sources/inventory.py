@@ -664,7 +664,7 @@ def read_overrides(path: str | Path, *, sheet: str = "") -> pd.DataFrame:
 
     A CSV (UTF-8 or GB18030/GBK) or XLSX with a ``status`` column (old/new, 老旧/非老旧, 是/否,
     yes/no, true/false, 1/0; aliases 状态, is_old, 是否老旧小区…) and, to say which community,
-    ``community_id`` (as in ``old_communities``), ``osm_id`` or ``name`` (小区名称…); the first of
+    ``community_id`` (as in ``communities``), ``osm_id`` or ``name`` (小区名称…); the first of
     these given on a row is used.
 
     Parameters

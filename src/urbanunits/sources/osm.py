@@ -2,7 +2,7 @@
 
 The extract (``.osm``, ``.osm.bz2``, ``.osm.gz`` or ``.osm.pbf``) is read once with pyosmium,
 which assembles ways and multipolygon/boundary relations into areas. Everything is projected to the
-config's metric CRS and clipped to the study area; residential compounds, buildings and facilities
+config's metric CRS and clipped to the study area; communities, buildings and facilities
 are kept whole within ``osm.graph_margin_m`` of it. The walk graph follows osmnx's
 ``network_type="walk"`` semantics, built and projected with osmnx (topological simplification is
 optional, ``osm.simplify_walk_graph``).
@@ -16,6 +16,7 @@ from someone else cannot run code, and a damaged one is ignored with a warning a
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import itertools
 import logging
 import re
@@ -28,7 +29,6 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import osmium
-import osmnx as ox
 import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
@@ -268,10 +268,14 @@ def _build_walk_graph(col: _Collector, clip_ll: BaseGeometry, crs: str, *,
                       simplify: bool) -> nx.MultiDiGraph:
     """Walk graph in osmnx's format: bidirectional edges, projected.
 
-    Not simplified by default: the intermediate vertices of footways inside compounds are the
+    Not simplified by default: the intermediate vertices of footways inside communities are the
     entry points and snapping targets the life-circle stage needs, and the sparse shortest-path
     code does not care about a few thousand extra nodes.
     """
+    # osmnx takes 1–3 s to import and is only needed when an extract is parsed (a run that reads
+    # the cache never imports it)
+    import osmnx as ox
+
     G = nx.MultiDiGraph(crs=WGS84, created_with="urbanunits via osmnx")
     if not col.walk_ways:
         return ox.project_graph(G, to_crs=crs) if len(G) else _empty_graph(crs)
@@ -374,8 +378,8 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
     areas["geometry"] = areas.geometry.apply(_polygonal)
     areas = areas[~areas.geometry.is_empty]
     admin_all = areas[(_col(areas, "boundary") == "administrative")]
-    # Compounds, their buildings and facilities are kept whole and a margin beyond the study area:
-    # a compound cut by the edge would lose its floor area, and a community near the edge walks to
+    # Communities, their buildings and facilities are kept whole and a margin beyond the study area:
+    # a community cut by the edge would lose its floor area, and a community near the edge walks to
     # facilities outside it (the walk graph reaches graph_margin_m beyond the area too).
     reach = area.buffer(margin)
     whole = _clip(areas, reach, keep_whole=True)
@@ -623,7 +627,7 @@ def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = 
     key = hashlib.sha256(
         f"{_CACHE_VERSION}|{file_sha256(path)}|{boundary_hash}|"
         f"{cfg.digest('study_area', 'osm')}|{cfg.units.snap_tolerance_m}|"
-        f"{ox.__version__}".encode()).hexdigest()[:20]
+        f"{importlib.metadata.version('osmnx')}".encode()).hexdigest()[:20]
     cache = cfg.cache_dir / f"osm-{key}.gpkg"
     layers: OSMLayers | None = None
     if use_cache and cache.is_file():

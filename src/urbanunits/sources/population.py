@@ -1,6 +1,6 @@
 """Population rasters (persons per cell, e.g. WorldPop or a census grid) summed over polygons.
 
-Community polygons are often smaller than a raster cell (a 1 ha compound in a 100 m WorldPop grid),
+Community polygons are often smaller than a raster cell (a 1 ha community in a 100 m WorldPop grid),
 so counting whole cells by their centres would give zero or a whole cell. :func:`zonal_sums` is an
 *area-weighted* zonal sum instead: each cell contributes its value times the share of the cell that
 the polygon covers. Only the window of cells under the polygons is read (:func:`read_population`);
