@@ -30,9 +30,9 @@ DEMO_OSM = ROOT / "data" / "raw" / "lujiazui.osm"
 
 
 def source_digest() -> str:
-    """SHA-256 (16 hex digits) of the package source, the demo config and the extract."""
+    """SHA-256 (16 hex digits) of the package source, this file, the demo config and the extract."""
     h = hashlib.sha256()
-    for p in [*sorted((ROOT / "src").rglob("*.py")), DEMO_TOML, DEMO_OSM]:
+    for p in [*sorted((ROOT / "src").rglob("*.py")), Path(__file__), DEMO_TOML, DEMO_OSM]:
         h.update(p.relative_to(ROOT).as_posix().encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
@@ -74,6 +74,7 @@ class DemoRun:
     cfg: Config
     layers: dict[str, gpd.GeoDataFrame | pd.DataFrame]
     summary: list[str]
+    stages: dict[str, list[str]]  # each stage's result layers, in run order
     maps: list[Path]
     computed: Path  # pickle of the layers as the run held them in memory
 
@@ -96,7 +97,8 @@ def make_demo_run(folder: Path) -> DemoRun:
             # the layers as computed, for the exact round-trip test (test-only data: pickle)
             with (folder / "computed.pkl").open("wb") as fh:
                 pickle.dump(res.layers, fh)
-            done.write_text(json.dumps({"summary": res.summary,
+            stages = {name: list(st.layers) for name, st in res.extra["stages"].items()}
+            done.write_text(json.dumps({"summary": res.summary, "stages": stages,
                                         "maps": [str(p) for p in res.maps]},
                                        ensure_ascii=False), encoding="utf-8")
     info = json.loads(done.read_text(encoding="utf-8"))
@@ -109,7 +111,7 @@ def make_demo_run(folder: Path) -> DemoRun:
         assert not isinstance(got, str), got
         layers.update(got.layers)
         have += got.stages
-    return DemoRun(cfg=cfg, layers=layers, summary=info["summary"],
+    return DemoRun(cfg=cfg, layers=layers, summary=info["summary"], stages=info["stages"],
                    maps=[Path(p) for p in info["maps"]], computed=folder / "computed.pkl")
 
 

@@ -29,8 +29,9 @@ SPATIAL = {"update_units", "blocks", "communities", "renewal_packages", "facilit
 @pytest.fixture(scope="module")
 def run(demo_run: DemoRun) -> tuple[Config, StageResult]:
     """The session's shared `urbanunits all` of the demo (read only)."""
-    return demo_run.cfg, StageResult("all", layers=demo_run.layers, maps=demo_run.maps,
-                                     summary=demo_run.summary)
+    res = StageResult("all", layers=demo_run.layers, maps=demo_run.maps, summary=demo_run.summary)
+    res.extra["stages"] = demo_run.stages
+    return demo_run.cfg, res
 
 
 def test_every_layer_round_trips(run: tuple[Config, StageResult]) -> None:
@@ -262,10 +263,10 @@ def test_every_written_layer_is_catalogued_with_its_styled_columns(
             assert spec.key in cols, (name, spec.key)
     # each stage's own layers are the ones the catalog gives it
     seen: set[str] = set()
-    for stage, st in res.extra["stages"].items():
-        own = set(st.layers) - seen
+    for stage, names in res.extra["stages"].items():
+        own = set(names) - seen
         assert own <= STAGE_LAYERS[stage], (stage, own - STAGE_LAYERS[stage])
-        seen |= set(st.layers)
+        seen |= set(names)
     styles = pyogrio.read_dataframe(cfg.gpkg_path, layer="layer_styles", read_geometry=False)
     qml = dict(zip(styles["f_table_name"], styles["styleQML"], strict=True))
     for name, spec in CATALOG.items():
