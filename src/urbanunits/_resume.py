@@ -32,6 +32,7 @@ import pyogrio.errors
 import pyproj
 import shapely
 
+from urbanunits import __version__
 from urbanunits._files import file_sha256
 
 if TYPE_CHECKING:
@@ -111,7 +112,6 @@ def stage_digests(cfg: Config) -> dict[str, str]:
         Stage name → digest. An input file that is missing hashes as ``"missing"``, so the
         stage that reads it is computed (and reports the missing file).
     """
-    from urbanunits import __version__
 
     out: dict[str, str] = {}
     for stage, up in UPSTREAM.items():

@@ -30,8 +30,11 @@ from typing import Any
 
 import pandas as pd
 
-from urbanunits import __version__
+from urbanunits import __version__, maps, pipeline
+from urbanunits._files import atomic_path
+from urbanunits.config import load_config
 from urbanunits.errors import UserError
+from urbanunits.sources.osm import study_area_polygon
 
 __all__ = ["BatchResult", "city_digest", "dask_client", "run_batch", "run_city",
            "write_summary"]
@@ -108,7 +111,6 @@ def _summary_row(layers: dict[str, Any]) -> dict[str, Any]:
 
 
 def _study_area_wkt(cfg: Any) -> str | None:
-    from urbanunits.sources.osm import study_area_polygon
 
     try:
         return str(study_area_polygon(cfg).to_crs("EPSG:4326").geometry.iloc[0].wkt)
@@ -124,8 +126,6 @@ def run_city(config: str | Path, *, force: bool = False) -> dict[str, Any]:
     unchanged city (same :func:`city_digest` as its last finished run, outputs present) is
     ``"unchanged"`` and not recomputed unless ``force``.
     """
-    from urbanunits import pipeline
-    from urbanunits.config import load_config
 
     t0 = time.perf_counter()
     row: dict[str, Any] = {"config": str(config), "city": Path(config).stem, "status": "failed",
@@ -288,8 +288,6 @@ def write_summary(cities: pd.DataFrame, folder: Path) -> list[Path]:
     import geopandas as gpd
     import shapely
 
-    from urbanunits import maps
-    from urbanunits._files import atomic_path
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import pandas as pd
 import pyogrio
 import pyogrio.errors
 
-from urbanunits import _qml
+from urbanunits import ATTRIBUTION, __version__, _qml
 from urbanunits._files import atomic_path, file_sha256
 from urbanunits._fonts import cjk_font_family
 from urbanunits.catalog import (
@@ -29,6 +29,7 @@ from urbanunits.catalog import (
     canonical_name,
 )
 from urbanunits.errors import InputFileError
+from urbanunits.tables import data_dictionary, format_table, header
 
 if TYPE_CHECKING:
     from urbanunits.config import Config
@@ -157,7 +158,6 @@ def run_metadata(cfg: Config, *, inputs: Mapping[str, Path] | None = None) -> pd
     """
     from datetime import UTC, datetime
 
-    from urbanunits import ATTRIBUTION, __version__
 
     rows = [("toolkit", "urbanunits"), ("version", __version__),
             ("run_name", cfg.name),
@@ -204,8 +204,6 @@ def write_tables(folder: str | Path, tables: Mapping[str, pd.DataFrame], *,
     list of pathlib.Path
         The files written.
     """
-    from urbanunits import ATTRIBUTION, __version__
-    from urbanunits.tables import data_dictionary, format_table, header
 
     folder = Path(folder)
     written = []

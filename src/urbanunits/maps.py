@@ -31,6 +31,8 @@ from urbanunits.catalog import (
     UNREACHABLE_COLOR,
     legend_title,
 )
+from urbanunits.config import UnitsConfig
+from urbanunits.units import barrier_lines
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -495,8 +497,6 @@ def plot_units(units: gpd.GeoDataFrame, *, layers: OSMLayers, title: str = "",
             handles.append(Patch(facecolor=color, alpha=0.55, edgecolor="none",
                                  label=f"{CLASS_LABELS[cls]} ({counts[cls]})"))
         if barriers is None:
-            from urbanunits.config import UnitsConfig
-            from urbanunits.units import barrier_lines
 
             d = UnitsConfig()
             barriers = barrier_lines(layers, highways=d.barrier_highways,

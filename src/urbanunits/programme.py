@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 
 from urbanunits.config import RENOVATION_TYPES, ProgrammeConfig
 from urbanunits.crs import require_projected
-from urbanunits.elevators import elevator_candidates
+from urbanunits.elevators import RESIDENTIAL_BUILDINGS, elevator_candidates
 from urbanunits.phasing import Phasing, ProgrammeInfeasibleError, phase
 
 __all__ = ["CRITERIA", "STATUS", "Phasing", "ProgrammeInfeasibleError", "ProgrammeResult",
@@ -136,7 +136,6 @@ def _osm_building_stats(comm: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
                        index=comm.index)
     if buildings is None or buildings.empty or comm.empty:
         return out
-    from urbanunits.elevators import RESIDENTIAL_BUILDINGS
 
     b = buildings[buildings["building"].astype(str).isin(RESIDENTIAL_BUILDINGS)]
     b = b.to_crs(comm.crs) if b.crs != comm.crs else b

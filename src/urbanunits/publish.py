@@ -36,6 +36,7 @@ from urbanunits.catalog import KNOWN_GEOMETRY
 from urbanunits.errors import DataError, UserError
 from urbanunits.export import METADATA_TABLE
 from urbanunits.runfile import RunData, read_run
+from urbanunits.webmap import write_webmap
 
 if TYPE_CHECKING:
     from urbanunits.config import Config
@@ -528,7 +529,6 @@ def run_export(cfg: Config, fmt: str, *, output: str | Path | None = None) -> st
         return "\n".join([f"export: File Geodatabase {dest} (open it in ArcGIS Pro)",
                           *(f"  {name}: {n} rows" for name, n in counts.items())])
     if fmt == "html":
-        from urbanunits.webmap import write_webmap
 
         dest = write_webmap(cfg.gpkg_path, Path(output) if output else html_path(cfg),
                             title=cfg.name)

@@ -30,8 +30,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from urbanunits.config import Config, StudyArea
+from urbanunits import pipeline
+from urbanunits.config import Config, StudyArea, load_config
 from urbanunits.errors import ConfigError, DataError
+from urbanunits.sources.boundaries import read_polygons
+from urbanunits.sources.osm import read_osm, study_area_polygon
 
 __all__ = ["SplitResult", "halo_m", "merge_parts", "part_configs", "split_parts"]
 
@@ -59,7 +62,6 @@ def split_parts(cfg: Config, how: str, *, layers: Any = None) -> gpd.GeoDataFram
     layers
         Parsed OSM layers (for the OSM admin boundaries); read when needed and not given.
     """
-    from urbanunits.sources.osm import read_osm, study_area_polygon
 
     area = study_area_polygon(cfg).geometry.iloc[0]
     if how.startswith("grid:"):
@@ -80,7 +82,6 @@ def split_parts(cfg: Config, how: str, *, layers: Any = None) -> gpd.GeoDataFram
         if layers is None:
             layers = read_osm(cfg)
         if how == "subdistrict" and cfg.inputs.subdistricts is not None:
-            from urbanunits.sources.boundaries import read_polygons
 
             polys = read_polygons(cfg.inputs.subdistricts, crs=cfg.study_area.crs,
                                   what="sub-districts")
@@ -108,7 +109,6 @@ def split_parts(cfg: Config, how: str, *, layers: Any = None) -> gpd.GeoDataFram
 
 def part_configs(cfg: Config, parts: gpd.GeoDataFrame, folder: Path) -> list[Config]:
     """A config per part: the part plus the halo, clipped to the study area, as its boundary."""
-    from urbanunits.sources.osm import study_area_polygon
 
     folder.mkdir(parents=True, exist_ok=True)
     area = study_area_polygon(cfg).geometry.iloc[0]
@@ -130,7 +130,6 @@ def run_part(cfg: Config) -> dict[str, gpd.GeoDataFrame | pd.DataFrame]:
     The merge keeps only these stages' layers, so the programme and sites stages (and the maps)
     are not computed per part.
     """
-    from urbanunits import pipeline
 
     res = pipeline.run_lifecircle(cfg, write=False, draw=False)
     keep = {*_OWNED, "renewal_packages", "service_gaps"}
@@ -220,8 +219,6 @@ def run_split(config: str | Path, how: str, *, client: Any, write: bool = True) 
     """
     from dask.distributed import wait
 
-    from urbanunits import pipeline
-    from urbanunits.config import load_config
 
     t0 = time.perf_counter()
     cfg = load_config(config)

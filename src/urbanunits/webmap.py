@@ -38,6 +38,7 @@ from urbanunits.catalog import (
     legend_title,
     style_of,
 )
+from urbanunits.errors import InputFileError
 from urbanunits.runfile import read_run
 
 __all__ = ["MAP_LAYERS", "VERDICT_CLASSES", "build_webmap", "write_webmap"]
@@ -140,7 +141,6 @@ def build_webmap(gpkg: str | Path, *, title: str) -> str:
     wgs = {name: layers[name].to_crs(4326) for name in MAP_LAYERS
            if isinstance(layers.get(name), gpd.GeoDataFrame) and len(layers[name])}
     if not wgs:
-        from urbanunits.errors import InputFileError
 
         raise InputFileError(gpkg, "has none of the mapped layers (" + ", ".join(MAP_LAYERS)
                              + ")", "run `make all` with this config first")

@@ -19,6 +19,7 @@ from shapely.geometry.base import BaseGeometry
 
 from urbanunits.config import Config
 from urbanunits.errors import DataError
+from urbanunits.sources._extent import region_bbox_ll
 from urbanunits.sources.tags import is_yes
 
 if TYPE_CHECKING:
@@ -107,7 +108,6 @@ def coverage_window(cfg: Config) -> tuple[float, float, float, float]:
 
     The study area's box grown by ``COVER_REACH_M`` (nodes just outside cover its edge).
     """
-    from urbanunits.sources._extent import region_bbox_ll
 
     return region_bbox_ll(cfg, margin_m=COVER_REACH_M)
 

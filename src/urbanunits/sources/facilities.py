@@ -38,11 +38,13 @@ from urbanunits.crs import (
     datum_scores,
     decide_datum,
     detect_datum_shift_by_matches,
+    require_projected,
     swapped_hint,
     swapped_lonlat,
     to_wgs84,
 )
 from urbanunits.errors import CRSError, DataError, InputFileError
+from urbanunits.sources.boundaries import shapefile_encoding
 from urbanunits.sources.classify import classify_facilities
 
 __all__ = [
@@ -98,7 +100,6 @@ def _read_table(path: Path, ff: FacilityFile, where: str) -> pd.DataFrame | gpd.
                                      "save it as comma-separated UTF-8 with a header row"
                                      ) from exc
         raise InputFileError(path, "unknown text encoding", "save the CSV as UTF-8")
-    from urbanunits.sources.boundaries import shapefile_encoding
 
     # A GBK Shapefile without .cpg would otherwise give mojibake names (no pattern matches).
     shp_enc = shapefile_encoding(path)
@@ -384,7 +385,6 @@ def dedupe_facilities(facilities: gpd.GeoDataFrame, *, dedupe_m: float) -> gpd.G
     geopandas.GeoDataFrame
         The de-duplicated facilities, in input order.
     """
-    from urbanunits.crs import require_projected
 
     require_projected(facilities, "dedupe_facilities")
     df = facilities.reset_index(drop=True)
