@@ -15,7 +15,8 @@ import networkx as nx
 SRC = Path(__file__).resolve().parents[1] / "src" / "urbanunits"
 
 #: Pure stages: frames in, frames out.
-STAGES = {"units", "packages", "lifecircle", "network", "programme", "phasing", "elevators",
+STAGES = {"units", "packages", "lifecircle", "network", "network.graph", "network.snap",
+          "network.entries", "network.router", "programme", "phasing", "elevators",
           "sites", "covering", "floor_area", "tables"}
 #: Writers, drawing and orchestration: stages never import them.
 OUTSIDE = {"export", "maps", "programme_maps", "pipeline", "cli", "publish", "webmap",
