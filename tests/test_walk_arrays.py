@@ -53,3 +53,24 @@ def test_cache_stores_the_arrays_exactly(demo_layers: OSMLayers, tmp_path: Path)
     assert back.name.tolist() == w.name.tolist()
     assert back.simplified is None
     assert back.crs == w.crs
+
+
+def test_ways_become_consecutive_pairs_inside_the_clip() -> None:
+    from shapely.geometry import box
+
+    from urbanunits.sources.walk import walk_ways
+
+    ll = {1: (121.50, 31.20), 2: (121.501, 31.20), 3: (121.502, 31.20), 4: (121.60, 31.20),
+          5: (121.501, 31.201), 6: (121.70, 31.30)}
+    ways = [(10, [1, 2, 2, 3, 4], {"highway": "footway", "name": "A"}),  # 2-2 repeated, 4 out
+            (11, [5, 2], {"highway": "residential"}),
+            (12, [4, 6], {"highway": "service"})]  # wholly outside: no edge
+    w = walk_ways(ll, ways, box(121.49, 31.19, 121.51, 31.21), "EPSG:32651")
+    pairs = sorted((int(w.node_id[a]), int(w.node_id[b]), int(w.way_id[k]))
+                   for a, b, k in zip(w.u, w.v, w.way, strict=True))
+    assert pairs == [(1, 2, 10), (2, 3, 10), (5, 2, 11)]
+    assert sorted(w.node_id.tolist()) == [1, 2, 3, 5]
+    # 0.001° of longitude at 31.2° N is about 95 m
+    assert np.allclose(w.length_m[:2], 95.2, atol=0.3)
+    assert w.foot_edges({"footway"}) == 4  # two segments, both directions
+    assert w.sidewalk_ways({11, 12}) == 1  # way 12 has no edge
