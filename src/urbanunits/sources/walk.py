@@ -64,8 +64,8 @@ class WalkWays:
     crs
         The metric CRS of ``x``/``y``.
     simplified
-        With ``osm.simplify_walk_graph``, osmnx's simplified (projected) graph: the network is
-        then read from it, edge geometries included.
+        With ``osm.simplify_walk_graph``, osmnx's simplified (projected) graph (or the graph
+        given to :meth:`of_graph`): the network is then read from it, edge geometries included.
     """
 
     node_id: NDArray[np.int64]
@@ -90,6 +90,17 @@ class WalkWays:
         f, i32, i64 = np.empty(0), np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int64)
         o = np.empty(0, dtype=object)
         return cls(i64, f, f, f, f, i32, i32, f, i32, i64, o, o, crs)
+
+    @classmethod
+    def of_graph(cls, G: nx.MultiDiGraph) -> WalkWays:
+        """Ways standing for a ready osmnx graph (projected): its network is read from it.
+
+        For code that builds :class:`~urbanunits.sources.osm.OSMLayers` around a graph of its
+        own (tests, notebooks); the arrays stay empty.
+        """
+        out = cls.empty(str(G.graph.get("crs")))
+        out.simplified = G
+        return out
 
     @property
     def n_edges(self) -> int:
