@@ -121,9 +121,10 @@ def _write_osm(base: Path, side: int) -> tuple[Path, Path]:
 
 def _config(pbf: Path, side: int, out: Path) -> Path:
     to_ll = pyproj.Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
+    # the lon/lat box around all four corners: UTM's grid is turned against the meridians
     x1, y1 = X0 + (side - 1) * SPACING_M, Y0 + (side - 1) * SPACING_M
-    lo = to_ll.transform(X0, Y0)
-    hi = to_ll.transform(x1, y1)
+    lon, lat = to_ll.transform(np.array([X0, x1, x1, X0]), np.array([Y0, Y0, y1, y1]))
+    lo, hi = (lon.min(), lat.min()), (lon.max(), lat.max())
     toml = out / "bench.toml"
     toml.write_text(f"""name = "bench"
 [study_area]
@@ -224,6 +225,8 @@ def _agreement(layers: object, net: object, per_node: dict) -> float:
         d = dijkstra(ours.csr, indices=np.unique(pos.loc[src.to_numpy()].to_numpy()),
                      min_only=True, limit=LIMIT_M)
         theirs = per_node[f"{k}_{s}"]
+        if not theirs.index.isin(pos.index).all():  # a node only one side has: not the same
+            return np.inf
         mine = d[pos.loc[theirs.index.to_numpy()].to_numpy()]
         both = np.isfinite(mine) & (theirs.to_numpy() < LIMIT_M)
         if (np.isfinite(mine) & (mine < LIMIT_M - 1.0) != both).any():
