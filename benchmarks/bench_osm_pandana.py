@@ -228,10 +228,14 @@ def _agreement(layers: object, net: object, per_node: dict) -> float:
         if not theirs.index.isin(pos.index).all():  # a node only one side has: not the same
             return np.inf
         mine = d[pos.loc[theirs.index.to_numpy()].to_numpy()]
-        both = np.isfinite(mine) & (theirs.to_numpy() < LIMIT_M)
-        if (np.isfinite(mine) & (mine < LIMIT_M - 1.0) != both).any():
+        t_ = theirs.to_numpy()
+        both = np.isfinite(mine) & (t_ < LIMIT_M)
+        # reached by one side only, away from the limit (pandana gives LIMIT_M for none)
+        if ((mine < LIMIT_M - 1.0) & (t_ >= LIMIT_M)).any() or \
+                ((t_ < LIMIT_M - 1.0) & ~np.isfinite(mine)).any():
             return np.inf
-        worst = max(worst, float(np.abs(mine[both] - theirs.to_numpy()[both]).max()))
+        mine, t_ = mine[both], t_[both]
+        worst = max(worst, float(np.abs(mine - t_).max())) if len(t_) else worst
     return worst
 
 
