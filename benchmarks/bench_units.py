@@ -28,13 +28,13 @@ import time
 from pathlib import Path
 
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import shapely
 
 from urbanunits import units as uu
 from urbanunits.config import Config, UnitsConfig
 from urbanunits.layers import OSMLayers
+from urbanunits.sources.walk import WalkWays
 
 CRS = "EPSG:32651"
 X0, Y0 = 300_000.0, 3_300_000.0
@@ -121,7 +121,7 @@ def synthetic_city(seed: int = SEED, n: int = N, spacing_m: float = SPACING_M
     empty = _frame({"name": []}, [])
     area = shapely.box(X0, Y0, X0 + size, Y0 + size)
     layers = OSMLayers(
-        study_area=_frame({"name": ["synthetic"]}, [area]), walk_graph=nx.MultiDiGraph(crs=CRS),
+        study_area=_frame({"name": ["synthetic"]}, [area]), walk=WalkWays.empty(CRS),
         roads=roads, railways=_frame({"railway": []}, []), waterways=waterways, water=water,
         landuse=landuse, residential=residential, buildings=empty, pois=empty,
         historic=historic, admin=empty, source=Path("synthetic"))

@@ -399,7 +399,7 @@ def test_bad_facility_file_stops_the_stage_and_writes_nothing(
 
 def test_one_search_per_subtype_never_per_facility(monkeypatch: pytest.MonkeyPatch) -> None:
     """However many facilities and communities, the stage runs one Dijkstra per subtype."""
-    from urbanunits import network
+    from urbanunits.network import router as network
 
     calls: list[int] = []
     real = network.dijkstra

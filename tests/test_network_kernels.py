@@ -13,12 +13,12 @@ from urbanunits.network import (
     Router,
     Snap,
     WalkNetwork,
-    _boundary_distance,
     crossing_snaps,
     min_over_entries,
     polygon_entries,
     snap_to_edges,
 )
+from urbanunits.network.entries import _boundary_distance
 
 
 def _curvy(seed: int) -> tuple[WalkNetwork, np.ndarray]:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,6 +25,7 @@ from urbanunits.layers import OSMLayers, line_flag
 from urbanunits.packages import hard_barriers
 from urbanunits.sources.boundaries import read_subdistricts
 from urbanunits.sources.tags import flag_lines
+from urbanunits.sources.walk import WalkWays
 
 from .conftest import demo_config
 
@@ -69,7 +69,7 @@ def make_layers(area: Polygon, *, roads: Sequence[dict[str, Any]] = (),
 
     return OSMLayers(
         study_area=gpd.GeoDataFrame({"name": ["t"]}, geometry=[area], crs=CRS),
-        walk_graph=nx.MultiDiGraph(crs=CRS),
+        walk=WalkWays.empty(CRS),
         roads=lines(list(roads), "highway"),
         railways=lines(list(railways), "railway"),
         waterways=lines(list(waterways), "waterway"),

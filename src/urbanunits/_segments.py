@@ -10,7 +10,7 @@ samples). The nearest segment to a point is found exactly in two steps:
 2. the nearest segment lies within ``u0``, so one of its samples lies within ``u0 + half_m``:
    every sample in that ball is a candidate, and exact point-to-segment distances decide.
 
-Shapely is used only on the few candidate edges of polygons (see ``network.py``).
+Shapely is used only on the few candidate edges of polygons (see ``network/snap.py``).
 """
 
 from __future__ import annotations

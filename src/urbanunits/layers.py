@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import networkx as nx
@@ -18,6 +19,10 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from urbanunits.errors import DataError
+
+if TYPE_CHECKING:  # the ingest builds them; a stage only reads the attribute
+    from urbanunits.network.graph import WalkNetwork
+    from urbanunits.sources.walk import WalkWays
 
 __all__ = ["LINE_FLAGS", "OSMLayers", "line_flag"]
 
@@ -65,9 +70,10 @@ class OSMLayers:
     ----------
     study_area
         One-row GeoDataFrame: the study-area polygon.
-    walk_graph
-        Projected osmnx MultiDiGraph of walkable ways (edge ``length`` in metres), reaching
-        ``osm.graph_margin_m`` beyond the study area.
+    walk
+        The walk network as arrays (:class:`~urbanunits.sources.walk.WalkWays`), reaching
+        ``osm.graph_margin_m`` beyond the study area; :attr:`walk_network` and
+        :attr:`walk_graph` are built from it.
     roads, railways, waterways
         Lines with ``osm_id``, the OSM class (``highway``/``railway``/``waterway``), ``name``,
         ``bridge``, ``tunnel`` and ``layer`` as tagged, and the flags stages read instead of
@@ -122,7 +128,7 @@ class OSMLayers:
     """
 
     study_area: gpd.GeoDataFrame
-    walk_graph: nx.MultiDiGraph
+    walk: WalkWays
     roads: gpd.GeoDataFrame
     railways: gpd.GeoDataFrame
     waterways: gpd.GeoDataFrame
@@ -140,10 +146,23 @@ class OSMLayers:
     coverage: float | None = None
     sites: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
 
+    @property
+    def walk_network(self) -> WalkNetwork:
+        """The walk network for the searches, built from the arrays once (no graph)."""
+        return self.walk.network()
+
+    @property
+    def walk_graph(self) -> nx.MultiDiGraph:
+        """Projected osmnx MultiDiGraph of walkable ways (edge ``length`` in metres).
+
+        Built from :attr:`walk` on first use (notebooks, networkx checks): the stages do not
+        need it.
+        """
+        return self.walk.graph()
+
     def summary(self) -> dict[str, int]:
         """Row counts per layer (nodes/edges for the graph)."""
-        out = {"walk_nodes": self.walk_graph.number_of_nodes(),
-               "walk_edges": self.walk_graph.number_of_edges()}
+        out = {"walk_nodes": self.walk.n_nodes, "walk_edges": self.walk.n_edges}
         for name in ("roads", "railways", "waterways", "water", "landuse", "residential",
                      "buildings", "pois", "facilities", "historic", "admin", "sites"):
             out[name] = len(getattr(self, name))

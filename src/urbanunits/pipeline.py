@@ -358,7 +358,7 @@ def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
                               "(OSM tags and names, facility files)",
                               "add facility lists (lifecircle.categories.<key>.files) or "
                               "extend the categories' osm_tags/name_patterns")
-    result = lc_mod.life_circle(layers.walk_graph, communities, facilities, cfg.lifecircle,
+    result = lc_mod.life_circle(layers.walk_network, communities, facilities, cfg.lifecircle,
                                 units=units, packages=packages)
     res = StageResult("lifecircle", layers={**upstream, **result.layers()})
     res.summary = notes + result.summary_lines()
@@ -476,7 +476,7 @@ def _run_sites(cfg: Config, *, layers: OSMLayers | None, lifecircle: StageResult
     if communities is not None and ages:
         comm = comm.merge(pd.DataFrame(communities)[["community_id", *ages]],
                           on="community_id", how="left")
-    result = sites_mod.suggest_sites(layers.walk_graph, comm, lcr.facilities,
+    result = sites_mod.suggest_sites(layers.walk_network, comm, lcr.facilities,
                                      load_candidates(cfg, layers), cfg)
     res = StageResult("sites", layers={**upstream, **result.layers()})
     res.summary = result.summary_lines()

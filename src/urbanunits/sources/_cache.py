@@ -2,13 +2,17 @@
 
 A cache in a shared output folder may come from anyone, so it must never run code when read
 (as a pickle would). Each :class:`~urbanunits.sources.osm.OSMLayers` frame is a GeoPackage
-layer; the walk graph is two attribute tables, ``walk_nodes`` (``node``, ``x``, ``y``...) and
-``walk_edges`` (``u``, ``v``, ``key`` and the edge attributes; an edge ``geometry``, present after
-simplification, is the layer's geometry), from which the networkx graph is rebuilt. Attribute
-values that are not plain numbers, strings or booleans (lists after simplification) are stored
-as JSON text. A table ``cache_meta`` holds one JSON document: format, version, cache key, the
-columns, dtypes and row count of every layer, and the graph's attributes. Anything that does
-not match it exactly makes the cache unusable: it is ignored with a warning and the extract is
+layer; the walk network is three attribute tables of its arrays
+(:class:`~urbanunits.sources.walk.WalkWays`): ``walk_nodes`` (``node``, ``lon``, ``lat``, ``x``,
+``y``), ``walk_edges`` (``u``, ``v`` as node positions, ``length_m``, ``way``) and ``walk_ways``
+(``way_id``, ``highway``, ``name``), read back into numpy without building a graph. After
+simplification the osmnx graph is stored too, as ``walk_graph_nodes`` (``node``, ``x``, ``y``...)
+and ``walk_graph_edges`` (``u``, ``v``, ``key`` and the edge attributes; an edge ``geometry`` is
+the layer's geometry), from which the networkx graph is rebuilt. Graph attribute values that are
+not plain numbers, strings or booleans (lists after simplification) are stored as JSON text.
+A table ``cache_meta`` holds one JSON document: format, version, cache key, the columns, dtypes
+and row count of every layer, and the graph's attributes. Anything that does not match it
+exactly makes the cache unusable: it is ignored with a warning and the extract is
 parsed again.
 """
 
@@ -28,13 +32,16 @@ import pyogrio
 import pyproj
 import shapely
 
+from urbanunits.sources.walk import WalkWays
+
 __all__ = ["FRAMES", "read_cache", "write_cache"]
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "urbanunits-osm-cache"
 META = "cache_meta"
-NODES, EDGES = "walk_nodes", "walk_edges"
+NODES, EDGES = "walk_graph_nodes", "walk_graph_edges"
+WALK_NODES, WALK_EDGES, WALK_WAYS = "walk_nodes", "walk_edges", "walk_ways"
 FRAMES = ("study_area", "roads", "railways", "waterways", "water", "landuse", "residential",
           "buildings", "pois", "historic", "admin", "sites")
 # Dtypes restored exactly on read; a column of any other dtype is stored as JSON text.
@@ -265,6 +272,77 @@ def _add_edges(G: nx.MultiDiGraph, edges: Any) -> None:
     nx._clear_cache(G)
 
 
+# --- walk network arrays --------------------------------------------------------------------
+
+
+_WALK_COLUMNS: dict[str, dict[str, str]] = {
+    WALK_NODES: {"node": "int64", "lon": "float64", "lat": "float64", "x": "float64",
+                 "y": "float64"},
+    WALK_EDGES: {"u": "int32", "v": "int32", "length_m": "float64", "way": "int32"},
+    WALK_WAYS: {"way_id": "int64", "highway": "object", "name": "object"}}
+
+
+def _write_walk(path: Path, walk: WalkWays) -> dict[str, Any]:
+    tables: dict[str, dict[str, Any]] = {
+        WALK_NODES: {"node": walk.node_id, "lon": walk.lon, "lat": walk.lat, "x": walk.x,
+                     "y": walk.y},
+        WALK_EDGES: {"u": walk.u, "v": walk.v, "length_m": walk.length_m, "way": walk.way},
+        WALK_WAYS: {"way_id": walk.way_id, "highway": walk.highway, "name": walk.name}}
+    rows = {}
+    for name, cols in tables.items():
+        df = pd.DataFrame({c: np.asarray(v).astype(_WALK_COLUMNS[name][c])
+                           for c, v in cols.items()})
+        pyogrio.write_dataframe(df, path, layer=name, driver="GPKG")
+        rows[name] = len(df)
+    graph = None
+    if walk.simplified is not None:
+        gc.disable()  # see _read_walk
+        try:
+            graph = _write_graph(path, walk.simplified)
+        finally:
+            gc.enable()
+    return {"rows": rows, "crs": walk.crs, "graph": graph}
+
+
+def _read_walk(path: Path, meta: dict[str, Any]) -> WalkWays:
+    cols: dict[str, dict[str, Any]] = {}
+    for name, want in _WALK_COLUMNS.items():
+        df = pyogrio.read_dataframe(path, layer=name, read_geometry=False)
+        if list(df.columns) != list(want):
+            raise CacheMismatchError(f"{name}: columns {list(df.columns)} instead of "
+                                     f"{list(want)}")
+        if len(df) != meta["rows"][name]:
+            raise CacheMismatchError(f"{name}: {len(df)} rows instead of {meta['rows'][name]}")
+        out: dict[str, Any] = {}
+        for c, dtype in want.items():
+            if dtype == "object":
+                s = df[c].astype(object)
+                out[c] = np.asarray(s.where(s.notna(), None), dtype=object)
+            else:
+                out[c] = df[c].to_numpy(dtype=dtype)
+        cols[name] = out
+    n, k = len(cols[WALK_NODES]["node"]), len(cols[WALK_WAYS]["way_id"])
+    e = cols[WALK_EDGES]
+    if len(e["u"]) and (min(e["u"].min(), e["v"].min()) < 0
+                        or max(e["u"].max(), e["v"].max()) >= n
+                        or e["way"].min() < 0 or e["way"].max() >= k):
+        raise CacheMismatchError("walk_edges: a node or way position out of range")
+    nd, w = cols[WALK_NODES], cols[WALK_WAYS]
+    simplified = None
+    if meta.get("graph") is not None:
+        # Millions of small dicts would trigger full garbage collections over and over (they
+        # hold no cycles): collect once afterwards instead.
+        gc.disable()
+        try:
+            simplified = _read_graph(path, meta["graph"])
+        finally:
+            gc.enable()
+    return WalkWays(node_id=nd["node"], lon=nd["lon"], lat=nd["lat"], x=nd["x"], y=nd["y"],
+                    u=e["u"], v=e["v"], length_m=e["length_m"], way=e["way"],
+                    way_id=w["way_id"], highway=w["highway"], name=w["name"],
+                    crs=str(meta["crs"]), simplified=simplified)
+
+
 # --- entry points ---------------------------------------------------------------------------
 
 
@@ -288,18 +366,14 @@ def write_cache(path: Path, layers: Any, *, key: str, version: int) -> None:
         # Geometry types stay as parsed: no promotion of mixed lines to multi-lines.
         pyogrio.write_dataframe(_plain(df), path, layer=name, driver="GPKG",
                                 geometry_type="Unknown", promote_to_multi=False)
-    gc.disable()  # see read_cache
-    try:
-        graph = _write_graph(path, layers.walk_graph)
-    finally:
-        gc.enable()
+    walk = _write_walk(path, layers.walk)
     ext = getattr(layers, "extent", None)
     extent = None
     if isinstance(ext, gpd.GeoDataFrame) and "geometry" in ext.columns and len(ext):
         extent = {"wkt": [g.wkt for g in ext.geometry], "crs": ext.crs.to_wkt() if ext.crs
                   else None}
     meta = {"format": FORMAT, "version": version, "key": key, "source": str(layers.source),
-            "frames": frames, "graph": graph, "extent": extent,
+            "frames": frames, "walk": walk, "extent": extent,
             "walk_stats": {k: int(v) for k, v in getattr(layers, "walk_stats", {}).items()},
             "coverage": getattr(layers, "coverage", None)}
     pyogrio.write_dataframe(pd.DataFrame({"json": [json.dumps(meta)]}), path, layer=META,
@@ -338,13 +412,7 @@ def read_cache(path: Path, *, key: str, version: int) -> dict[str, Any]:
                             f"{version}/{key}")
     out: dict[str, Any] = {name: _read_frame(path, name, meta["frames"][name])
                            for name in FRAMES}
-    # Millions of small dicts would trigger full garbage collections over and over (they hold
-    # no cycles): collect once afterwards instead.
-    gc.disable()
-    try:
-        out["walk_graph"] = _read_graph(path, meta["graph"])
-    finally:
-        gc.enable()
+    out["walk"] = _read_walk(path, meta["walk"])
     out["source"] = Path(meta["source"])
     ext = meta.get("extent")
     if ext:

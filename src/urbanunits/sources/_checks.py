@@ -191,7 +191,7 @@ def refuse_extract(layers: OSMLayers, cfg: Config) -> None:
                         "use an extract that covers the study area (urbanunits fetch or clip), "
                         "shrink study_area, or lower osm.min_coverage_share (now "
                         f"{cfg.osm.min_coverage_share:g})")
-    if layers.walk_graph.number_of_edges() == 0:
+    if layers.walk.n_edges == 0:
         raise DataError(path, "no walkable way (highway=*) reaches the study area (empty walk "
                         "network)", "use an extract with the street network of the study area "
                         "(a file of boundaries, land use or buildings alone cannot be analysed)")

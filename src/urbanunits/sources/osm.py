@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import itertools
 import logging
 import re
 import time
@@ -26,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import osmium
 import pandas as pd
@@ -52,6 +50,7 @@ from urbanunits.sources._checks import (
 from urbanunits.sources.classify import classify_facilities, tag_rules
 from urbanunits.sources.study_area import study_area_polygon
 from urbanunits.sources.tags import flag_lines
+from urbanunits.sources.walk import walk_ways
 
 __all__ = [
     "FOOT_HIGHWAYS",
@@ -67,8 +66,8 @@ logger = logging.getLogger(__name__)
 
 WGS84 = "EPSG:4326"
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".osc")
-_CACHE_VERSION = 9  # 5: GeoPackage, not pickle; 6: coverage, designated; 7: elevator; 8: sites
-# 9: is_tunnel/is_bridge on line layers
+_CACHE_VERSION = 10  # 5: GeoPackage, not pickle; 6: coverage, designated; 7: elevator; 8: sites;
+# 9: is_tunnel/is_bridge on line layers; 10: walk network as arrays
 
 # Tags kept on features; the rest are dropped to keep layers (and the cache) small.
 _KEEP_TAGS = (
@@ -264,50 +263,6 @@ def _col(df: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series([None] * len(df), index=df.index, dtype="object")
 
 
-def _build_walk_graph(col: _Collector, clip_ll: BaseGeometry, crs: str, *,
-                      simplify: bool) -> nx.MultiDiGraph:
-    """Walk graph in osmnx's format: bidirectional edges, projected.
-
-    Not simplified by default: the intermediate vertices of footways inside communities are the
-    entry points and snapping targets the life-circle stage needs, and the sparse shortest-path
-    code does not care about a few thousand extra nodes.
-    """
-    # osmnx takes 1–3 s to import and is only needed when an extract is parsed (a run that reads
-    # the cache never imports it)
-    import osmnx as ox
-
-    G = nx.MultiDiGraph(crs=WGS84, created_with="urbanunits via osmnx")
-    if not col.walk_ways:
-        return ox.project_graph(G, to_crs=crs) if len(G) else _empty_graph(crs)
-    ids = np.fromiter(col.walk_nodes.keys(), dtype=np.int64, count=len(col.walk_nodes))
-    xy = np.array(list(col.walk_nodes.values()), dtype=float)
-    inside = shapely.contains_xy(clip_ll, xy[:, 0], xy[:, 1])
-    keep = set(ids[inside].tolist())
-    edges: list[tuple[int, int, dict[str, Any]]] = []
-    for wid, refs, tags in col.walk_ways:
-        attrs = {"osmid": wid, "highway": tags.get("highway"), "oneway": False}
-        if "name" in tags:
-            attrs["name"] = tags["name"]
-        for u, v in itertools.pairwise(refs):
-            if u == v or u not in keep or v not in keep:
-                continue
-            edges.append((u, v, {**attrs, "reversed": False}))
-            edges.append((v, u, {**attrs, "reversed": True}))
-    used = {e[0] for e in edges}
-    G.add_nodes_from((n, {"x": col.walk_nodes[n][0], "y": col.walk_nodes[n][1]}) for n in used)
-    G.add_edges_from(edges)
-    if G.number_of_edges() == 0:
-        return _empty_graph(crs)
-    G = ox.distance.add_edge_lengths(G)
-    if simplify:
-        G = ox.simplify_graph(G)
-    return ox.project_graph(G, to_crs=crs)
-
-
-def _empty_graph(crs: str) -> nx.MultiDiGraph:
-    return nx.MultiDiGraph(crs=crs)
-
-
 def _levels(df: pd.DataFrame, default: float) -> tuple[pd.Series, pd.Series]:
     lv = pd.to_numeric(_col(df, "building:levels").astype("string").str.extract(
         r"(\d+(?:\.\d+)?)")[0], errors="coerce")
@@ -355,9 +310,13 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
                         "fix study_area.bbox/boundary in the config or use an extract that "
                         "covers it")
 
-    G = _build_walk_graph(col, area_ll, crs, simplify=cfg.osm.simplify_walk_graph)
+    walk = walk_ways(col.walk_nodes, col.walk_ways, area_ll, crs)
+    if cfg.osm.simplify_walk_graph and len(walk.u):
+        walk = walk.simplify()
     extent = data_extent(col.bounds, col.header_box, crs)
-    walk_stats = walk_stats_of(G, col.sidewalk_ways)
+    walk_stats = (walk_stats_of(walk.simplified, col.sidewalk_ways) if walk.simplified
+                  is not None else {"foot_edges": walk.foot_edges(FOOT_HIGHWAYS),
+                                    "sidewalk_ways": walk.sidewalk_ways(col.sidewalk_ways)})
 
     lines = _frame(col.lines, id_pos=0, tag_pos=1, wkb_pos=2).to_crs(crs)
     buffered = area.buffer(max(50.0, cfg.units.snap_tolerance_m * 4))
@@ -479,7 +438,7 @@ def _layers_from(col: _Collector, cfg: Config, path: Path) -> OSMLayers:
     admin = admin[admin.intersects(area)].reset_index(drop=True)
 
     coverage = coverage_grid_share(col.cells, col.window, study_ll, extent, water)
-    return OSMLayers(study_area=sa, walk_graph=G, roads=roads, railways=railways,
+    return OSMLayers(study_area=sa, walk=walk, roads=roads, railways=railways,
                      waterways=waterways, water=water, landuse=landuse, residential=residential,
                      buildings=buildings, pois=pois, historic=historic, admin=admin, source=path,
                      extent=extent, walk_stats=walk_stats, coverage=coverage,
