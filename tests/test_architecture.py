@@ -80,3 +80,26 @@ def test_stages_import_no_writer_and_no_new_reader() -> None:
         assert not bad, f"{stage} imports {bad}"
     debt = {(s, t) for s in STAGES for t in g.successors(s) if t.startswith("sources")}
     assert debt == SOURCES_DEBT
+
+
+#: Modules allowed to import project modules inside functions: the command line defers the
+#: whole toolkit so that ``urbanunits --help`` and errors in arguments answer at once.
+DEFERRED_OK = {"cli"}
+
+
+def test_project_imports_at_module_level() -> None:
+    """No import of a project module inside a function (issue 12): a cycle cannot hide there."""
+    found = []
+    for path in SRC.rglob("*.py"):
+        if _module(path) in DEFERRED_OK:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for fn in ast.walk(tree):
+            if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(fn):
+                if (isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                        "urbanunits")) or (isinstance(node, ast.Import) and any(
+                        a.name.startswith("urbanunits") for a in node.names)):
+                    found.append(f"{_module(path)}.{fn.name} line {node.lineno}")
+    assert not found, found

@@ -31,13 +31,36 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
+from urbanunits import _resume, maps
+from urbanunits import lifecircle as lc_mod
+from urbanunits import packages as pk
+from urbanunits import programme as pg_mod
+from urbanunits import sites as sites_mod
+from urbanunits import units as units_mod
 from urbanunits._outputs import Staging, staged_run
+from urbanunits._resume import stage_digests
 from urbanunits.catalog import STAGE_LAYERS
 from urbanunits.config import Config
 from urbanunits.errors import EmptyInputError
-from urbanunits.export import write_layers
+from urbanunits.export import layer_styles, run_metadata, write_layers, write_tables
+from urbanunits.lifecircle import LifeCircleResult, mandatory
+from urbanunits.maps import saving_in_parallel
+from urbanunits.programme import project_list
+from urbanunits.programme_maps import plot_programme, plot_programme_years
+from urbanunits.sites import combine_candidates, osm_candidates
+from urbanunits.sources.boundaries import subdistricts_from_osm
+from urbanunits.sources.candidates import read_candidate_sites
+from urbanunits.sources.facilities import load_facilities
 from urbanunits.sources.inputs import load_communities, load_heritage_areas, load_subdistricts
 from urbanunits.sources.osm import OSMLayers, read_osm
+from urbanunits.units import (
+    ClassRules,
+    barrier_lines,
+    class_counts_line,
+    prepare_subdistricts,
+    recount_old_communities,
+    subdistrict_lines,
+)
 
 __all__ = ["StageResult", "load_heritage_areas", "load_layers", "load_subdistricts",
            "run_ingest", "run_units"]
@@ -129,8 +152,6 @@ def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]
     ``layers`` were computed or reused under ``cfg``: they are recorded for later runs to reuse.
     Without ``staging`` the write is a run of its own (locked, swapped in whole).
     """
-    from urbanunits import _resume
-    from urbanunits.export import layer_styles, run_metadata
 
     if staging is None:
         with _outputs(cfg, active=True) as own:
@@ -159,7 +180,6 @@ def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]
 
 def _digests(cfg: Config, stages: Sequence[str]) -> dict[str, str]:
     """The current digests of ``stages`` (computed or reused under ``cfg``)."""
-    from urbanunits._resume import stage_digests
 
     if not stages:
         return {}
@@ -173,7 +193,6 @@ def _reuse(cfg: Config, stage: str, *, have: Sequence[str] = ()) -> Any:
     They are reused when every digest recorded for them matches the current config and inputs;
     otherwise the log says why the stage is computed. Stages in ``have`` are checked, not read.
     """
-    from urbanunits import _resume
 
     got = _resume.read_stage(cfg.gpkg_path, stage, _resume.stage_digests(cfg),
                              owned=STAGE_LAYERS, have=have)
@@ -223,7 +242,6 @@ def run_ingest(cfg: Config) -> StageResult:
     res = StageResult("ingest", seconds=time.perf_counter() - t0)
     res.summary = [f"{k}: {v}" for k, v in layers.summary().items()]
     if not layers.admin.empty:
-        from urbanunits.sources.boundaries import subdistricts_from_osm
 
         found = subdistricts_from_osm(layers, codes_csv=cfg.inputs.subdistrict_codes)
         res.summary += found.summary_lines()
@@ -250,7 +268,6 @@ def run_units(cfg: Config, *, layers: OSMLayers | None = None, write: bool = Tru
 def _run_units(cfg: Config, *, layers: OSMLayers | None, write: bool, draw: bool,
                staging: Staging | None,
                subdistricts: gpd.GeoDataFrame | _Load | None) -> StageResult:
-    from urbanunits import units as units_mod
 
     t0 = time.perf_counter()
     layers = layers or load_layers(cfg)
@@ -276,7 +293,6 @@ def _run_units(cfg: Config, *, layers: OSMLayers | None, write: bool, draw: bool
 
 def _save(cfg: Config, staging: Staging, fig: Any, name: str) -> Path:
     """Save a map into the staging folder; return its final path (``maps/<name>``)."""
-    from urbanunits import maps
 
     final = cfg.maps_dir / name
     maps.save_map(fig, staging.path(final), dpi=cfg.output.map_dpi)
@@ -285,7 +301,6 @@ def _save(cfg: Config, staging: Staging, fig: Any, name: str) -> Path:
 
 def _draw_units(cfg: Config, staging: Staging, units: gpd.GeoDataFrame, layers: OSMLayers,
                 barriers: gpd.GeoDataFrame | None) -> Path:
-    from urbanunits import maps
 
     fig, _ = maps.plot_units(units, layers=layers, title=cfg.title, barriers=barriers)
     return _save(cfg, staging, fig, "update_units.png")
@@ -327,8 +342,6 @@ def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
                     communities: gpd.GeoDataFrame | None, units: gpd.GeoDataFrame | None,
                     packages: gpd.GeoDataFrame | None, write: bool, draw: bool,
                     staging: Staging | None) -> StageResult:
-    from urbanunits import lifecircle as lc_mod
-    from urbanunits.sources.facilities import load_facilities
 
     t0 = time.perf_counter()
     layers = _config_layers(cfg, layers)
@@ -380,7 +393,6 @@ def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
 
 def _lifecircle_from_layers(layers: Mapping[str, Any]) -> Any:
     """The life-circle result as its layers hold it (for stages and maps that reuse it)."""
-    from urbanunits.lifecircle import LifeCircleResult
 
     return LifeCircleResult(communities=layers["lifecircle"], facilities=layers["facilities"],
                             gaps=layers["service_gaps"], coverage=layers["lifecircle_summary"],
@@ -403,7 +415,6 @@ def _lifecircle_stage(cfg: Config, layers: OSMLayers) -> StageResult:
 
 def _draw_lifecircle(cfg: Config, staging: Staging, result: Any,
                      layers: OSMLayers) -> list[Path]:
-    from urbanunits import maps
 
     out = []
     for key in cfg.lifecircle.categories:
@@ -420,11 +431,9 @@ __all__ += ["load_candidates", "run_sites"]
 
 def load_candidates(cfg: Config, layers: OSMLayers) -> gpd.GeoDataFrame:
     """Candidate sites: the register ``inputs.candidate_sites`` first, then OSM's (if on)."""
-    from urbanunits.sites import combine_candidates, osm_candidates
 
     reg = None
     if cfg.inputs.candidate_sites is not None:
-        from urbanunits.sources.candidates import read_candidate_sites
 
         reg = read_candidate_sites(cfg.inputs.candidate_sites, crs=cfg.study_area.crs,
                                    coord_system=cfg.inputs.candidate_sites_coord_system,
@@ -457,7 +466,6 @@ def run_sites(cfg: Config, *, layers: OSMLayers | None = None,
 def _run_sites(cfg: Config, *, layers: OSMLayers | None, lifecircle: StageResult | None,
                communities: gpd.GeoDataFrame | None, write: bool, draw: bool,
                staging: Staging | None) -> StageResult:
-    from urbanunits import sites as sites_mod
 
     t0 = time.perf_counter()
     layers = _config_layers(cfg, layers)
@@ -493,8 +501,6 @@ def _run_sites(cfg: Config, *, layers: OSMLayers | None, lifecircle: StageResult
 
 def _draw_sites(cfg: Config, staging: Staging, result: Any, lcr: Any,
                 layers: OSMLayers) -> list[Path]:
-    from urbanunits import maps
-    from urbanunits.lifecircle import mandatory
 
     out = []
     lc = lcr.communities
@@ -547,7 +553,6 @@ def _no_communities(cfg: Config, layers: OSMLayers) -> EmptyInputError:
 def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFrame | None,
                   write: bool, draw: bool, staging: Staging | None,
                   subdistricts: gpd.GeoDataFrame | _Load | None) -> StageResult:
-    from urbanunits import packages as pk
 
     t0 = time.perf_counter()
     layers = _config_layers(cfg, layers)
@@ -583,7 +588,6 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
     if result.unit_counts is not None:
         # The packages stage only counts old communities per unit; the units' classes are
         # re-derived here with the units stage's own rules, so one stage owns update_units.
-        from urbanunits.units import ClassRules, class_counts_line, recount_old_communities
 
         new_units = recount_old_communities(units, result.communities,
                                             rules=ClassRules.from_config(cfg.units))
@@ -602,7 +606,6 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
                       digests=_digests(cfg, vouched))
             _drop_stale(cfg, staging, "packages")
         if draw:
-            from urbanunits import maps
 
             fig, _ = maps.plot_packages(result.packages, result.communities, layers=layers,
                                         title=cfg.title)
@@ -637,7 +640,6 @@ def _run_programme(cfg: Config, *, layers: OSMLayers | None,
                    packages: gpd.GeoDataFrame | None, communities: gpd.GeoDataFrame | None,
                    gaps: pd.DataFrame | None, write: bool, draw: bool,
                    staging: Staging | None) -> StageResult:
-    from urbanunits import programme as pg_mod
 
     t0 = time.perf_counter()
     layers = _config_layers(cfg, layers)
@@ -665,7 +667,6 @@ def _run_programme(cfg: Config, *, layers: OSMLayers | None,
 
 def _draw_programme(cfg: Config, staging: Staging, result: Any,
                     layers: OSMLayers) -> list[Path]:
-    from urbanunits.programme_maps import plot_programme, plot_programme_years
 
     fig, _ = plot_programme(result.packages, result.communities, layers=layers, title=cfg.title)
     out = [_save(cfg, staging, fig, "programme.png")]
@@ -694,7 +695,6 @@ def _tables(stages: dict[str, StageResult]) -> dict[str, pd.DataFrame]:
             if name in lc:
                 tables[name] = lc[name]
     if "programme" in stages and stages["programme"].layers:
-        from urbanunits.programme import project_list
 
         pg = stages["programme"].layers
         tables["项目库"] = project_list(stages["programme"].extra["result"])
@@ -717,7 +717,6 @@ def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResul
     communities, no facilities) is skipped with the stages that need it; the others are written
     and ``skipped`` says why (the CLI exits with status 3). Any other error writes nothing.
     """
-    from urbanunits.maps import saving_in_parallel
 
     # With draw only (run_maps), the previous GeoPackage and tables are kept and the maps redrawn.
     # The maps are drawn in parallel at the end, before the staging folder is swapped in.
@@ -728,7 +727,6 @@ def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResul
 
 
 def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -> StageResult:
-    from urbanunits.export import write_tables
 
     t0 = time.perf_counter()
     layers = load_layers(cfg)
@@ -785,7 +783,6 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
                                     ("坐标系 CRS", cfg.study_area.crs)])
         res.summary += [f"table {staging.final(p)}" for p in files]
     if staging is not None and draw:
-        from urbanunits import maps
 
         res.maps.append(_draw_units(cfg, staging, res.layers["update_units"], layers,
                                     stages["units"].extra["result"].barriers))
@@ -829,7 +826,6 @@ def run_maps(cfg: Config) -> StageResult:
 
 def _barriers(cfg: Config, layers: OSMLayers) -> gpd.GeoDataFrame:
     """The units map's barrier and sub-district lines, without running the units stage."""
-    from urbanunits.units import barrier_lines, prepare_subdistricts, subdistrict_lines
 
     u = cfg.units
     bar = barrier_lines(layers, highways=u.barrier_highways, railways=u.barrier_railways,
@@ -848,7 +844,6 @@ def _sites_from_layers(lc: gpd.GeoDataFrame, suggestions: gpd.GeoDataFrame,
     """What the sites maps need, from the layers: studied subtypes, MCLP sites' coverage."""
     from types import SimpleNamespace
 
-    from urbanunits.lifecircle import mandatory
 
     studied = [(key, s) for key, cat in cfg.lifecircle.categories.items()
                for s in mandatory(cat) if not lc[f"{key}_{s}_ok"].astype(bool).all()]
@@ -865,7 +860,6 @@ def _maps_from_run(cfg: Config, staging: Staging) -> StageResult | None:
     """Draw every map from the run's layers; None when the life circles cannot be reused."""
     from types import SimpleNamespace
 
-    from urbanunits import maps
 
     lc = _reuse(cfg, "lifecircle")
     if lc is None:

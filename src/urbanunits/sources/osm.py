@@ -34,8 +34,9 @@ from shapely.geometry.base import BaseGeometry
 from urbanunits._files import atomic_path, file_sha256
 from urbanunits._progress import progress
 from urbanunits.config import Config
-from urbanunits.errors import ConfigError, DataError, InputFileError
+from urbanunits.errors import ConfigError, DataError, InputFileError, OutputError
 from urbanunits.layers import OSMLayers
+from urbanunits.sources import _cache
 from urbanunits.sources._checks import (
     COVER_CELL_DEG,
     FOOT_HIGHWAYS,
@@ -520,7 +521,6 @@ _STALE_PART_S = 3600.0
 
 
 def _read_cache(cache: Path, key: str) -> OSMLayers | None:
-    from urbanunits.sources import _cache
 
     t0 = time.perf_counter()
     try:
@@ -537,8 +537,6 @@ def _read_cache(cache: Path, key: str) -> OSMLayers | None:
 
 def _write_cache(cache: Path, layers: OSMLayers, key: str) -> None:
     """Store parsed layers; a cache that cannot be written costs only the next parse."""
-    from urbanunits.errors import OutputError
-    from urbanunits.sources import _cache
 
     now = time.time()
     for part in cache.parent.glob(".osm-*.part*"):
