@@ -87,7 +87,7 @@ class DemoRun:
 
 def make_demo_run(folder: Path) -> DemoRun:
     """Run (once per session, under the lock) or read the shared demo run."""
-    from urbanunits import _resume, pipeline
+    from urbanunits import _resume, catalog, pipeline
 
     cfg = shared_config(folder)
     done = folder / "run.json"
@@ -106,7 +106,7 @@ def make_demo_run(folder: Path) -> DemoRun:
     layers: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
     have: list[str] = []
     for stage in ("sites", "programme"):
-        got = _resume.read_stage(cfg.gpkg_path, stage, now, owned=pipeline.STAGE_LAYERS,
+        got = _resume.read_stage(cfg.gpkg_path, stage, now, owned=catalog.STAGE_LAYERS,
                                  have=have)
         assert not isinstance(got, str), got
         layers.update(got.layers)

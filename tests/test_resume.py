@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from geopandas.testing import assert_geodataframe_equal
 
-from urbanunits import _resume, pipeline
+from urbanunits import _resume, catalog, pipeline
 from urbanunits.sources.osm import OSMLayers
 
 from .conftest import demo_config
@@ -62,10 +62,10 @@ def reused(caplog: pytest.LogCaptureFixture) -> set[str]:
 def test_every_layer_reads_back_exactly(demo_run: DemoRun) -> None:
     cfg, computed = demo_run.cfg, demo_run.computed_layers()
     got = _resume.read_stage(cfg.gpkg_path, "sites", _resume.stage_digests(cfg),
-                             owned=pipeline.STAGE_LAYERS)
+                             owned=catalog.STAGE_LAYERS)
     assert not isinstance(got, str), got
     pg = _resume.read_stage(cfg.gpkg_path, "programme", _resume.stage_digests(cfg),
-                            owned=pipeline.STAGE_LAYERS, have=got.stages)
+                            owned=catalog.STAGE_LAYERS, have=got.stages)
     assert not isinstance(pg, str), pg
     back = {**got.layers, **pg.layers}
     # every layer the run wrote, with the same columns (order), dtypes, CRS, values, geometry
@@ -199,7 +199,7 @@ def test_units_alone_are_not_taken_from_a_file_the_packages_stage_counted_into(
     cfg = dataclasses.replace(cfg, packages=dataclasses.replace(
         cfg.packages, link_distance_m=cfg.packages.link_distance_m + 50))
     got = _resume.read_stage(cfg.gpkg_path, "units", _resume.stage_digests(cfg),
-                             owned=pipeline.STAGE_LAYERS)
+                             owned=catalog.STAGE_LAYERS)
     assert isinstance(got, str) and "counts of the packages stage" in got
 
 

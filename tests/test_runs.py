@@ -21,7 +21,7 @@ import pyogrio
 import pyogrio.errors
 import pytest
 
-from urbanunits import _outputs, pipeline
+from urbanunits import _outputs, catalog, pipeline
 from urbanunits.cli import main
 from urbanunits.config import Config
 from urbanunits.errors import EmptyInputError, OutputError, RunLockedError
@@ -340,7 +340,7 @@ def test_no_facilities_skips_the_life_circles(tmp_path: Path, demo_layers: OSMLa
     assert "no facility of any category" in res.skipped["lifecircle"]
     names = set(list_layers(cfg.gpkg_path))
     assert {"update_units", "communities", "renewal_packages"} <= names
-    assert not names & pipeline.STAGE_LAYERS["lifecircle"]
+    assert not names & catalog.STAGE_LAYERS["lifecircle"]
     # asked for on its own, the stage is an error: exit 2, nothing written
     with pytest.raises(EmptyInputError) as info:
         pipeline.run_lifecircle(cfg, draw=False)

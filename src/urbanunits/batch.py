@@ -111,7 +111,6 @@ def _summary_row(layers: dict[str, Any]) -> dict[str, Any]:
 
 
 def _study_area_wkt(cfg: Any) -> str | None:
-
     try:
         return str(study_area_polygon(cfg).to_crs("EPSG:4326").geometry.iloc[0].wkt)
     except UserError:

@@ -9,11 +9,7 @@ never call ``show()``. :func:`save_map` writes PNGs atomically.
 from __future__ import annotations
 
 import logging
-import os
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
@@ -21,17 +17,16 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from urbanunits import ATTRIBUTION
-from urbanunits._files import atomic_path
 from urbanunits._fonts import cjk_font_family, cjk_font_path
 from urbanunits.catalog import (
     CLASS_COLORS,
     CLASS_LABELS,
     LIFECIRCLE_CLASSES,
-    SITES_COLORS,
     UNREACHABLE_COLOR,
     legend_title,
 )
 from urbanunits.config import UnitsConfig
+from urbanunits.map_files import map_style, save_map, saving_in_parallel
 from urbanunits.units import barrier_lines
 
 if TYPE_CHECKING:
@@ -61,22 +56,6 @@ ROAD_STYLE: dict[str, tuple[float, str]] = {
 }
 WATER_COLOR = "#bcd7ee"
 
-
-@contextmanager
-def map_style() -> Iterator[None]:
-    """Matplotlib settings shared by all maps (applied only inside the block)."""
-    family = cjk_font_family()
-    with mpl.rc_context({
-        # Concrete family names, not "sans-serif": text resolves its font when drawn, which may
-        # be after this context has closed (fig.savefig outside the with-block).
-        "font.family": [family, "DejaVu Sans"],
-        "axes.unicode_minus": False,
-        "font.size": 9,
-        "legend.fontsize": 8,
-        "legend.title_fontsize": 9,
-        "axes.titlesize": 12,
-    }):
-        yield
 
 
 def new_map(ax: Axes | None = None, *, figsize: tuple[float, float] = (9.0, 9.0)
@@ -246,144 +225,6 @@ def add_map_furniture(ax: Axes, *, title: str = "", legend: bool = True,
     ax.text(0.99, -0.01, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
             color="#444444")
 
-
-#: White margin kept around a map's content, inches (matplotlib's ``pad_inches``).
-_PAD_IN = 0.1
-#: zlib level of the PNGs: 1 encodes several times faster than the default 6, for files about a
-#: third larger (the maps are mostly flat colour); PNG stays lossless either way.
-_PNG_COMPRESS_LEVEL = 1
-
-
-#: At most this many processes draw the maps of one run (:func:`saving_in_parallel`).
-_MAX_MAP_WORKERS = 4
-# Figures queued by save_map inside saving_in_parallel(): (figure, path, dpi).
-_queue: list[tuple[Figure, Path, int]] | None = None
-
-
-def save_map(fig: Figure, path: str | Path, *, dpi: int = 200) -> Path:
-    """Write a figure to PNG atomically, cropped to its content, and return the path.
-
-    The figure is drawn once and the white border around what was drawn is cropped off, leaving
-    a margin of 0.1 in. This is what ``savefig(bbox_inches="tight")`` gives, at half the cost:
-    that option draws the figure twice (once to measure it). Inside :func:`saving_in_parallel`
-    the figure is only queued, and written when the block ends.
-    """
-    path = Path(path)
-    if _queue is not None:
-        _queue.append((fig, path, dpi))
-        return path
-    _write_map(fig, path, dpi=dpi)
-    logger.debug("map written: %s", path)  # the pipeline reports final paths (not staging)
-    return path
-
-
-@contextmanager
-def saving_in_parallel(workers: int | None = None) -> Iterator[None]:
-    """Queue the figures :func:`save_map` is given in the block, then draw them in parallel.
-
-    Drawing and encoding a map takes longer than building it, and a run draws a dozen: at the
-    end of the block they are split over up to ``workers`` processes (default: the CPUs this
-    process may use, at most 4), forked so that nothing is copied or pickled. A worker that fails
-    leaves its maps to this process, which then raises the error itself. Where ``os.fork`` is
-    missing (Windows) the maps are drawn one after the other. Nothing is written when the block
-    raises.
-
-    Parameters
-    ----------
-    workers
-        Number of processes, this one included.
-    """
-    global _queue
-    if _queue is not None:  # nested: the outer block draws
-        yield
-        return
-    queue: list[tuple[Figure, Path, int]] = []
-    _queue = queue
-    try:
-        yield
-    finally:
-        _queue = None
-    if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    n = max(1, min(workers, len(queue), _MAX_MAP_WORKERS))
-    if n == 1 or not hasattr(os, "fork"):
-        for fig, path, dpi in queue:
-            _write_map(fig, path, dpi=dpi)
-        return
-    children = []
-    for k in range(1, n):
-        with warnings.catch_warnings():
-            # Python 3.12+ warns about fork() in a process with threads; the child only draws
-            # with matplotlib and writes files, then leaves with os._exit (no lock, no logging)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:  # pragma: no cover (a child process)
-            code = 0
-            try:
-                for fig, path, dpi in queue[k::n]:
-                    _write_map(fig, path, dpi=dpi)
-            except BaseException:
-                code = 1
-            os._exit(code)
-        children.append((pid, k))
-    for fig, path, dpi in queue[0::n]:
-        _write_map(fig, path, dpi=dpi)
-    for pid, k in children:
-        _, status = os.waitpid(pid, 0)
-        if status != 0:
-            logger.debug("map worker %d failed: drawing its maps here", pid)
-            for fig, path, dpi in queue[k::n]:
-                _write_map(fig, path, dpi=dpi)
-
-
-def _write_map(fig: Figure, path: Path, *, dpi: int) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from PIL import Image
-
-    # Fonts are resolved when the figure is drawn, so the CJK style must be active here too.
-    with map_style(), atomic_path(path) as tmp:
-        fig.set_dpi(dpi)
-        canvas = FigureCanvasAgg(fig)
-        canvas.draw()
-        # savefig's tight box holds each axes whole, blank edges of the view included
-        boxes = [ax.get_window_extent().extents for ax in fig.axes if ax.get_visible()]
-        legends = [lg.get_window_extent().extents for lg in
-                   [*fig.legends, *(ax.get_legend() for ax in fig.axes)] if lg is not None]
-        width, height = canvas.get_width_height()
-        if any(x0 < 0 or y0 < 0 or x1 > width or y1 > height for x0, y0, x1, y1 in legends):
-            # a legend reaches past the canvas (beside an equal-aspect map): only savefig's
-            # tight box, which widens the canvas, shows it whole
-            fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight", pad_inches=_PAD_IN,
-                        pil_kwargs={"compress_level": _PNG_COMPRESS_LEVEL})
-            return
-        image = _crop_to_content(np.asarray(canvas.buffer_rgba()), pad=round(_PAD_IN * dpi),
-                                 boxes=boxes)
-        # maps are opaque (white figure): RGB encodes a quarter fewer bytes than RGBA
-        mode = "RGB" if (image[..., 3] == 255).all() else "RGBA"
-        Image.fromarray(np.ascontiguousarray(image[..., :len(mode)]), mode).save(
-            tmp, format="png", dpi=(dpi, dpi), compress_level=_PNG_COMPRESS_LEVEL)
-
-
-def _crop_to_content(rgba: np.ndarray, *, pad: int,
-                     boxes: Sequence[Sequence[float]] = ()) -> np.ndarray:
-    """The smallest box holding every pixel unlike the corner's colour and every one of
-    ``boxes`` (display coordinates x0, y0, x1, y1, origin bottom left), with a ``pad`` margin."""
-    pixels = np.ascontiguousarray(rgba).view(np.uint32)[..., 0]  # one compare per pixel
-    ink = pixels != pixels[0, 0]
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    if not len(rows):
-        return rgba
-    h, w = ink.shape
-    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    for x0, y0, x1, y1 in boxes:
-        r0, r1 = min(r0, max(int(h - y1), 0)), max(r1, min(int(np.ceil(h - y0)), h))
-        c0, c1 = min(c0, max(int(x0), 0)), max(c1, min(int(np.ceil(x1)), w))
-    content = rgba[r0:r1, c0:c1]
-    out = np.empty((content.shape[0] + 2 * pad, content.shape[1] + 2 * pad, rgba.shape[2]),
-                   dtype=rgba.dtype)
-    out[...] = rgba[0, 0]  # the margin may reach past the canvas, as savefig's does
-    out[pad:pad + content.shape[0], pad:pad + content.shape[1]] = content
-    return out
 
 
 def label_points(ax: Axes, gdf: gpd.GeoDataFrame, column: str, *, fontsize: float = 6.5,
@@ -800,81 +641,4 @@ def plot_packages(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
                           legend_loc=least_covered_corner(ax, communities),
                           note="Floor area = footprints × levels (estimated); "
                                "households = floor area / m² per household")
-    return fig, ax
-
-
-# --- sites maps ---
-
-__all__ += ["plot_sites"]
-
-
-
-def plot_sites(lc: gpd.GeoDataFrame, suggestions: gpd.GeoDataFrame, category: str, *,
-               layers: OSMLayers, cfg: Any, newly: Any = (), ax: Axes | None = None
-               ) -> tuple[Figure, Axes]:
-    """Map current coverage of one category, the suggested sites and what they would cover.
-
-    Parameters
-    ----------
-    lc
-        The ``lifecircle`` layer (``community_id``, ``<category>_ok``).
-    suggestions
-        The ``site_suggestions`` layer; its ``mclp`` rows of this category are drawn.
-    category
-        Category key, e.g. ``"elderly_care"``.
-    layers
-        Parsed OSM layers for the basemap.
-    cfg
-        The run's :class:`~urbanunits.config.Config`.
-    newly
-        Community ids the suggested sites would newly bring within every missing item's
-        distance (drawn as newly covered).
-    ax
-        Axes to draw on; a new figure when None.
-
-    Returns
-    -------
-    tuple
-        ``(fig, ax)``.
-    """
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    cat = cfg.lifecircle.categories[category]
-    ok = lc[f"{category}_ok"].to_numpy(dtype=bool)
-    new = lc["community_id"].isin(list(newly)).to_numpy() & ~ok
-    polys = lc.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
-    sites = suggestions[(suggestions["category"] == category)
-                        & (suggestions["method"] == "mclp")] if len(suggestions) else suggestions
-    with map_style():
-        fig, ax = new_map(ax)
-        draw_basemap(ax, layers, extent=lc)
-        handles: list[Any] = []
-        for sel, key, text in ((ok, "ok", "达标 meets the standard today"),
-                               (new, "new", "建议选址后达标 meets every ▲ item with the sites"),
-                               (~ok & ~new, "missing", "仍未达标 still missing an item")):
-            if sel.any():
-                _draw_communities(ax, lc[sel & polys], lc[sel & ~polys], SITES_COLORS[key])
-                handles.append(Patch(facecolor=SITES_COLORS[key], edgecolor="#555555",
-                                     linewidth=0.4, label=f"{text} ({int(sel.sum())})"))
-        for i, s in enumerate(dict.fromkeys(sites["subtype"]) if len(sites) else []):
-            sub = sites[sites["subtype"] == s]
-            marker = _SUBTYPE_MARKERS[i % len(_SUBTYPE_MARKERS)]
-            ax.scatter(sub.geometry.x, sub.geometry.y, marker=marker, s=80, c="#2c7bb6",
-                       edgecolors="white", linewidths=1.0, zorder=9)
-            for r in sub.itertuples():
-                ax.annotate(f"{r.rank}", (r.geometry.x, r.geometry.y), xytext=(4, 4),
-                            textcoords="offset points", fontsize=7, zorder=10)
-            label = cat.subtypes[s].label or s
-            handles.append(Line2D([], [], marker=marker, linestyle="none", markersize=8,
-                                  markerfacecolor="#2c7bb6", markeredgecolor="white",
-                                  label=f"建议选址 suggested: {label} ({len(sub)}, "
-                                  f"+{sub['new_residents'].sum():,.0f} residents)"))
-        title = f"{cat.label} — 建议选址 suggested sites"
-        if cfg.title:
-            title += f"\n{cfg.title}"
-        note = (f"最大覆盖 maximal covering, ≤{cfg.sites.max_sites} sites per item, on idle "
-                "buildings, vacant land and car parks; 步行网络距离 network distance")
-        add_map_furniture(ax, title=title, legend_handles=handles, legend_loc="upper left",
-                          legend_title="按标准 by the standard", note=note)
     return fig, ax

@@ -17,36 +17,48 @@ from the reused layers.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import shutil
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import geopandas as gpd
 import pandas as pd
 
-from urbanunits import _resume, maps
 from urbanunits import lifecircle as lc_mod
+from urbanunits import maps
 from urbanunits import packages as pk
 from urbanunits import programme as pg_mod
 from urbanunits import sites as sites_mod
 from urbanunits import units as units_mod
-from urbanunits._outputs import Staging, staged_run
-from urbanunits._resume import stage_digests
-from urbanunits.catalog import STAGE_LAYERS
+from urbanunits._outputs import Staging
 from urbanunits.config import Config
+from urbanunits.drawing import (
+    draw_lifecircle,
+    draw_programme,
+    draw_sites,
+    draw_units,
+    map_barriers,
+    save_into,
+    sites_from_layers,
+)
 from urbanunits.errors import EmptyInputError
-from urbanunits.export import layer_styles, run_metadata, write_layers, write_tables
-from urbanunits.lifecircle import LifeCircleResult, mandatory
+from urbanunits.export import write_tables
+from urbanunits.lifecircle import LifeCircleResult
 from urbanunits.maps import saving_in_parallel
 from urbanunits.programme import project_list
-from urbanunits.programme_maps import plot_programme, plot_programme_years
+from urbanunits.run_store import (
+    StageResult,
+    current_digests,
+    downstream,
+    drop_stale,
+    reuse,
+    stage_outputs,
+    write_run,
+)
 from urbanunits.sites import combine_candidates, osm_candidates
 from urbanunits.sources.boundaries import subdistricts_from_osm
 from urbanunits.sources.candidates import read_candidate_sites
@@ -55,153 +67,14 @@ from urbanunits.sources.inputs import load_communities, load_heritage_areas, loa
 from urbanunits.sources.osm import OSMLayers, read_osm
 from urbanunits.units import (
     ClassRules,
-    barrier_lines,
     class_counts_line,
-    prepare_subdistricts,
     recount_old_communities,
-    subdistrict_lines,
 )
 
 __all__ = ["StageResult", "load_heritage_areas", "load_layers", "load_subdistricts",
            "run_ingest", "run_units"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class StageResult:
-    """What a stage produced: layers written, maps drawn, summary lines, timing.
-
-    ``skipped`` maps each stage that could not run (in :func:`run_all`) to its one-line reason.
-    """
-
-    stage: str
-    layers: dict[str, gpd.GeoDataFrame | pd.DataFrame] = field(default_factory=dict)
-    maps: list[Path] = field(default_factory=list)
-    summary: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-    def report(self) -> str:
-        """Human-readable summary for the terminal."""
-        lines = [f"{self.stage}: done in {self.seconds:.1f} s"]
-        lines += [f"  {s}" for s in self.summary]
-        for name, gdf in self.layers.items():
-            lines.append(f"  layer {name}: {len(gdf)} rows")
-        lines += [f"  map {p}" for p in self.maps]
-        lines += [f"  skipped {name}: {why}" for name, why in self.skipped.items()]
-        return "\n".join(lines)
-
-
-# The maps each stage draws (glob patterns under maps/), removed with the stage's layers.
-STAGE_MAPS: dict[str, tuple[str, ...]] = {
-    "units": ("update_units.png",),
-    "packages": ("renewal_packages.png",),
-    "lifecircle": ("lifecircle_*.png",),
-    "programme": ("programme.png", "programme_years.png"),
-    "sites": ("sites_*.png",),
-}
-
-
-def _downstream(stage: str) -> set[str]:
-    names = list(STAGE_LAYERS)
-    return set().union(*(STAGE_LAYERS[n] for n in names[names.index(stage) + 1:]))
-
-
-@contextlib.contextmanager
-def _outputs(cfg: Config, *, active: bool, keep: bool = True) -> Iterator[Staging | None]:
-    """The run's staging folder (locked, swapped in at the end), or None when nothing is written.
-
-    ``keep`` starts from the previous run's files (a stage run replaces only its own).
-    """
-    if not active:
-        yield None
-        return
-    with staged_run(cfg.run_dir, keep=keep) as staging:
-        yield staging
-
-
-def _drop_stale(cfg: Config, staging: Staging, stage: str) -> None:
-    """Remove the maps of ``stage`` and later stages and the tables from a kept run.
-
-    They were made from the layers this stage replaces; ``urbanunits all`` writes the tables
-    again, and each stage redraws its maps. (Maps of earlier stages that a stage recomputes in
-    memory are kept: the same inputs and config give the same layers.)
-    """
-    names = list(STAGE_MAPS)
-    maps_dir = staging.path(cfg.maps_dir)
-    for later in names[names.index(stage):]:
-        for pattern in STAGE_MAPS[later]:
-            for p in maps_dir.glob(pattern):
-                p.unlink()
-    tables = staging.path(cfg.tables_dir)
-    if tables.is_dir():
-        shutil.rmtree(tables)
-        logger.info("removed %s: made from the layers this stage replaced (`urbanunits all` "
-                    "writes them again)", cfg.tables_dir)
-
-
-def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame], *,
-              drop: set[str] | frozenset[str] = frozenset(),
-              staging: Staging | None = None, digests: Mapping[str, str] | None = None) -> Path:
-    """Write stage layers to the run's GeoPackage with their QGIS styles and the run metadata.
-
-    ``drop`` names layers to remove (later stages' results that these layers make stale).
-    ``digests`` (stage → digest, :mod:`urbanunits._resume`) names the stages whose layers in
-    ``layers`` were computed or reused under ``cfg``: they are recorded for later runs to reuse.
-    Without ``staging`` the write is a run of its own (locked, swapped in whole).
-    """
-
-    if staging is None:
-        with _outputs(cfg, active=True) as own:
-            assert own is not None
-            write_run(cfg, layers, drop=drop, staging=own, digests=digests)
-        return cfg.gpkg_path
-
-    inputs = {"osm": cfg.inputs.osm}
-    if cfg.study_area.boundary is not None:
-        inputs["study_area"] = cfg.study_area.boundary
-    for role in ("subdistricts", "subdistrict_codes", "inventory", "community_overrides",
-                 "population_raster", "heritage_areas", "candidate_sites"):
-        path = getattr(cfg.inputs, role)
-        if path is not None:
-            inputs[role] = path
-    for key, cat in cfg.lifecircle.categories.items():
-        for i, f in enumerate(cat.files):
-            inputs[f"facilities:{key}:{i}"] = f.path
-    gpkg = staging.path(cfg.gpkg_path)
-    meta = _resume.merge_metadata(run_metadata(cfg, inputs=inputs), gpkg, layers,
-                                  owned=STAGE_LAYERS, drop=drop, digests=digests or {})
-    write_layers(gpkg, layers, styles=layer_styles(layers), metadata=meta, drop=drop,
-                 shown_as=cfg.gpkg_path)
-    return cfg.gpkg_path
-
-
-def _digests(cfg: Config, stages: Sequence[str]) -> dict[str, str]:
-    """The current digests of ``stages`` (computed or reused under ``cfg``)."""
-
-    if not stages:
-        return {}
-    now = stage_digests(cfg)
-    return {s: now[s] for s in stages}
-
-
-def _reuse(cfg: Config, stage: str, *, have: Sequence[str] = ()) -> Any:
-    """``stage``'s layers (and its upstream stages') from the run's GeoPackage, or None.
-
-    They are reused when every digest recorded for them matches the current config and inputs;
-    otherwise the log says why the stage is computed. Stages in ``have`` are checked, not read.
-    """
-
-    got = _resume.read_stage(cfg.gpkg_path, stage, _resume.stage_digests(cfg),
-                             owned=STAGE_LAYERS, have=have)
-    if isinstance(got, str):
-        logger.info("%s: computed, not reused: %s", stage, got)
-        return None
-    for s in got.stages:
-        logger.info("%s: reused from %s (digest %s)", s, cfg.gpkg_path, got.digests[s][:12])
-    return got
 
 
 class _Load:
@@ -260,7 +133,7 @@ def run_units(cfg: Config, *, layers: OSMLayers | None = None, write: bool = Tru
     Later stages' layers and maps, and the tables, are removed from the run: they were made
     from the units this replaces.
     """
-    with _outputs(cfg, active=write or draw) as staging:
+    with stage_outputs(cfg, active=write or draw) as staging:
         return _run_units(cfg, layers=layers, write=write, draw=draw, staging=staging,
                           subdistricts=subdistricts)
 
@@ -282,28 +155,13 @@ def _run_units(cfg: Config, *, layers: OSMLayers | None, write: bool, draw: bool
     res.extra["digests"] = ["units"]
     if staging is not None:
         if write:
-            write_run(cfg, res.layers, drop=_downstream("units"), staging=staging,
-                      digests=_digests(cfg, res.extra["digests"]))
-            _drop_stale(cfg, staging, "units")
+            write_run(cfg, res.layers, drop=downstream("units"), staging=staging,
+                      digests=current_digests(cfg, res.extra["digests"]))
+            drop_stale(cfg, staging, "units")
         if draw:
-            res.maps.append(_draw_units(cfg, staging, result.units, layers, result.barriers))
+            res.maps.append(draw_units(cfg, staging, result.units, layers, result.barriers))
     res.seconds = time.perf_counter() - t0
     return res
-
-
-def _save(cfg: Config, staging: Staging, fig: Any, name: str) -> Path:
-    """Save a map into the staging folder; return its final path (``maps/<name>``)."""
-
-    final = cfg.maps_dir / name
-    maps.save_map(fig, staging.path(final), dpi=cfg.output.map_dpi)
-    return final
-
-
-def _draw_units(cfg: Config, staging: Staging, units: gpd.GeoDataFrame, layers: OSMLayers,
-                barriers: gpd.GeoDataFrame | None) -> Path:
-
-    fig, _ = maps.plot_units(units, layers=layers, title=cfg.title, barriers=barriers)
-    return _save(cfg, staging, fig, "update_units.png")
 
 
 # --- lifecircle stage ---
@@ -333,7 +191,7 @@ def run_lifecircle(cfg: Config, *, layers: OSMLayers | None = None,
         No facility of any category was found (OSM and facility files): there is nothing to
         measure walks to.
     """
-    with _outputs(cfg, active=write or draw) as staging:
+    with stage_outputs(cfg, active=write or draw) as staging:
         return _run_lifecircle(cfg, layers=layers, communities=communities, units=units,
                                packages=packages, write=write, draw=draw, staging=staging)
 
@@ -348,7 +206,7 @@ def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
     upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
     vouched: list[str] = []  # stages computed or reused under cfg (recorded for resume)
     if communities is None:
-        reused = _reuse(cfg, "packages") if units is None and _may_reuse(layers) else None
+        reused = reuse(cfg, "packages") if units is None and _may_reuse(layers) else None
         if reused is None:
             pk = run_packages(cfg, layers=layers, units=units, write=False, draw=False)
             # written along with the life circles, so that every id in the file resolves
@@ -380,10 +238,10 @@ def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
     res.extra["digests"] = vouched
     if staging is not None:
         if write:
-            write_run(cfg, res.layers, staging=staging, digests=_digests(cfg, vouched))
-            _drop_stale(cfg, staging, "lifecircle")
+            write_run(cfg, res.layers, staging=staging, digests=current_digests(cfg, vouched))
+            drop_stale(cfg, staging, "lifecircle")
         if draw:
-            res.maps += _draw_lifecircle(cfg, staging, result, layers)
+            res.maps += draw_lifecircle(cfg, staging, result, layers)
     res.seconds = time.perf_counter() - t0
     res.summary.append(f"stage time {res.seconds:.1f} s (life-circle computation "
                        f"{result.seconds['total']:.2f} s, of which searches "
@@ -403,7 +261,7 @@ def _lifecircle_from_layers(layers: Mapping[str, Any]) -> Any:
 
 def _lifecircle_stage(cfg: Config, layers: OSMLayers) -> StageResult:
     """The life circles (and the stages before them) reused from the run, or computed."""
-    reused = _reuse(cfg, "lifecircle") if _may_reuse(layers) else None
+    reused = reuse(cfg, "lifecircle") if _may_reuse(layers) else None
     if reused is None:
         return run_lifecircle(cfg, layers=layers, write=False, draw=False)
     lcr = _lifecircle_from_layers(reused.layers)
@@ -411,17 +269,6 @@ def _lifecircle_stage(cfg: Config, layers: OSMLayers) -> StageResult:
     res.summary = lcr.summary_lines()
     res.extra.update(result=lcr, layers=layers, digests=list(reused.stages))
     return res
-
-
-def _draw_lifecircle(cfg: Config, staging: Staging, result: Any,
-                     layers: OSMLayers) -> list[Path]:
-
-    out = []
-    for key in cfg.lifecircle.categories:
-        fig, _ = maps.plot_lifecircle(result.communities, result.facilities, key,
-                                      layers=layers, cfg=cfg)
-        out.append(_save(cfg, staging, fig, f"lifecircle_{key}.png"))
-    return out
 
 
 # --- sites stage ---
@@ -458,7 +305,7 @@ def run_sites(cfg: Config, *, layers: OSMLayers | None = None,
     ``accessibility``, ``site_candidates`` and ``maps/sites_<category>.png`` for each category
     with a gap.
     """
-    with _outputs(cfg, active=write or draw) as staging:
+    with stage_outputs(cfg, active=write or draw) as staging:
         return _run_sites(cfg, layers=layers, lifecircle=lifecircle, communities=communities,
                           write=write, draw=draw, staging=staging)
 
@@ -492,27 +339,11 @@ def _run_sites(cfg: Config, *, layers: OSMLayers | None, lifecircle: StageResult
     res.extra["lifecircle"] = lifecircle
     if staging is not None:
         if write:
-            write_run(cfg, res.layers, staging=staging, digests=_digests(cfg, vouched))
+            write_run(cfg, res.layers, staging=staging, digests=current_digests(cfg, vouched))
         if draw:
-            res.maps += _draw_sites(cfg, staging, result, lcr, layers)
+            res.maps += draw_sites(cfg, staging, result, lcr, layers)
     res.seconds = time.perf_counter() - t0
     return res
-
-
-def _draw_sites(cfg: Config, staging: Staging, result: Any, lcr: Any,
-                layers: OSMLayers) -> list[Path]:
-
-    out = []
-    lc = lcr.communities
-    for key in dict.fromkeys(result.summary["category"]) if len(result.summary) else []:
-        met = pd.Series(True, index=lc.index)
-        for s in mandatory(cfg.lifecircle.categories[key]):
-            met &= lc[f"{key}_{s}_ok"] | lc["community_id"].isin(
-                result.newly_covered.get((key, s), []))
-        fig, _ = maps.plot_sites(lc, result.suggestions, key, layers=layers, cfg=cfg,
-                                 newly=set(lc.loc[met, "community_id"]))
-        out.append(_save(cfg, staging, fig, f"sites_{key}.png"))
-    return out
 
 
 # --- packages stage ---
@@ -536,7 +367,7 @@ def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
     EmptyInputError
         The study area has no communities (no named residential areas and no inventory rows).
     """
-    with _outputs(cfg, active=write or draw) as staging:
+    with stage_outputs(cfg, active=write or draw) as staging:
         return _run_packages(cfg, layers=layers, units=units, write=write, draw=draw,
                              staging=staging, subdistricts=subdistricts)
 
@@ -564,7 +395,7 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
     upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
     vouched: list[str] = []  # stages computed or reused under cfg (recorded for resume)
     if units is None:
-        reused = _reuse(cfg, "units") if may_reuse else None
+        reused = reuse(cfg, "units") if may_reuse else None
         if reused is None:
             unit_stage = run_units(cfg, layers=layers, write=False, draw=False,
                                    subdistricts=subdistricts)
@@ -602,14 +433,14 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
     res.extra["digests"] = vouched
     if staging is not None:
         if write:
-            write_run(cfg, res.layers, drop=_downstream("packages"), staging=staging,
-                      digests=_digests(cfg, vouched))
-            _drop_stale(cfg, staging, "packages")
+            write_run(cfg, res.layers, drop=downstream("packages"), staging=staging,
+                      digests=current_digests(cfg, vouched))
+            drop_stale(cfg, staging, "packages")
         if draw:
 
             fig, _ = maps.plot_packages(result.packages, result.communities, layers=layers,
                                         title=cfg.title)
-            res.maps.append(_save(cfg, staging, fig, "renewal_packages.png"))
+            res.maps.append(save_into(cfg, staging, fig, "renewal_packages.png"))
     res.seconds = time.perf_counter() - t0
     return res
 
@@ -631,7 +462,7 @@ def run_programme(cfg: Config, *, layers: OSMLayers | None = None,
     ``programme_years``, and ``maps/programme.png`` and ``maps/programme_years.png``; with no
     package to phase it writes nothing and says why in one line.
     """
-    with _outputs(cfg, active=write or draw) as staging:
+    with stage_outputs(cfg, active=write or draw) as staging:
         return _run_programme(cfg, layers=layers, packages=packages, communities=communities,
                               gaps=gaps, write=write, draw=draw, staging=staging)
 
@@ -658,21 +489,11 @@ def _run_programme(cfg: Config, *, layers: OSMLayers | None,
     res.extra["result"] = result
     if staging is not None and result.layers():
         if write:
-            write_run(cfg, res.layers, staging=staging, digests=_digests(cfg, vouched))
+            write_run(cfg, res.layers, staging=staging, digests=current_digests(cfg, vouched))
         if draw:
-            res.maps += _draw_programme(cfg, staging, result, layers)
+            res.maps += draw_programme(cfg, staging, result, layers)
     res.seconds = time.perf_counter() - t0
     return res
-
-
-def _draw_programme(cfg: Config, staging: Staging, result: Any,
-                    layers: OSMLayers) -> list[Path]:
-
-    fig, _ = plot_programme(result.packages, result.communities, layers=layers, title=cfg.title)
-    out = [_save(cfg, staging, fig, "programme.png")]
-    fig, _ = plot_programme_years(result.years, title=cfg.title)
-    out.append(_save(cfg, staging, fig, "programme_years.png"))
-    return out
 
 
 # --- whole run ---
@@ -720,14 +541,13 @@ def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResul
 
     # With draw only (run_maps), the previous GeoPackage and tables are kept and the maps redrawn.
     # The maps are drawn in parallel at the end, before the staging folder is swapped in.
-    with _outputs(cfg, active=write or draw, keep=not write) as staging, saving_in_parallel():
+    with stage_outputs(cfg, active=write or draw, keep=not write) as staging, saving_in_parallel():
         if staging is not None and not write:
             shutil.rmtree(staging.path(cfg.maps_dir), ignore_errors=True)
         return _run_all(cfg, write=write, draw=draw, staging=staging)
 
 
 def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -> StageResult:
-
     t0 = time.perf_counter()
     layers = load_layers(cfg)
     stages: dict[str, StageResult] = {}
@@ -776,7 +596,7 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
     for name, why in skipped.items():
         logger.warning("skipped stage %s: %s", name, why)
     if staging is not None and write:
-        write_run(cfg, res.layers, staging=staging, digests=_digests(cfg, list(stages)))
+        write_run(cfg, res.layers, staging=staging, digests=current_digests(cfg, list(stages)))
         files = write_tables(staging.path(cfg.tables_dir), _tables(stages),
                              workbook=f"{cfg.name}.xlsx", categories=cfg.lifecircle.categories,
                              about=[("运行 run", cfg.title or cfg.name),
@@ -784,21 +604,21 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
         res.summary += [f"table {staging.final(p)}" for p in files]
     if staging is not None and draw:
 
-        res.maps.append(_draw_units(cfg, staging, res.layers["update_units"], layers,
+        res.maps.append(draw_units(cfg, staging, res.layers["update_units"], layers,
                                     stages["units"].extra["result"].barriers))
         if "packages" in stages:
             pkr = stages["packages"].extra["result"]
             fig, _ = maps.plot_packages(pkr.packages, pkr.communities, layers=layers,
                                         title=cfg.title)
-            res.maps.append(_save(cfg, staging, fig, "renewal_packages.png"))
+            res.maps.append(save_into(cfg, staging, fig, "renewal_packages.png"))
         if "lifecircle" in stages:
-            res.maps += _draw_lifecircle(cfg, staging, stages["lifecircle"].extra["result"],
+            res.maps += draw_lifecircle(cfg, staging, stages["lifecircle"].extra["result"],
                                          layers)
         if "programme" in stages and stages["programme"].layers:
-            res.maps += _draw_programme(cfg, staging, stages["programme"].extra["result"],
+            res.maps += draw_programme(cfg, staging, stages["programme"].extra["result"],
                                         layers)
         if "sites" in stages:
-            res.maps += _draw_sites(cfg, staging, stages["sites"].extra["result"],
+            res.maps += draw_sites(cfg, staging, stages["sites"].extra["result"],
                                     stages["lifecircle"].extra["result"], layers)
     res.extra["stages"] = stages
     res.seconds = time.perf_counter() - t0
@@ -812,7 +632,7 @@ def run_maps(cfg: Config) -> StageResult:
     inputs (a stage whose layers cannot be reused is computed in memory); without a usable
     GeoPackage every stage is computed in memory, as :func:`run_all` does.
     """
-    with _outputs(cfg, active=True, keep=True) as staging:
+    with stage_outputs(cfg, active=True, keep=True) as staging:
         assert staging is not None
         shutil.rmtree(staging.path(cfg.maps_dir), ignore_errors=True)
         res = _maps_from_run(cfg, staging)
@@ -824,44 +644,12 @@ def run_maps(cfg: Config) -> StageResult:
     return res
 
 
-def _barriers(cfg: Config, layers: OSMLayers) -> gpd.GeoDataFrame:
-    """The units map's barrier and sub-district lines, without running the units stage."""
-
-    u = cfg.units
-    bar = barrier_lines(layers, highways=u.barrier_highways, railways=u.barrier_railways,
-                        waterways=u.barrier_waterways, water_edges=u.water_edges,
-                        min_water_body_m2=u.min_area_m2)
-    sd = prepare_subdistricts(load_subdistricts(cfg, layers), crs=layers.study_area.crs,
-                              study_area=layers.study_area.union_all())
-    parts = [f.set_crs(bar.crs, allow_override=True) for f in (bar, subdistrict_lines(sd))
-             if not f.empty]
-    return (gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=bar.crs) if parts
-            else bar)
-
-
-def _sites_from_layers(lc: gpd.GeoDataFrame, suggestions: gpd.GeoDataFrame,
-                       cfg: Config) -> Any:
-    """What the sites maps need, from the layers: studied subtypes, MCLP sites' coverage."""
-    from types import SimpleNamespace
-
-
-    studied = [(key, s) for key, cat in cfg.lifecircle.categories.items()
-               for s in mandatory(cat) if not lc[f"{key}_{s}_ok"].astype(bool).all()]
-    newly: dict[tuple[str, str], list[str]] = {}
-    mclp = suggestions[suggestions["method"] == "mclp"]
-    for key, s in studied:
-        rows = mclp[(mclp["category"] == key) & (mclp["subtype"] == s)]
-        newly[key, s] = [i for ids in rows["community_ids"] for i in str(ids).split(", ") if i]
-    return SimpleNamespace(suggestions=suggestions, newly_covered=newly,
-                           summary=pd.DataFrame({"category": [k for k, _ in studied]}))
-
-
 def _maps_from_run(cfg: Config, staging: Staging) -> StageResult | None:
     """Draw every map from the run's layers; None when the life circles cannot be reused."""
     from types import SimpleNamespace
 
 
-    lc = _reuse(cfg, "lifecircle")
+    lc = reuse(cfg, "lifecircle")
     if lc is None:
         return None
     t0 = time.perf_counter()
@@ -869,13 +657,13 @@ def _maps_from_run(cfg: Config, staging: Staging) -> StageResult | None:
     got = dict(lc.layers)
     lcr = _lifecircle_from_layers(got)
     res = StageResult("maps")
-    res.maps.append(_draw_units(cfg, staging, got["update_units"], layers,
-                                _barriers(cfg, layers)))
+    res.maps.append(draw_units(cfg, staging, got["update_units"], layers,
+                                map_barriers(cfg, layers)))
     fig, _ = maps.plot_packages(got["renewal_packages"], got["communities"],
                                 layers=layers, title=cfg.title)
-    res.maps.append(_save(cfg, staging, fig, "renewal_packages.png"))
-    res.maps += _draw_lifecircle(cfg, staging, lcr, layers)
-    pg = _reuse(cfg, "programme", have=lc.stages)
+    res.maps.append(save_into(cfg, staging, fig, "renewal_packages.png"))
+    res.maps += draw_lifecircle(cfg, staging, lcr, layers)
+    pg = reuse(cfg, "programme", have=lc.stages)
     if pg is not None:
         pgr: Any = SimpleNamespace(packages=pg.layers["programme"],
                                    communities=pg.layers["programme_communities"],
@@ -885,15 +673,15 @@ def _maps_from_run(cfg: Config, staging: Staging) -> StageResult | None:
                             communities=got["communities"], gaps=got["service_gaps"],
                             write=False, draw=False).extra["result"]
     if pg is not None or pgr.layers():
-        res.maps += _draw_programme(cfg, staging, pgr, layers)
-    st = _reuse(cfg, "sites", have=lc.stages)
+        res.maps += draw_programme(cfg, staging, pgr, layers)
+    st = reuse(cfg, "sites", have=lc.stages)
     if st is not None:
-        sr = _sites_from_layers(got["lifecircle"], st.layers["site_suggestions"], cfg)
+        sr = sites_from_layers(got["lifecircle"], st.layers["site_suggestions"], cfg)
     else:
         lc_stage = StageResult("lifecircle", layers=got, extra={"result": lcr})
         sr = run_sites(cfg, layers=layers, lifecircle=lc_stage,
                        communities=got["communities"], write=False,
                        draw=False).extra["result"]
-    res.maps += _draw_sites(cfg, staging, sr, lcr, layers)
+    res.maps += draw_sites(cfg, staging, sr, lcr, layers)
     res.seconds = time.perf_counter() - t0
     return res

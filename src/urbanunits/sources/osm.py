@@ -521,7 +521,6 @@ _STALE_PART_S = 3600.0
 
 
 def _read_cache(cache: Path, key: str) -> OSMLayers | None:
-
     t0 = time.perf_counter()
     try:
         kw = _cache.read_cache(cache, key=key, version=_CACHE_VERSION)

@@ -1,0 +1,168 @@
+"""Where a run's results live: the stage result, the staged run folder, the GeoPackage.
+
+:func:`write_run` writes stage layers with their QGIS styles and metadata (including the stage
+digests of :mod:`urbanunits._resume`); :func:`reuse` reads a stage back when its digests still
+match. :mod:`urbanunits.pipeline` decides what to compute; this module only stores and finds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from urbanunits import _resume
+from urbanunits._outputs import Staging, staged_run
+from urbanunits._resume import stage_digests
+from urbanunits.catalog import STAGE_LAYERS
+from urbanunits.config import Config
+from urbanunits.export import layer_styles, run_metadata, write_layers
+
+__all__ = ["STAGE_MAPS", "StageResult", "current_digests", "downstream", "drop_stale", "reuse",
+           "stage_outputs", "write_run"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StageResult:
+    """What a stage produced: layers written, maps drawn, summary lines, timing.
+
+    ``skipped`` maps each stage that could not run (in :func:`run_all`) to its one-line reason.
+    """
+
+    stage: str
+    layers: dict[str, gpd.GeoDataFrame | pd.DataFrame] = field(default_factory=dict)
+    maps: list[Path] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def report(self) -> str:
+        """Human-readable summary for the terminal."""
+        lines = [f"{self.stage}: done in {self.seconds:.1f} s"]
+        lines += [f"  {s}" for s in self.summary]
+        for name, gdf in self.layers.items():
+            lines.append(f"  layer {name}: {len(gdf)} rows")
+        lines += [f"  map {p}" for p in self.maps]
+        lines += [f"  skipped {name}: {why}" for name, why in self.skipped.items()]
+        return "\n".join(lines)
+
+
+# The maps each stage draws (glob patterns under maps/), removed with the stage's layers.
+STAGE_MAPS: dict[str, tuple[str, ...]] = {
+    "units": ("update_units.png",),
+    "packages": ("renewal_packages.png",),
+    "lifecircle": ("lifecircle_*.png",),
+    "programme": ("programme.png", "programme_years.png"),
+    "sites": ("sites_*.png",),
+}
+
+
+def downstream(stage: str) -> set[str]:
+    names = list(STAGE_LAYERS)
+    return set().union(*(STAGE_LAYERS[n] for n in names[names.index(stage) + 1:]))
+
+
+@contextlib.contextmanager
+def stage_outputs(cfg: Config, *, active: bool, keep: bool = True) -> Iterator[Staging | None]:
+    """The run's staging folder (locked, swapped in at the end), or None when nothing is written.
+
+    ``keep`` starts from the previous run's files (a stage run replaces only its own).
+    """
+    if not active:
+        yield None
+        return
+    with staged_run(cfg.run_dir, keep=keep) as staging:
+        yield staging
+
+
+def drop_stale(cfg: Config, staging: Staging, stage: str) -> None:
+    """Remove the maps of ``stage`` and later stages and the tables from a kept run.
+
+    They were made from the layers this stage replaces; ``urbanunits all`` writes the tables
+    again, and each stage redraws its maps. (Maps of earlier stages that a stage recomputes in
+    memory are kept: the same inputs and config give the same layers.)
+    """
+    names = list(STAGE_MAPS)
+    maps_dir = staging.path(cfg.maps_dir)
+    for later in names[names.index(stage):]:
+        for pattern in STAGE_MAPS[later]:
+            for p in maps_dir.glob(pattern):
+                p.unlink()
+    tables = staging.path(cfg.tables_dir)
+    if tables.is_dir():
+        shutil.rmtree(tables)
+        logger.info("removed %s: made from the layers this stage replaced (`urbanunits all` "
+                    "writes them again)", cfg.tables_dir)
+
+
+def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame], *,
+              drop: set[str] | frozenset[str] = frozenset(),
+              staging: Staging | None = None, digests: Mapping[str, str] | None = None) -> Path:
+    """Write stage layers to the run's GeoPackage with their QGIS styles and the run metadata.
+
+    ``drop`` names layers to remove (later stages' results that these layers make stale).
+    ``digests`` (stage → digest, :mod:`urbanunits._resume`) names the stages whose layers in
+    ``layers`` were computed or reused under ``cfg``: they are recorded for later runs to reuse.
+    Without ``staging`` the write is a run of its own (locked, swapped in whole).
+    """
+
+    if staging is None:
+        with stage_outputs(cfg, active=True) as own:
+            assert own is not None
+            write_run(cfg, layers, drop=drop, staging=own, digests=digests)
+        return cfg.gpkg_path
+
+    inputs = {"osm": cfg.inputs.osm}
+    if cfg.study_area.boundary is not None:
+        inputs["study_area"] = cfg.study_area.boundary
+    for role in ("subdistricts", "subdistrict_codes", "inventory", "community_overrides",
+                 "population_raster", "heritage_areas", "candidate_sites"):
+        path = getattr(cfg.inputs, role)
+        if path is not None:
+            inputs[role] = path
+    for key, cat in cfg.lifecircle.categories.items():
+        for i, f in enumerate(cat.files):
+            inputs[f"facilities:{key}:{i}"] = f.path
+    gpkg = staging.path(cfg.gpkg_path)
+    meta = _resume.merge_metadata(run_metadata(cfg, inputs=inputs), gpkg, layers,
+                                  owned=STAGE_LAYERS, drop=drop, digests=digests or {})
+    write_layers(gpkg, layers, styles=layer_styles(layers), metadata=meta, drop=drop,
+                 shown_as=cfg.gpkg_path)
+    return cfg.gpkg_path
+
+
+def current_digests(cfg: Config, stages: Sequence[str]) -> dict[str, str]:
+    """The current digests of ``stages`` (computed or reused under ``cfg``)."""
+
+    if not stages:
+        return {}
+    now = stage_digests(cfg)
+    return {s: now[s] for s in stages}
+
+
+def reuse(cfg: Config, stage: str, *, have: Sequence[str] = ()) -> Any:
+    """``stage``'s layers (and its upstream stages') from the run's GeoPackage, or None.
+
+    They are reused when every digest recorded for them matches the current config and inputs;
+    otherwise the log says why the stage is computed. Stages in ``have`` are checked, not read.
+    """
+
+    got = _resume.read_stage(cfg.gpkg_path, stage, _resume.stage_digests(cfg),
+                             owned=STAGE_LAYERS, have=have)
+    if isinstance(got, str):
+        logger.info("%s: computed, not reused: %s", stage, got)
+        return None
+    for s in got.stages:
+        logger.info("%s: reused from %s (digest %s)", s, cfg.gpkg_path, got.digests[s][:12])
+    return got
+
