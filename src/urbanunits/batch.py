@@ -143,7 +143,10 @@ def run_city(config: str | Path, *, force: bool = False) -> dict[str, Any]:
             if done.get("digest") == digest:
                 return {**done.get("row", {}), **row, "status": "unchanged",
                         "seconds": time.perf_counter() - t0}
-        res = pipeline.run_all(cfg)
+        # each worker already has a core of its own: its maps are drawn in this process, not
+        # in forked ones that would compete with the other cities
+        with maps.saving_in_parallel(workers=1):
+            res = pipeline.run_all(cfg)
         row.update(_summary_row(res.layers))
         row["status"] = "done"
         row["seconds"] = time.perf_counter() - t0
