@@ -611,11 +611,11 @@ def test_no_dates_and_no_name_rule_asks_for_an_inventory(
     cfg = dataclasses.replace(demo_cfg, packages=dataclasses.replace(
         demo_cfg.packages, old_name_patterns=[], new_name_patterns=[]))
     comm = inventory_of(demo_layers, cfg)
-    assert comm["built_year"].isna().all()  # the demo extract has no start_date on compounds
+    assert comm["built_year"].isna().all()  # the demo extract has no start_date on communities
     assert not comm["is_old"].any() and (comm["old_rule"] == "none").all()
     msg = [r.getMessage() for r in logs.records if "is unknown" in r.getMessage()]
     assert len(msg) == 1
-    assert f"none of the {len(comm)} residential areas" in msg[0]
+    assert f"none of the {len(comm)} communities" in msg[0]
     assert "inputs.inventory" in msg[0] and "packages.old_name_patterns" in msg[0]
     head = pk.renewal_packages(comm, cfg=cfg.packages).summary_lines()[0]
     assert head == f"communities: {len(comm)} (0 old, 0 new, {len(comm)} of unknown age counted " \

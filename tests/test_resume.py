@@ -226,3 +226,58 @@ def test_frames_passed_in_are_never_combined_with_reused_layers(
     with pytest.raises(EmptyInputError):
         pipeline.run_lifecircle(cfg, layers=none, write=False, draw=False)
     assert not reused(caplog)
+
+
+def _layers(cfg: Any) -> set[str]:
+    import pyogrio
+
+    return {str(n) for n, _ in pyogrio.list_layers(cfg.gpkg_path)}
+
+
+def _maps(cfg: Any) -> set[str]:
+    return {p.name for p in cfg.maps_dir.glob("*.png")}
+
+
+def test_recomputed_life_circles_remove_what_was_made_from_them(
+        tmp_path: Path, demo_run: DemoRun, use_demo: OSMLayers) -> None:
+    cfg = copy_of(demo_run, tmp_path)
+    html = cfg.gpkg_path.with_suffix(".html")
+    html.write_text("<html></html>", encoding="utf-8")  # as `urbanunits all` leaves it
+    before = _maps(cfg)
+    assert {"programme.png", "update_units.png", "renewal_packages.png"} <= before
+    assert _layers(cfg) & (catalog.STAGE_LAYERS["programme"] | catalog.STAGE_LAYERS["sites"])
+    cfg = dataclasses.replace(cfg, lifecircle=dataclasses.replace(
+        cfg.lifecircle, walk_speed_m_s=cfg.lifecircle.walk_speed_m_s * 1.1))
+    pipeline.run_lifecircle(cfg, draw=False)
+    # programme and sites were computed from the old life circles: their layers and maps go
+    later = catalog.STAGE_LAYERS["programme"] | catalog.STAGE_LAYERS["sites"]
+    assert not _layers(cfg) & later
+    after = _maps(cfg)
+    assert not {m for m in after if m.startswith(("programme", "sites_", "lifecircle_"))}
+    # units and packages were reused unchanged: their maps stay
+    assert {"update_units.png", "renewal_packages.png"} <= after
+    assert not cfg.tables_dir.exists() and not html.exists()
+
+
+def test_programme_with_life_circles_reused_keeps_the_sites(
+        tmp_path: Path, demo_run: DemoRun, use_demo: OSMLayers,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = copy_of(demo_run, tmp_path)
+    sites_maps = {m for m in _maps(cfg) if m.startswith("sites_")}
+    cfg = dataclasses.replace(cfg, programme=dataclasses.replace(
+        cfg.programme, weight_age=cfg.programme.weight_age * 2))
+    forbid(monkeypatch, "update_units", "renewal_packages", "life_circle")
+    pipeline.run_programme(cfg, draw=False)
+    assert catalog.STAGE_LAYERS["sites"] <= _layers(cfg)
+    assert sites_maps <= _maps(cfg)
+    assert not {m for m in _maps(cfg) if m.startswith("programme")}
+
+
+def test_packages_run_replaces_the_units_map(
+        tmp_path: Path, demo_run: DemoRun, use_demo: OSMLayers) -> None:
+    """The packages stage rewrites the units' classes: their map is redrawn or removed."""
+    cfg = copy_of(demo_run, tmp_path)
+    pipeline.run_packages(cfg, draw=False)
+    assert "update_units.png" not in _maps(cfg)
+    pipeline.run_packages(cfg)
+    assert {"update_units.png", "renewal_packages.png"} <= _maps(cfg)

@@ -500,14 +500,14 @@ def _warn_uncertain(df: pd.DataFrame, *, source: str) -> None:
     none = (df["old_rule"] == "none").to_numpy()
     if none.all() and n:
         logger.warning(
-            "none of the %d residential areas has a construction year (start_date, "
+            "none of the %d communities has a construction year (start_date, "
             "building:age) or matches packages.old_name_patterns/new_name_patterns, so which "
             "are old is unknown: all are kept as not old (old_rule = 'none') and no package "
             "can be formed — give an old-community list in inputs.inventory, or configure "
             "packages.old_name_patterns for this region's names", n)
     elif none.any():
         shown = ", ".join(df.loc[none, "name"].astype(str).head(10))
-        logger.warning("%d of %d residential areas have no construction year and match no name "
+        logger.warning("%d of %d communities have no construction year and match no name "
                        "rule, so their age is unknown; they are counted as not old (old_rule = "
                        "'none'): %s%s — list the old ones in inputs.community_overrides or give "
                        "inputs.inventory", int(none.sum()), n, shown,

@@ -35,6 +35,7 @@ from urbanunits import programme as pg_mod
 from urbanunits import sites as sites_mod
 from urbanunits import units as units_mod
 from urbanunits._outputs import Staging
+from urbanunits.catalog import STAGE_LAYERS
 from urbanunits.config import Config
 from urbanunits.drawing import (
     draw_lifecircle,
@@ -53,17 +54,21 @@ from urbanunits.programme import project_list
 from urbanunits.run_store import (
     StageResult,
     current_digests,
-    downstream,
     drop_stale,
     reuse,
     stage_outputs,
+    stale_layers,
     write_run,
 )
 from urbanunits.sites import combine_candidates, osm_candidates
 from urbanunits.sources.boundaries import subdistricts_from_osm
 from urbanunits.sources.candidates import read_candidate_sites
-from urbanunits.sources.facilities import load_facilities
-from urbanunits.sources.inputs import load_communities, load_heritage_areas, load_subdistricts
+from urbanunits.sources.inputs import (
+    load_communities,
+    load_heritage_areas,
+    load_run_facilities,
+    load_subdistricts,
+)
 from urbanunits.sources.osm import OSMLayers, read_osm
 from urbanunits.units import (
     ClassRules,
@@ -155,7 +160,7 @@ def _run_units(cfg: Config, *, layers: OSMLayers | None, write: bool, draw: bool
     res.extra["digests"] = ["units"]
     if staging is not None:
         if write:
-            write_run(cfg, res.layers, drop=downstream("units"), staging=staging,
+            write_run(cfg, res.layers, drop=stale_layers("units", ()), staging=staging,
                       digests=current_digests(cfg, res.extra["digests"]))
             drop_stale(cfg, staging, "units")
         if draw:
@@ -205,6 +210,7 @@ def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
     layers = _config_layers(cfg, layers)
     upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
     vouched: list[str] = []  # stages computed or reused under cfg (recorded for resume)
+    redo = ["lifecircle"]  # stages computed here (their maps and later results go stale)
     if communities is None:
         reused = reuse(cfg, "packages") if units is None and _may_reuse(layers) else None
         if reused is None:
@@ -212,6 +218,7 @@ def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
             # written along with the life circles, so that every id in the file resolves
             upstream = dict(pk.layers)
             vouched = list(pk.extra["digests"])
+            redo += pk.extra["recomputed"]
         else:
             upstream = dict(reused.layers)
             vouched = list(reused.stages)
@@ -220,9 +227,7 @@ def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
         packages = upstream["renewal_packages"]
         if vouched:
             vouched.append("lifecircle")
-    area = layers.study_area.geometry.iloc[0].buffer(cfg.osm.graph_margin_m)
-    facilities, notes = load_facilities(cfg, layers.facilities, area=area, roads=layers.roads,
-                                        pois=layers.pois)
+    facilities, notes = load_run_facilities(cfg, layers)
     if facilities.empty:
         raise EmptyInputError(f"{cfg.source or cfg.name}: lifecircle.categories",
                               "no facility of any category was found in the study area "
@@ -236,10 +241,12 @@ def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
     res.extra["result"] = result
     res.extra["layers"] = layers
     res.extra["digests"] = vouched
+    res.extra["recomputed"] = redo
     if staging is not None:
         if write:
-            write_run(cfg, res.layers, staging=staging, digests=current_digests(cfg, vouched))
-            drop_stale(cfg, staging, "lifecircle")
+            write_run(cfg, res.layers, drop=stale_layers("lifecircle", redo), staging=staging,
+                      digests=current_digests(cfg, vouched))
+            drop_stale(cfg, staging, "lifecircle", recomputed=redo)
         if draw:
             res.maps += draw_lifecircle(cfg, staging, result, layers)
     res.seconds = time.perf_counter() - t0
@@ -267,7 +274,7 @@ def _lifecircle_stage(cfg: Config, layers: OSMLayers) -> StageResult:
     lcr = _lifecircle_from_layers(reused.layers)
     res = StageResult("lifecircle", layers=dict(reused.layers))
     res.summary = lcr.summary_lines()
-    res.extra.update(result=lcr, layers=layers, digests=list(reused.stages))
+    res.extra.update(result=lcr, layers=layers, digests=list(reused.stages), recomputed=[])
     return res
 
 
@@ -318,10 +325,12 @@ def _run_sites(cfg: Config, *, layers: OSMLayers | None, lifecircle: StageResult
     layers = _config_layers(cfg, layers)
     upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
     vouched: list[str] = []  # stages computed or reused under cfg (recorded for resume)
+    redo = ["sites"]  # stages computed here (their maps and later results go stale)
     if lifecircle is None:
         lifecircle = _lifecircle_stage(cfg, layers)
         upstream = dict(lifecircle.layers)
         vouched = [*lifecircle.extra["digests"], "sites"] if lifecircle.extra["digests"] else []
+        redo += lifecircle.extra["recomputed"]
     lcr = lifecircle.extra["result"]
     comm = lcr.communities
     if communities is None:
@@ -339,7 +348,9 @@ def _run_sites(cfg: Config, *, layers: OSMLayers | None, lifecircle: StageResult
     res.extra["lifecircle"] = lifecircle
     if staging is not None:
         if write:
-            write_run(cfg, res.layers, staging=staging, digests=current_digests(cfg, vouched))
+            write_run(cfg, res.layers, drop=stale_layers("sites", redo), staging=staging,
+                      digests=current_digests(cfg, vouched))
+            drop_stale(cfg, staging, "sites", recomputed=redo)
         if draw:
             res.maps += draw_sites(cfg, staging, result, lcr, layers)
     res.seconds = time.perf_counter() - t0
@@ -404,6 +415,7 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
             upstream = dict(reused.layers)
         units = upstream["update_units"]
         vouched = ["units", "packages"]
+    # the units' classes are re-derived below, so their layer (and map) is always rewritten
     communities = pk.build_inventory(layers, cfg=cfg.packages,
                                      inputs=load_communities(cfg, layers), units=units)
     if communities.empty:
@@ -431,13 +443,15 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
     res.extra["result"] = result
     res.extra["layers"] = layers
     res.extra["digests"] = vouched
+    res.extra["recomputed"] = redo = ["units", "packages"]
     if staging is not None:
         if write:
-            write_run(cfg, res.layers, drop=downstream("packages"), staging=staging,
+            write_run(cfg, res.layers, drop=stale_layers("packages", redo), staging=staging,
                       digests=current_digests(cfg, vouched))
-            drop_stale(cfg, staging, "packages")
+            drop_stale(cfg, staging, "packages", recomputed=redo)
         if draw:
-
+            res.maps.append(draw_units(cfg, staging, out["update_units"], layers,
+                                       map_barriers(cfg, layers)))
             fig, _ = maps.plot_packages(result.packages, result.communities, layers=layers,
                                         title=cfg.title)
             res.maps.append(save_into(cfg, staging, fig, "renewal_packages.png"))
@@ -476,10 +490,12 @@ def _run_programme(cfg: Config, *, layers: OSMLayers | None,
     layers = _config_layers(cfg, layers)
     upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
     vouched: list[str] = []  # stages computed or reused under cfg (recorded for resume)
+    redo = ["programme"]  # stages computed here (their maps and later results go stale)
     if packages is None or communities is None:
         lc = _lifecircle_stage(cfg, layers)
         upstream = dict(lc.layers)
         vouched = [*lc.extra["digests"], "programme"] if lc.extra["digests"] else []
+        redo += lc.extra["recomputed"]
         packages, communities = upstream["renewal_packages"], upstream["communities"]
         gaps = upstream["service_gaps"]
     result = pg_mod.programme(packages, communities, cfg=cfg.programme, lifecircle=gaps,
@@ -487,11 +503,15 @@ def _run_programme(cfg: Config, *, layers: OSMLayers | None,
     res = StageResult("programme", layers={**upstream, **result.layers()})
     res.summary = result.summary_lines()
     res.extra["result"] = result
-    if staging is not None and result.layers():
-        if write:
-            write_run(cfg, res.layers, staging=staging, digests=current_digests(cfg, vouched))
-        if draw:
-            res.maps += draw_programme(cfg, staging, result, layers)
+    if staging is not None and write and (
+            result.layers() or staging.path(cfg.gpkg_path).exists()):
+        # with no package to phase, the programme layers of an earlier run go too
+        write_run(cfg, res.layers, drop=stale_layers("programme", redo) | (
+            set() if result.layers() else STAGE_LAYERS["programme"]), staging=staging,
+            digests=current_digests(cfg, vouched))
+        drop_stale(cfg, staging, "programme", recomputed=redo)
+    if staging is not None and draw and result.layers():
+        res.maps += draw_programme(cfg, staging, result, layers)
     res.seconds = time.perf_counter() - t0
     return res
 
@@ -632,7 +652,8 @@ def run_maps(cfg: Config) -> StageResult:
     inputs (a stage whose layers cannot be reused is computed in memory); without a usable
     GeoPackage every stage is computed in memory, as :func:`run_all` does.
     """
-    with stage_outputs(cfg, active=True, keep=True) as staging:
+    # the maps are queued and drawn in parallel before the folder is swapped in
+    with stage_outputs(cfg, active=True, keep=True) as staging, saving_in_parallel():
         assert staging is not None
         shutil.rmtree(staging.path(cfg.maps_dir), ignore_errors=True)
         res = _maps_from_run(cfg, staging)

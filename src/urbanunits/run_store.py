@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,22 @@ import pandas as pd
 
 from urbanunits import _resume
 from urbanunits._outputs import Staging, staged_run
-from urbanunits._resume import stage_digests
+from urbanunits._resume import UPSTREAM, ancestors, stage_digests
 from urbanunits.catalog import STAGE_LAYERS
 from urbanunits.config import Config
 from urbanunits.export import layer_styles, run_metadata, write_layers
 
-__all__ = ["STAGE_MAPS", "StageResult", "current_digests", "downstream", "drop_stale", "reuse",
-           "stage_outputs", "write_run"]
+__all__ = [
+    "STAGE_MAPS",
+    "StageResult",
+    "computed_from",
+    "current_digests",
+    "drop_stale",
+    "reuse",
+    "stage_outputs",
+    "stale_layers",
+    "write_run",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +76,22 @@ STAGE_MAPS: dict[str, tuple[str, ...]] = {
 }
 
 
-def downstream(stage: str) -> set[str]:
-    names = list(STAGE_LAYERS)
-    return set().union(*(STAGE_LAYERS[n] for n in names[names.index(stage) + 1:]))
+def computed_from(stages: Iterable[str]) -> set[str]:
+    """The stages computed, directly or not, from any of ``stages`` (themselves excluded)."""
+    given = set(stages)
+    return {s for s in UPSTREAM if s not in given and given & set(ancestors(s))}
+
+
+def stale_layers(stage: str, recomputed: Iterable[str]) -> set[str]:
+    """Layers a run of ``stage`` must remove: those of every stage computed from a stage this
+    run recomputed, except the stages it writes itself (``stage`` and its ancestors).
+
+    A stage reused unchanged from the GeoPackage makes nothing stale: ``urbanunits programme``
+    with the life circles reused keeps the sites, one that recomputes them removes the sites.
+    """
+    keep = set(ancestors(stage))
+    return set().union(*(STAGE_LAYERS[s] for s in computed_from({stage, *recomputed})
+                         if s not in keep))
 
 
 @contextlib.contextmanager
@@ -85,24 +107,37 @@ def stage_outputs(cfg: Config, *, active: bool, keep: bool = True) -> Iterator[S
         yield staging
 
 
-def drop_stale(cfg: Config, staging: Staging, stage: str) -> None:
-    """Remove the maps of ``stage`` and later stages and the tables from a kept run.
+def drop_stale(cfg: Config, staging: Staging, stage: str, *,
+               recomputed: Iterable[str] = ()) -> None:
+    """Remove from a kept run the files made from results this run replaces.
 
-    They were made from the layers this stage replaces; ``urbanunits all`` writes the tables
-    again, and each stage redraws its maps. (Maps of earlier stages that a stage recomputes in
-    memory are kept: the same inputs and config give the same layers.)
+    The maps of ``stage``, of the other stages it ``recomputed`` and of every stage computed
+    from them (``stage`` redraws its own; ``urbanunits maps`` redraws the rest), the tables and
+    the HTML map (``urbanunits all`` writes them again). Maps of stages reused unchanged from
+    the GeoPackage are kept.
     """
-    names = list(STAGE_MAPS)
+    redo = {stage, *recomputed}
     maps_dir = staging.path(cfg.maps_dir)
-    for later in names[names.index(stage):]:
-        for pattern in STAGE_MAPS[later]:
+    removed = []
+    for s in redo | computed_from(redo):
+        for pattern in STAGE_MAPS[s]:
             for p in maps_dir.glob(pattern):
                 p.unlink()
+                if s != stage:
+                    removed.append(p.name)
+    if removed:
+        logger.info("removed maps made from replaced results (`urbanunits maps` redraws "
+                    "them): %s", ", ".join(sorted(removed)))
     tables = staging.path(cfg.tables_dir)
     if tables.is_dir():
         shutil.rmtree(tables)
         logger.info("removed %s: made from the layers this stage replaced (`urbanunits all` "
                     "writes them again)", cfg.tables_dir)
+    html = staging.path(cfg.gpkg_path.with_suffix(".html"))
+    if html.is_file():
+        html.unlink()
+        logger.info("removed %s: made from the layers this stage replaced (`urbanunits all` "
+                    "or `urbanunits export --format html` writes it again)", html.name)
 
 
 def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame], *,

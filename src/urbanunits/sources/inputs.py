@@ -27,14 +27,21 @@ from urbanunits.sources.boundaries import (
     read_subdistricts,
     subdistricts_from_osm,
 )
-from urbanunits.sources.facilities import check_datum, street_lines
+from urbanunits.sources.facilities import check_datum, load_facilities, street_lines
 from urbanunits.sources.heritage import read_heritage_areas
 from urbanunits.sources.inventory import InventoryReport, read_inventory, read_overrides
 from urbanunits.sources.osm import OSMLayers, read_osm
 from urbanunits.sources.population import read_population
 
-__all__ = ["CommunityInputs", "RunInputs", "load_communities", "load_heritage_areas",
-           "load_inputs", "load_subdistricts"]
+__all__ = [
+    "CommunityInputs",
+    "RunInputs",
+    "load_communities",
+    "load_heritage_areas",
+    "load_inputs",
+    "load_run_facilities",
+    "load_subdistricts",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -89,24 +96,50 @@ class RunInputs:
     communities
         The packages stage's inventory, overrides and population raster
         (:class:`CommunityInputs`); None unless asked for.
+    facilities, facility_notes
+        The life circles' facilities (:func:`load_run_facilities`) and what was done to them;
+        None unless asked for.
     """
 
     layers: OSMLayers
     subdistricts: gpd.GeoDataFrame | None
     heritage_areas: gpd.GeoDataFrame | None
     communities: CommunityInputs | None = None
+    facilities: gpd.GeoDataFrame | None = None
+    facility_notes: list[str] | None = None
 
 
-def load_inputs(cfg: Config, *, communities: bool = False) -> RunInputs:
+def load_inputs(cfg: Config, *, communities: bool = False,
+                facilities: bool = False) -> RunInputs:
     """Read the OSM extract (cached), sub-districts and heritage areas of a config.
 
-    With ``communities`` the packages stage's inputs are read too (:func:`load_communities`):
-    ask for them when the packages stage (or a later one) will run.
+    With ``communities`` the packages stage's inputs are read too (:func:`load_communities`),
+    with ``facilities`` the life circles' (:func:`load_run_facilities`): ask for them when those
+    stages will run, so that a run of the units alone never fails on a file it does not need.
     """
     layers = read_osm(cfg)
+    fac, notes = load_run_facilities(cfg, layers) if facilities else (None, None)
     return RunInputs(layers=layers, subdistricts=load_subdistricts(cfg, layers),
                      heritage_areas=load_heritage_areas(cfg),
-                     communities=load_communities(cfg, layers) if communities else None)
+                     communities=load_communities(cfg, layers) if communities else None,
+                     facilities=fac, facility_notes=notes)
+
+
+def load_run_facilities(cfg: Config, layers: OSMLayers) -> tuple[gpd.GeoDataFrame, list[str]]:
+    """The life circles' facilities as a run reads them: the configured files and OSM's.
+
+    File rows are kept within ``osm.graph_margin_m`` of the study area (the walk network's
+    reach), checked against the extract's streets and named POIs for an undeclared GCJ-02/BD-09
+    datum, and merged with OSM's records of the same facility (``lifecircle.dedupe_m``).
+
+    Returns
+    -------
+    tuple of (GeoDataFrame, list of str)
+        Facilities in the config's metric CRS, and one line per thing done to them.
+    """
+    area = layers.study_area.geometry.iloc[0].buffer(cfg.osm.graph_margin_m)
+    return load_facilities(cfg, layers.facilities, area=area, roads=layers.roads,
+                           pois=layers.pois)
 
 
 def load_communities(cfg: Config, layers: OSMLayers) -> CommunityInputs:
