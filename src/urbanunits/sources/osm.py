@@ -168,6 +168,31 @@ class _Collector:
         self.cells: set[tuple[int, int]] = set()
 
 
+#: Tags of a line that its layers read (``roads``, ``railways``, ``waterways``): a city has
+#: hundreds of thousands of highway ways, so only these are copied (by key, not by scanning
+#: every tag of the way).
+_LINE_TAGS = ("name", "bridge", "tunnel", "layer", "highway", "railway", "waterway")
+#: The walk filter's keys (see ``_walk_check``), and where the sidewalk keys are among them.
+_WALK_KEYS = tuple(_WALK_EXCLUDE)
+_SIDEWALK_AT = tuple(_WALK_KEYS.index(k) for k in _SIDEWALK_KEYS)
+
+
+def _walk_check(values: tuple[str | None, ...], memo: dict[tuple[str | None, ...],
+                tuple[bool, bool]]) -> tuple[bool, bool]:
+    """Whether a highway way with these ``_WALK_KEYS`` values is walkable, and has sidewalks.
+
+    Ways repeat a few tag combinations, so the regexes run once per combination (``memo``).
+    """
+    hit = memo.get(values)
+    if hit is None:
+        walkable = not any(v is not None and rx.search(v)
+                           for v, rx in zip(values, _WALK_EXCLUDE.values(), strict=True))
+        sidewalk = any(("no" if values[i] is None else values[i]) not in _NO_SIDEWALK
+                       for i in _SIDEWALK_AT)
+        hit = memo[values] = (walkable, sidewalk)
+    return hit
+
+
 def _keep(tags: Any) -> dict[str, str]:
     out = {k: tags[k] for k in _KEEP_TAGS if k in tags}
     if any(t.k.startswith(_DISUSED_PREFIXES) for t in tags):
@@ -181,6 +206,8 @@ def _parse(path: Path, window: tuple[float, float, float, float] | None = None) 
     col.window = window
     wx0, wy0, wx1, wy1 = window or (np.inf, np.inf, -np.inf, -np.inf)
     cells = col.cells
+    walk_nodes = col.walk_nodes
+    walk_memo: dict[tuple[str | None, ...], tuple[bool, bool]] = {}
     proc = osmium.FileProcessor(str(path)).with_locations().with_areas()
     box = proc.header.box()
     if box.valid():
@@ -210,23 +237,28 @@ def _parse(path: Path, window: tuple[float, float, float, float] | None = None) 
                 tags = obj.tags
                 if not len(tags):
                     continue
-                if "highway" in tags and is_walkable(dict(tags)):
-                    refs = []
-                    for n in obj.nodes:
-                        if n.location.valid():
-                            col.walk_nodes[n.ref] = (n.location.lon, n.location.lat)
-                            refs.append(n.ref)
-                    if len(refs) >= 2:
-                        col.walk_ways.append((obj.id, refs, _keep(tags)))
-                        if any(tags.get(k, "no") not in _NO_SIDEWALK for k in _SIDEWALK_KEYS):
-                            col.sidewalk_ways.add(obj.id)
-                if any(k in tags for k in ("highway", "railway", "waterway")) or (
-                        tags.get("natural") == "coastline"):
+                kept = {k: v for k in _LINE_TAGS if (v := tags.get(k)) is not None}
+                if "highway" in kept:
+                    walkable, sidewalk = _walk_check(tuple(tags.get(k) for k in _WALK_KEYS),
+                                                     walk_memo)
+                    if walkable:
+                        refs = []
+                        for n in obj.nodes:
+                            loc = n.location
+                            if loc.valid():
+                                walk_nodes[n.ref] = (loc.lon, loc.lat)
+                                refs.append(n.ref)
+                        if len(refs) >= 2:
+                            col.walk_ways.append((obj.id, refs, kept))
+                            if sidewalk:
+                                col.sidewalk_ways.add(obj.id)
+                if ("highway" in kept or "railway" in kept or "waterway" in kept
+                        or tags.get("natural") == "coastline"):
                     try:
                         wkb = fab.create_linestring(obj)
                     except (osmium.InvalidLocationError, RuntimeError):
                         continue
-                    col.lines.append((obj.id, _keep(tags), bytes.fromhex(wkb)))
+                    col.lines.append((obj.id, kept, bytes.fromhex(wkb)))
             elif isinstance(obj, osmium.osm.Area):
                 tags = obj.tags
                 if not _wanted_area(tags):
