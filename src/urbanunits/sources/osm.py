@@ -173,8 +173,10 @@ class _Collector:
 #: every tag of the way).
 _LINE_TAGS = ("name", "bridge", "tunnel", "layer", "highway", "railway", "waterway")
 #: The walk filter's keys (see ``_walk_check``), and where the sidewalk keys are among them.
-_WALK_KEYS = tuple(_WALK_EXCLUDE)
+_WALK_KEYS = ("highway", *(k for k in _WALK_EXCLUDE if k != "highway"))
+_WALK_RX = tuple(_WALK_EXCLUDE[k] for k in _WALK_KEYS)
 _SIDEWALK_AT = tuple(_WALK_KEYS.index(k) for k in _SIDEWALK_KEYS)
+_NO_WALK_TAGS: tuple[None, ...] = (None,) * (len(_WALK_KEYS) - 1)
 
 
 def _walk_check(values: tuple[str | None, ...], memo: dict[tuple[str | None, ...],
@@ -186,7 +188,7 @@ def _walk_check(values: tuple[str | None, ...], memo: dict[tuple[str | None, ...
     hit = memo.get(values)
     if hit is None:
         walkable = not any(v is not None and rx.search(v)
-                           for v, rx in zip(values, _WALK_EXCLUDE.values(), strict=True))
+                           for v, rx in zip(values, _WALK_RX, strict=True))
         sidewalk = any(("no" if values[i] is None else values[i]) not in _NO_SIDEWALK
                        for i in _SIDEWALK_AT)
         hit = memo[values] = (walkable, sidewalk)
@@ -214,21 +216,40 @@ def _parse(path: Path, window: tuple[float, float, float, float] | None = None) 
         # <bounds> of an Overpass/osmium/JOSM extract: the area it was cut to.
         col.header_box = (box.bottom_left.lon, box.bottom_left.lat, box.top_right.lon,
                           box.top_right.lat)
+    # Node locations are gathered in chunks and reduced with numpy (extent, coverage cells):
+    # a per-node min/max and set insertion in Python costs more than reading the node.
+    lons: list[float] = []
+    lats: list[float] = []
+
+    def reduce_nodes() -> None:
+        if not lons:
+            return
+        x, y = np.array(lons), np.array(lats)
+        b = col.bounds
+        b[:] = [min(b[0], float(x.min())), min(b[1], float(y.min())), max(b[2], float(x.max())),
+                max(b[3], float(y.max()))]
+        inside = (wx0 <= x) & (x <= wx1) & (wy0 <= y) & (y <= wy1)
+        if inside.any():
+            ij = np.unique(np.column_stack([((x[inside] - wx0) / COVER_CELL_DEG).astype(np.int64),
+                                            ((y[inside] - wy0) / COVER_CELL_DEG).astype(np.int64)]),
+                           axis=0)
+            cells.update(zip(ij[:, 0].tolist(), ij[:, 1].tolist(), strict=True))
+        lons.clear()
+        lats.clear()
+
+    seen = 0
     with progress(desc=f"reading {path.name}", unit=" objects", unit_scale=True) as bar:
         for obj in proc:
-            bar.update(1)
+            seen += 1
+            if not seen & 0xFFFF:  # a bar update per object would cost as much as the node
+                bar.update(0x10000)
+                reduce_nodes()
             if isinstance(obj, osmium.osm.Node):
                 col.n_nodes += 1
                 loc = obj.location
                 if loc.valid():
-                    b = col.bounds
-                    b[0] = min(b[0], loc.lon)
-                    b[1] = min(b[1], loc.lat)
-                    b[2] = max(b[2], loc.lon)
-                    b[3] = max(b[3], loc.lat)
-                    if wx0 <= loc.lon <= wx1 and wy0 <= loc.lat <= wy1:
-                        cells.add((int((loc.lon - wx0) / COVER_CELL_DEG),
-                                   int((loc.lat - wy0) / COVER_CELL_DEG)))
+                    lons.append(loc.lon)
+                    lats.append(loc.lat)
                 if len(obj.tags) and _wanted_node(obj.tags) and loc.valid():
                     col.points.append((obj.id, _keep(obj.tags),
                                        bytes.fromhex(fab.create_point(obj))))
@@ -239,8 +260,10 @@ def _parse(path: Path, window: tuple[float, float, float, float] | None = None) 
                     continue
                 kept = {k: v for k in _LINE_TAGS if (v := tags.get(k)) is not None}
                 if "highway" in kept:
-                    walkable, sidewalk = _walk_check(tuple(tags.get(k) for k in _WALK_KEYS),
-                                                     walk_memo)
+                    # when every tag is a line tag, the filter's other keys are absent
+                    values = ((kept["highway"], *_NO_WALK_TAGS) if len(kept) == len(tags)
+                              else tuple(tags.get(k) for k in _WALK_KEYS))
+                    walkable, sidewalk = _walk_check(values, walk_memo)
                     if walkable:
                         refs = []
                         for n in obj.nodes:
@@ -269,6 +292,8 @@ def _parse(path: Path, window: tuple[float, float, float, float] | None = None) 
                     continue
                 kind = "way" if obj.from_way() else "relation"
                 col.areas.append((kind, obj.orig_id(), _keep(tags), bytes.fromhex(wkb)))
+        bar.update(seen & 0xFFFF)
+    reduce_nodes()
     return col
 
 
