@@ -171,7 +171,7 @@ class _Collector:
 #: Tags of a line that its layers read (``roads``, ``railways``, ``waterways``): a city has
 #: hundreds of thousands of highway ways, so only these are copied (by key, not by scanning
 #: every tag of the way).
-_LINE_TAGS = ("name", "bridge", "tunnel", "layer", "highway", "railway", "waterway")
+_LINE_TAGS = ("highway", "name", "railway", "waterway", "bridge", "tunnel", "layer")
 #: The walk filter's keys (see ``_walk_check``), and where the sidewalk keys are among them.
 _WALK_KEYS = ("highway", *(k for k in _WALK_EXCLUDE if k != "highway"))
 _WALK_RX = tuple(_WALK_EXCLUDE[k] for k in _WALK_KEYS)
@@ -258,7 +258,15 @@ def _parse(path: Path, window: tuple[float, float, float, float] | None = None) 
                 tags = obj.tags
                 if not len(tags):
                     continue
-                kept = {k: v for k in _LINE_TAGS if (v := tags.get(k)) is not None}
+                kept = {}
+                left = len(tags)
+                for k in _LINE_TAGS:  # stops once every tag of the way is found
+                    v = tags.get(k)
+                    if v is not None:
+                        kept[k] = v
+                        left -= 1
+                        if not left:
+                            break
                 if "highway" in kept:
                     # when every tag is a line tag, the filter's other keys are absent
                     values = ((kept["highway"], *_NO_WALK_TAGS) if len(kept) == len(tags)
