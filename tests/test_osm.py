@@ -230,3 +230,41 @@ def test_historic_layer_flags_designated_areas(tmp_path: Path, demo_cfg: Config)
     want = {wid: flag for wid, (_, flag) in areas.items() if flag is not None}
     assert got == {1: False, **want}
     assert hist.set_index(hist["osm_id"].astype(int)).at[102, "historic"] == "protected_area"
+
+
+def test_walk_check_matches_the_tag_predicates() -> None:
+    """The parse's memoised walk test agrees with ``is_walkable`` and the sidewalk rule."""
+    import itertools
+
+    memo: dict[tuple[str | None, ...], tuple[bool, bool]] = {}
+    choices = {"highway": ["footway", "motorway", "service"], "access": [None, "private", "yes"],
+               "sidewalk": [None, "no", "both", "", "separate"], "sidewalk:left": [None, "yes"]}
+    for combo in itertools.product(*choices.values()):
+        tags = {k: v for k, v in zip(choices, combo, strict=True) if v is not None}
+        values = tuple(tags.get(k) for k in osm._WALK_KEYS)
+        for _ in range(2):  # computed, then read from the memo
+            walkable, sidewalk = osm._walk_check(values, memo)
+            assert walkable == is_walkable(tags), tags
+            assert sidewalk == any(tags.get(k, "no") not in {"no", "none", "separate"}
+                                   for k in ("sidewalk", "sidewalk:both", "sidewalk:left",
+                                             "sidewalk:right")), tags
+
+
+def test_clip_equals_cutting_every_feature() -> None:
+    """``_clip`` skips most overlays but returns exactly what intersecting each feature gives."""
+    area = shapely.Point(0, 0).buffer(100.0)
+    geoms = [shapely.LineString([(0, 0), (10, 5)]),  # simple line inside: kept as is
+             shapely.LineString([(0, 0), (10, 0), (10, 10), (5, 0), (0, 10)]),  # touches itself
+             shapely.LineString([(50, 0), (150, 0)]),  # crosses the edge
+             shapely.MultiPolygon([shapely.box(0, 0, 10, 10)]),  # inside, one part
+             shapely.box(-5, -5, 5, 5).difference(shapely.box(-1, -1, 1, 1)),  # with a hole
+             shapely.box(90, -10, 120, 10),  # crosses
+             shapely.box(200, 200, 210, 210)]  # outside: dropped
+    gdf = gpd.GeoDataFrame({"osm_id": range(len(geoms))}, geometry=geoms, crs="EPSG:32651")
+    out = osm._clip(gdf, area)
+    cut = shapely.intersection(gdf.geometry.values, area)
+    keep = ~shapely.is_empty(cut)
+    assert out["osm_id"].tolist() == gdf["osm_id"][keep].tolist()
+    assert shapely.equals_exact(out.geometry.values, cut[keep], tolerance=0).all()
+    assert out.geometry.iloc[1].geom_type == "MultiLineString"  # normalised as the overlay does
+    assert osm._clip(gdf, area, keep_whole=True).geometry.iloc[1] == geoms[1]

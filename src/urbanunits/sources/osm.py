@@ -168,6 +168,33 @@ class _Collector:
         self.cells: set[tuple[int, int]] = set()
 
 
+#: Tags of a line that its layers read (``roads``, ``railways``, ``waterways``): a city has
+#: hundreds of thousands of highway ways, so only these are copied (by key, not by scanning
+#: every tag of the way).
+_LINE_TAGS = ("highway", "name", "railway", "waterway", "bridge", "tunnel", "layer")
+#: The walk filter's keys (see ``_walk_check``), and where the sidewalk keys are among them.
+_WALK_KEYS = ("highway", *(k for k in _WALK_EXCLUDE if k != "highway"))
+_WALK_RX = tuple(_WALK_EXCLUDE[k] for k in _WALK_KEYS)
+_SIDEWALK_AT = tuple(_WALK_KEYS.index(k) for k in _SIDEWALK_KEYS)
+_NO_WALK_TAGS: tuple[None, ...] = (None,) * (len(_WALK_KEYS) - 1)
+
+
+def _walk_check(values: tuple[str | None, ...], memo: dict[tuple[str | None, ...],
+                tuple[bool, bool]]) -> tuple[bool, bool]:
+    """Whether a highway way with these ``_WALK_KEYS`` values is walkable, and has sidewalks.
+
+    Ways repeat a few tag combinations, so the regexes run once per combination (``memo``).
+    """
+    hit = memo.get(values)
+    if hit is None:
+        walkable = not any(v is not None and rx.search(v)
+                           for v, rx in zip(values, _WALK_RX, strict=True))
+        sidewalk = any(("no" if values[i] is None else values[i]) not in _NO_SIDEWALK
+                       for i in _SIDEWALK_AT)
+        hit = memo[values] = (walkable, sidewalk)
+    return hit
+
+
 def _keep(tags: Any) -> dict[str, str]:
     out = {k: tags[k] for k in _KEEP_TAGS if k in tags}
     if any(t.k.startswith(_DISUSED_PREFIXES) for t in tags):
@@ -181,27 +208,48 @@ def _parse(path: Path, window: tuple[float, float, float, float] | None = None) 
     col.window = window
     wx0, wy0, wx1, wy1 = window or (np.inf, np.inf, -np.inf, -np.inf)
     cells = col.cells
+    walk_nodes = col.walk_nodes
+    walk_memo: dict[tuple[str | None, ...], tuple[bool, bool]] = {}
     proc = osmium.FileProcessor(str(path)).with_locations().with_areas()
     box = proc.header.box()
     if box.valid():
         # <bounds> of an Overpass/osmium/JOSM extract: the area it was cut to.
         col.header_box = (box.bottom_left.lon, box.bottom_left.lat, box.top_right.lon,
                           box.top_right.lat)
+    # Node locations are gathered in chunks and reduced with numpy (extent, coverage cells):
+    # a per-node min/max and set insertion in Python costs more than reading the node.
+    lons: list[float] = []
+    lats: list[float] = []
+
+    def reduce_nodes() -> None:
+        if not lons:
+            return
+        x, y = np.array(lons), np.array(lats)
+        b = col.bounds
+        b[:] = [min(b[0], float(x.min())), min(b[1], float(y.min())), max(b[2], float(x.max())),
+                max(b[3], float(y.max()))]
+        inside = (wx0 <= x) & (x <= wx1) & (wy0 <= y) & (y <= wy1)
+        if inside.any():
+            ij = np.unique(np.column_stack([((x[inside] - wx0) / COVER_CELL_DEG).astype(np.int64),
+                                            ((y[inside] - wy0) / COVER_CELL_DEG).astype(np.int64)]),
+                           axis=0)
+            cells.update(zip(ij[:, 0].tolist(), ij[:, 1].tolist(), strict=True))
+        lons.clear()
+        lats.clear()
+
+    seen = 0
     with progress(desc=f"reading {path.name}", unit=" objects", unit_scale=True) as bar:
         for obj in proc:
-            bar.update(1)
+            seen += 1
+            if not seen & 0xFFFF:  # a bar update per object would cost as much as the node
+                bar.update(0x10000)
+                reduce_nodes()
             if isinstance(obj, osmium.osm.Node):
                 col.n_nodes += 1
                 loc = obj.location
                 if loc.valid():
-                    b = col.bounds
-                    b[0] = min(b[0], loc.lon)
-                    b[1] = min(b[1], loc.lat)
-                    b[2] = max(b[2], loc.lon)
-                    b[3] = max(b[3], loc.lat)
-                    if wx0 <= loc.lon <= wx1 and wy0 <= loc.lat <= wy1:
-                        cells.add((int((loc.lon - wx0) / COVER_CELL_DEG),
-                                   int((loc.lat - wy0) / COVER_CELL_DEG)))
+                    lons.append(loc.lon)
+                    lats.append(loc.lat)
                 if len(obj.tags) and _wanted_node(obj.tags) and loc.valid():
                     col.points.append((obj.id, _keep(obj.tags),
                                        bytes.fromhex(fab.create_point(obj))))
@@ -210,23 +258,38 @@ def _parse(path: Path, window: tuple[float, float, float, float] | None = None) 
                 tags = obj.tags
                 if not len(tags):
                     continue
-                if "highway" in tags and is_walkable(dict(tags)):
-                    refs = []
-                    for n in obj.nodes:
-                        if n.location.valid():
-                            col.walk_nodes[n.ref] = (n.location.lon, n.location.lat)
-                            refs.append(n.ref)
-                    if len(refs) >= 2:
-                        col.walk_ways.append((obj.id, refs, _keep(tags)))
-                        if any(tags.get(k, "no") not in _NO_SIDEWALK for k in _SIDEWALK_KEYS):
-                            col.sidewalk_ways.add(obj.id)
-                if any(k in tags for k in ("highway", "railway", "waterway")) or (
-                        tags.get("natural") == "coastline"):
+                kept = {}
+                left = len(tags)
+                for k in _LINE_TAGS:  # stops once every tag of the way is found
+                    v = tags.get(k)
+                    if v is not None:
+                        kept[k] = v
+                        left -= 1
+                        if not left:
+                            break
+                if "highway" in kept:
+                    # when every tag is a line tag, the filter's other keys are absent
+                    values = ((kept["highway"], *_NO_WALK_TAGS) if len(kept) == len(tags)
+                              else tuple(tags.get(k) for k in _WALK_KEYS))
+                    walkable, sidewalk = _walk_check(values, walk_memo)
+                    if walkable:
+                        refs = []
+                        for n in obj.nodes:
+                            loc = n.location
+                            if loc.valid():
+                                walk_nodes[n.ref] = (loc.lon, loc.lat)
+                                refs.append(n.ref)
+                        if len(refs) >= 2:
+                            col.walk_ways.append((obj.id, refs, kept))
+                            if sidewalk:
+                                col.sidewalk_ways.add(obj.id)
+                if ("highway" in kept or "railway" in kept or "waterway" in kept
+                        or tags.get("natural") == "coastline"):
                     try:
                         wkb = fab.create_linestring(obj)
                     except (osmium.InvalidLocationError, RuntimeError):
                         continue
-                    col.lines.append((obj.id, _keep(tags), bytes.fromhex(wkb)))
+                    col.lines.append((obj.id, kept, bytes.fromhex(wkb)))
             elif isinstance(obj, osmium.osm.Area):
                 tags = obj.tags
                 if not _wanted_area(tags):
@@ -237,6 +300,8 @@ def _parse(path: Path, window: tuple[float, float, float, float] | None = None) 
                     continue
                 kind = "way" if obj.from_way() else "relation"
                 col.areas.append((kind, obj.orig_id(), _keep(tags), bytes.fromhex(wkb)))
+        bar.update(seen & 0xFFFF)
+    reduce_nodes()
     return col
 
 
@@ -288,10 +353,26 @@ def _clip(gdf: gpd.GeoDataFrame, area: BaseGeometry, *,
           keep_whole: bool = False) -> gpd.GeoDataFrame:
     if gdf.empty:
         return gdf
-    hit = gdf.intersects(area)
+    shapely.prepare(area)
+    geoms = gdf.geometry.values
+    hit = shapely.intersects(area, geoms)
     gdf = gdf[hit].copy()
     if not keep_whole and not gdf.empty:
-        gdf["geometry"] = gdf.geometry.intersection(area)
+        # The same result as intersecting every feature with the area, for less: most features
+        # lie inside it, where the overlay only normalises them (splits a line that touches
+        # itself, rebuilds rings), which an overlay with a far box does with 4 edges instead of
+        # the area's hundreds, and leaves a simple line as it is.
+        geoms = gdf.geometry.values.copy()
+        inside = shapely.contains_properly(area, geoms)
+        as_is = inside & (shapely.get_type_id(geoms) == 1) & shapely.is_simple(geoms)
+        boxed = inside & ~as_is
+        if boxed.any():
+            x0, y0, x1, y1 = area.bounds
+            far = max(x1 - x0, y1 - y0, 1.0)
+            box = shapely.box(x0 - far, y0 - far, x1 + far, y1 + far)
+            geoms[boxed] = shapely.intersection(geoms[boxed], box)
+        geoms[~inside] = shapely.intersection(geoms[~inside], area)
+        gdf["geometry"] = geoms
         gdf = gdf[~gdf.geometry.is_empty]
     return gdf.reset_index(drop=True)
 
