@@ -48,6 +48,9 @@ _PAD_IN = 0.1
 #: zlib level of the PNGs: 1 encodes several times faster than the default 6, for files about a
 #: third larger (the maps are mostly flat colour); PNG stays lossless either way.
 _PNG_COMPRESS_LEVEL = 1
+#: zlib strategy Z_RLE: runs of one colour are what a map is made of; it encodes a third faster
+#: than the default strategy at level 1, for files about a tenth larger (same pixels).
+_PNG_COMPRESS_TYPE = 3
 
 
 #: At most this many processes draw the maps of one run (:func:`saving_in_parallel`).
@@ -150,14 +153,18 @@ def _write_map(fig: Figure, path: Path, *, dpi: int) -> None:
             # a legend reaches past the canvas (beside an equal-aspect map): only savefig's
             # tight box, which widens the canvas, shows it whole
             fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight", pad_inches=_PAD_IN,
-                        pil_kwargs={"compress_level": _PNG_COMPRESS_LEVEL})
+                        pil_kwargs={"compress_level": _PNG_COMPRESS_LEVEL,
+                                    "compress_type": _PNG_COMPRESS_TYPE})
             return
         image = _crop_to_content(np.asarray(canvas.buffer_rgba()), pad=round(_PAD_IN * dpi),
                                  boxes=boxes)
-        # maps are opaque (white figure): RGB encodes a quarter fewer bytes than RGBA
-        mode = "RGB" if (image[..., 3] == 255).all() else "RGBA"
-        Image.fromarray(np.ascontiguousarray(image[..., :len(mode)]), mode).save(
-            tmp, format="png", dpi=(dpi, dpi), compress_level=_PNG_COMPRESS_LEVEL)
+        picture = Image.fromarray(image, "RGBA")
+        # maps are opaque (white figure): RGB encodes a quarter fewer bytes than RGBA. PIL drops
+        # the alpha band in C, several times faster than a strided numpy copy.
+        if (image[..., 3] == 255).all():
+            picture = picture.convert("RGB")
+        picture.save(tmp, format="png", dpi=(dpi, dpi), compress_level=_PNG_COMPRESS_LEVEL,
+                     compress_type=_PNG_COMPRESS_TYPE)
 
 
 def _crop_to_content(rgba: np.ndarray, *, pad: int,
@@ -177,6 +184,8 @@ def _crop_to_content(rgba: np.ndarray, *, pad: int,
     content = rgba[r0:r1, c0:c1]
     out = np.empty((content.shape[0] + 2 * pad, content.shape[1] + 2 * pad, rgba.shape[2]),
                    dtype=rgba.dtype)
-    out[...] = rgba[0, 0]  # the margin may reach past the canvas, as savefig's does
+    # the margin may reach past the canvas, as savefig's does; filled one 32-bit pixel at a
+    # time, several times faster than broadcasting the four bytes
+    out.view(np.uint32)[...] = pixels[0, 0]
     out[pad:pad + content.shape[0], pad:pad + content.shape[1]] = content
     return out
