@@ -125,6 +125,7 @@ def _copy_collection(coll: Any, ax: Axes) -> Any:
     """A copy of a line or polygon collection for another axes (same paths and style)."""
     from matplotlib.collections import LineCollection, PathCollection
 
+    new: LineCollection | PathCollection
     if isinstance(coll, LineCollection):
         paths = coll.get_paths()
         # a path without codes is its vertices: handed over as they are, where get_segments()
