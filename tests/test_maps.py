@@ -175,3 +175,31 @@ def test_maps_saved_in_parallel_are_the_ones_saved_alone(tmp_path: Path,
         maps.save_map(_demo_map(demo_layers), tmp_path / "failed" / "m.png", dpi=50)
         raise RuntimeError("a stage failed")
     assert not (tmp_path / "failed").exists()
+
+
+def test_maps_started_early_are_the_ones_saved_alone(tmp_path: Path,
+                                                    demo_layers: OSMLayers) -> None:
+    import os
+
+    import numpy as np
+
+    from urbanunits.map_files import start_drawing
+
+    alone = [maps.save_map(_demo_map(demo_layers), tmp_path / f"alone{i}.png", dpi=50)
+             for i in range(4)]
+    with maps.saving_in_parallel(workers=2):
+        early = [maps.save_map(_demo_map(demo_layers), tmp_path / "par" / f"m{i}.png", dpi=50)
+                 for i in range(3)]
+        start_drawing()  # the worker draws while the block goes on
+        late = maps.save_map(_demo_map(demo_layers), tmp_path / "par" / "late.png", dpi=50)
+        assert not late.exists()  # queued after the start: drawn when the block ends
+    for a, q in zip(alone, [*early, late], strict=True):
+        assert np.array_equal(_pixels(a), _pixels(q))
+    # a block that raises after the start stops its worker and waits for it: no child is left
+    with pytest.raises(RuntimeError), maps.saving_in_parallel(workers=2):
+        for i in range(2):
+            maps.save_map(_demo_map(demo_layers), tmp_path / "failed" / f"m{i}.png", dpi=50)
+        start_drawing()
+        raise RuntimeError("a stage failed")
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)

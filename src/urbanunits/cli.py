@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -189,6 +190,11 @@ def _terminate(_signum: int, _frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``urbanunits`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
+    # A run allocates millions of short-lived objects (frames, shapes, matplotlib artists) over a
+    # large long-lived heap; at the default threshold (700) the cyclic collector sweeps that heap
+    # often: 0.65 s of the demo `all`, 0.2 s at 10 000. Memory use stays the same (most garbage
+    # is freed by reference counting, not by the collector).
+    gc.set_threshold(10_000, 20, 10)
     verbose = bool(getattr(args, "verbose", False))
     _setup_logging(verbose=verbose, quiet=bool(getattr(args, "quiet", False)))
     os.environ.setdefault("MPLBACKEND", "Agg")

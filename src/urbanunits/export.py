@@ -8,7 +8,8 @@ and never destroys the previous good one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +87,7 @@ def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.Da
     # the former name
     drop = {*drop, *(old for old, new in LAYER_ALIASES.items() if new in layers)}
     stale = (set(drop) & existing) - set(layers)
-    with atomic_path(gpkg, copy_existing=not stale) as tmp:
+    with atomic_path(gpkg, copy_existing=not stale) as tmp, _unsynced_sqlite():
         if stale:
             # GDAL cannot drop a GeoPackage layer through pyogrio: rebuild without it instead.
             _copy_layers(gpkg, tmp, exclude=stale | set(layers))
@@ -102,6 +103,26 @@ def write_layers(gpkg: str | Path, layers: Mapping[str, gpd.GeoDataFrame | pd.Da
         logger.info("removed stale layers %s from %s", ", ".join(sorted(stale)), shown)
     logger.info("wrote %s to %s", ", ".join(layers), shown)
     return gpkg
+
+
+@contextmanager
+def _unsynced_sqlite() -> Iterator[None]:
+    """GDAL's SQLite writes without fsync inside the block (``OGR_SQLITE_SYNCHRONOUS=OFF``).
+
+    Each layer written is a SQLite transaction, and each commit waits for the disk twice: most of
+    a run's GeoPackage time (0.8 s of 1 s for the demo's 20 layers). The GeoPackage is written to
+    a temporary file renamed over the old one when complete (:func:`atomic_path`), like every
+    other output, so a crash mid-write leaves the previous file untouched either way; only what
+    a power cut would do to the just-renamed file differs, as for the CSV and PNG files, which are
+    not synced either. The previous setting is restored when the block ends.
+    """
+    key = "OGR_SQLITE_SYNCHRONOUS"
+    before = pyogrio.get_gdal_config_option(key)
+    pyogrio.set_gdal_config_options({key: "OFF"})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({key: before})
 
 
 def _copy_layers(src: Path, dst: Path, *, exclude: set[str]) -> None:

@@ -125,8 +125,15 @@ def _copy_collection(coll: Any, ax: Axes) -> Any:
     """A copy of a line or polygon collection for another axes (same paths and style)."""
     from matplotlib.collections import LineCollection, PathCollection
 
-    new = (LineCollection(coll.get_segments()) if isinstance(coll, LineCollection)
-           else PathCollection(coll.get_paths()))
+    new: LineCollection | PathCollection
+    if isinstance(coll, LineCollection):
+        paths = coll.get_paths()
+        # a path without codes is its vertices: handed over as they are, where get_segments()
+        # walks every vertex in Python (most of a basemap copy's cost)
+        new = LineCollection([p.vertices for p in paths] if all(p.codes is None for p in paths)
+                             else coll.get_segments())
+    else:
+        new = PathCollection(coll.get_paths())
     new.update_from(coll)  # colours, widths, dashes, alpha; also the scratch axes' transform
     new.set_transform(ax.transData)  # and clipping, which are reset to the new axes'
     new.set_clip_path(None)

@@ -49,6 +49,7 @@ from urbanunits.drawing import (
 from urbanunits.errors import EmptyInputError
 from urbanunits.export import write_tables
 from urbanunits.lifecircle import LifeCircleResult
+from urbanunits.map_files import start_drawing
 from urbanunits.maps import saving_in_parallel
 from urbanunits.programme import project_list
 from urbanunits.run_store import (
@@ -615,15 +616,9 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
         res.summary += [f"[{name}] {line}" for line in st.summary]
     for name, why in skipped.items():
         logger.warning("skipped stage %s: %s", name, why)
-    if staging is not None and write:
-        write_run(cfg, res.layers, staging=staging, digests=current_digests(cfg, list(stages)))
-        files = write_tables(staging.path(cfg.tables_dir), _tables(stages),
-                             workbook=f"{cfg.name}.xlsx", categories=cfg.lifecircle.categories,
-                             about=[("运行 run", cfg.title or cfg.name),
-                                    ("坐标系 CRS", cfg.study_area.crs)])
-        res.summary += [f"table {staging.final(p)}" for p in files]
     if staging is not None and draw:
-
+        # The figures are built first and their drawing starts in the other processes, which
+        # draw while this one writes the GeoPackage and tables (saving_in_parallel in run_all).
         res.maps.append(draw_units(cfg, staging, res.layers["update_units"], layers,
                                     stages["units"].extra["result"].barriers))
         if "packages" in stages:
@@ -640,6 +635,14 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
         if "sites" in stages:
             res.maps += draw_sites(cfg, staging, stages["sites"].extra["result"],
                                     stages["lifecircle"].extra["result"], layers)
+        start_drawing()
+    if staging is not None and write:
+        write_run(cfg, res.layers, staging=staging, digests=current_digests(cfg, list(stages)))
+        files = write_tables(staging.path(cfg.tables_dir), _tables(stages),
+                             workbook=f"{cfg.name}.xlsx", categories=cfg.lifecircle.categories,
+                             about=[("运行 run", cfg.title or cfg.name),
+                                    ("坐标系 CRS", cfg.study_area.crs)])
+        res.summary += [f"table {staging.final(p)}" for p in files]
     res.extra["stages"] = stages
     res.seconds = time.perf_counter() - t0
     return res

@@ -6,6 +6,7 @@ which hand a run over without recomputing it.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,13 +43,16 @@ class RunData:
     metadata: pd.DataFrame
 
 
-def read_run(gpkg: str | Path) -> RunData:
+def read_run(gpkg: str | Path, *, only: Collection[str] | None = None) -> RunData:
     """Read every layer of a run's GeoPackage, with its styles and metadata.
 
     Parameters
     ----------
     gpkg
         The run's GeoPackage (``cfg.gpkg_path``).
+    only
+        Read just these layers (current names; styles and metadata are read as ever): each
+        layer costs a read, and the HTML map needs a handful of the run's twenty.
 
     Returns
     -------
@@ -63,6 +67,9 @@ def read_run(gpkg: str | Path) -> RunData:
     styles = pd.DataFrame(columns=["f_table_name", "styleQML"])
     metadata = pd.DataFrame(columns=["key", "value"])
     for name in list_layers(gpkg):
+        if only is not None and name not in (STYLES_TABLE, METADATA_TABLE) \
+                and canonical_name(name) not in only:
+            continue
         if pyogrio.read_info(gpkg, layer=name).get("geometry_type") is None:
             table: pd.DataFrame = pyogrio.read_dataframe(gpkg, layer=name, read_geometry=False)
             if name == STYLES_TABLE:
@@ -74,7 +81,7 @@ def read_run(gpkg: str | Path) -> RunData:
         else:
             layers[canonical_name(name)] = _one_geometry_type(
                 gpd.read_file(gpkg, layer=name, engine="pyogrio"))
-    if not layers:
+    if not layers and only is None:  # with ``only`` the caller says what it lacks
         raise InputFileError(gpkg, "has no layers", "run `make all` with this config first")
     if len(styles):
         styles = styles.assign(f_table_name=styles["f_table_name"].map(canonical_name))

@@ -135,7 +135,7 @@ def build_webmap(gpkg: str | Path, *, title: str) -> str:
     import folium
     from branca.element import Element
 
-    run = read_run(gpkg)
+    run = read_run(gpkg, only={*MAP_LAYERS, "lifecircle"})  # communities: _communities
     layers: dict[str, Any] = dict(run.layers)
     layers["communities"] = _communities(layers)
     wgs = {name: layers[name].to_crs(4326) for name in MAP_LAYERS
