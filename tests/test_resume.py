@@ -281,3 +281,17 @@ def test_packages_run_replaces_the_units_map(
     assert "update_units.png" not in _maps(cfg)
     pipeline.run_packages(cfg)
     assert {"update_units.png", "renewal_packages.png"} <= _maps(cfg)
+
+
+def test_a_layer_the_stage_no_longer_makes_is_removed(
+        tmp_path: Path, demo_run: DemoRun, use_demo: OSMLayers) -> None:
+    """Isochrones written by one run are gone after a run with them turned off."""
+    cfg = copy_of(demo_run, tmp_path)
+    on = dataclasses.replace(cfg, lifecircle=dataclasses.replace(cfg.lifecircle, isochrones=True))
+    pipeline.run_lifecircle(on, draw=False)
+    assert "isochrones" in _layers(cfg)
+    off = dataclasses.replace(cfg, lifecircle=dataclasses.replace(cfg.lifecircle,
+                                                                  isochrones=False))
+    pipeline.run_lifecircle(off, draw=False)
+    assert "isochrones" not in _layers(cfg)
+    assert {"lifecircle", "service_gaps"} <= _layers(cfg)

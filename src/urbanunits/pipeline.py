@@ -35,7 +35,6 @@ from urbanunits import programme as pg_mod
 from urbanunits import sites as sites_mod
 from urbanunits import units as units_mod
 from urbanunits._outputs import Staging
-from urbanunits.catalog import STAGE_LAYERS
 from urbanunits.config import Config
 from urbanunits.drawing import (
     draw_lifecircle,
@@ -55,10 +54,9 @@ from urbanunits.programme import project_list
 from urbanunits.run_store import (
     StageResult,
     current_digests,
-    drop_stale,
     reuse,
     stage_outputs,
-    stale_layers,
+    store_stage,
     write_run,
 )
 from urbanunits.sites import combine_candidates, osm_candidates
@@ -161,9 +159,7 @@ def _run_units(cfg: Config, *, layers: OSMLayers | None, write: bool, draw: bool
     res.extra["digests"] = ["units"]
     if staging is not None:
         if write:
-            write_run(cfg, res.layers, drop=stale_layers("units", ()), staging=staging,
-                      digests=current_digests(cfg, res.extra["digests"]))
-            drop_stale(cfg, staging, "units")
+            store_stage(cfg, staging, res.layers, "units", vouched=res.extra["digests"])
         if draw:
             res.maps.append(draw_units(cfg, staging, result.units, layers, result.barriers))
     res.seconds = time.perf_counter() - t0
@@ -245,9 +241,7 @@ def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
     res.extra["recomputed"] = redo
     if staging is not None:
         if write:
-            write_run(cfg, res.layers, drop=stale_layers("lifecircle", redo), staging=staging,
-                      digests=current_digests(cfg, vouched))
-            drop_stale(cfg, staging, "lifecircle", recomputed=redo)
+            store_stage(cfg, staging, res.layers, "lifecircle", vouched=vouched, recomputed=redo)
         if draw:
             res.maps += draw_lifecircle(cfg, staging, result, layers)
     res.seconds = time.perf_counter() - t0
@@ -349,9 +343,7 @@ def _run_sites(cfg: Config, *, layers: OSMLayers | None, lifecircle: StageResult
     res.extra["lifecircle"] = lifecircle
     if staging is not None:
         if write:
-            write_run(cfg, res.layers, drop=stale_layers("sites", redo), staging=staging,
-                      digests=current_digests(cfg, vouched))
-            drop_stale(cfg, staging, "sites", recomputed=redo)
+            store_stage(cfg, staging, res.layers, "sites", vouched=vouched, recomputed=redo)
         if draw:
             res.maps += draw_sites(cfg, staging, result, lcr, layers)
     res.seconds = time.perf_counter() - t0
@@ -406,12 +398,14 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
         subdistricts = load_subdistricts(cfg, layers)
     upstream: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {}
     vouched: list[str] = []  # stages computed or reused under cfg (recorded for resume)
+    unit_lines = None  # the units map's lines, when the units stage ran here
     if units is None:
         reused = reuse(cfg, "units") if may_reuse else None
         if reused is None:
             unit_stage = run_units(cfg, layers=layers, write=False, draw=False,
                                    subdistricts=subdistricts)
             upstream = dict(unit_stage.layers)
+            unit_lines = unit_stage.extra["result"].barriers
         else:
             upstream = dict(reused.layers)
         units = upstream["update_units"]
@@ -447,12 +441,11 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
     res.extra["recomputed"] = redo = ["units", "packages"]
     if staging is not None:
         if write:
-            write_run(cfg, res.layers, drop=stale_layers("packages", redo), staging=staging,
-                      digests=current_digests(cfg, vouched))
-            drop_stale(cfg, staging, "packages", recomputed=redo)
+            store_stage(cfg, staging, res.layers, "packages", vouched=vouched, recomputed=redo)
         if draw:
             res.maps.append(draw_units(cfg, staging, out["update_units"], layers,
-                                       map_barriers(cfg, layers)))
+                                       map_barriers(cfg, layers) if unit_lines is None
+                                       else unit_lines))
             fig, _ = maps.plot_packages(result.packages, result.communities, layers=layers,
                                         title=cfg.title)
             res.maps.append(save_into(cfg, staging, fig, "renewal_packages.png"))
@@ -507,10 +500,7 @@ def _run_programme(cfg: Config, *, layers: OSMLayers | None,
     if staging is not None and write and (
             result.layers() or staging.path(cfg.gpkg_path).exists()):
         # with no package to phase, the programme layers of an earlier run go too
-        write_run(cfg, res.layers, drop=stale_layers("programme", redo) | (
-            set() if result.layers() else STAGE_LAYERS["programme"]), staging=staging,
-            digests=current_digests(cfg, vouched))
-        drop_stale(cfg, staging, "programme", recomputed=redo)
+        store_stage(cfg, staging, res.layers, "programme", vouched=vouched, recomputed=redo)
     if staging is not None and draw and result.layers():
         res.maps += draw_programme(cfg, staging, result, layers)
     res.seconds = time.perf_counter() - t0

@@ -34,6 +34,7 @@ __all__ = [
     "reuse",
     "stage_outputs",
     "stale_layers",
+    "store_stage",
     "write_run",
 ]
 
@@ -174,6 +175,21 @@ def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]
     write_layers(gpkg, layers, styles=layer_styles(layers), metadata=meta, drop=drop,
                  shown_as=cfg.gpkg_path)
     return cfg.gpkg_path
+
+
+def store_stage(cfg: Config, staging: Staging,
+                layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame], stage: str, *,
+                vouched: Sequence[str], recomputed: Iterable[str] = ()) -> None:
+    """Write a stage run's layers and remove what they make stale, in one step.
+
+    Removed: the layers of stages computed from what this run ``recomputed``
+    (:func:`stale_layers`), the stage's own layers it no longer produces (isochrones turned off,
+    a programme with no package to phase), and the maps, tables and HTML map of
+    :func:`drop_stale`. ``vouched`` are the stages whose digests are recorded for resume.
+    """
+    drop = stale_layers(stage, recomputed) | (STAGE_LAYERS[stage] - set(layers))
+    write_run(cfg, layers, drop=drop, staging=staging, digests=current_digests(cfg, vouched))
+    drop_stale(cfg, staging, stage, recomputed=recomputed)
 
 
 def current_digests(cfg: Config, stages: Sequence[str]) -> dict[str, str]:
