@@ -170,6 +170,20 @@ def test_missing_file_and_crs(tmp_path: Path) -> None:
         read_inventory(shp, crs=CRS)
 
 
+def test_polygons_without_any_attribute_name_the_missing_column(tmp_path: Path) -> None:
+    # Digitised outlines with no attribute table at all: the message must say what to add,
+    # not fail inside the reader (the header check used to be skipped when there were no
+    # columns). An empty layer is still "no rows".
+    path = tmp_path / "outlines.gpkg"
+    gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 50, 50)], crs=CRS).to_file(path)
+    with pytest.raises(DataError, match="column 'name'.*is missing"):
+        read_inventory(path, crs=CRS)
+    empty = tmp_path / "empty.gpkg"
+    gpd.GeoDataFrame(geometry=[], crs=CRS).to_file(empty)
+    with pytest.raises(DataError, match="no rows"):
+        read_inventory(empty, crs=CRS)
+
+
 def test_chinese_headers_in_gb18030(tmp_path: Path) -> None:
     text = "小区名称,经度,纬度,建成年代,建筑面积,户数\n东园一村,121.5,31.23,1985年,\"12,000\",180\n"
     path = write(tmp_path / "zh.csv", text, encoding="gb18030")

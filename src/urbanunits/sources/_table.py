@@ -21,7 +21,7 @@ import pandas as pd
 
 from urbanunits.errors import DataError, InputFileError
 
-__all__ = ["TABLE_SUFFIXES", "XLSX_SUFFIXES", "read_table", "split_header"]
+__all__ = ["TABLE_SUFFIXES", "XLSX_SUFFIXES", "read_table", "split_header", "table_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -168,3 +168,11 @@ def split_header(raw: pd.DataFrame, lines: np.ndarray, path: Path,
     data = raw.iloc[h + 1:].copy()
     data.columns = names
     return data.reset_index(drop=True), lines[h + 1:]
+
+
+def table_rows(path: Path, sheet: str, is_header: Callable[[list[str]], bool]
+               ) -> tuple[pd.DataFrame, pd.Series]:
+    """The data rows below the header row ``is_header`` finds, and their file row numbers."""
+    raw, line_no = read_table(path, sheet=sheet)
+    df, line_no = split_header(raw, line_no, path, is_header)
+    return df, pd.Series(line_no, index=df.index)

@@ -29,8 +29,9 @@ from urbanunits.sources.boundaries import (
 )
 from urbanunits.sources.facilities import check_datum, load_facilities, street_lines
 from urbanunits.sources.heritage import read_heritage_areas
-from urbanunits.sources.inventory import InventoryReport, read_inventory, read_overrides
+from urbanunits.sources.inventory import InventoryReport, read_inventory
 from urbanunits.sources.osm import OSMLayers, read_osm
+from urbanunits.sources.overrides import read_overrides
 from urbanunits.sources.population import read_population
 
 __all__ = [
