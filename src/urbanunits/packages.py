@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
@@ -48,7 +47,12 @@ from urbanunits.crs import require_projected
 from urbanunits.errors import DataError
 from urbanunits.floor_area import estimate_floor_area
 from urbanunits.package_barriers import barrier_sides, hard_barriers
-from urbanunits.package_clusters import assert_partition, cluster_packages, link_graph
+from urbanunits.package_clusters import (
+    assert_partition,
+    cluster_packages,
+    link_graph,
+    link_pairs,
+)
 
 if TYPE_CHECKING:
     from urbanunits.sources.inventory import InventoryReport
@@ -67,6 +71,7 @@ __all__ = [
     "estimate_floor_area",
     "hard_barriers",
     "link_graph",
+    "link_pairs",
     "name_stem",
     "parse_year",
     "renewal_packages",
@@ -262,11 +267,13 @@ def renewal_packages(communities: gpd.GeoDataFrame, *, cfg: PackagesConfig,
     old = comm[sel].sort_values("community_id")
     geoms = old.geometry
     sides, faces = barrier_sides(geoms, barriers, margin_m=p.link_distance_m)
-    G = link_graph(old, link_distance_m=p.link_distance_m, barriers=barriers, sides=sides)
+    # the links as an array: a networkx graph of them would only be read back into arrays
+    pairs, n_blocked = link_pairs(old, link_distance_m=p.link_distance_m, barriers=barriers,
+                                  sides=sides)
     cen = shapely.centroid(np.asarray(geoms.values))
     xy = np.column_stack([shapely.get_x(cen), shapely.get_y(cen)]).reshape(-1, 2)
     labels = cluster_packages(
-        xy, G, floor_area_m2=old["floor_area_m2"].to_numpy(dtype=float),
+        xy, pairs, floor_area_m2=old["floor_area_m2"].to_numpy(dtype=float),
         households=old["households"].to_numpy(dtype=float),
         max_floor_area_m2=p.max_floor_area_m2, max_households=p.max_households,
         min_floor_area_m2=p.min_floor_area_m2, min_households=p.min_households,
@@ -279,7 +286,7 @@ def renewal_packages(communities: gpd.GeoDataFrame, *, cfg: PackagesConfig,
     comm.loc[old.index, "package_id"] = [pids[v] for v in labels]
 
     packages = _describe(old.assign(_lab=labels), pids, faces, sides, units, p)
-    report = PackagesReport(n_blocked_links=int(G.graph.get("n_blocked", 0)),
+    report = PackagesReport(n_blocked_links=n_blocked,
                             inventory=communities.attrs.get("inventory_report"))
     for _, row in packages[packages["above_ceiling"]].iterrows():
         report.oversize.append((row["package_id"], row["member_names"],
@@ -292,7 +299,7 @@ def renewal_packages(communities: gpd.GeoDataFrame, *, cfg: PackagesConfig,
                                          "community_id"].astype(str).tolist()
     report.no_floor_area = old.loc[old["floor_area_m2"].isna(), "community_id"].tolist()
 
-    links = _links(old, G)
+    links = _links(old, pairs)
     counts = _unit_counts(units, comm) if units is not None else None
     lead = ["community_id", "name", "is_old", "old_rule", "old_by_name_only", "built_year",
             "built_year_text", "floor_area_m2",
@@ -398,10 +405,10 @@ def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
     return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
-def _links(old: gpd.GeoDataFrame, G: nx.Graph) -> gpd.GeoDataFrame:
+def _links(old: gpd.GeoDataFrame, e: NDArray[np.int64]) -> gpd.GeoDataFrame:
+    """The links (``(m, 2)`` positions, sorted) as lines between nearest points."""
     ids = old["community_id"].to_numpy()
     g = np.asarray(old.geometry.values)
-    e = np.array(sorted(G.edges()), dtype=np.int64).reshape(-1, 2)
     return gpd.GeoDataFrame({"from_id": ids[e[:, 0]], "to_id": ids[e[:, 1]],
                              "distance_m": shapely.distance(g[e[:, 0]], g[e[:, 1]]).round(1)},
                             geometry=shapely.shortest_line(g[e[:, 0]], g[e[:, 1]]), crs=old.crs)
