@@ -341,28 +341,29 @@ def _describe(old: gpd.GeoDataFrame, pids: list[str], faces: gpd.GeoSeries,
     # Positions of each package's members (labels 0..k-1), ascending: one sort, not k masks.
     order = np.argsort(lab, kind="stable")
     groups = np.split(order, np.flatnonzero(np.diff(lab[order])) + 1)
-    members = [shapely.union_all(shapes[gi]) for gi in groups]
-    hulls = shapely.convex_hull(np.asarray(members))
+    members = _union_groups(shapes, groups)
+    hulls = shapely.convex_hull(members)
     land = None
     if units is not None and not units.empty:
         land = shapely.union_all(units.to_crs(crs).geometry.values)
     face_arr = np.asarray(faces.values)
-    outlines = []
     regions: dict[tuple[int, ...], shapely.Geometry] = {}  # most packages share one face
+    region_of = np.empty(len(groups), dtype=object)
     for i, gi in enumerate(groups):
         key = tuple(np.unique(sides[gi]).tolist())
         region = regions.get(key)
         if region is None:
             region = regions[key] = shapely.union_all(face_arr[list(key)])
-        hull = shapely.intersection(hulls[i], region)
-        if land is not None:
-            hull = shapely.intersection(hull, land)
-        outline = shapely.union_all([hull, members[i]])
-        outlines.append(_polygonal(outline))
-    outline_arr = np.asarray(outlines)
+        region_of[i] = region
+    # the same GEOS operations per package as one call each over all packages
+    clipped = shapely.intersection(hulls, region_of)
+    if land is not None:
+        clipped = shapely.intersection(clipped, land)
+    outlines = _polygonal_all(shapely.union_all(np.column_stack([clipped, members]), axis=1))
+    outline_arr = outlines
     area = shapely.area(outline_arr)
     perim = shapely.length(outline_arr)
-    member_area = shapely.area(np.asarray(members))
+    member_area = shapely.area(members)
     df = pd.DataFrame({"_lab": lab,
                        "floor_area_m2": old["floor_area_m2"].to_numpy(dtype=float),
                        "households": old["households"].to_numpy(dtype=float),
@@ -403,6 +404,41 @@ def _present(values: NDArray[Any]) -> list[str]:
 def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
     parts = [q for q in shapely.get_parts(geom) if q.geom_type in ("Polygon", "MultiPolygon")]
     return shapely.union_all(parts) if parts else shapely.Polygon()
+
+
+def _polygonal_all(geoms: NDArray[Any]) -> NDArray[Any]:
+    """:func:`_polygonal` of each geometry; a non-empty polygon is its own result.
+
+    (GEOS returns the union of a single polygon unchanged, a copy: most outlines are one
+    polygon, and the union is skipped for them.)
+    """
+    out = geoms.copy()
+    for k in np.flatnonzero((shapely.get_type_id(geoms) != 3) | shapely.is_empty(geoms)):
+        out[k] = _polygonal(geoms[k])
+    return out
+
+
+def _union_groups(geoms: NDArray[Any], groups: list[NDArray[np.intp]]) -> NDArray[Any]:
+    """``shapely.union_all(geoms[g])`` for each group ``g`` (positions, in order).
+
+    Groups of one size are unioned in one call (a ``(groups, size)`` array along ``axis=1``,
+    the same GEOS union per row); a group of one polygon is the polygon itself (GEOS returns
+    the union of a single polygon unchanged).
+    """
+    out = np.empty(len(groups), dtype=object)
+    sizes = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
+    for size in np.unique(sizes):
+        idx = np.flatnonzero(sizes == size)
+        rows = geoms[np.stack([groups[k] for k in idx])]
+        if size == 1:
+            one = rows[:, 0]
+            keep = (shapely.get_type_id(one) == 3) & ~shapely.is_empty(one)
+            out[idx[keep]] = one[keep]
+            idx, rows = idx[~keep], rows[~keep]
+            if idx.size == 0:
+                continue
+        out[idx] = shapely.union_all(rows, axis=1)
+    return out
 
 
 def _links(old: gpd.GeoDataFrame, e: NDArray[np.int64]) -> gpd.GeoDataFrame:
