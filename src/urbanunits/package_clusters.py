@@ -355,18 +355,23 @@ def _ceiling_split(X: NDArray[np.float64], F: NDArray[np.float64], H: NDArray[np
     """Top-down cut of the connectivity-constrained Ward tree of one component."""
     # scikit-learn takes ~1.5 s to import and is needed only when a component is above a
     # ceiling, so runs without one never import it
+    from sklearn import config_context
     from sklearn.cluster import ward_tree
 
     m = len(nodes)
     # Only the pattern matters to ward_tree (it reads the rows of a LIL copy).
     conn = sp.csr_matrix(A[nodes][:, nodes])
-    children = ward_tree(X[nodes], connectivity=conn)[0]
-    # Totals of every tree node: leaves 0..m-1, merges m..2m-2 in order.
-    f = np.concatenate([F[nodes], np.zeros(m - 1)])
-    h = np.concatenate([H[nodes], np.zeros(m - 1)])
-    for k, (a, b) in enumerate(children):
-        f[m + k] = f[a] + f[b]
-        h[m + k] = h[a] + h[b]
+    # The arguments are built right here: scikit-learn's checks of them are skipped (a tenth of
+    # the call on components of a hundred communities).
+    with config_context(skip_parameter_validation=True):
+        children = ward_tree(X[nodes], connectivity=conn)[0].tolist()
+    # Totals of every tree node: leaves 0..m-1, merges m..2m-2 in order. Python floats: the
+    # same additions as numpy's float64, without a numpy scalar per step.
+    f = F[nodes].tolist() + [0.0] * (m - 1)
+    h = H[nodes].tolist() + [0.0] * (m - 1)
+    for k, (a, b) in enumerate(children, start=m):
+        f[k] = f[a] + f[b]
+        h[k] = h[a] + h[b]
     pieces: list[NDArray[np.int64]] = []
     stack = [2 * m - 2]
     while stack:
@@ -375,11 +380,11 @@ def _ceiling_split(X: NDArray[np.float64], F: NDArray[np.float64], H: NDArray[np
             pieces.append(nodes[_leaves(children, node, m)])
         else:
             a, b = children[node - m]
-            stack.extend([int(b), int(a)])
+            stack.extend([b, a])
     return sorted(pieces, key=lambda p: int(p.min()))
 
 
-def _leaves(children: NDArray[np.int64], node: int, m: int) -> NDArray[np.int64]:
+def _leaves(children: list[list[int]], node: int, m: int) -> NDArray[np.int64]:
     out: list[int] = []
     stack = [node]
     while stack:
@@ -387,7 +392,7 @@ def _leaves(children: NDArray[np.int64], node: int, m: int) -> NDArray[np.int64]
         if v < m:
             out.append(v)
         else:
-            stack.extend(int(c) for c in children[v - m])
+            stack.extend(children[v - m])
     return np.array(sorted(out), dtype=np.int64)
 
 
