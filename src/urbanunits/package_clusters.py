@@ -138,7 +138,7 @@ def _near_pairs(geoms: NDArray[Any], distance_m: float) -> tuple[NDArray[np.intp
     i, j = i[keep], j[keep]
     near = shapely.dwithin(g[i], g[j], distance_m)
     i, j = pos[i[near]], pos[j[near]]
-    order = np.lexsort((j, i))
+    order = np.argsort(i.astype(np.int64) * len(geoms) + j)  # by i, then j
     return i[order], j[order]
 
 

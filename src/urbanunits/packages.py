@@ -251,13 +251,13 @@ def renewal_packages(communities: gpd.GeoDataFrame, *, cfg: PackagesConfig,
 def _fewer_gc_sweeps() -> Iterator[None]:
     """Run the cyclic garbage collector less often inside the block (thresholds only raised).
 
-    The stage makes ~10 short-lived geometries and arrays per community (boxes, segments,
-    unions). At Python's default threshold (700) the collector runs every few hundred of them,
-    moves the live ones to the oldest generation and then sweeps the whole heap again and again:
-    at 15,000 communities that was a quarter of the stage, at 3,000 next to nothing — the stage
-    grew faster than its data. None of these objects is in a reference cycle (they are freed by
-    reference counting either way), so memory stays the same. The CLI sets the same threshold
-    for a whole run (``cli.main``); this is for the stage called as a library.
+    The stage makes several short-lived geometries per community (search boxes, segments,
+    links, unions). At Python's default threshold (700) the collector runs every few hundred of
+    them, moves the live ones to the oldest generation and then sweeps the whole heap, again and
+    again: 7-15 % of the stage at 15,000 communities, next to nothing at 3,000 — one of the
+    reasons the stage grew faster than its data. None of these objects is in a reference cycle
+    (they are freed by reference counting either way), so memory stays the same. The CLI sets
+    the same threshold for a whole run (``cli.main``); this is for the stage called as a library.
     """
     before = gc.get_threshold()
     gc.set_threshold(max(before[0], 10_000), *before[1:])
