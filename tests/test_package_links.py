@@ -31,8 +31,9 @@ def _layout(seed: int) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None, float
     spurs ending inside the area and a moat."""
     rng = np.random.default_rng(seed)
     n = int(rng.integers(2, 120))
+    origin = np.array([X0, Y0])
     width = float(rng.uniform(800, 4000))
-    xy = rng.uniform(0, width, size=(n, 2)) + [X0, Y0]
+    xy = rng.uniform(0, width, size=(n, 2)) + origin
     kind = rng.integers(0, 4, n)
     geoms: list[Any] = []
     for (x, y), k in zip(xy, kind, strict=True):
@@ -56,7 +57,7 @@ def _layout(seed: int) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None, float
             bars.append(shapely.LineString([(X0 + a, Y0 - 200), (X0 + c, Y0 + width + 200)]))
         elif t == 1:  # a spur that ends inside
             bars.append(shapely.LineString(rng.uniform(0, width, (int(rng.integers(2, 6)), 2))
-                                           + [X0, Y0]))
+                                           + origin))
         elif t == 2:  # a river strip (polygon)
             bars.append(shapely.LineString([(X0 - 200, Y0 + a), (X0 + width + 200, Y0 + c)])
                         .buffer(float(rng.uniform(3, 40))))
