@@ -217,3 +217,42 @@ def test_crossing_pieces_agree_with_whole_barriers(seed: int) -> None:
     got = _crossing(lines, barriers)
     np.testing.assert_array_equal(got, want)
     assert 0 < got.sum() < len(lines)
+
+
+@pytest.mark.parametrize("step_m", [0.5, 37.0, 1e6])
+def test_crossing_long_straight_barriers_cut_into_boxes(step_m: float) -> None:
+    """Long two-point barriers are cut into boxes along their length: the same lines cross."""
+    import shapely
+
+    from urbanunits.package_clusters import _crossing
+
+    rng = np.random.default_rng(5)
+    ends = rng.uniform(0, 5000, size=(7, 4))
+    barriers = np.array([*shapely.linestrings(ends.reshape(-1, 2, 2)),
+                         shapely.box(1000, 1000, 1003, 4000),  # a thin strip: its rim
+                         shapely.LineString([(0, 0), (5000, 5000)])], dtype=object)
+    a = rng.uniform(0, 5000, (4000, 2))
+    b = a + rng.normal(0, 200, (4000, 2))
+    b[:40] = a[:40]
+    b[40:80] = a[40:80] + np.array([0.0, 1e-9])  # a hair's length
+    lines = shapely.linestrings(np.stack([a, b], axis=1))
+    # lines that end exactly on the diagonal barrier: touching is not crossing
+    on = rng.uniform(100, 4900, 20)
+    lines[80:100] = shapely.linestrings(np.stack([np.column_stack([on, on]),
+                                                  np.column_stack([on + 50, on - 50])], axis=1))
+    want = np.zeros(len(lines), dtype=bool)
+    want[shapely.STRtree(barriers).query(lines, predicate="crosses")[0]] = True
+    got = _crossing(lines, barriers, step_m=step_m)
+    np.testing.assert_array_equal(got, want)
+    assert 0 < got.sum() < len(lines)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_edge_array_gives_the_same_labels_as_the_graph(seed: int) -> None:
+    case = _random_case(seed)
+    xy, G = case.pop("xy"), case.pop("graph")
+    edges = np.array(list(G.edges()), dtype=np.int64).reshape(-1, 2)
+    rng = np.random.default_rng(seed)
+    shuffled = edges[rng.permutation(len(edges))][:, ::-1]  # any order, either direction
+    np.testing.assert_array_equal(cluster_packages(xy, shuffled, **case),
+                                  cluster_packages(xy, G, **case))

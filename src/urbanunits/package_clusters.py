@@ -24,7 +24,7 @@ from scipy.sparse.csgraph import connected_components
 from urbanunits.crs import require_projected
 from urbanunits.package_barriers import barrier_sides
 
-__all__ = ["assert_partition", "cluster_packages", "link_graph"]
+__all__ = ["assert_partition", "cluster_packages", "link_graph", "link_pairs"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +34,8 @@ def link_graph(communities: gpd.GeoDataFrame, *, link_distance_m: float,
                sides: ArrayLike | None = None) -> nx.Graph:
     """Graph of communities that may share a package.
 
-    Nodes are positions ``0..n-1``. Two communities are linked when their boundaries are within
-    ``link_distance_m`` (STRtree ``dwithin``), they lie on the same side of the hard barriers
-    (:func:`barrier_sides`), and the shortest segment between them does not cross a barrier
-    (which also catches barriers that end inside the area, such as a rail spur).
+    Nodes are positions ``0..n-1``; the edges are :func:`link_pairs`, each with its boundary
+    distance.
 
     Parameters
     ----------
@@ -56,61 +54,184 @@ def link_graph(communities: gpd.GeoDataFrame, *, link_distance_m: float,
         Edges carry ``distance_m``; ``graph.graph["n_blocked"]`` counts candidate pairs that a
         barrier separated.
     """
-    require_projected(communities, "link_graph")
-    n = len(communities)
-    G = nx.Graph(n_blocked=0)
-    G.add_nodes_from(range(n))
-    if n < 2:
-        return G
+    pairs, n_blocked = link_pairs(communities, link_distance_m=link_distance_m,
+                                  barriers=barriers, sides=sides)
+    G = nx.Graph(n_blocked=n_blocked)
+    G.add_nodes_from(range(len(communities)))
     geoms = np.asarray(communities.geometry.values)
-    tree = shapely.STRtree(geoms)
-    i, j = tree.query(geoms, predicate="dwithin", distance=link_distance_m)
-    keep = i < j
-    i, j = i[keep], j[keep]
+    d = shapely.distance(geoms[pairs[:, 0]], geoms[pairs[:, 1]])
+    G.add_edges_from((int(a), int(b), {"distance_m": float(x)})
+                     for (a, b), x in zip(pairs, d, strict=True))
+    return G
+
+
+def link_pairs(communities: gpd.GeoDataFrame, *, link_distance_m: float,
+               barriers: gpd.GeoDataFrame | None = None,
+               sides: ArrayLike | None = None) -> tuple[NDArray[np.int64], int]:
+    """Pairs of communities that may share a package, as an array (no graph is built).
+
+    Two communities are linked when their boundaries are within ``link_distance_m``
+    (``shapely.dwithin`` on the pairs whose bounding boxes, grown by the distance, meet in one
+    bulk STRtree query), they lie on the same side of the hard barriers (:func:`barrier_sides`),
+    and the shortest segment between them does not cross a barrier (which also catches barriers
+    that end inside the area, such as a rail spur).
+
+    Parameters
+    ----------
+    communities
+        Community geometries (polygons or points), metric CRS.
+    link_distance_m
+        Greatest boundary-to-boundary distance of a link (m).
+    barriers
+        Hard barriers (:func:`hard_barriers`), or None.
+    sides
+        Precomputed :func:`barrier_sides` labels (computed when None).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(m, 2)`` positions ``(i, j)`` with ``i < j``, sorted by ``i`` then ``j``.
+    int
+        Candidate pairs (within the distance) that a barrier separated.
+    """
+    require_projected(communities, "link_pairs")
+    none = np.zeros((0, 2), dtype=np.int64)
+    if len(communities) < 2:
+        return none, 0
+    geoms = np.asarray(communities.geometry.values)
+    i, j = _near_pairs(geoms, link_distance_m)
+    n_blocked = 0
     if barriers is not None and not barriers.empty and i.size:
         side = (np.asarray(sides) if sides is not None else
                 barrier_sides(communities.geometry, barriers, margin_m=link_distance_m)[0])
         ok = side[i] == side[j]
         same = np.flatnonzero(ok)  # pairs on different sides are blocked already
-        seg = shapely.shortest_line(geoms[i[same]], geoms[j[same]])
         bgeo = np.asarray(barriers.to_crs(communities.crs).geometry.values)
-        ok[same[_crossing(seg, bgeo)]] = False
-        G.graph["n_blocked"] = int((~ok).sum())
+        ok[same[_blocked(geoms, i[same], j[same], bgeo,
+                         step_m=max(link_distance_m, _MIN_CHUNK_M))]] = False
+        n_blocked = int((~ok).sum())
         i, j = i[ok], j[ok]
-    d = shapely.distance(geoms[i], geoms[j])
-    G.add_edges_from((int(a), int(b), {"distance_m": float(x)})
-                     for a, b, x in zip(i, j, d, strict=True))
-    return G
+    return np.column_stack([i, j]).astype(np.int64).reshape(-1, 2), n_blocked
 
 
-def _crossing(lines: NDArray[Any], barriers: NDArray[Any]) -> NDArray[np.bool_]:
-    """Which lines cross a barrier (shapely ``crosses``: lines, polygons).
+#: Shortest piece (m) a straight barrier segment is cut into for the STRtree (see _BarrierIndex).
+_MIN_CHUNK_M = 100.0
+
+
+def _near_pairs(geoms: NDArray[Any], distance_m: float) -> tuple[NDArray[np.intp],
+                                                                    NDArray[np.intp]]:
+    """Pairs ``i < j`` (sorted) of geometries within ``distance_m`` of each other.
+
+    One bulk STRtree query finds the pairs whose bounding boxes, grown by the distance, meet;
+    ``dwithin`` is then evaluated once per unordered pair. (A ``dwithin`` query of the tree with
+    every geometry tests each pair twice, and prepares every geometry as it goes — 3-4× the
+    time, for squares.)
+    """
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    pos = np.flatnonzero(ok)
+    g = geoms[pos]
+    b = shapely.bounds(g)
+    grown = shapely.box(b[:, 0] - distance_m, b[:, 1] - distance_m, b[:, 2] + distance_m,
+                        b[:, 3] + distance_m)
+    i, j = shapely.STRtree(g).query(grown)
+    keep = i < j
+    i, j = i[keep], j[keep]
+    near = shapely.dwithin(g[i], g[j], distance_m)
+    i, j = pos[i[near]], pos[j[near]]
+    order = np.argsort(i.astype(np.int64) * len(geoms) + j)  # by i, then j
+    return i[order], j[order]
+
+
+class _BarrierIndex:
+    """The barriers' straight pieces, in an STRtree of short boxes along each piece.
 
     A line crosses a barrier only where it meets one of the barrier's straight pieces (a
-    polygon's: its rim), so the pieces go in the STRtree and ``crosses`` is evaluated on the
-    pairs that meet. A tree of whole barriers would test every line against every long river
-    whose bounding box covers it — most of them, in a large city.
+    polygon's: its rim). A long straight piece (a river drawn with two points, a long bank) has
+    a bounding box covering much of the city, and every line inside it would be a candidate: in a
+    city grown k-fold with its rivers, k^1.5 candidates. So each piece is cut along its length
+    into boxes of about ``step_m`` (grown by a rounding margin, so that they cover the piece) and
+    the boxes go in the tree; a box hit stands for its piece, which is then tested exactly.
     """
+
+    def __init__(self, barriers: NDArray[Any], *, step_m: float) -> None:
+        rims = barriers.copy()
+        poly = np.isin(shapely.get_type_id(barriers), [3, 6])
+        rims[poly] = shapely.boundary(barriers[poly])
+        parts, owner = shapely.get_parts(rims, return_index=True)
+        xy, part = shapely.get_coordinates(parts, return_index=True)
+        cont = part[1:] == part[:-1]
+        a, b = xy[:-1][cont], xy[1:][cont]
+        self.pieces = shapely.linestrings(np.stack([a, b], axis=1))
+        self.owner = owner[part[:-1][cont]]
+        #: rounding margin (m): interpolated box corners and computed line ends are exact to
+        #: a few units in the last place of the coordinates; 1e-7 of them is far more
+        self.pad = 1e-7 * max(1.0, float(np.abs(xy).max())) if len(xy) else 0.0
+        length = np.hypot(*(b - a).T)
+        m = np.maximum(1, np.ceil(length / max(step_m, 1e-9))).astype(np.int64)
+        self.chunk_piece = np.repeat(np.arange(len(a)), m)
+        k = np.arange(len(self.chunk_piece)) - np.repeat(np.cumsum(m) - m, m)
+        mm = m[self.chunk_piece]
+        t0, t1 = (k / mm)[:, None], ((k + 1) / mm)[:, None]
+        pa, pb = a[self.chunk_piece], b[self.chunk_piece]
+        p0 = np.where(k[:, None] == 0, pa, pa + (pb - pa) * t0)
+        p1 = np.where((k + 1 == mm)[:, None], pb, pa + (pb - pa) * t1)
+        lo, hi = np.minimum(p0, p1) - self.pad, np.maximum(p0, p1) + self.pad
+        self.tree = shapely.STRtree(shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]))
+
+    def near(self, boxes: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Which ``(xmin, ymin, xmax, ymax)`` boxes (grown by the margin) meet a piece's box."""
+        out = np.zeros(len(boxes), dtype=bool)
+        if len(boxes) and len(self.chunk_piece):
+            q = shapely.box(boxes[:, 0] - self.pad, boxes[:, 1] - self.pad,
+                            boxes[:, 2] + self.pad, boxes[:, 3] + self.pad)
+            out[self.tree.query(q)[0]] = True
+        return out
+
+    def crossing(self, lines: NDArray[Any], barriers: NDArray[Any]) -> NDArray[np.bool_]:
+        """Which lines cross a barrier (``crosses`` on the lines that meet one of its pieces)."""
+        out = np.zeros(len(lines), dtype=bool)
+        if len(lines) == 0 or len(self.chunk_piece) == 0:
+            return out
+        li, ci = self.tree.query(lines)
+        if li.size == 0:
+            return out
+        lp = np.unique(np.column_stack([li, self.chunk_piece[ci]]), axis=0)
+        lp = lp[shapely.intersects(lines[lp[:, 0]], self.pieces[lp[:, 1]])]
+        if lp.size == 0:
+            return out
+        pairs = np.unique(np.column_stack([lp[:, 0], self.owner[lp[:, 1]]]), axis=0)
+        hit = shapely.crosses(lines[pairs[:, 0]], barriers[pairs[:, 1]])
+        out[pairs[hit, 0]] = True
+        return out
+
+
+def _blocked(geoms: NDArray[Any], i: NDArray[np.intp], j: NDArray[np.intp],
+             barriers: NDArray[Any], *, step_m: float) -> NDArray[np.bool_]:
+    """Which pairs a barrier separates: the shortest segment between them crosses one.
+
+    The segment lies in the bounding box of the pair, so it is drawn only for pairs whose box
+    meets a barrier piece's box (most pairs are far from any barrier).
+    """
+    out = np.zeros(len(i), dtype=bool)
+    if len(i) == 0 or len(barriers) == 0:
+        return out
+    index = _BarrierIndex(barriers, step_m=step_m)
+    b = shapely.bounds(geoms)
+    box = np.column_stack([np.minimum(b[i, :2], b[j, :2]), np.maximum(b[i, 2:], b[j, 2:])])
+    near = np.flatnonzero(index.near(box))
+    if near.size:
+        seg = shapely.shortest_line(geoms[i[near]], geoms[j[near]])
+        out[near] = index.crossing(seg, barriers)
+    return out
+
+
+def _crossing(lines: NDArray[Any], barriers: NDArray[Any], *,
+              step_m: float = _MIN_CHUNK_M) -> NDArray[np.bool_]:
+    """Which lines cross a barrier (shapely ``crosses``: lines, polygons); see _BarrierIndex."""
     out = np.zeros(len(lines), dtype=bool)
     if len(lines) == 0 or len(barriers) == 0:
         return out
-    rims = barriers.copy()
-    poly = np.isin(shapely.get_type_id(barriers), [3, 6])
-    rims[poly] = shapely.boundary(barriers[poly])
-    parts, owner = shapely.get_parts(rims, return_index=True)
-    xy, part = shapely.get_coordinates(parts, return_index=True)
-    cont = part[1:] == part[:-1]
-    if not cont.any():
-        return out
-    pieces = shapely.linestrings(np.stack([xy[:-1][cont], xy[1:][cont]], axis=1))
-    piece_owner = owner[part[:-1][cont]]
-    li, pi = shapely.STRtree(pieces).query(lines, predicate="intersects")
-    if li.size == 0:
-        return out
-    pairs = np.unique(np.column_stack([li, piece_owner[pi]]), axis=0)
-    hit = shapely.crosses(lines[pairs[:, 0]], barriers[pairs[:, 1]])
-    out[pairs[hit, 0]] = True
-    return out
+    return _BarrierIndex(barriers, step_m=step_m).crossing(lines, barriers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,7 +239,7 @@ def _crossing(lines: NDArray[Any], barriers: NDArray[Any]) -> NDArray[np.bool_]:
 # --------------------------------------------------------------------------------------------
 
 
-def cluster_packages(xy: ArrayLike, graph: nx.Graph, *, floor_area_m2: ArrayLike,
+def cluster_packages(xy: ArrayLike, graph: nx.Graph | ArrayLike, *, floor_area_m2: ArrayLike,
                      households: ArrayLike, max_floor_area_m2: float, max_households: float,
                      min_floor_area_m2: float = 0.0, min_households: float = 0.0,
                      subdistrict: Sequence[Any] | None = None,
@@ -150,7 +271,8 @@ def cluster_packages(xy: ArrayLike, graph: nx.Graph, *, floor_area_m2: ArrayLike
     xy
         ``(n, 2)`` community centroids (m, metric CRS).
     graph
-        Link graph over positions ``0..n-1`` (:func:`link_graph`).
+        Link graph over positions ``0..n-1`` (:func:`link_graph`), or its ``(m, 2)`` array of
+        edges (:func:`link_pairs`).
     floor_area_m2, households
         Per-community totals (NaN counts as 0).
     max_floor_area_m2, max_households
@@ -175,8 +297,12 @@ def cluster_packages(xy: ArrayLike, graph: nx.Graph, *, floor_area_m2: ArrayLike
         return np.zeros(0, dtype=np.int64)
     sub = (np.array(["" if s is None or s != s else str(s) for s in subdistrict], dtype=object)
            if subdistrict is not None else np.full(n, "", dtype=object))
-    edges = np.array([(u, v) for u, v in graph.edges() if u < n and v < n],
-                     dtype=np.int64).reshape(-1, 2)
+    if isinstance(graph, nx.Graph):
+        edges = np.array([(u, v) for u, v in graph.edges() if u < n and v < n],
+                         dtype=np.int64).reshape(-1, 2)
+    else:
+        edges = np.asarray(graph, dtype=np.int64).reshape(-1, 2)
+        edges = edges[(edges < n).all(axis=1)]
     A_all = _adjacency(edges, n)
     A_in = (_adjacency(edges[sub[edges[:, 0]] == sub[edges[:, 1]]], n)
             if prefer_same_subdistrict else A_all)
@@ -229,18 +355,23 @@ def _ceiling_split(X: NDArray[np.float64], F: NDArray[np.float64], H: NDArray[np
     """Top-down cut of the connectivity-constrained Ward tree of one component."""
     # scikit-learn takes ~1.5 s to import and is needed only when a component is above a
     # ceiling, so runs without one never import it
+    from sklearn import config_context
     from sklearn.cluster import ward_tree
 
     m = len(nodes)
     # Only the pattern matters to ward_tree (it reads the rows of a LIL copy).
     conn = sp.csr_matrix(A[nodes][:, nodes])
-    children = ward_tree(X[nodes], connectivity=conn)[0]
-    # Totals of every tree node: leaves 0..m-1, merges m..2m-2 in order.
-    f = np.concatenate([F[nodes], np.zeros(m - 1)])
-    h = np.concatenate([H[nodes], np.zeros(m - 1)])
-    for k, (a, b) in enumerate(children):
-        f[m + k] = f[a] + f[b]
-        h[m + k] = h[a] + h[b]
+    # The arguments are built right here: scikit-learn's checks of them are skipped (a tenth of
+    # the call on components of a hundred communities).
+    with config_context(skip_parameter_validation=True):
+        children = ward_tree(X[nodes], connectivity=conn)[0].tolist()
+    # Totals of every tree node: leaves 0..m-1, merges m..2m-2 in order. Python floats: the
+    # same additions as numpy's float64, without a numpy scalar per step.
+    f = F[nodes].tolist() + [0.0] * (m - 1)
+    h = H[nodes].tolist() + [0.0] * (m - 1)
+    for k, (a, b) in enumerate(children, start=m):
+        f[k] = f[a] + f[b]
+        h[k] = h[a] + h[b]
     pieces: list[NDArray[np.int64]] = []
     stack = [2 * m - 2]
     while stack:
@@ -249,11 +380,11 @@ def _ceiling_split(X: NDArray[np.float64], F: NDArray[np.float64], H: NDArray[np
             pieces.append(nodes[_leaves(children, node, m)])
         else:
             a, b = children[node - m]
-            stack.extend([int(b), int(a)])
+            stack.extend([b, a])
     return sorted(pieces, key=lambda p: int(p.min()))
 
 
-def _leaves(children: NDArray[np.int64], node: int, m: int) -> NDArray[np.int64]:
+def _leaves(children: list[list[int]], node: int, m: int) -> NDArray[np.int64]:
     out: list[int] = []
     stack = [node]
     while stack:
@@ -261,7 +392,7 @@ def _leaves(children: NDArray[np.int64], node: int, m: int) -> NDArray[np.int64]
         if v < m:
             out.append(v)
         else:
-            stack.extend(int(c) for c in children[v - m])
+            stack.extend(children[v - m])
     return np.array(sorted(out), dtype=np.int64)
 
 
