@@ -176,7 +176,7 @@ def test_polygons_without_any_attribute_name_the_missing_column(tmp_path: Path) 
     # columns). An empty layer is still "no rows".
     path = tmp_path / "outlines.gpkg"
     gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 50, 50)], crs=CRS).to_file(path)
-    with pytest.raises(DataError, match="column 'name'.*is missing"):
+    with pytest.raises(DataError, match=r"column 'name'.*is missing"):
         read_inventory(path, crs=CRS)
     empty = tmp_path / "empty.gpkg"
     gpd.GeoDataFrame(geometry=[], crs=CRS).to_file(empty)
