@@ -33,10 +33,10 @@ _STATE: tuple[Router, Sequence[NDArray[np.intp]], _Grouped, int, float] | None =
 class _Grouped:
     """Entries sorted by owner once, so each search takes a ``reduceat`` per owner run."""
 
-    def __init__(self, entries: Entries) -> None:
+    def __init__(self, entries: Entries, router: Router) -> None:
         order = np.argsort(entries.owner, kind="stable")
         owner = entries.owner[order]
-        self.node = entries.node[order]
+        self.node = router.to_search(entries.node[order])
         self.offset_m = entries.offset_m[order]
         first = np.ones(len(owner), dtype=bool)
         first[1:] = owner[1:] != owner[:-1]
@@ -55,7 +55,8 @@ def _run(which: Sequence[int]) -> list[NDArray[np.float64]]:
     router, groups, entries, n_owners, limit_m = _STATE
     out = []
     for i in which:
-        d = entries.nearest(router.distances(groups[i], limit_m=limit_m), n_owners)
+        d = entries.nearest(router.search_distances(router.to_search(groups[i]),
+                                                    limit_m=limit_m), n_owners)
         d[d > limit_m] = np.inf
         out.append(d)
     return out
@@ -87,7 +88,7 @@ def nearest_per_owner(router: Router, groups: Sequence[NDArray[np.intp]], entrie
         One array of length ``n_owners`` per group.
     """
     global _STATE
-    grouped = _Grouped(entries)
+    grouped = _Grouped(entries, router)
     k = len(groups)
     workers = max(1, min(int(workers), k))
     if workers == 1 or "fork" not in mp.get_all_start_methods():

@@ -96,7 +96,13 @@ class WalkNetwork:
         self.edge_u, self.edge_v = u_arr[keep].astype(pos_t), v_arr[keep].astype(pos_t)
         self.edge_len = length[keep]
         self._geometry = None if geom is None or not has_geom.any() else geom[keep]
-        self.csr = _symmetric_csr(self.edge_u, self.edge_v, self.edge_len, n)
+        # Searches run on the nodes renumbered along a Hilbert curve: nodes near each other on
+        # the ground sit near each other in memory, so a search front touches few cache lines.
+        # ``order[i]`` is the node at search position ``i``, ``rank`` its inverse; everything
+        # public stays in the caller's node positions.
+        self.order, self.rank = _search_order(self.x, self.y, pos_t)
+        self.search_csr = _symmetric_csr(self.rank[self.edge_u], self.rank[self.edge_v],
+                                         self.edge_len, n)
         self._access_cache: dict[tuple[bytes, float, float, int], Access] = {}
 
     @classmethod
@@ -156,6 +162,19 @@ class WalkNetwork:
         return cls(x=xy[:, 0], y=xy[:, 1], u=u[keep], v=v[keep], length_m=w[keep],
                    geometry=geometry, node_id=_node_ids(nodes), crs=crs)
 
+    @cached_property
+    def csr(self) -> sp.csr_array:
+        """The symmetric matrix in the caller's node positions (built on first use).
+
+        The engine searches :attr:`search_csr` (the same graph, nodes in :attr:`order`).
+        """
+        return _symmetric_csr(self.edge_u, self.edge_v, self.edge_len, self.n_nodes)
+
+    @cached_property
+    def degree(self) -> NDArray[np.intp]:
+        """Number of distinct neighbours of every node (0: isolated)."""
+        return np.diff(self.search_csr.indptr)[self.rank]
+
     @property
     def n_nodes(self) -> int:
         """Number of network nodes."""
@@ -213,8 +232,8 @@ class WalkNetwork:
         """Connected-component label of every node (computed once per network)."""
         if self.n_nodes == 0:
             return np.empty(0, dtype=np.int32)
-        _, labels = connected_components(self.csr, directed=False)
-        return np.asarray(labels, dtype=np.int32)
+        _, labels = connected_components(self.search_csr, directed=False)
+        return np.asarray(labels, dtype=np.int32)[self.rank]
 
     @cached_property
     def component_nodes(self) -> NDArray[np.int64]:
@@ -268,6 +287,90 @@ def _node_ids(nodes: NDArray[np.object_]) -> NDArray[Any]:
         return np.asarray(nodes.tolist())
     except (TypeError, ValueError):
         return nodes
+
+
+def _hilbert_tables(bits: int) -> tuple[NDArray[np.uint32], NDArray[np.uint8]]:
+    """Hilbert-curve steps over ``bits`` bits of x and y at once, for each of the 4 states.
+
+    The state is how the quadrant being refined is turned: (x, y swapped, both complemented).
+    Indexed by ``state << 2 bits | x chunk << bits | y chunk``: the curve's 2·``bits`` digits and
+    the next state.
+    """
+    size = 1 << bits
+    digits = np.zeros(4 * size * size, dtype=np.uint32)
+    nxt = np.zeros(4 * size * size, dtype=np.uint8)
+    for state in range(4):
+        for xc in range(size):
+            for yc in range(size):
+                swap, comp, d = state >> 1, state & 1, 0
+                for b in range(bits - 1, -1, -1):
+                    rx, ry = ((xc >> b) & 1) ^ comp, ((yc >> b) & 1) ^ comp
+                    if swap:
+                        rx, ry = ry, rx
+                    d = (d << 2) | ((3 * rx) ^ ry)
+                    if ry == 0:  # the lower-left/right quadrants are turned
+                        comp ^= rx
+                        swap ^= 1
+                i = (state << (2 * bits)) | (xc << bits) | yc
+                digits[i], nxt[i] = d, (swap << 1) | comp
+    return digits, nxt
+
+
+_HILBERT_BITS = 4
+_HILBERT = _hilbert_tables(_HILBERT_BITS)
+
+
+def hilbert_key(x: NDArray[np.float64], y: NDArray[np.float64], *, bits: int = 16
+                ) -> NDArray[np.uint32]:
+    """Position along a Hilbert curve over the points' bounding square.
+
+    ``bits`` per axis: a multiple of 4, at most 16. Points close in the key are close on the
+    ground; missing coordinates count as the corner.
+    """
+    if bits % _HILBERT_BITS or not 0 < bits <= 16:
+        raise ValueError("bits must be 4, 8, 12 or 16")
+    n = len(x)
+    if n == 0:
+        return np.empty(0, dtype=np.uint32)
+    x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    y = np.nan_to_num(np.asarray(y, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    x0, y0 = float(x.min()), float(y.min())
+    span = max(float(x.max()) - x0, float(y.max()) - y0)
+    scale = ((1 << bits) - 1) / span if span > 0 else 0.0
+    xi = ((x - x0) * scale).astype(np.uint32)
+    yi = ((y - y0) * scale).astype(np.uint32)
+    digits, nxt = _HILBERT
+    k = _HILBERT_BITS
+    mask = np.uint32((1 << k) - 1)
+    key = np.zeros(n, dtype=np.uint32)
+    state = np.zeros(n, dtype=np.uint32)
+    for shift in range(bits - k, -1, -k):
+        sh = np.uint32(shift)
+        idx = ((state << np.uint32(2 * k)) | ((xi >> sh) & mask) << np.uint32(k)
+               | ((yi >> sh) & mask))
+        key = (key << np.uint32(2 * k)) | digits[idx]
+        state = nxt[idx].astype(np.uint32)
+    return key
+
+
+def _search_order(x: NDArray[np.float64], y: NDArray[np.float64], pos_t: type
+                  ) -> tuple[NDArray[np.integer], NDArray[np.integer]]:
+    """Nodes sorted along a Hilbert curve (``order``) and each node's place in it (``rank``)."""
+    n = len(x)
+    key = hilbert_key(x, y)
+    order: NDArray[np.integer]
+    if n < 1 << 32:
+        # Key and position packed in one word: a plain sort (vectorised) is twice as fast as
+        # an argsort, and ties keep the input order.
+        packed = (key.astype(np.uint64) << np.uint64(32)) | np.arange(n, dtype=np.uint64)
+        packed.sort()
+        order = (packed & np.uint64(0xFFFFFFFF)).astype(pos_t)
+        del packed
+    else:
+        order = np.argsort(key, kind="stable").astype(pos_t)
+    rank: NDArray[np.integer] = np.empty(n, dtype=pos_t)
+    rank[order] = np.arange(n, dtype=pos_t)
+    return order, rank
 
 
 def _undirected_min(u: NDArray[np.intp], v: NDArray[np.intp], w: NDArray[np.float64], n: int
