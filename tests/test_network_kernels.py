@@ -239,3 +239,22 @@ def test_search_order_is_internal_matrices_by_node_position_unchanged() -> None:
     assert m[router.point_node[3], net.edge_u[e]] == 4.0
     assert m[router.point_node[2], net.edge_u[e]] == pytest.approx(L / 2)
     np.testing.assert_array_equal(router.distance_matrix(sources, limit_m=np.inf)[0], d)
+
+
+@pytest.mark.parametrize("fail_in_child", [False, True])
+def test_shared_searches_give_every_row_even_when_a_child_fails(fail_in_child: bool) -> None:
+    import os
+
+    from urbanunits._search import _shared_run
+
+    parent = os.getpid()
+
+    def one(i: int) -> np.ndarray:
+        if fail_in_child and os.getpid() != parent:
+            raise RuntimeError("child")
+        return np.arange(4, dtype=float) + 10 * i
+
+    got = _shared_run(one, 7, 4, 3)
+    assert len(got) == 7
+    for i, row in enumerate(got):
+        np.testing.assert_array_equal(row, np.arange(4) + 10 * i)

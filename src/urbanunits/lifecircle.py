@@ -298,6 +298,9 @@ def life_circle(graph: nx.MultiDiGraph | WalkNetwork, communities: gpd.GeoDataFr
     seconds["network"] = time.perf_counter() - t0
     _check_communities(communities, net)
     fac = _check_facilities(facilities, net, cats)
+    # Snapping needs the segment index: building it in the background overlaps the node
+    # entries (components, node k-d tree, polygons).
+    net.prefetch_segments()
     notes: list[str] = []
     if net.n_nodes == 0:
         notes.append("the walk graph is empty: every community is unreachable")

@@ -8,6 +8,7 @@ directions; connected components are computed once per network.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +104,8 @@ class WalkNetwork:
         self.order, self.rank = _search_order(self.x, self.y, pos_t)
         self.search_csr = _symmetric_csr(self.rank[self.edge_u], self.rank[self.edge_v],
                                          self.edge_len, n)
+        self._segments: SegmentIndex | None = None
+        self._segments_job: Future[SegmentIndex] | None = None
         self._access_cache: dict[tuple[bytes, float, float, int], Access] = {}
 
     @classmethod
@@ -211,10 +214,38 @@ class WalkNetwork:
             out[~straight] = self._geometry[edges[~straight]]
         return out
 
-    @cached_property
+    @property
     def segments(self) -> SegmentIndex:
-        """Spatial index of the edges' straight segments (snapping targets)."""
-        return edge_segments(self.x, self.y, self.edge_u, self.edge_v, self._geometry)
+        """Spatial index of the edges' straight segments (snapping targets), built once."""
+        if self._segments is None:
+            job, self._segments_job = self._segments_job, None
+            self._segments = (job.result() if job is not None else
+                              edge_segments(self.x, self.y, self.edge_u, self.edge_v,
+                                            self._geometry))
+        return self._segments
+
+    def wait_background(self) -> None:
+        """Wait for a background build started by :meth:`prefetch_segments`, if any.
+
+        Call before forking: a thread running then would leave the locks it holds held in the
+        child.
+        """
+        if self._segments_job is not None:
+            _ = self.segments
+
+    def prefetch_segments(self) -> None:
+        """Start building :attr:`segments` in a background thread, if not built yet.
+
+        Most of the build (the k-d tree, numpy on whole arrays) runs without the GIL, so it
+        overlaps whatever the caller does next on a machine with a core to spare;
+        :attr:`segments` waits for it.
+        """
+        if self._segments is not None or self._segments_job is not None:
+            return
+        pool = ThreadPoolExecutor(1, thread_name_prefix="walk-segments")
+        self._segments_job = pool.submit(edge_segments, self.x, self.y, self.edge_u,
+                                         self.edge_v, self._geometry)
+        pool.shutdown(wait=False)
 
     @property
     def geom_len_m(self) -> NDArray[np.float64]:
@@ -373,8 +404,9 @@ def _search_order(x: NDArray[np.float64], y: NDArray[np.float64], pos_t: type
     return order, rank
 
 
-def _undirected_min(u: NDArray[np.intp], v: NDArray[np.intp], w: NDArray[np.float64], n: int
-                    ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
+def _undirected_min(u: NDArray[np.integer], v: NDArray[np.integer], w: NDArray[np.float64],
+                    n: int
+                    ) -> tuple[NDArray[np.integer], NDArray[np.integer], NDArray[np.float64]]:
     """One entry per unordered node pair with its minimum weight; loops dropped."""
     lo, hi = np.minimum(u, v), np.maximum(u, v)
     off = lo != hi
@@ -397,14 +429,28 @@ def _symmetric_csr(u: NDArray[np.intp], v: NDArray[np.intp], w: NDArray[np.float
     scipy would *sum* duplicate entries, hence the explicit minimum. Zero-length entries stay
     explicit: csgraph treats explicit sparse zeros as edges.
     """
-    lo, hi, w = _undirected_min(u, v, w, n)
     # 32-bit indices where they fit: csgraph works on int32 and would convert on every search.
     idx = np.int32 if n < np.iinfo(np.int32).max else np.int64
-    # Pairs come sorted by (lo, hi): listing the (hi, lo) entries first leaves every row's
-    # columns sorted, so scipy's conversion finds the matrix canonical and sorts nothing.
-    csr = sp.csr_array((np.concatenate([w, w]), (np.concatenate([hi, lo]).astype(idx),
-                                                 np.concatenate([lo, hi]).astype(idx))),
-                       shape=(n, n))
+    lo: NDArray[np.integer] = np.minimum(u, v).astype(idx)
+    hi: NDArray[np.integer] = np.maximum(u, v).astype(idx)
+    off = lo != hi
+    if not off.all():
+        lo, hi, w = lo[off], hi[off], w[off]
+    m = len(lo)
+    # Most networks have no parallel edges: scipy's conversion (linear, in C) then gives the
+    # matrix directly. The entries carry edge numbers; had it summed any (parallels), there
+    # are fewer entries than twice the edges, and the pairs are sorted for their minimum.
+    csr = sp.csr_array((np.tile(np.arange(1, m + 1, dtype=np.float64), 2),
+                        (np.concatenate([hi, lo]), np.concatenate([lo, hi]))), shape=(n, n))
+    if csr.nnz == 2 * m:
+        csr.data = w[csr.data.astype(np.intp) - 1]
+    else:
+        lo, hi, w = _undirected_min(lo, hi, w, n)
+        # Pairs come sorted by (lo, hi): listing the (hi, lo) entries first leaves every row's
+        # columns sorted, so scipy's conversion finds the matrix canonical and sorts nothing.
+        csr = sp.csr_array((np.concatenate([w, w]), (np.concatenate([hi, lo]).astype(idx),
+                                                     np.concatenate([lo, hi]).astype(idx))),
+                           shape=(n, n))
     if csr.indices.dtype != idx and 2 * len(w) < np.iinfo(np.int32).max:
         csr.indices = csr.indices.astype(idx)
         csr.indptr = csr.indptr.astype(idx)
