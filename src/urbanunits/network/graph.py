@@ -7,6 +7,7 @@ directions; connected components are computed once per network.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
@@ -219,9 +220,12 @@ class WalkNetwork:
         """Spatial index of the edges' straight segments (snapping targets), built once."""
         if self._segments is None:
             job, self._segments_job = self._segments_job, None
-            self._segments = (job.result() if job is not None else
-                              edge_segments(self.x, self.y, self.edge_u, self.edge_v,
-                                            self._geometry))
+            if job is None:
+                self._segments = edge_segments(self.x, self.y, self.edge_u, self.edge_v,
+                                               self._geometry)
+            else:
+                self._segments = job.result()
+                _trim_heap()
         return self._segments
 
     def wait_background(self) -> None:
@@ -288,6 +292,25 @@ class WalkNetwork:
     def __repr__(self) -> str:
         return (f"WalkNetwork({self.n_nodes} nodes, {len(self.edge_u)} edges, "
                 f"crs={self.crs.to_string() if self.crs else None})")
+
+
+def _trim_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc only; elsewhere nothing).
+
+    A thread allocates from a heap of its own, whose freed blocks the main thread never
+    reuses: after the background build its temporaries would stay resident for the whole run.
+    """
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            _MALLOC_TRIM = ctypes.CDLL(None).malloc_trim
+        except (AttributeError, OSError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None
 
 
 def _edge_records(G: nx.MultiDiGraph | nx.Graph, pos: dict[Any, int], weight: str
