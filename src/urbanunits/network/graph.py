@@ -412,16 +412,12 @@ def _search_order(x: NDArray[np.float64], y: NDArray[np.float64], pos_t: type
     """Nodes sorted along a Hilbert curve (``order``) and each node's place in it (``rank``)."""
     n = len(x)
     key = hilbert_key(x, y)
-    order: NDArray[np.integer]
-    if n < 1 << 32:
-        # Key and position packed in one word: a plain sort (vectorised) is twice as fast as
-        # an argsort, and ties keep the input order.
-        packed = (key.astype(np.uint64) << np.uint64(32)) | np.arange(n, dtype=np.uint64)
-        packed.sort()
-        order = (packed & np.uint64(0xFFFFFFFF)).astype(pos_t)
-        del packed
-    else:
-        order = np.argsort(key, kind="stable").astype(pos_t)
+    # Two stable passes over 16-bit halves (numpy radix-sorts 16-bit keys): twice as fast
+    # as one sort of the 32-bit keys, and ties keep the input order.
+    low = np.argsort((key & np.uint32(0xFFFF)).astype(np.uint16), kind="stable")
+    high = np.argsort((key >> np.uint32(16)).astype(np.uint16)[low], kind="stable")
+    order: NDArray[np.integer] = low[high].astype(pos_t)
+    del low, high
     rank: NDArray[np.integer] = np.empty(n, dtype=pos_t)
     rank[order] = np.arange(n, dtype=pos_t)
     return order, rank
