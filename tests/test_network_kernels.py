@@ -177,3 +177,84 @@ def test_community_access_is_reused_only_for_identical_geometries() -> None:
     c = community_access(fresh, moved, entry_buffer_m=10.0, max_snap_m=80.0)
     np.testing.assert_array_equal(b.nodes.node, c.nodes.node)
     np.testing.assert_array_equal(b.snap.along_m, c.snap.along_m)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_hilbert_key_walks_every_cell_of_a_square_one_step_at_a_time(bits: int) -> None:
+    from urbanunits.network.graph import hilbert_key
+
+    side = 1 << bits
+    yy, xx = np.divmod(np.arange(side * side), side)
+    key = hilbert_key(xx.astype(float), yy.astype(float), bits=bits)
+    np.testing.assert_array_equal(np.sort(key), np.arange(side * side))  # a bijection
+    order = np.argsort(key)
+    steps = np.abs(np.diff(xx[order])) + np.abs(np.diff(yy[order]))
+    assert steps.max() == 1  # consecutive cells are neighbours: the locality the order buys
+
+
+def test_search_order_is_internal_matrices_by_node_position_unchanged() -> None:
+    rng = np.random.default_rng(5)
+    n = 60
+    x, y = rng.uniform(0, 500, n), rng.uniform(0, 500, n)
+    u, v = rng.integers(0, n, 150), rng.integers(0, n, 150)
+    w = np.hypot(x[u] - x[v], y[u] - y[v]) + rng.uniform(0, 5, 150)
+    net = WalkNetwork(x=x, y=y, u=u, v=v, length_m=w, crs="EPSG:32651")
+    assert not np.array_equal(net.order, np.arange(n))  # the test needs a real permutation
+    np.testing.assert_array_equal(net.order[net.rank], np.arange(n))
+    # Independent matrix by node position: the minimum per pair, both directions.
+    dense = np.full((n, n), np.inf)
+    for a, b, c in zip(u, v, w, strict=True):
+        if a != b:
+            dense[a, b] = dense[b, a] = min(dense[a, b], c)
+    got = net.csr.toarray()
+    np.testing.assert_array_equal(np.where(np.isinf(dense), 0.0, dense), got)
+    G = nx.Graph()
+    G.add_nodes_from(range(n))
+    G.add_weighted_edges_from((int(a), int(b), dense[a, b])
+                              for a, b in zip(*np.nonzero(np.isfinite(dense)), strict=True))
+    want_deg = np.array([G.degree(i) for i in range(n)])
+    np.testing.assert_array_equal(net.degree, want_deg)
+    lab = net.component
+    for comp in nx.connected_components(G):
+        assert len({int(lab[i]) for i in comp}) == 1
+    assert len(np.unique(lab)) == nx.number_connected_components(G)
+    # Points at an edge end use the node; inside an edge a virtual node; off it a pendant.
+    e = int(np.flatnonzero(net.edge_len > 1)[0])
+    L = float(net.edge_len[e])
+    snap = Snap(np.array([e, e, e, e]), np.array([0.0, L, L / 2, 0.0]),
+                np.array([0.0, 0.0, 0.0, 4.0]))
+    router = Router(net, snap)
+    assert router.point_node[0] == net.edge_u[e] and router.point_node[1] == net.edge_v[e]
+    assert router.n_total == n + 2  # one virtual node, one pendant (hung on edge_u)
+    sources = [int(net.edge_u[e])]
+    d = router.distances(sources)
+    want = nx.single_source_dijkstra_path_length(G, sources[0], weight="weight")
+    for i in range(n):
+        assert d[i] == pytest.approx(want.get(i, np.inf))
+    assert d[router.point_node[2]] == pytest.approx(min(L / 2, want[int(net.edge_v[e])] + L / 2))
+    assert d[router.point_node[3]] == pytest.approx(4.0)
+    # The router's matrix by graph node id: the network's, plus the new nodes' entries.
+    m = router.csr.toarray()
+    np.testing.assert_array_equal(m[:n, :n], got)
+    assert m[router.point_node[3], net.edge_u[e]] == 4.0
+    assert m[router.point_node[2], net.edge_u[e]] == pytest.approx(L / 2)
+    np.testing.assert_array_equal(router.distance_matrix(sources, limit_m=np.inf)[0], d)
+
+
+@pytest.mark.parametrize("fail_in_child", [False, True])
+def test_shared_searches_give_every_row_even_when_a_child_fails(fail_in_child: bool) -> None:
+    import os
+
+    from urbanunits._search import _shared_run
+
+    parent = os.getpid()
+
+    def one(i: int) -> np.ndarray:
+        if fail_in_child and os.getpid() != parent:
+            raise RuntimeError("child")
+        return np.arange(4, dtype=float) + 10 * i
+
+    got = _shared_run(one, 7, 4, 3)
+    assert len(got) == 7
+    for i, row in enumerate(got):
+        np.testing.assert_array_equal(row, np.arange(4) + 10 * i)

@@ -1,22 +1,24 @@
 """Many multi-source searches, one per group of sources, optionally on several cores.
 
 scipy's Dijkstra holds the GIL, so threads do not help; with ``workers`` > 1 the searches are
-shared with forked processes, which see the router's matrix without copying it (copy-on-write)
-and send back only one distance per owner. Where ``fork`` is not available the searches run
-one after another.
+shared with forked processes, which see the router's matrix without copying it (copy-on-write).
+Each process takes the next search not yet taken (a shared counter), so a long search does not
+leave a core idle, and writes one distance per owner into shared memory: no pool, no pickling.
+Where ``fork`` is not available the searches run one after another.
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
 import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor
+import os
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from numpy.typing import NDArray
 
@@ -26,17 +28,14 @@ __all__ = ["nearest_per_owner"]
 
 logger = logging.getLogger(__name__)
 
-# What forked workers read: set just before the pool forks, cleared after.
-_STATE: tuple[Router, Sequence[NDArray[np.intp]], _Grouped, int, float] | None = None
-
 
 class _Grouped:
     """Entries sorted by owner once, so each search takes a ``reduceat`` per owner run."""
 
-    def __init__(self, entries: Entries) -> None:
+    def __init__(self, entries: Entries, router: Router) -> None:
         order = np.argsort(entries.owner, kind="stable")
         owner = entries.owner[order]
-        self.node = entries.node[order]
+        self.node = router.to_search(entries.node[order])
         self.offset_m = entries.offset_m[order]
         first = np.ones(len(owner), dtype=bool)
         first[1:] = owner[1:] != owner[:-1]
@@ -48,17 +47,6 @@ class _Grouped:
         if len(self.starts):
             out[self.owners] = np.minimum.reduceat(dist[self.node] + self.offset_m, self.starts)
         return out
-
-
-def _run(which: Sequence[int]) -> list[NDArray[np.float64]]:
-    assert _STATE is not None
-    router, groups, entries, n_owners, limit_m = _STATE
-    out = []
-    for i in which:
-        d = entries.nearest(router.distances(groups[i], limit_m=limit_m), n_owners)
-        d[d > limit_m] = np.inf
-        out.append(d)
-    return out
 
 
 def nearest_per_owner(router: Router, groups: Sequence[NDArray[np.intp]], entries: Entries,
@@ -86,28 +74,59 @@ def nearest_per_owner(router: Router, groups: Sequence[NDArray[np.intp]], entrie
     list of numpy.ndarray
         One array of length ``n_owners`` per group.
     """
-    global _STATE
-    grouped = _Grouped(entries)
+    grouped = _Grouped(entries, router)
     k = len(groups)
+
+    def one(i: int) -> NDArray[np.float64]:
+        d = grouped.nearest(router.search_distances(router.to_search(groups[i]),
+                                                    limit_m=limit_m), n_owners)
+        d[d > limit_m] = np.inf
+        return d
+
     workers = max(1, min(int(workers), k))
-    if workers == 1 or "fork" not in mp.get_all_start_methods():
-        _STATE = (router, groups, grouped, n_owners, limit_m)
-        try:
-            return _run(range(k))
-        finally:
-            _STATE = None
-    # Round-robin shares; this process takes the first, the pool the others.
-    shares = [list(range(w, k, workers)) for w in range(workers)]
-    _STATE = (router, groups, grouped, n_owners, limit_m)
+    if workers == 1 or not hasattr(os, "fork"):
+        return [one(i) for i in range(k)]
+    # No other thread may run while forking: a lock it held would stay held in the child.
+    router.net.wait_background()
+    return _shared_run(one, k, n_owners, workers)
+
+
+def _shared_run(one: Callable[[int], NDArray[np.float64]], k: int, n_owners: int,
+                workers: int) -> list[NDArray[np.float64]]:
+    """``[one(i) for i in range(k)]`` shared by ``workers`` forked processes."""
+    nxt = mp.get_context("fork").Value("i", 0)
+    # Anonymous shared memory: the rows, then a flag per row set once it is written.
+    buf = mmap.mmap(-1, k * n_owners * 8 + k)
+    rows = np.frombuffer(buf, dtype=np.float64, count=k * n_owners).reshape(k, n_owners)
+    done = np.frombuffer(buf, dtype=np.uint8, count=k, offset=k * n_owners * 8)
+
+    def work() -> None:
+        while True:
+            with nxt.get_lock():
+                i = int(nxt.value)
+                nxt.value = i + 1
+            if i >= k:
+                return
+            rows[i] = one(i)
+            done[i] = 1
+
+    pids = []
+    for _ in range(workers - 1):
+        pid = os.fork()
+        if pid == 0:  # child: its searches into shared memory, then leave at once
+            code = 1
+            try:
+                work()
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
     try:
-        with ProcessPoolExecutor(workers - 1, mp_context=mp.get_context("fork")) as pool:
-            futures = [pool.submit(_run, s) for s in shares[1:]]
-            mine = _run(shares[0])
-            theirs = [f.result() for f in futures]
+        work()
     finally:
-        _STATE = None
-    out: list[NDArray[np.float64]] = [np.empty(0)] * k
-    for share, res in zip(shares, [mine, *theirs], strict=True):
-        for i, d in zip(share, res, strict=True):
-            out[i] = d
-    return out
+        failed = sum(os.waitpid(pid, 0)[1] != 0 for pid in pids)
+    if failed:
+        logger.warning("%d search process(es) failed; their searches were run again here",
+                       failed)
+    # A search a failed child took and did not finish is run here.
+    return [rows[i].copy() if done[i] else one(i) for i in range(k)]

@@ -117,7 +117,12 @@ class SegmentIndex:
         self.vx, self.vy, self.sa, self.sb = vx, vy, sa, sb
         self._edge, self._start = edge, start_m
         k = len(sa)
-        length = self.length(np.arange(k))
+        # Whole-array work in slices of segments: the temporaries stay a few MB (this runs in
+        # a background thread, whose freed blocks the rest of the run would not reuse).
+        step = 1 << 16
+        length = np.empty(k)
+        for lo in range(0, k, step):
+            length[lo:lo + step] = self.length(np.arange(lo, min(lo + step, k)))
         self.geom_len_m = (length if edge is None else np.bincount(
             edge, weights=length, minlength=n_edges or 0).astype(np.float64))
         if k == 0:
@@ -131,15 +136,20 @@ class SegmentIndex:
         n_samp = np.maximum(np.ceil(length / spacing), 1).astype(np.int32)
         self.half_m = float((length / (2 * n_samp)).max())
         del length
-        sid = np.repeat(np.arange(k, dtype=np.int32), n_samp)
-        rank = np.arange(len(sid)) - np.repeat(np.cumsum(n_samp) - n_samp, n_samp)
-        f = (rank + 0.5) / n_samp[sid]
-        del rank
-        a, b = sa[sid], sb[sid]
+        first = np.zeros(k + 1, dtype=np.int64)
+        np.cumsum(n_samp, out=first[1:])
+        sid = np.empty(int(first[-1]), dtype=np.int32)
         pts = np.empty((len(sid), 2))
-        pts[:, 0] = vx[a] + f * (vx[b] - vx[a])
-        pts[:, 1] = vy[a] + f * (vy[b] - vy[a])
-        del a, b, f
+        for lo in range(0, k, step):
+            hi = min(lo + step, k)
+            a0, a1 = int(first[lo]), int(first[hi])
+            ns = n_samp[lo:hi]
+            sid_part = np.repeat(np.arange(lo, hi, dtype=np.int32), ns)
+            f = (np.arange(a0, a1) - np.repeat(first[lo:hi], ns) + 0.5) / n_samp[sid_part]
+            a, b = sa[sid_part], sb[sid_part]
+            pts[a0:a1, 0] = vx[a] + f * (vx[b] - vx[a])
+            pts[a0:a1, 1] = vy[a] + f * (vy[b] - vy[a])
+            sid[a0:a1] = sid_part
         self.sample_seg = sid
         self.tree = cKDTree(pts, balanced_tree=False, compact_nodes=False, copy_data=False)
 

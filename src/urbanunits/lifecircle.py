@@ -232,16 +232,17 @@ def _check_facilities(facilities: gpd.GeoDataFrame, net: WalkNetwork,
         require_projected(facilities, "life_circle")
         _same_crs(facilities, net, "facilities")
     fac = facilities[facilities["category"].isin(list(categories))].copy()
+    cat_arr = np.asarray(fac["category"].to_numpy(), dtype=object)
+    sub_arr = np.asarray(fac["subtype"].to_numpy(), dtype=object)
     for key, cat in categories.items():
-        sub = fac.loc[fac["category"] == key, "subtype"]
-        bad = sorted({str(v) for v in sub[~sub.isin(list(cat.subtypes))].unique()})
+        bad = sorted({str(v) for v in set(sub_arr[cat_arr == key].tolist()) - set(cat.subtypes)})
         if bad:
             raise DataError(f"facilities: subtype of {key}", f"unknown value(s) {bad[:5]}",
                             f"use {sorted(cat.subtypes)} (config lifecircle.categories.{key})")
     if "facility_id" not in fac.columns:
         fac.insert(0, "facility_id", [f"{c}-{k + 1}" for c, k in zip(
             fac["category"], fac.groupby("category").cumcount(), strict=True)])
-    if len(fac) and not fac.geometry.geom_type.eq("Point").all():
+    if len(fac) and not (shapely.get_type_id(fac.geometry.to_numpy()) == 0).all():
         fac["geometry"] = fac.geometry.representative_point()
     return fac.reset_index(drop=True)
 
@@ -297,6 +298,9 @@ def life_circle(graph: nx.MultiDiGraph | WalkNetwork, communities: gpd.GeoDataFr
     seconds["network"] = time.perf_counter() - t0
     _check_communities(communities, net)
     fac = _check_facilities(facilities, net, cats)
+    # Snapping needs the segment index: building it in the background overlaps the node
+    # entries (components, node k-d tree, polygons).
+    net.prefetch_segments()
     notes: list[str] = []
     if net.n_nodes == 0:
         notes.append("the walk graph is empty: every community is unreachable")
@@ -404,10 +408,13 @@ def _community_table(communities: gpd.GeoDataFrame, cats: Mapping[str, Category]
             names.append(s)
         dist = np.where(np.isfinite(worst), worst, np.nan)
         cols[f"{key}_ok"] = ok
-        flags = np.column_stack(unmet) if unmet else np.zeros((n, 0), dtype=bool)
-        rows, inverse = np.unique(flags, axis=0, return_inverse=True)
-        text = np.array([", ".join(nm for nm, f in zip(names, row, strict=True) if f)
-                         for row in rows] + [""], dtype=object)
+        # One bit per mandatory subtype: the text is built once per distinct set.
+        code = np.zeros(n, dtype=object if len(unmet) > 62 else np.int64)
+        for bit, miss in enumerate(unmet):
+            code[miss] += 1 << bit
+        distinct, inverse = np.unique(code, return_inverse=True)
+        text = np.array([", ".join(nm for bit, nm in enumerate(names) if (int(c) >> bit) & 1)
+                         for c in distinct] + [""], dtype=object)
         cols[f"{key}_missing"] = text[np.ravel(inverse)] if n else np.empty(0, dtype=object)
         cols[f"{key}_ratio"] = np.where(np.isfinite(ratio) & (ratio >= 0), ratio, np.nan)
         cols[f"{key}_dist_m"] = dist
@@ -429,51 +436,72 @@ _GAP_COLUMNS = ["community_id", "name", "population", "category", "category_labe
 def _gaps(out: gpd.GeoDataFrame, cats: Mapping[str, Category], fac: gpd.GeoDataFrame,
           router: Router, entries: Entries, q_fac: NDArray[np.intp], lc: LifeCircleConfig
           ) -> gpd.GeoDataFrame:
+    # One frame built from arrays gathered per subtype: a frame per subtype and their concat
+    # cost more than the rest of the gap analysis.
     comp = router.component
     ent_comp = comp[entries.node]
     on_net = out["on_network"].to_numpy()
-    frames = []
+    fac_cat = np.asarray(fac["category"].to_numpy(), dtype=object)
+    fac_sub = np.asarray(fac["subtype"].to_numpy(), dtype=object)
+    n = len(out)
+    pos_parts: list[NDArray[np.intp]] = []
+    dist_parts: list[NDArray[np.float64]] = []
+    reason_parts: list[NDArray[np.object_]] = []
+    items: list[tuple[str, Category, str, Subtype]] = []
     for key, cat in cats.items():
         for s, st in mandatory(cat).items():
             fail = ~out[f"{key}_{s}_ok"].to_numpy()
             if not fail.any():
                 continue
-            # only the columns the gap rows carry: the whole layer is a hundred columns wide
-            rows = out.loc[fail, [c for c in ("community_id", "name", "population",
-                                              f"{key}_{s}_dist_m", out.geometry.name)
-                                  if c in out.columns]]
-            dist = rows[f"{key}_{s}_dist_m"].to_numpy()
-            in_sub = ((fac["category"] == key) & (fac["subtype"] == s)).to_numpy()
+            pos = np.flatnonzero(fail)
+            dist = out[f"{key}_{s}_dist_m"].to_numpy()[pos]
+            in_sub = (fac_cat == key) & (fac_sub == s)
             q = q_fac[in_sub & (q_fac >= 0)]
-            reason = np.full(len(rows), "too_far", dtype=object)
+            reason = np.full(len(pos), "too_far", dtype=object)
             nan = np.isnan(dist)
             if not in_sub.any():
                 reason[:] = "no_facility"
             elif len(q) == 0:
                 reason[:] = "facilities_off_network"
-            else:
-                fac_comp = np.unique(comp[q])
-                pos = np.flatnonzero(fail)
-                linked = np.zeros(len(out), dtype=bool)
-                linked[entries.owner[np.isin(ent_comp, fac_comp)]] = True
+            elif nan.any():
+                # Linked: an entry in a piece of the network that holds one of the facilities.
+                has_fac = np.zeros(int(comp.max()) + 1, dtype=bool)
+                has_fac[comp[q]] = True
+                linked = np.zeros(n, dtype=bool)
+                linked[entries.owner[has_fac[ent_comp]]] = True
                 reason[nan] = np.where(linked[pos[nan]], "beyond_search", "disconnected")
-            reason[~on_net[fail]] = "off_network"
-            frames.append(pd.DataFrame({
-                "community_id": rows["community_id"].to_numpy(),
-                "name": rows["name"].to_numpy() if "name" in rows else None,
-                "population": rows["population"].to_numpy(),
-                "category": key, "category_label": cat.label, "subtype": s,
-                "subtype_label": st.label or s, "level_minutes": st.level_minutes,
-                "distance_m": st.distance_m, "dist_m": dist,
-                "minutes": dist / lc.walk_speed_m_s / 60.0,
-                "shortfall_m": dist - st.distance_m,
-                "reason": reason, "reason_text": [GAP_REASONS[r] for r in reason],
-                "geometry": rows.geometry.to_numpy()}))
-    if not frames:
+            reason[~on_net[pos]] = "off_network"
+            pos_parts.append(pos)
+            dist_parts.append(dist)
+            reason_parts.append(reason)
+            items.append((key, cat, s, st))
+    if not items:
         return gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in _GAP_COLUMNS},
                                 geometry=gpd.GeoSeries([], crs=out.crs), crs=out.crs)
-    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry",
-                            crs=out.crs)
+    counts = [len(p) for p in pos_parts]
+    pos = np.concatenate(pos_parts)
+    dist = np.concatenate(dist_parts)
+    reason = np.concatenate(reason_parts)
+
+    def each(values: list[Any], *, number: bool = False) -> NDArray[Any]:
+        """One value per subtype (as the scalar column of a frame of its own), per gap row."""
+        return np.repeat(np.array(values) if number else np.array(values, dtype=object), counts)
+
+    distance_m = each([st.distance_m for _, _, _, st in items], number=True)
+    return gpd.GeoDataFrame({
+        "community_id": out["community_id"].to_numpy()[pos],
+        "name": out["name"].to_numpy()[pos] if "name" in out.columns else None,
+        "population": out["population"].to_numpy()[pos],
+        "category": each([k for k, _, _, _ in items]),
+        "category_label": each([c.label for _, c, _, _ in items]),
+        "subtype": each([s for _, _, s, _ in items]),
+        "subtype_label": each([st.label or s for _, _, s, st in items]),
+        "level_minutes": each([st.level_minutes for _, _, _, st in items], number=True),
+        "distance_m": distance_m, "dist_m": dist,
+        "minutes": dist / lc.walk_speed_m_s / 60.0,
+        "shortfall_m": dist - distance_m,
+        "reason": reason, "reason_text": [GAP_REASONS[r] for r in reason],
+        "geometry": out.geometry.to_numpy()[pos]}, geometry="geometry", crs=out.crs)
 
 
 def _weights(pop: pd.Series) -> pd.Series:
@@ -482,34 +510,44 @@ def _weights(pop: pd.Series) -> pd.Series:
 
 def _coverage(out: gpd.GeoDataFrame, cats: Mapping[str, Category], fac: gpd.GeoDataFrame
               ) -> pd.DataFrame:
-    w = _weights(out["population"])
+    # Plain arrays: a dozen pandas reductions per row cost more than the table is worth.
+    w = _weights(out["population"]).to_numpy(dtype=np.float64)
     total = float(w.sum())
+    n = len(out)
+    fac_cat = np.asarray(fac["category"].to_numpy(), dtype=object)
+    fac_sub = np.asarray(fac["subtype"].to_numpy(), dtype=object)
+    fac_off = ~fac["on_network"].to_numpy(dtype=bool)
 
-    def row(category: str, subtype: str, label: str, ok: pd.Series, fac_mask: pd.Series,
-            **extra: Any) -> dict[str, Any]:
+    def median(col: str) -> float:
+        d = out[col].to_numpy(dtype=np.float64)
+        d = d[~np.isnan(d)]
+        return float(np.median(d)) if len(d) else np.nan
+
+    def row(category: str, subtype: str, label: str, ok_col: str,
+            fac_mask: NDArray[np.bool_], **extra: Any) -> dict[str, Any]:
+        ok = out[ok_col].to_numpy(dtype=bool)
+        pop_ok = float(w[ok].sum())
         return {"category": category, "subtype": subtype, "label": label, **extra,
                 "n_facilities": int(fac_mask.sum()),
-                "n_facilities_off_network": int((fac_mask & ~fac["on_network"]).sum()),
-                "n_communities": len(out), "n_ok": int(ok.sum()),
-                "share_ok": float(ok.mean()) if len(out) else np.nan,
-                "population": total, "population_ok": float(w[ok].sum()),
-                "pop_share_ok": float(w[ok].sum()) / total if total > 0 else np.nan}
+                "n_facilities_off_network": int((fac_mask & fac_off).sum()),
+                "n_communities": n, "n_ok": int(ok.sum()),
+                "share_ok": float(ok.mean()) if n else np.nan,
+                "population": total, "population_ok": pop_ok,
+                "pop_share_ok": pop_ok / total if total > 0 else np.nan}
 
     rows = []
     for key, cat in cats.items():
-        in_cat = fac["category"] == key
-        rows.append(row(key, "", cat.label, out[f"{key}_ok"], in_cat,
+        in_cat = fac_cat == key
+        rows.append(row(key, "", cat.label, f"{key}_ok", in_cat,
                         requirement="", level_minutes=np.nan, distance_m=np.nan,
-                        standard=standard_text(cat),
-                        median_dist_m=float(out[f"{key}_dist_m"].median())))
+                        standard=standard_text(cat), median_dist_m=median(f"{key}_dist_m")))
         for s, st in cat.subtypes.items():
-            rows.append(row(key, s, st.label or s, out[f"{key}_{s}_ok"],
-                            in_cat & (fac["subtype"] == s), requirement=st.requirement,
-                            level_minutes=st.level_minutes, distance_m=st.distance_m,
-                            standard=st.gb50180,
-                            median_dist_m=float(out[f"{key}_{s}_dist_m"].median())))
-    rows.append(row("all", "", "全部 All categories", out["all_ok"],
-                    pd.Series(True, index=fac.index), requirement="", level_minutes=np.nan,
+            rows.append(row(key, s, st.label or s, f"{key}_{s}_ok", in_cat & (fac_sub == s),
+                            requirement=st.requirement, level_minutes=st.level_minutes,
+                            distance_m=st.distance_m, standard=st.gb50180,
+                            median_dist_m=median(f"{key}_{s}_dist_m")))
+    rows.append(row("all", "", "全部 All categories", "all_ok",
+                    np.ones(len(fac), dtype=bool), requirement="", level_minutes=np.nan,
                     distance_m=np.nan, standard="", median_dist_m=np.nan))
     return pd.DataFrame(rows)
 
@@ -556,26 +594,23 @@ def coverage_by_zone(lc: gpd.GeoDataFrame, key: str, categories: Mapping[str, Ca
         ``<cat>_share`` (population-weighted; NaN when the zone's population is 0),
         ``all_n_ok``, ``all_share`` (and geometry with ``zones``).
     """
-    # Only the columns summed: copying the whole layer (geometry, every distance) cost more
-    # than the grouping.
-    cols = [key, "community_id", "population", *(f"{c}_ok" for c in [*categories, "all"])]
-    df = pd.DataFrame(lc.loc[lc[key].notna(), cols])
-    w = _weights(df["population"]).to_numpy(dtype=np.float64)
-    # Sums per zone with bincount over the factorised ids (sorted, like groupby(sort=True)):
-    # pandas' named aggregation cost more than the rest of the table.
-    codes, ids = pd.factorize(df[key], sort=True)
+    # Plain arrays of only the columns summed: copying the whole layer (geometry, every
+    # distance) or pandas' grouping cost more than the sums.
+    has = lc[key].notna().to_numpy()
+    w = _weights(lc["population"]).to_numpy(dtype=np.float64)[has]
+    # Sums per zone with bincount over the factorised ids (sorted, like groupby(sort=True)).
+    codes, ids = pd.factorize(lc[key][has], sort=True)
     k = len(ids)
     pop = np.bincount(codes, weights=w, minlength=k)
-    g = pd.DataFrame({"n_communities": np.bincount(codes, minlength=k).astype(np.int64),
-                      "population": pop}, index=pd.Index(ids, name=key))
     safe = np.where(pop > 0, pop, np.nan)
+    cols: dict[str, Any] = {key: ids, "n_communities": np.bincount(codes, minlength=k).astype(
+        np.int64), "population": pop}
+    shares: dict[str, Any] = {}
     for c in [*categories, "all"]:
-        ok = df[f"{c}_ok"].to_numpy(dtype=bool)
-        g[f"{c}_n_ok"] = np.bincount(codes, weights=ok, minlength=k).astype(np.int64)
-        g[f"{c}_share"] = np.bincount(codes, weights=w * ok, minlength=k) / safe
-    g = g[["n_communities", "population", *(f"{c}_n_ok" for c in [*categories, "all"]),
-           *(f"{c}_share" for c in [*categories, "all"])]]
-    g = g.reset_index()
+        ok = lc[f"{c}_ok"].to_numpy(dtype=bool)[has]
+        cols[f"{c}_n_ok"] = np.bincount(codes, weights=ok, minlength=k).astype(np.int64)
+        shares[f"{c}_share"] = np.bincount(codes, weights=w * ok, minlength=k) / safe
+    g = pd.DataFrame(cols | shares)
     if zones is not None and key in zones.columns:
         geom = zones[[key, zones.geometry.name]].to_crs(lc.crs).drop_duplicates(key)
         res = geom.merge(g, on=key, how="right")

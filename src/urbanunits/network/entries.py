@@ -104,7 +104,7 @@ def _entries_of(net: WalkNetwork, g: NDArray[np.object_], idx: NDArray[np.intp],
                                                             (b[:, 1] + b[:, 3]) / 2]),
                            half * (1 + 1e-9) + 1e-6, p=np.inf)
     x, y = net.x[node], net.y[node]
-    near = np.diff(net.csr.indptr)[node] > 0  # an isolated node is no way in
+    near = net.degree[node] > 0  # an isolated node is no way in
     near &= x >= b[src, 0] - entry_buffer_m
     near &= x <= b[src, 2] + entry_buffer_m
     near &= y >= b[src, 1] - entry_buffer_m

@@ -7,7 +7,9 @@ directions; connected components are computed once per network.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -96,7 +98,15 @@ class WalkNetwork:
         self.edge_u, self.edge_v = u_arr[keep].astype(pos_t), v_arr[keep].astype(pos_t)
         self.edge_len = length[keep]
         self._geometry = None if geom is None or not has_geom.any() else geom[keep]
-        self.csr = _symmetric_csr(self.edge_u, self.edge_v, self.edge_len, n)
+        # Searches run on the nodes renumbered along a Hilbert curve: nodes near each other on
+        # the ground sit near each other in memory, so a search front touches few cache lines.
+        # ``order[i]`` is the node at search position ``i``, ``rank`` its inverse; everything
+        # public stays in the caller's node positions.
+        self.order, self.rank = _search_order(self.x, self.y, pos_t)
+        self.search_csr = _symmetric_csr(self.rank[self.edge_u], self.rank[self.edge_v],
+                                         self.edge_len, n)
+        self._segments: SegmentIndex | None = None
+        self._segments_job: Future[SegmentIndex] | None = None
         self._access_cache: dict[tuple[bytes, float, float, int], Access] = {}
 
     @classmethod
@@ -156,6 +166,19 @@ class WalkNetwork:
         return cls(x=xy[:, 0], y=xy[:, 1], u=u[keep], v=v[keep], length_m=w[keep],
                    geometry=geometry, node_id=_node_ids(nodes), crs=crs)
 
+    @cached_property
+    def csr(self) -> sp.csr_array:
+        """The symmetric matrix in the caller's node positions (built on first use).
+
+        The engine searches :attr:`search_csr` (the same graph, nodes in :attr:`order`).
+        """
+        return _symmetric_csr(self.edge_u, self.edge_v, self.edge_len, self.n_nodes)
+
+    @cached_property
+    def degree(self) -> NDArray[np.intp]:
+        """Number of distinct neighbours of every node (0: isolated)."""
+        return np.diff(self.search_csr.indptr)[self.rank]
+
     @property
     def n_nodes(self) -> int:
         """Number of network nodes."""
@@ -192,10 +215,41 @@ class WalkNetwork:
             out[~straight] = self._geometry[edges[~straight]]
         return out
 
-    @cached_property
+    @property
     def segments(self) -> SegmentIndex:
-        """Spatial index of the edges' straight segments (snapping targets)."""
-        return edge_segments(self.x, self.y, self.edge_u, self.edge_v, self._geometry)
+        """Spatial index of the edges' straight segments (snapping targets), built once."""
+        if self._segments is None:
+            job, self._segments_job = self._segments_job, None
+            if job is None:
+                self._segments = edge_segments(self.x, self.y, self.edge_u, self.edge_v,
+                                               self._geometry)
+            else:
+                self._segments = job.result()
+                _trim_heap()
+        return self._segments
+
+    def wait_background(self) -> None:
+        """Wait for a background build started by :meth:`prefetch_segments`, if any.
+
+        Call before forking: a thread running then would leave the locks it holds held in the
+        child.
+        """
+        if self._segments_job is not None:
+            _ = self.segments
+
+    def prefetch_segments(self) -> None:
+        """Start building :attr:`segments` in a background thread, if not built yet.
+
+        Most of the build (the k-d tree, numpy on whole arrays) runs without the GIL, so it
+        overlaps whatever the caller does next on a machine with a core to spare;
+        :attr:`segments` waits for it.
+        """
+        if self._segments is not None or self._segments_job is not None:
+            return
+        pool = ThreadPoolExecutor(1, thread_name_prefix="walk-segments")
+        self._segments_job = pool.submit(edge_segments, self.x, self.y, self.edge_u,
+                                         self.edge_v, self._geometry)
+        pool.shutdown(wait=False)
 
     @property
     def geom_len_m(self) -> NDArray[np.float64]:
@@ -213,8 +267,8 @@ class WalkNetwork:
         """Connected-component label of every node (computed once per network)."""
         if self.n_nodes == 0:
             return np.empty(0, dtype=np.int32)
-        _, labels = connected_components(self.csr, directed=False)
-        return np.asarray(labels, dtype=np.int32)
+        _, labels = connected_components(self.search_csr, directed=False)
+        return np.asarray(labels, dtype=np.int32)[self.rank]
 
     @cached_property
     def component_nodes(self) -> NDArray[np.int64]:
@@ -238,6 +292,25 @@ class WalkNetwork:
     def __repr__(self) -> str:
         return (f"WalkNetwork({self.n_nodes} nodes, {len(self.edge_u)} edges, "
                 f"crs={self.crs.to_string() if self.crs else None})")
+
+
+def _trim_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc only; elsewhere nothing).
+
+    A thread allocates from a heap of its own, whose freed blocks the main thread never
+    reuses: after the background build its temporaries would stay resident for the whole run.
+    """
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            _MALLOC_TRIM = ctypes.CDLL(None).malloc_trim
+        except (AttributeError, OSError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None
 
 
 def _edge_records(G: nx.MultiDiGraph | nx.Graph, pos: dict[Any, int], weight: str
@@ -270,8 +343,89 @@ def _node_ids(nodes: NDArray[np.object_]) -> NDArray[Any]:
         return nodes
 
 
-def _undirected_min(u: NDArray[np.intp], v: NDArray[np.intp], w: NDArray[np.float64], n: int
-                    ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
+def _hilbert_tables(bits: int) -> tuple[NDArray[np.uint32], NDArray[np.uint8]]:
+    """Hilbert-curve steps over ``bits`` bits of x and y at once, for each of the 4 states.
+
+    The state is how the quadrant being refined is turned: (x, y swapped, both complemented).
+    Indexed by ``state << 2 bits | x chunk << bits | y chunk``: the curve's 2·``bits`` digits and
+    the next state.
+    """
+    size = 1 << bits
+    digits = np.zeros(4 * size * size, dtype=np.uint32)
+    nxt = np.zeros(4 * size * size, dtype=np.uint8)
+    for state in range(4):
+        for xc in range(size):
+            for yc in range(size):
+                swap, comp, d = state >> 1, state & 1, 0
+                for b in range(bits - 1, -1, -1):
+                    rx, ry = ((xc >> b) & 1) ^ comp, ((yc >> b) & 1) ^ comp
+                    if swap:
+                        rx, ry = ry, rx
+                    d = (d << 2) | ((3 * rx) ^ ry)
+                    if ry == 0:  # the lower-left/right quadrants are turned
+                        comp ^= rx
+                        swap ^= 1
+                i = (state << (2 * bits)) | (xc << bits) | yc
+                digits[i], nxt[i] = d, (swap << 1) | comp
+    return digits, nxt
+
+
+_HILBERT_BITS = 4
+_HILBERT = _hilbert_tables(_HILBERT_BITS)
+
+
+def hilbert_key(x: NDArray[np.float64], y: NDArray[np.float64], *, bits: int = 16
+                ) -> NDArray[np.uint32]:
+    """Position along a Hilbert curve over the points' bounding square.
+
+    ``bits`` per axis: a multiple of 4, at most 16. Points close in the key are close on the
+    ground; missing coordinates count as the corner.
+    """
+    if bits % _HILBERT_BITS or not 0 < bits <= 16:
+        raise ValueError("bits must be 4, 8, 12 or 16")
+    n = len(x)
+    if n == 0:
+        return np.empty(0, dtype=np.uint32)
+    x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    y = np.nan_to_num(np.asarray(y, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    x0, y0 = float(x.min()), float(y.min())
+    span = max(float(x.max()) - x0, float(y.max()) - y0)
+    scale = ((1 << bits) - 1) / span if span > 0 else 0.0
+    xi = ((x - x0) * scale).astype(np.uint32)
+    yi = ((y - y0) * scale).astype(np.uint32)
+    digits, nxt = _HILBERT
+    k = _HILBERT_BITS
+    mask = np.uint32((1 << k) - 1)
+    key = np.zeros(n, dtype=np.uint32)
+    state = np.zeros(n, dtype=np.uint32)
+    for shift in range(bits - k, -1, -k):
+        sh = np.uint32(shift)
+        idx = ((state << np.uint32(2 * k)) | ((xi >> sh) & mask) << np.uint32(k)
+               | ((yi >> sh) & mask))
+        key = (key << np.uint32(2 * k)) | digits[idx]
+        state = nxt[idx].astype(np.uint32)
+    return key
+
+
+def _search_order(x: NDArray[np.float64], y: NDArray[np.float64], pos_t: type
+                  ) -> tuple[NDArray[np.integer], NDArray[np.integer]]:
+    """Nodes sorted along a Hilbert curve (``order``) and each node's place in it (``rank``)."""
+    n = len(x)
+    key = hilbert_key(x, y)
+    # Two stable passes over 16-bit halves (numpy radix-sorts 16-bit keys): twice as fast
+    # as one sort of the 32-bit keys, and ties keep the input order.
+    low = np.argsort((key & np.uint32(0xFFFF)).astype(np.uint16), kind="stable")
+    high = np.argsort((key >> np.uint32(16)).astype(np.uint16)[low], kind="stable")
+    order: NDArray[np.integer] = low[high].astype(pos_t)
+    del low, high
+    rank: NDArray[np.integer] = np.empty(n, dtype=pos_t)
+    rank[order] = np.arange(n, dtype=pos_t)
+    return order, rank
+
+
+def _undirected_min(u: NDArray[np.integer], v: NDArray[np.integer], w: NDArray[np.float64],
+                    n: int
+                    ) -> tuple[NDArray[np.integer], NDArray[np.integer], NDArray[np.float64]]:
     """One entry per unordered node pair with its minimum weight; loops dropped."""
     lo, hi = np.minimum(u, v), np.maximum(u, v)
     off = lo != hi
@@ -294,14 +448,28 @@ def _symmetric_csr(u: NDArray[np.intp], v: NDArray[np.intp], w: NDArray[np.float
     scipy would *sum* duplicate entries, hence the explicit minimum. Zero-length entries stay
     explicit: csgraph treats explicit sparse zeros as edges.
     """
-    lo, hi, w = _undirected_min(u, v, w, n)
     # 32-bit indices where they fit: csgraph works on int32 and would convert on every search.
     idx = np.int32 if n < np.iinfo(np.int32).max else np.int64
-    # Pairs come sorted by (lo, hi): listing the (hi, lo) entries first leaves every row's
-    # columns sorted, so scipy's conversion finds the matrix canonical and sorts nothing.
-    csr = sp.csr_array((np.concatenate([w, w]), (np.concatenate([hi, lo]).astype(idx),
-                                                 np.concatenate([lo, hi]).astype(idx))),
-                       shape=(n, n))
+    lo: NDArray[np.integer] = np.minimum(u, v).astype(idx)
+    hi: NDArray[np.integer] = np.maximum(u, v).astype(idx)
+    off = lo != hi
+    if not off.all():
+        lo, hi, w = lo[off], hi[off], w[off]
+    m = len(lo)
+    # Most networks have no parallel edges: scipy's conversion (linear, in C) then gives the
+    # matrix directly. The entries carry edge numbers; had it summed any (parallels), there
+    # are fewer entries than twice the edges, and the pairs are sorted for their minimum.
+    csr = sp.csr_array((np.tile(np.arange(1, m + 1, dtype=np.float64), 2),
+                        (np.concatenate([hi, lo]), np.concatenate([lo, hi]))), shape=(n, n))
+    if csr.nnz == 2 * m:
+        csr.data = w[csr.data.astype(np.intp) - 1]
+    else:
+        lo, hi, w = _undirected_min(lo, hi, w, n)
+        # Pairs come sorted by (lo, hi): listing the (hi, lo) entries first leaves every row's
+        # columns sorted, so scipy's conversion finds the matrix canonical and sorts nothing.
+        csr = sp.csr_array((np.concatenate([w, w]), (np.concatenate([hi, lo]).astype(idx),
+                                                     np.concatenate([lo, hi]).astype(idx))),
+                           shape=(n, n))
     if csr.indices.dtype != idx and 2 * len(w) < np.iinfo(np.int32).max:
         csr.indices = csr.indices.astype(idx)
         csr.indptr = csr.indptr.astype(idx)

@@ -32,13 +32,16 @@ class Router:
     """The network with snapped points attached, ready for multi-source searches.
 
     Built once per set of points (facilities and community access points together). Snapped
-    points at the same place on an edge share a virtual node there; a point off the edge gets its
-    own pendant node ``point_node[i]`` joined to it by ``offset_m``, a point on the edge
-    (``offset_m`` 0, e.g. where a street crosses a polygon) is its virtual node. Searches start
-    from, and distances are read at, ``point_node``.
+    points at the same place inside an edge share a virtual node there, and a point snapped to
+    an end of its edge uses that network node; a point off the edge gets its own pendant node
+    ``point_node[i]`` joined to that node by ``offset_m``, a point on the edge (``offset_m`` 0,
+    e.g. where a street crosses a polygon) is the node itself. Searches start from, and
+    distances are read at, ``point_node``.
 
-    The network's matrix is extended, not rebuilt: the new entries of the end nodes of snapped
-    edges are inserted after their rows, and the rows of the new nodes appended.
+    Node ids are the network's node positions, then the new nodes. Internally the searches run
+    on the network's :attr:`~WalkNetwork.search_csr` (nodes in Hilbert order), extended, not
+    rebuilt: the new entries of the nodes points attach to are inserted after their rows, and
+    the rows of the new nodes appended.
 
     Parameters
     ----------
@@ -55,16 +58,24 @@ class Router:
         ok = np.flatnonzero(snap.ok)
         self.point_node = np.full(len(snap), -1, dtype=np.intp)
         self._virtual = (np.empty(0, dtype=np.intp), np.empty(0))
-        self._pendant_of = np.empty(0, dtype=np.intp)
+        self._pendant_at = np.empty(0, dtype=np.intp)
+        self.n_total = n
+        self._csr = net.search_csr
+        self._new_comp = np.empty(0, dtype=np.int32)
         if len(ok) == 0:
-            self.n_total = n
-            self.csr = net.csr
-            self._new_comp = np.empty(0, dtype=np.int32)
             return
         e, a, off = snap.edge[ok], snap.along_m[ok], snap.offset_m[ok]
-        # Virtual nodes: one per distinct (edge, position), chained in order along each edge.
-        order = np.lexsort((a, e))
-        e_s, a_s = e[order], a[order]
+        # At an end of its edge a point attaches to that node: no virtual node, no new entries
+        # when it is on the street too.
+        at_u = a <= 0.0
+        at_v = ~at_u & (a >= net.edge_len[e])
+        inner = np.flatnonzero(~(at_u | at_v))
+        node = np.where(at_u, net.edge_u[e], net.edge_v[e]).astype(np.intp)
+        # Virtual nodes: one per distinct (edge, position) inside an edge, chained in order
+        # along it.
+        e_in, a_in = e[inner], a[inner]
+        order = np.lexsort((a_in, e_in))
+        e_s, a_s = e_in[order], a_in[order]
         new = np.ones(len(order), dtype=bool)
         new[1:] = (e_s[1:] != e_s[:-1]) | (a_s[1:] != a_s[:-1])
         vid = np.empty(len(order), dtype=np.intp)
@@ -72,17 +83,19 @@ class Router:
         e_v, a_v = e_s[new], a_s[new]
         k = len(e_v)
         virtual = n + np.arange(k)
+        node[inner] = n + vid
         # Pendant nodes: one per point off the edge. Not shared even between points at the same
         # place: the walk between two such points goes out to the street and back.
         off_pt = np.flatnonzero(off > 0)
-        p_vid, p_off = vid[off_pt], off[off_pt]
+        p_at, p_off = node[off_pt], off[off_pt]
         pendant = n + k + np.arange(len(off_pt))
-        node = n + vid
         node[off_pt] = pendant
         self._virtual = (e_v, a_v)
-        self._pendant_of = p_vid
+        self._pendant_at = p_at
         self.point_node[ok] = node
-        self.n_total = n + k + len(p_vid)
+        self.n_total = n + k + len(p_at)
+        if self.n_total == n:
+            return
         first = np.ones(k, dtype=bool)
         first[1:] = e_v[1:] != e_v[:-1]
         last = np.ones(k, dtype=bool)
@@ -90,23 +103,50 @@ class Router:
         prev_node = np.where(first, net.edge_u[e_v], np.roll(virtual, 1))
         prev_along = np.where(first, 0.0, np.roll(a_v, 1))
         lo, hi, w = _undirected_min(
-            np.concatenate([prev_node, virtual[last], virtual[p_vid]]),
-            np.concatenate([virtual, net.edge_v[e_v[last]], pendant]),
+            self.to_search(np.concatenate([prev_node, virtual[last], p_at])),
+            self.to_search(np.concatenate([virtual, net.edge_v[e_v[last]], pendant])),
             np.concatenate([np.maximum(a_v - prev_along, 0.0),
                             np.maximum(net.edge_len[e_v[last]] - a_v[last], 0.0), p_off]),
             self.n_total)
-        self.csr = _extend_csr(net.csr, np.concatenate([lo, hi]), np.concatenate([hi, lo]),
-                               np.concatenate([w, w]), self.n_total)
-        # Components: a virtual node is in its edge's piece, a pendant in its virtual node's.
+        self._csr = _extend_csr(net.search_csr, np.concatenate([lo, hi]),
+                                np.concatenate([hi, lo]), np.concatenate([w, w]), self.n_total)
+        # Components: a virtual node is in its edge's piece, a pendant in its node's.
         comp_v = net.component[net.edge_u[e_v]]
-        self._new_comp = np.concatenate([comp_v, comp_v[p_vid]]).astype(np.int32)
+        comp = np.concatenate([net.component, comp_v])
+        self._new_comp = np.concatenate([comp_v, comp[p_at]]).astype(np.int32)
+
+    def to_search(self, nodes: ArrayLike) -> NDArray[np.intp]:
+        """Graph node ids in the order the searches use (negatives stay negative)."""
+        nodes = np.asarray(nodes, dtype=np.intp)
+        n = self.net.n_nodes
+        base = (nodes >= 0) & (nodes < n)
+        return np.where(base, self.net.rank[np.where(base, nodes, 0)], nodes)
+
+    @cached_property
+    def _from_search(self) -> NDArray[np.intp]:
+        """For each graph node id, its place in the search order."""
+        n = self.net.n_nodes
+        return np.concatenate([self.net.rank, np.arange(n, self.n_total)]).astype(np.intp)
+
+    @cached_property
+    def csr(self) -> sp.csr_array:
+        """The search graph's matrix by graph node id (built on first use)."""
+        n = self.net.n_nodes
+        if self.n_total == n:
+            return self.net.csr
+        m = self._csr
+        back = np.concatenate([self.net.order, np.arange(n, self.n_total)])
+        out = sp.csr_array((m.data, back[m.indices].astype(m.indices.dtype), m.indptr),
+                           shape=m.shape)[self._from_search]
+        out.sort_indices()
+        return sp.csr_array(out)
 
     def node_xy(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Coordinates of every search-graph node (length ``n_total``).
 
         Network nodes, then virtual nodes where points attach to their edges; a pendant node is
-        placed at its virtual node (its edge is as long as the snap offset, so straight-line
-        distances from these positions never exceed network distances).
+        placed at the node it hangs from (its edge is as long as the snap offset, so
+        straight-line distances from these positions never exceed network distances).
         """
         net = self.net
         e_v, a_v = self._virtual
@@ -117,11 +157,21 @@ class Router:
         if k:
             length = net.edge_len[e_v]
             frac = np.divide(a_v, length, out=np.zeros(k), where=length > 0)
-            at = shapely.line_interpolate_point(net.edge_geom[e_v], frac, normalized=True)
-            vx, vy = shapely.get_x(at), shapely.get_y(at)
-            x[net.n_nodes:net.n_nodes + k], y[net.n_nodes:net.n_nodes + k] = vx, vy
-            x[net.n_nodes + k:], y[net.n_nodes + k:] = vx[self._pendant_of], vy[self._pendant_of]
+            at = shapely.line_interpolate_point(net.edge_lines(e_v), frac, normalized=True)
+            x[net.n_nodes:net.n_nodes + k] = shapely.get_x(at)
+            y[net.n_nodes:net.n_nodes + k] = shapely.get_y(at)
+        x[net.n_nodes + k:], y[net.n_nodes + k:] = x[self._pendant_at], y[self._pendant_at]
         return x, y
+
+    def search_distances(self, sources: ArrayLike, *, limit_m: float = np.inf
+                         ) -> NDArray[np.float64]:
+        """:meth:`distances` with sources and result in the search order (:meth:`to_search`)."""
+        src = np.unique(np.asarray(sources, dtype=np.intp))
+        src = src[src >= 0]
+        if len(src) == 0:
+            return np.full(self.n_total, np.inf)
+        out = dijkstra(self._csr, directed=True, indices=src, min_only=True, limit=limit_m)
+        return np.asarray(out, dtype=np.float64)
 
     def distances(self, sources: ArrayLike, *, limit_m: float = np.inf) -> NDArray[np.float64]:
         """Distance (m) from every graph node to the nearest source: one Dijkstra search.
@@ -129,29 +179,27 @@ class Router:
         Parameters
         ----------
         sources
-            Graph node indices (e.g. ``point_node[facility_positions]``); negatives ignored.
+            Graph node ids (e.g. ``point_node[facility_positions]``); negatives ignored.
         limit_m
             Stop the search at this distance; farther nodes get inf.
 
         Returns
         -------
         numpy.ndarray
-            Length ``n_total``; inf where no source is reachable within ``limit_m``.
+            Length ``n_total`` by graph node id; inf where no source is reachable within
+            ``limit_m``.
         """
-        src = np.unique(np.asarray(sources, dtype=np.intp))
-        src = src[src >= 0]
-        if len(src) == 0:
-            return np.full(self.n_total, np.inf)
-        out = dijkstra(self.csr, directed=True, indices=src, min_only=True, limit=limit_m)
-        return np.asarray(out, dtype=np.float64)
+        d = self.search_distances(self.to_search(sources), limit_m=limit_m)
+        return d[self._from_search]
 
     def distance_matrix(self, sources: ArrayLike, *, limit_m: float) -> NDArray[np.float64]:
         """Distances from each source separately (rows), for isochrones of few facilities."""
-        src = np.asarray(sources, dtype=np.intp)
+        src = self.to_search(sources)
         if len(src) == 0:
             return np.empty((0, self.n_total))
-        out = dijkstra(self.csr, directed=True, indices=src, limit=limit_m)
-        return np.asarray(out, dtype=np.float64).reshape(len(src), self.n_total)
+        out = dijkstra(self._csr, directed=True, indices=src, limit=limit_m)
+        out = np.asarray(out, dtype=np.float64).reshape(len(src), self.n_total)
+        return out[:, self._from_search]
 
     @cached_property
     def component(self) -> NDArray[np.int32]:
