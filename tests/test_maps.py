@@ -177,6 +177,37 @@ def test_maps_saved_in_parallel_are_the_ones_saved_alone(tmp_path: Path,
     assert not (tmp_path / "failed").exists()
 
 
+def test_a_map_given_as_a_function_is_built_once_by_the_process_that_draws_it(
+        tmp_path: Path, demo_layers: OSMLayers) -> None:
+    import os
+
+    import numpy as np
+
+    from urbanunits.map_files import start_drawing
+
+    log = tmp_path / "built.txt"  # one line per figure built, by whichever process built it
+
+    def build() -> object:
+        with log.open("a", encoding="utf-8") as f:
+            f.write(f"{os.getpid()}\n")
+        return _demo_map(demo_layers)
+
+    def builds() -> list[str]:
+        return log.read_text(encoding="utf-8").split() if log.exists() else []
+
+    alone = maps.save_map(_demo_map(demo_layers), tmp_path / "alone.png", dpi=50)
+    at_once = maps.save_map(build, tmp_path / "at_once.png", dpi=50)  # no block: built now
+    assert builds() == [str(os.getpid())] and at_once.exists()
+    with maps.saving_in_parallel(workers=2):
+        queued = [maps.save_map(build, tmp_path / "par" / f"m{i}.png", dpi=50)
+                  for i in range(4)]
+        assert len(builds()) == 1  # queued, not built
+        start_drawing()
+    assert len(builds()) == 1 + len(queued)  # each map built once, in one process or the other
+    for path in [at_once, *queued]:
+        assert np.array_equal(_pixels(alone), _pixels(path))
+
+
 def test_maps_started_early_are_the_ones_saved_alone(tmp_path: Path,
                                                     demo_layers: OSMLayers) -> None:
     import os

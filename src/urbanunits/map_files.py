@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from urbanunits._files import atomic_path
 from urbanunits._fonts import cjk_font_family
 
-__all__ = ["map_style", "save_map", "saving_in_parallel", "start_drawing"]
+__all__ = ["MapSource", "map_style", "save_map", "saving_in_parallel", "start_drawing"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +60,15 @@ _PNG_COMPRESS_TYPE = 3
 _MAX_MAP_WORKERS = 4
 
 
+#: A map to save: its figure, or a function that builds it (called by the process that draws it).
+MapSource = Figure | Callable[[], Figure]
+
+
 @dataclass
 class _Batch:
     """The figures queued in one :func:`saving_in_parallel` block, and its workers."""
 
-    figures: list[tuple[Figure, Path, int]] = field(default_factory=list)
+    figures: list[tuple[MapSource, Path, int]] = field(default_factory=list)
     workers: int = 1
     # read end of a pipe holding the index (2 bytes) of each figure handed to the workers: each
     # process takes the next one when it is free, so the drawing is shared out evenly
@@ -77,13 +81,17 @@ class _Batch:
 _batch: _Batch | None = None
 
 
-def save_map(fig: Figure, path: str | Path, *, dpi: int = 200) -> Path:
+def save_map(fig: MapSource, path: str | Path, *, dpi: int = 200) -> Path:
     """Write a figure to PNG atomically, cropped to its content, and return the path.
 
     The figure is drawn once and the white border around what was drawn is cropped off, leaving
     a margin of 0.1 in. This is what ``savefig(bbox_inches="tight")`` gives, at half the cost:
     that option draws the figure twice (once to measure it). Inside :func:`saving_in_parallel`
     the figure is only queued, and written when the block ends (or by :func:`start_drawing`).
+
+    ``fig`` may be a function without arguments that returns the figure: inside
+    :func:`saving_in_parallel` it is called by the process that draws the map, so that building
+    the figures is shared out over the workers as well as drawing them; outside, at once.
     """
     path = Path(path)
     if _batch is not None:
@@ -100,7 +108,8 @@ def saving_in_parallel(workers: int | None = None) -> Iterator[None]:
 
     Drawing and encoding a map takes longer than building it, and a run draws a dozen: they are
     shared out over up to ``workers`` processes (default: the CPUs this process may use, at most
-    4), forked so that nothing is copied or pickled, each taking the next map when it is free.
+    4), forked so that nothing is copied or pickled, each taking the next map when it is free
+    (and building its figure then, when :func:`save_map` was given a function).
     The workers start at the end of the block, or earlier at :func:`start_drawing`, so that they
     draw while this process goes on (writing the other outputs); this process joins in at the
     end. If a worker fails, this process draws every map again and so raises the error itself.
@@ -234,10 +243,11 @@ def _fewer_gc_sweeps() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
-def _write_map(fig: Figure, path: Path, *, dpi: int) -> None:
+def _write_map(source: MapSource, path: Path, *, dpi: int) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
 
+    fig = source if isinstance(source, Figure) else source()
     # Fonts are resolved when the figure is drawn, so the CJK style must be active here too.
     with map_style(), atomic_path(path) as tmp:
         fig.set_dpi(dpi)

@@ -29,7 +29,6 @@ import geopandas as gpd
 import pandas as pd
 
 from urbanunits import lifecircle as lc_mod
-from urbanunits import maps
 from urbanunits import packages as pk
 from urbanunits import programme as pg_mod
 from urbanunits import sites as sites_mod
@@ -38,11 +37,11 @@ from urbanunits._outputs import Staging
 from urbanunits.config import Config
 from urbanunits.drawing import (
     draw_lifecircle,
+    draw_packages,
     draw_programme,
     draw_sites,
     draw_units,
     map_barriers,
-    save_into,
     sites_from_layers,
 )
 from urbanunits.errors import EmptyInputError
@@ -446,9 +445,8 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
             res.maps.append(draw_units(cfg, staging, out["update_units"], layers,
                                        map_barriers(cfg, layers) if unit_lines is None
                                        else unit_lines))
-            fig, _ = maps.plot_packages(result.packages, result.communities, layers=layers,
-                                        title=cfg.title)
-            res.maps.append(save_into(cfg, staging, fig, "renewal_packages.png"))
+            res.maps.append(draw_packages(cfg, staging, result.packages, result.communities,
+                                          layers))
     res.seconds = time.perf_counter() - t0
     return res
 
@@ -613,9 +611,7 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
                                     stages["units"].extra["result"].barriers))
         if "packages" in stages:
             pkr = stages["packages"].extra["result"]
-            fig, _ = maps.plot_packages(pkr.packages, pkr.communities, layers=layers,
-                                        title=cfg.title)
-            res.maps.append(save_into(cfg, staging, fig, "renewal_packages.png"))
+            res.maps.append(draw_packages(cfg, staging, pkr.packages, pkr.communities, layers))
         if "lifecircle" in stages:
             res.maps += draw_lifecircle(cfg, staging, stages["lifecircle"].extra["result"],
                                          layers)
@@ -673,9 +669,8 @@ def _maps_from_run(cfg: Config, staging: Staging) -> StageResult | None:
     res = StageResult("maps")
     res.maps.append(draw_units(cfg, staging, got["update_units"], layers,
                                 map_barriers(cfg, layers)))
-    fig, _ = maps.plot_packages(got["renewal_packages"], got["communities"],
-                                layers=layers, title=cfg.title)
-    res.maps.append(save_into(cfg, staging, fig, "renewal_packages.png"))
+    res.maps.append(draw_packages(cfg, staging, got["renewal_packages"], got["communities"],
+                                  layers))
     res.maps += draw_lifecircle(cfg, staging, lcr, layers)
     pg = reuse(cfg, "programme", have=lc.stages)
     if pg is not None:
