@@ -158,6 +158,49 @@ def test_saved_map_is_savefigs_tight_crop_and_the_shared_basemap_draws_the_same(
     assert np.array_equal(_pixels(again), a)
 
 
+def test_a_legend_beside_the_map_is_saved_whole_as_savefigs_tight_box(
+        tmp_path: Path, demo_layers: OSMLayers) -> None:
+    import numpy as np
+
+    def beside() -> object:
+        fig = _demo_map(demo_layers)
+        with maps.map_style():
+            fig.axes[0].legend(  # type: ignore[attr-defined]
+                loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                title="a long legend title that reaches past the canvas")
+        return fig
+
+    ours = maps.save_map(beside(), tmp_path / "ours.png", dpi=60)
+    with maps.map_style():
+        beside().savefig(tmp_path / "tight.png", dpi=60, bbox_inches="tight")  # the oracle
+    a, b = _pixels(ours), _pixels(tmp_path / "tight.png")
+    assert a.shape[1] > 5.0 * 60  # wider than the 5-inch figure: the legend is in
+    assert abs(a.shape[0] - b.shape[0]) <= 2 and abs(a.shape[1] - b.shape[1]) <= 2
+    h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+    assert np.mean(np.abs(a[:h, :w] - b[:h, :w]).max(axis=2) > 60) < 0.05
+
+
+def test_encode_png_decodes_to_the_pixels_given() -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from urbanunits.map_files import encode_png
+
+    rng = np.random.default_rng(7)
+    rgba = rng.integers(0, 256, (37, 53, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    rgba[10:20, 5:40] = (30, 60, 90, 255)  # flat colour, as maps mostly are
+    opaque = Image.open(io.BytesIO(encode_png(rgba, dpi=150)))
+    assert opaque.mode == "RGB" and np.array_equal(np.asarray(opaque), rgba[..., :3])
+    assert opaque.info["dpi"] == pytest.approx((150, 150), abs=0.01)
+    rgba[3, 4, 3] = 0  # one transparent pixel: the alpha band is kept
+    clear = Image.open(io.BytesIO(encode_png(rgba)))
+    assert clear.mode == "RGBA" and np.array_equal(np.asarray(clear), rgba)
+    assert "dpi" not in clear.info
+
+
 def test_maps_saved_in_parallel_are_the_ones_saved_alone(tmp_path: Path,
                                                          demo_layers: OSMLayers) -> None:
     import numpy as np
