@@ -314,7 +314,9 @@ def test_all_writes_the_stages_that_can_run_and_exits_3(
     assert main(["all", "-q", "--config", str(toml)]) == 0
     run = tmp_path / "out" / "t"
     assert "lifecircle" in list_layers(run / "t.gpkg")
-    capsys.readouterr()
+    # the HTML map is written with the run, into its folder, and named on the command line
+    assert (run / "t.html").is_file()
+    assert f"HTML map {run / 't.html'}" in capsys.readouterr().out
     no_compounds = dataclasses.replace(
         demo_layers, residential=demo_layers.residential.iloc[0:0])
     monkeypatch.setattr(pipeline, "load_layers", lambda _cfg: no_compounds)

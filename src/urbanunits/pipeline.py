@@ -536,11 +536,13 @@ def _tables(stages: dict[str, StageResult]) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResult:
+def run_all(cfg: Config, *, write: bool = True, draw: bool = True,
+            webmap: bool = False) -> StageResult:
     """Every stage in order (units → packages → life circles → programme, sites), tables, maps.
 
     Leaves ``<output.dir>/<name>/`` holding ``<name>.gpkg`` (all layers, QGIS styles,
-    ``run_metadata``), ``tables/*.csv``, ``tables/<name>.xlsx`` and ``maps/*.png``, and nothing
+    ``run_metadata``), ``tables/*.csv``, ``tables/<name>.xlsx`` and ``maps/*.png`` (and with
+    ``webmap``, the HTML map ``<name>.html``, whose path is ``extra["html"]``), and nothing
     else: the folder is replaced whole, so no file of an earlier run survives.
 
     A stage that cannot run for want of data (:class:`~urbanunits.errors.EmptyInputError`: no
@@ -553,10 +555,11 @@ def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResul
     with stage_outputs(cfg, active=write or draw, keep=not write) as staging, saving_in_parallel():
         if staging is not None and not write:
             shutil.rmtree(staging.path(cfg.maps_dir), ignore_errors=True)
-        return _run_all(cfg, write=write, draw=draw, staging=staging)
+        return _run_all(cfg, write=write, draw=draw, staging=staging, webmap=webmap)
 
 
-def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -> StageResult:
+def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None,
+             webmap: bool = False) -> StageResult:
     t0 = time.perf_counter()
     layers = load_layers(cfg)
     stages: dict[str, StageResult] = {}
@@ -629,6 +632,15 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
                              about=[("运行 run", cfg.title or cfg.name),
                                     ("坐标系 CRS", cfg.study_area.crs)])
         res.summary += [f"table {staging.final(p)}" for p in files]
+        if webmap:
+            # from the staged GeoPackage, while the map workers draw (the last maps are
+            # drawn by this process when the block ends)
+            from urbanunits.webmap import write_webmap
+
+            html = cfg.gpkg_path.with_suffix(".html")
+            write_webmap(staging.path(cfg.gpkg_path), staging.path(html), title=cfg.name,
+                         final=html)
+            res.extra["html"] = html
     res.extra["stages"] = stages
     res.seconds = time.perf_counter() - t0
     return res
