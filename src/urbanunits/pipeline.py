@@ -73,6 +73,7 @@ from urbanunits.units import (
     class_counts_line,
     recount_old_communities,
 )
+from urbanunits.webmap import write_webmap
 
 __all__ = ["StageResult", "load_heritage_areas", "load_layers", "load_subdistricts",
            "run_ingest", "run_units"]
@@ -635,8 +636,6 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None,
         if webmap:
             # from the staged GeoPackage, while the map workers draw (the last maps are
             # drawn by this process when the block ends)
-            from urbanunits.webmap import write_webmap
-
             html = cfg.gpkg_path.with_suffix(".html")
             write_webmap(staging.path(cfg.gpkg_path), staging.path(html), title=cfg.name,
                          final=html)

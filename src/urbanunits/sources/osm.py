@@ -39,6 +39,7 @@ from urbanunits.config import Config
 from urbanunits.errors import ConfigError, DataError, InputFileError, OutputError
 from urbanunits.layers import OSMLayers
 from urbanunits.sources import _cache
+from urbanunits.sources import classify as classify_module
 from urbanunits.sources._checks import (
     COVER_CELL_DEG,
     FOOT_HIGHWAYS,
@@ -717,8 +718,6 @@ def _facilities(layers: OSMLayers, cfg: Config, parse_key: str | None) -> gpd.Ge
 
     if parse_key is None:
         return classify()
-    from urbanunits.sources import classify as classify_module
-
     rules = json.dumps([{k: dataclasses.asdict(c) for k, c in lc.categories.items()},
                         lc.contradicting_tags], sort_keys=True, default=str)
     h = hashlib.sha256(f"{parse_key}|{rules}|".encode())
