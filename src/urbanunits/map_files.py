@@ -78,6 +78,7 @@ class _Batch:
     claims: int | None = None
     handed: int = 0  # figures[:handed] went into the pipe
     children: list[int] = field(default_factory=list)
+    frozen: bool = False  # this block froze the heap (gc.freeze) before forking
 
 
 # The open saving_in_parallel() block, where save_map queues its figures.
@@ -143,6 +144,8 @@ def saving_in_parallel(workers: int | None = None) -> Iterator[None]:
             _finish(batch)
     finally:
         _batch = None
+        if batch.frozen:
+            gc.unfreeze()
 
 
 def start_drawing() -> None:
@@ -162,6 +165,12 @@ def start_drawing() -> None:
     os.write(write, b"".join(i.to_bytes(2, "big") for i in range(len(batch.figures))))
     os.close(write)  # the workers see the end of the pipe once every map is taken
     batch.claims, batch.handed = read, len(batch.figures)
+    if not gc.get_freeze_count():
+        # The run's heap, hundreds of thousands of objects, is left out of the collector's
+        # sweeps here and in the workers: a sweep would touch (so copy) every page of it in
+        # each forked process. Unfrozen when the block ends.
+        gc.freeze()
+        batch.frozen = True
     for _ in range(1, n):
         with warnings.catch_warnings():
             # Python 3.12+ warns about fork() in a process with threads; the child only draws
