@@ -277,3 +277,6 @@ def test_maps_started_early_are_the_ones_saved_alone(tmp_path: Path,
         raise RuntimeError("a stage failed")
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
+    import gc
+
+    assert gc.get_freeze_count() == 0  # the heap frozen for the workers is thawed again
