@@ -262,6 +262,13 @@ def _write_map(source: MapSource, path: Path, *, dpi: int) -> None:
     # Fonts are resolved when the figure is drawn, so the CJK style must be active here too.
     with map_style(), atomic_path(path) as tmp:
         fig.set_dpi(dpi)
+        if _legend_beside(fig):
+            # a legend anchored beside the map reaches past the canvas: only savefig's tight
+            # box, which widens the canvas, shows it whole (a layout pass, then the picture)
+            fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight", pad_inches=_PAD_IN,
+                        pil_kwargs={"compress_level": _PNG_COMPRESS_LEVEL,
+                                    "compress_type": _PNG_COMPRESS_TYPE})
+            return
         canvas = FigureCanvasAgg(fig)
         canvas.draw()
         # savefig's tight box holds each axes whole, blank edges of the view included
@@ -270,10 +277,9 @@ def _write_map(source: MapSource, path: Path, *, dpi: int) -> None:
                    [*fig.legends, *(ax.get_legend() for ax in fig.axes)] if lg is not None]
         width, height = canvas.get_width_height()
         if any(x0 < 0 or y0 < 0 or x1 > width or y1 > height for x0, y0, x1, y1 in legends):
-            # a legend reaches past the canvas (beside an equal-aspect map): only savefig's
-            # tight box, which widens the canvas, shows it whole. It is the box of the layout
+            # a legend reaches past the canvas all the same: savefig's tight box of the layout
             # just drawn; with the layout engine off, savefig draws once (with it, a layout
-            # pass first, then the picture: the map was drawn three times)
+            # pass first, then the picture)
             tight = fig.get_tightbbox(canvas.get_renderer()).padded(_PAD_IN)
             engine = fig.get_layout_engine()
             fig.set_layout_engine(None)
@@ -287,6 +293,19 @@ def _write_map(source: MapSource, path: Path, *, dpi: int) -> None:
         image = _crop_to_content(np.asarray(canvas.buffer_rgba()), pad=round(_PAD_IN * dpi),
                                  boxes=boxes)
         tmp.write_bytes(encode_png(image, dpi=dpi))
+
+
+def _legend_beside(fig: Figure) -> bool:
+    """Whether a legend is anchored outside its axes (``bbox_to_anchor=(1.01, 1)`` beside the
+    map), which is known before the figure is drawn."""
+    for ax in fig.axes:
+        lg = ax.get_legend()
+        if lg is None:
+            continue
+        a, b = lg.get_bbox_to_anchor(), ax.bbox
+        if a.x0 >= b.x1 or a.x1 <= b.x0 or a.y0 >= b.y1 or a.y1 <= b.y0:
+            return True
+    return False
 
 
 def _crop_to_content(rgba: np.ndarray, *, pad: int,
