@@ -150,3 +150,17 @@ def test_demo_split_into_four_parts_equals_the_unsplit_run(tmp_path: Path,
     assert (a.loc[b.index, "all_ok"].to_numpy() == b["all_ok"].to_numpy()).all()
     back = {str(n) for n, _ in pyogrio.list_layers(cfg.gpkg_path)}
     assert {"parts", "update_units", "lifecircle"} <= back
+
+
+def test_local_cluster_workers_allocate_as_a_lone_run_does() -> None:
+    import os
+
+    from urbanunits.batch import dask_client
+
+    # Dask's default MALLOC_TRIM_THRESHOLD_ (glibc's adaptive mmap threshold off) is not set;
+    # its one thread per worker for numerical libraries is kept
+    with dask_client(None, 1) as client:
+        trim = client.run(os.getenv, "MALLOC_TRIM_THRESHOLD_")
+        omp = client.run(os.getenv, "OMP_NUM_THREADS")
+    assert list(trim.values()) == [os.environ.get("MALLOC_TRIM_THRESHOLD_")]
+    assert list(omp.values()) == ["1"]

@@ -158,6 +158,54 @@ def test_saved_map_is_savefigs_tight_crop_and_the_shared_basemap_draws_the_same(
     assert np.array_equal(_pixels(again), a)
 
 
+def test_a_legend_beside_the_map_is_saved_whole_as_savefigs_tight_box(
+        tmp_path: Path, demo_layers: OSMLayers) -> None:
+    import numpy as np
+
+    def beside(**where: object) -> object:
+        fig = _demo_map(demo_layers)
+        with maps.map_style():
+            fig.axes[0].legend(  # type: ignore[attr-defined]
+                title="a long legend title that reaches past the canvas", **where)
+        return fig
+
+    # anchored beside the map (known before drawing), or inside it but too wide (seen once
+    # drawn): either way the picture is savefig's tight box, legend whole
+    for name, where in (("anchored", {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)}),
+                        ("too_wide", {"loc": "upper right", "fontsize": 30})):
+        ours = maps.save_map(beside(**where), tmp_path / f"{name}.png", dpi=60)
+        with maps.map_style():
+            beside(**where).savefig(tmp_path / "tight.png", dpi=60,  # the oracle
+                                    bbox_inches="tight")
+        a, b = _pixels(ours), _pixels(tmp_path / "tight.png")
+        assert a.shape[1] > 5.0 * 60, name  # wider than the 5-inch figure: the legend is in
+        assert abs(a.shape[0] - b.shape[0]) <= 2 and abs(a.shape[1] - b.shape[1]) <= 2, name
+        h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+        # the same picture to within sub-pixel shifts of the layout (big text: many edges)
+        assert np.mean(np.abs(a[:h, :w] - b[:h, :w]).max(axis=2) > 60) < 0.08, name
+
+
+def test_encode_png_decodes_to_the_pixels_given() -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from urbanunits.map_files import encode_png
+
+    rng = np.random.default_rng(7)
+    rgba = rng.integers(0, 256, (37, 53, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    rgba[10:20, 5:40] = (30, 60, 90, 255)  # flat colour, as maps mostly are
+    opaque = Image.open(io.BytesIO(encode_png(rgba, dpi=150)))
+    assert opaque.mode == "RGB" and np.array_equal(np.asarray(opaque), rgba[..., :3])
+    assert opaque.info["dpi"] == pytest.approx((150, 150), abs=0.02)  # whole pixels per metre
+    rgba[3, 4, 3] = 0  # one transparent pixel: the alpha band is kept
+    clear = Image.open(io.BytesIO(encode_png(rgba)))
+    assert clear.mode == "RGBA" and np.array_equal(np.asarray(clear), rgba)
+    assert "dpi" not in clear.info
+
+
 def test_maps_saved_in_parallel_are_the_ones_saved_alone(tmp_path: Path,
                                                          demo_layers: OSMLayers) -> None:
     import numpy as np
@@ -175,6 +223,37 @@ def test_maps_saved_in_parallel_are_the_ones_saved_alone(tmp_path: Path,
         maps.save_map(_demo_map(demo_layers), tmp_path / "failed" / "m.png", dpi=50)
         raise RuntimeError("a stage failed")
     assert not (tmp_path / "failed").exists()
+
+
+def test_a_map_given_as_a_function_is_built_once_by_the_process_that_draws_it(
+        tmp_path: Path, demo_layers: OSMLayers) -> None:
+    import os
+
+    import numpy as np
+
+    from urbanunits.map_files import start_drawing
+
+    log = tmp_path / "built.txt"  # one line per figure built, by whichever process built it
+
+    def build() -> object:
+        with log.open("a", encoding="utf-8") as f:
+            f.write(f"{os.getpid()}\n")
+        return _demo_map(demo_layers)
+
+    def builds() -> list[str]:
+        return log.read_text(encoding="utf-8").split() if log.exists() else []
+
+    alone = maps.save_map(_demo_map(demo_layers), tmp_path / "alone.png", dpi=50)
+    at_once = maps.save_map(build, tmp_path / "at_once.png", dpi=50)  # no block: built now
+    assert builds() == [str(os.getpid())] and at_once.exists()
+    with maps.saving_in_parallel(workers=2):
+        queued = [maps.save_map(build, tmp_path / "par" / f"m{i}.png", dpi=50)
+                  for i in range(4)]
+        assert len(builds()) == 1  # queued, not built
+        start_drawing()
+    assert len(builds()) == 1 + len(queued)  # each map built once, in one process or the other
+    for path in [at_once, *queued]:
+        assert np.array_equal(_pixels(alone), _pixels(path))
 
 
 def test_maps_started_early_are_the_ones_saved_alone(tmp_path: Path,
@@ -203,3 +282,6 @@ def test_maps_started_early_are_the_ones_saved_alone(tmp_path: Path,
         raise RuntimeError("a stage failed")
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
+    import gc
+
+    assert gc.get_freeze_count() == 0  # the heap frozen for the workers is thawed again

@@ -7,6 +7,7 @@ import dataclasses
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import osmium
@@ -122,6 +123,51 @@ def test_second_run_uses_cache(tmp_path: Path, demo_cfg: Config, monkeypatch: py
         fh.write("\n")
     with pytest.raises(AssertionError, match="parsed again"):
         read_osm(cfg, path=changed)
+
+
+def test_classified_facilities_are_cached_with_their_rules(
+        tmp_path: Path, demo_cfg: Config, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    import pandas as pd
+
+    from urbanunits.config import Output
+
+    cfg = dataclasses.replace(demo_cfg, output=Output(dir=tmp_path))
+    first = read_osm(cfg)
+    (cached,) = (tmp_path / "cache").glob("facilities-*.gpkg")
+    lc = cfg.lifecircle
+
+    def classified(layers: OSMLayers, categories: dict[str, Any]) -> pd.DataFrame:
+        return pd.DataFrame(classify_facilities(layers.pois, categories,
+                                                contradicting_tags=lc.contradicting_tags))
+
+    def boom(*_: object, **__: object) -> None:
+        raise AssertionError("classified again despite the cache")
+
+    with monkeypatch.context() as m:
+        m.setattr(osm, "classify_facilities", boom)
+        second = read_osm(cfg)
+    # read back exactly as classifying the points of interest gives them
+    pd.testing.assert_frame_equal(pd.DataFrame(second.facilities),
+                                  classified(second, dict(lc.categories)), check_exact=True)
+    assert second.facilities.crs == first.facilities.crs and len(second.facilities)
+    # other rules are not answered from the first rules' file
+    fewer = dict(list(lc.categories.items())[1:])
+    other = dataclasses.replace(cfg, lifecircle=dataclasses.replace(lc, categories=fewer))
+    third = read_osm(other)
+    assert set(third.facilities["category"]) <= set(fewer)
+    pd.testing.assert_frame_equal(pd.DataFrame(third.facilities), classified(third, fewer))
+    assert len(list((tmp_path / "cache").glob("facilities-*.gpkg"))) == 2
+    # a damaged file is classified again (with a warning) and rewritten
+    cached.write_bytes(b"not a GeoPackage")
+    with caplog.at_level(logging.WARNING, logger="urbanunits.sources._cache"):
+        fourth = read_osm(cfg)
+    assert any("ignoring unusable cache" in r.getMessage() for r in caplog.records)
+    pd.testing.assert_frame_equal(pd.DataFrame(fourth.facilities),
+                                  pd.DataFrame(first.facilities))
+    assert cached.read_bytes()[:16] == b"SQLite format 3\x00"
 
 
 def test_classify_facilities_by_tag_and_name(demo_cfg: Config) -> None:

@@ -106,6 +106,8 @@ def test_maps_after_all_read_the_layers(tmp_path: Path, demo_run: DemoRun, use_d
     # Every map is drawn from the layers; rendering the PNGs (half the time) is left out here:
     # the shared run's maps are checked in test_pipeline.
     def save(fig: Any, path: Path, **_kw: Any) -> Path:
+        if callable(fig):  # a function building the figure (map_files.MapSource)
+            fig = fig()
         axes = fig.axes[0]
         assert axes.collections or axes.patches, path  # something was drawn
         Path(path).parent.mkdir(parents=True, exist_ok=True)

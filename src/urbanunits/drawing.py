@@ -3,10 +3,15 @@
 What each map shows is in :mod:`urbanunits.maps`, :mod:`urbanunits.programme_maps` and
 :mod:`urbanunits.sites_maps`; this module names the files and feeds them a stage's results, or
 the layers read back from the GeoPackage (``urbanunits maps``).
+
+Each map is handed to :func:`~urbanunits.map_files.save_map` as a function that builds its
+figure: inside a :func:`~urbanunits.map_files.saving_in_parallel` block the figures are then
+built by the processes that draw them, not one after the other before the drawing starts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,35 +28,60 @@ from urbanunits.programme_maps import plot_programme, plot_programme_years
 from urbanunits.sources.inputs import load_subdistricts
 from urbanunits.units import barrier_lines, prepare_subdistricts, subdistrict_lines
 
-__all__ = ["draw_lifecircle", "draw_programme", "draw_sites", "draw_units", "map_barriers",
-           "save_into", "sites_from_layers"]
+__all__ = ["draw_lifecircle", "draw_packages", "draw_programme", "draw_sites", "draw_units",
+           "map_barriers", "save_into", "sites_from_layers"]
 
 
 def save_into(cfg: Config, staging: Staging, fig: Any, name: str) -> Path:
-    """Save a map into the staging folder; return its final path (``maps/<name>``)."""
+    """Save a map into the staging folder; return its final path (``maps/<name>``).
+
+    ``fig`` is a figure or a function that builds it (:func:`~urbanunits.map_files.save_map`).
+    """
     final = cfg.maps_dir / name
     maps.save_map(fig, staging.path(final), dpi=cfg.output.map_dpi)
     return final
 
 
+def _figure(plot: Callable[..., tuple[Any, Any]], *args: Any, **kwargs: Any
+            ) -> Callable[[], Any]:
+    """A function building ``plot(*args, **kwargs)``'s figure when called (for save_into)."""
+    return lambda: plot(*args, **kwargs)[0]
+
+
+def _share_basemap(layers: OSMLayers) -> None:
+    """Build the maps' shared basemap here, before the figures are handed out: each process that
+    builds a figure then copies it instead of building its own."""
+    maps.prepare_basemap(layers)
+
+
 def draw_units(cfg: Config, staging: Staging, units: gpd.GeoDataFrame, layers: OSMLayers,
                 barriers: gpd.GeoDataFrame | None) -> Path:
-    fig, _ = maps.plot_units(units, layers=layers, title=cfg.title, barriers=barriers)
-    return save_into(cfg, staging, fig, "update_units.png")
+    _share_basemap(layers)
+    return save_into(cfg, staging, _figure(maps.plot_units, units, layers=layers,
+                                           title=cfg.title, barriers=barriers),
+                     "update_units.png")
+
+
+def draw_packages(cfg: Config, staging: Staging, packages: gpd.GeoDataFrame,
+                  communities: gpd.GeoDataFrame, layers: OSMLayers) -> Path:
+    _share_basemap(layers)
+    return save_into(cfg, staging, _figure(maps.plot_packages, packages, communities,
+                                           layers=layers, title=cfg.title),
+                     "renewal_packages.png")
 
 
 def draw_lifecircle(cfg: Config, staging: Staging, result: Any,
                      layers: OSMLayers) -> list[Path]:
-    out = []
-    for key in cfg.lifecircle.categories:
-        fig, _ = maps.plot_lifecircle(result.communities, result.facilities, key,
-                                      layers=layers, cfg=cfg)
-        out.append(save_into(cfg, staging, fig, f"lifecircle_{key}.png"))
-    return out
+    _share_basemap(layers)
+    return [save_into(cfg, staging, _figure(maps.plot_lifecircle, result.communities,
+                                            result.facilities, key, layers=layers, cfg=cfg),
+                      f"lifecircle_{key}.png")
+            for key in cfg.lifecircle.categories]
 
 
 def draw_sites(cfg: Config, staging: Staging, result: Any, lcr: Any,
                 layers: OSMLayers) -> list[Path]:
+    _share_basemap(layers)
     out = []
     lc = lcr.communities
     for key in dict.fromkeys(result.summary["category"]) if len(result.summary) else []:
@@ -59,19 +89,19 @@ def draw_sites(cfg: Config, staging: Staging, result: Any, lcr: Any,
         for s in mandatory(cfg.lifecircle.categories[key]):
             met &= lc[f"{key}_{s}_ok"] | lc["community_id"].isin(
                 result.newly_covered.get((key, s), []))
-        fig, _ = sites_maps.plot_sites(lc, result.suggestions, key, layers=layers, cfg=cfg,
-                                 newly=set(lc.loc[met, "community_id"]))
-        out.append(save_into(cfg, staging, fig, f"sites_{key}.png"))
+        out.append(save_into(cfg, staging, _figure(
+            sites_maps.plot_sites, lc, result.suggestions, key, layers=layers, cfg=cfg,
+            newly=set(lc.loc[met, "community_id"])), f"sites_{key}.png"))
     return out
 
 
 def draw_programme(cfg: Config, staging: Staging, result: Any,
                     layers: OSMLayers) -> list[Path]:
-    fig, _ = plot_programme(result.packages, result.communities, layers=layers, title=cfg.title)
-    out = [save_into(cfg, staging, fig, "programme.png")]
-    fig, _ = plot_programme_years(result.years, title=cfg.title)
-    out.append(save_into(cfg, staging, fig, "programme_years.png"))
-    return out
+    _share_basemap(layers)
+    return [save_into(cfg, staging, _figure(plot_programme, result.packages, result.communities,
+                                            layers=layers, title=cfg.title), "programme.png"),
+            save_into(cfg, staging, _figure(plot_programme_years, result.years, title=cfg.title),
+                      "programme_years.png")]
 
 
 def map_barriers(cfg: Config, layers: OSMLayers) -> gpd.GeoDataFrame:

@@ -291,7 +291,8 @@ def _style_sheet(ws: Any, infos: Sequence[Any] | None) -> None:
 def _write_one(path: Path, name: str, df: gpd.GeoDataFrame | pd.DataFrame) -> None:
     df = df.copy()
     for col in df.columns:
-        if col == getattr(df, "_geometry_column_name", None):
+        # lists and pd.NA live in object columns only (numbers and strings need no look)
+        if col == getattr(df, "_geometry_column_name", None) or df[col].dtype != object:
             continue
         if df[col].map(lambda v: isinstance(v, list | tuple | set | dict)).any():
             df[col] = df[col].map(

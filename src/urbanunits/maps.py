@@ -44,6 +44,7 @@ __all__ = [
     "least_covered_corner",
     "map_style",
     "new_map",
+    "prepare_basemap",
     "save_map",
     "saving_in_parallel",
 ]
@@ -94,6 +95,19 @@ def draw_basemap(ax: Axes, layers: OSMLayers, *, roads: bool = True, water: bool
     pad = 0.02 * max(x1 - x0, y1 - y0)
     ax.set_xlim(x0 - pad, x1 + pad)
     ax.set_ylim(y0 - pad, y1 + pad)
+
+
+#: draw_basemap's options (roads, water, study_area, zorder) as every map of a run draws it.
+_DEFAULT_BASEMAP = (True, True, True, 0.0)
+
+
+def prepare_basemap(layers: OSMLayers) -> None:
+    """Build the basemap of ``layers`` (as :func:`draw_basemap` draws it by default) now.
+
+    Maps built later copy it; processes forked afterwards (parallel map workers) share it
+    instead of each building its own.
+    """
+    _basemap(layers, _DEFAULT_BASEMAP)
 
 
 # The basemap collections of the last OSM layers drawn: (layers, options) → collections. The

@@ -29,7 +29,6 @@ import geopandas as gpd
 import pandas as pd
 
 from urbanunits import lifecircle as lc_mod
-from urbanunits import maps
 from urbanunits import packages as pk
 from urbanunits import programme as pg_mod
 from urbanunits import sites as sites_mod
@@ -38,11 +37,11 @@ from urbanunits._outputs import Staging
 from urbanunits.config import Config
 from urbanunits.drawing import (
     draw_lifecircle,
+    draw_packages,
     draw_programme,
     draw_sites,
     draw_units,
     map_barriers,
-    save_into,
     sites_from_layers,
 )
 from urbanunits.errors import EmptyInputError
@@ -74,6 +73,7 @@ from urbanunits.units import (
     class_counts_line,
     recount_old_communities,
 )
+from urbanunits.webmap import write_webmap
 
 __all__ = ["StageResult", "load_heritage_areas", "load_layers", "load_subdistricts",
            "run_ingest", "run_units"]
@@ -446,9 +446,8 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
             res.maps.append(draw_units(cfg, staging, out["update_units"], layers,
                                        map_barriers(cfg, layers) if unit_lines is None
                                        else unit_lines))
-            fig, _ = maps.plot_packages(result.packages, result.communities, layers=layers,
-                                        title=cfg.title)
-            res.maps.append(save_into(cfg, staging, fig, "renewal_packages.png"))
+            res.maps.append(draw_packages(cfg, staging, result.packages, result.communities,
+                                          layers))
     res.seconds = time.perf_counter() - t0
     return res
 
@@ -538,11 +537,13 @@ def _tables(stages: dict[str, StageResult]) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResult:
+def run_all(cfg: Config, *, write: bool = True, draw: bool = True,
+            webmap: bool = False) -> StageResult:
     """Every stage in order (units → packages → life circles → programme, sites), tables, maps.
 
     Leaves ``<output.dir>/<name>/`` holding ``<name>.gpkg`` (all layers, QGIS styles,
-    ``run_metadata``), ``tables/*.csv``, ``tables/<name>.xlsx`` and ``maps/*.png``, and nothing
+    ``run_metadata``), ``tables/*.csv``, ``tables/<name>.xlsx`` and ``maps/*.png`` (and with
+    ``webmap``, the HTML map ``<name>.html``, whose path is ``extra["html"]``), and nothing
     else: the folder is replaced whole, so no file of an earlier run survives.
 
     A stage that cannot run for want of data (:class:`~urbanunits.errors.EmptyInputError`: no
@@ -555,10 +556,11 @@ def run_all(cfg: Config, *, write: bool = True, draw: bool = True) -> StageResul
     with stage_outputs(cfg, active=write or draw, keep=not write) as staging, saving_in_parallel():
         if staging is not None and not write:
             shutil.rmtree(staging.path(cfg.maps_dir), ignore_errors=True)
-        return _run_all(cfg, write=write, draw=draw, staging=staging)
+        return _run_all(cfg, write=write, draw=draw, staging=staging, webmap=webmap)
 
 
-def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -> StageResult:
+def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None,
+             webmap: bool = False) -> StageResult:
     t0 = time.perf_counter()
     layers = load_layers(cfg)
     stages: dict[str, StageResult] = {}
@@ -613,9 +615,7 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
                                     stages["units"].extra["result"].barriers))
         if "packages" in stages:
             pkr = stages["packages"].extra["result"]
-            fig, _ = maps.plot_packages(pkr.packages, pkr.communities, layers=layers,
-                                        title=cfg.title)
-            res.maps.append(save_into(cfg, staging, fig, "renewal_packages.png"))
+            res.maps.append(draw_packages(cfg, staging, pkr.packages, pkr.communities, layers))
         if "lifecircle" in stages:
             res.maps += draw_lifecircle(cfg, staging, stages["lifecircle"].extra["result"],
                                          layers)
@@ -633,6 +633,13 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None) -
                              about=[("运行 run", cfg.title or cfg.name),
                                     ("坐标系 CRS", cfg.study_area.crs)])
         res.summary += [f"table {staging.final(p)}" for p in files]
+        if webmap:
+            # from the staged GeoPackage, while the map workers draw (the last maps are
+            # drawn by this process when the block ends)
+            html = cfg.gpkg_path.with_suffix(".html")
+            write_webmap(staging.path(cfg.gpkg_path), staging.path(html), title=cfg.name,
+                         final=html)
+            res.extra["html"] = html
     res.extra["stages"] = stages
     res.seconds = time.perf_counter() - t0
     return res
@@ -673,9 +680,8 @@ def _maps_from_run(cfg: Config, staging: Staging) -> StageResult | None:
     res = StageResult("maps")
     res.maps.append(draw_units(cfg, staging, got["update_units"], layers,
                                 map_barriers(cfg, layers)))
-    fig, _ = maps.plot_packages(got["renewal_packages"], got["communities"],
-                                layers=layers, title=cfg.title)
-    res.maps.append(save_into(cfg, staging, fig, "renewal_packages.png"))
+    res.maps.append(draw_packages(cfg, staging, got["renewal_packages"], got["communities"],
+                                  layers))
     res.maps += draw_lifecircle(cfg, staging, lcr, layers)
     pg = reuse(cfg, "programme", have=lc.stages)
     if pg is not None:

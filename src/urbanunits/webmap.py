@@ -262,7 +262,8 @@ def _inline_assets(page: str) -> str:
     return re.sub(r"<head>", lambda _: "<head>\n" + inline, page, count=1)
 
 
-def write_webmap(gpkg: str | Path, dest: str | Path, *, title: str) -> Path:
+def write_webmap(gpkg: str | Path, dest: str | Path, *, title: str,
+                 final: str | Path | None = None) -> Path:
     """Write :func:`build_webmap`'s page atomically to ``dest``.
 
     Parameters
@@ -273,6 +274,9 @@ def write_webmap(gpkg: str | Path, dest: str | Path, *, title: str) -> Path:
         The ``.html`` file, e.g. ``<output>/<name>.html``.
     title
         Page title.
+    final
+        Where the file will be once ``dest``'s staging folder is swapped in (the path logged);
+        ``dest`` by default.
 
     Returns
     -------
@@ -282,5 +286,5 @@ def write_webmap(gpkg: str | Path, dest: str | Path, *, title: str) -> Path:
     page = build_webmap(gpkg, title=title)
     with atomic_path(dest) as tmp:
         tmp.write_text(page, encoding="utf-8")
-    logger.info("wrote the HTML map %s (%.1f MB)", dest, len(page.encode()) / 1e6)
+    logger.info("wrote the HTML map %s (%.1f MB)", final or dest, len(page.encode()) / 1e6)
     return Path(dest)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,17 @@ import pyogrio
 import pyproj
 import shapely
 
+from urbanunits._files import atomic_path
+from urbanunits.errors import OutputError
 from urbanunits.sources.walk import WalkWays
 
-__all__ = ["FRAMES", "read_cache", "write_cache"]
+__all__ = ["FRAMES", "cached_frame", "read_cache", "read_frame_cache", "write_cache",
+           "write_frame_cache"]
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "urbanunits-osm-cache"
+FRAME_FORMAT = "urbanunits-frame-cache"  # one frame derived from a parse (write_frame_cache)
 META = "cache_meta"
 NODES, EDGES = "walk_graph_nodes", "walk_graph_edges"
 WALK_NODES, WALK_EDGES, WALK_WAYS = "walk_nodes", "walk_edges", "walk_ways"
@@ -427,3 +432,70 @@ def read_cache(path: Path, *, key: str, version: int) -> dict[str, Any]:
         raise CacheMismatchError("coverage is not a number")
     out["coverage"] = cov
     return out
+
+
+def write_frame_cache(path: Path, df: gpd.GeoDataFrame, *, key: str, version: int) -> None:
+    """Write one frame derived from the parsed layers (the classified facilities) to a new
+    GeoPackage ``path``: layer ``frame`` and the ``cache_meta`` table, as :func:`write_cache`
+    stores each of its frames.
+
+    Parameters
+    ----------
+    path
+        A new file (the caller renames it into place).
+    df
+        The frame.
+    key, version
+        The key (what the frame was computed from) and format version a reader must expect.
+    """
+    pyogrio.write_dataframe(_plain(df), path, layer="frame", driver="GPKG",
+                            geometry_type="Unknown", promote_to_multi=False)
+    meta = {"format": FRAME_FORMAT, "version": version, "key": key, "frame": _frame_meta(df)}
+    pyogrio.write_dataframe(pd.DataFrame({"json": [json.dumps(meta)]}), path, layer=META,
+                            driver="GPKG")
+
+
+def read_frame_cache(path: Path, *, key: str, version: int) -> gpd.GeoDataFrame:
+    """Read a frame written by :func:`write_frame_cache`, checking it against its metadata.
+
+    Raises
+    ------
+    CacheMismatchError
+        The file is not that cache or does not match its own metadata; GDAL and JSON errors
+        on a damaged file propagate as they are (the caller computes the frame again).
+    """
+    meta_df = pyogrio.read_dataframe(path, layer=META, read_geometry=False)
+    if len(meta_df) != 1:
+        raise CacheMismatchError(f"{META}: {len(meta_df)} rows")
+    meta = json.loads(str(meta_df["json"].iloc[0]))
+    if not isinstance(meta, dict) or meta.get("format") != FRAME_FORMAT:
+        raise CacheMismatchError("not an urbanunits frame cache")
+    if meta.get("version") != version or meta.get("key") != key:
+        raise CacheMismatchError(f"version/key {meta.get('version')}/{meta.get('key')} instead of "
+                                 f"{version}/{key}")
+    return _read_frame(path, "frame", meta["frame"])
+
+
+def cached_frame(path: Path, compute: Callable[[], gpd.GeoDataFrame], *, key: str,
+                 version: int, what: str) -> gpd.GeoDataFrame:
+    """``compute()``'s frame, read from ``path`` when it holds the frame of ``key``.
+
+    Otherwise (no file, another key, a damaged file: warned) the frame is computed and written
+    there atomically; a file that cannot be written costs only the next run's computing.
+    ``what`` names the frame in the warnings ("the facilities").
+    """
+    if path.is_file():
+        try:
+            return read_frame_cache(path, key=key, version=version)
+        except Exception as exc:  # any damage (GDAL, JSON, mismatch) means: compute again
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            logger.warning("ignoring unusable cache %s (%s); computing %s again", path, first,
+                           what)
+    df = compute()
+    try:
+        with atomic_path(path) as tmp:
+            write_frame_cache(tmp, df, key=key, version=version)
+    except OutputError as exc:
+        logger.warning("cache of %s not saved: %s; the next run computes them again", what,
+                       exc.one_line())
+    return df

@@ -15,8 +15,10 @@ from someone else cannot run code, and a damaged one is ignored with a warning a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
+import json
 import logging
 import re
 import time
@@ -37,6 +39,7 @@ from urbanunits.config import Config
 from urbanunits.errors import ConfigError, DataError, InputFileError, OutputError
 from urbanunits.layers import OSMLayers
 from urbanunits.sources import _cache
+from urbanunits.sources import classify as classify_module
 from urbanunits.sources._checks import (
     COVER_CELL_DEG,
     FOOT_HIGHWAYS,
@@ -690,6 +693,36 @@ def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = 
     if check:
         check_extract(layers, cfg)
     _check_rule_keys(cfg)
-    layers.facilities = classify_facilities(layers.pois, cfg.lifecircle.categories,
-                                            contradicting_tags=cfg.lifecircle.contradicting_tags)
+    layers.facilities = _facilities(layers, cfg, key if use_cache else None)
     return layers
+
+
+#: Format version of the classified-facilities cache (its key also covers classify.py's source).
+_FACILITIES_VERSION = 1
+
+
+def _facilities(layers: OSMLayers, cfg: Config, parse_key: str | None) -> gpd.GeoDataFrame:
+    """``layers.pois`` classified by the config's facility categories.
+
+    Classifying takes longer than reading the whole parse cache (pandas string matching per
+    subtype), and its result changes only with the extract and the rules. With the parse cache
+    on (``parse_key``) it is kept beside it, ``facilities-<parse key>-<rules>.gpkg``, keyed by
+    the parse cache, the categories, the contradicting tags and the classifier's own source,
+    and read back while they are unchanged; an unusable file is classified again and rewritten.
+    """
+    lc = cfg.lifecircle
+
+    def classify() -> gpd.GeoDataFrame:
+        return classify_facilities(layers.pois, lc.categories,
+                                   contradicting_tags=lc.contradicting_tags)
+
+    if parse_key is None:
+        return classify()
+    rules = json.dumps([{k: dataclasses.asdict(c) for k, c in lc.categories.items()},
+                        lc.contradicting_tags], sort_keys=True, default=str)
+    h = hashlib.sha256(f"{parse_key}|{rules}|".encode())
+    h.update(Path(classify_module.__file__).read_bytes())
+    key = h.hexdigest()[:20]
+    return _cache.cached_frame(cfg.cache_dir / f"facilities-{parse_key}-{key[:12]}.gpkg",
+                               classify, key=key, version=_FACILITIES_VERSION,
+                               what="the facilities")

@@ -15,12 +15,9 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import rasterio
-import rasterio.windows
 import shapely
 from affine import Affine
 from numpy.typing import NDArray
-from rasterio.errors import RasterioIOError
 
 from urbanunits._raster import CountGrid, area_weighted_sums
 from urbanunits.errors import CRSError, DataError, InputFileError
@@ -78,6 +75,11 @@ def read_population(raster: str | Path, polygons: gpd.GeoSeries, *, band: int = 
         The window's cells, transform and the raster's CRS; no cells when the polygons lie
         outside the raster (logged) or none is a non-empty polygon.
     """
+    # rasterio (and GDAL's raster drivers) load here, not at import: most runs have no raster
+    import rasterio
+    import rasterio.windows
+    from rasterio.errors import RasterioIOError
+
     path = Path(raster)
     if not path.is_file():
         raise InputFileError(path, "population raster not found",
