@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from urbanunits import __version__
+from urbanunits._gc import GC_THRESHOLD
 from urbanunits.errors import UserError
 
 __all__ = ["main"]
@@ -194,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # large long-lived heap; at the default threshold (700) the cyclic collector sweeps that heap
     # often: 0.65 s of the demo `all`, 0.2 s at 10 000. Memory use stays the same (most garbage
     # is freed by reference counting, not by the collector).
-    gc.set_threshold(10_000, 20, 10)
+    gc.set_threshold(GC_THRESHOLD, 20, 10)
     verbose = bool(getattr(args, "verbose", False))
     _setup_logging(verbose=verbose, quiet=bool(getattr(args, "quiet", False)))
     os.environ.setdefault("MPLBACKEND", "Agg")

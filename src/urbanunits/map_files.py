@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 
 from urbanunits._files import atomic_path
 from urbanunits._fonts import cjk_font_family
+from urbanunits._gc import fewer_gc_sweeps
 
 __all__ = ["MapSource", "encode_png", "map_style", "save_map", "saving_in_parallel",
            "start_drawing"]
@@ -135,7 +136,7 @@ def saving_in_parallel(workers: int | None = None) -> Iterator[None]:
     batch = _Batch(workers=workers)
     _batch = batch
     try:
-        with _fewer_gc_sweeps():
+        with fewer_gc_sweeps():
             try:
                 yield
             except BaseException:
@@ -236,23 +237,6 @@ def _stop_workers(batch: _Batch) -> None:
     if batch.claims is not None:
         os.close(batch.claims)
         batch.claims = None
-
-
-@contextmanager
-def _fewer_gc_sweeps() -> Iterator[None]:
-    """Run the cyclic garbage collector less often inside the block (thresholds only raised).
-
-    Building and drawing figures allocates hundreds of thousands of artists, paths and arrays
-    over the run's large heap, and at Python's default threshold (700) the collector sweeps that
-    heap again and again (0.15-0.3 s of a demo run's maps). Garbage without cycles is freed by
-    reference counting either way, so memory stays the same.
-    """
-    before = gc.get_threshold()
-    gc.set_threshold(max(before[0], 10_000), *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
 
 
 def _write_map(source: MapSource, path: Path, *, dpi: int) -> None:

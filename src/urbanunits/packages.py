@@ -22,10 +22,7 @@ All geometry work happens in the run's metric CRS (metres, m²).
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +32,7 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
+from urbanunits._gc import fewer_gc_sweeps
 from urbanunits.communities import (
     POINT_MATCH_M,
     apply_overrides,
@@ -242,29 +240,9 @@ def renewal_packages(communities: gpd.GeoDataFrame, *, cfg: PackagesConfig,
         (diameter of the smallest enclosing circle), ``above_ceiling``, ``below_floor``;
         ``unit_counts`` (old communities per unit); ``links``; ``report``.
     """
-    with _fewer_gc_sweeps():
+    with fewer_gc_sweeps():
         return _renewal_packages(communities, cfg=cfg, units=units, barriers=barriers,
                                  subdistricts=subdistricts)
-
-
-@contextmanager
-def _fewer_gc_sweeps() -> Iterator[None]:
-    """Run the cyclic garbage collector less often inside the block (thresholds only raised).
-
-    The stage makes several short-lived geometries per community (search boxes, segments,
-    links, unions). At Python's default threshold (700) the collector runs every few hundred of
-    them, moves the live ones to the oldest generation and then sweeps the whole heap, again and
-    again: 7-15 % of the stage at 15,000 communities, next to nothing at 3,000 — one of the
-    reasons the stage grew faster than its data. None of these objects is in a reference cycle
-    (they are freed by reference counting either way), so memory stays the same. The CLI sets
-    the same threshold for a whole run (``cli.main``); this is for the stage called as a library.
-    """
-    before = gc.get_threshold()
-    gc.set_threshold(max(before[0], 10_000), *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
 
 
 def _renewal_packages(communities: gpd.GeoDataFrame, *, cfg: PackagesConfig,
