@@ -1,16 +1,12 @@
 """Update units, step 2: faces (atoms) of the noded lines and their shared edges.
 
-Lines are noded with snap rounding and polygonized into the finest faces; shared-edge lengths,
-and which line runs along each edge, come from matching the faces' boundary segments exactly
-(vectorised). Many lines are noded and polygonized tile by tile (:func:`_tiled_faces`), with the
-same faces as all at once.
+Lines are noded once and polygonized into the finest faces; shared-edge lengths, and which line
+runs along each edge, come from matching the faces' boundary segments exactly (vectorised).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -39,172 +35,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Lines per tile when noding and polygonizing. GEOS's snap-rounding index (a k-d tree of every
-# vertex and crossing) and the polygonizer's graph grow with their input and outgrow the
-# processor's caches: per line, noding 117k lines at once took about 1.6x as long as in tiles of
-# 4k, polygonizing 2-3x. At 25k lines the tiles' extra work (their overlap, the second pass)
-# still cancels the gain, so fewer than _TILED_FROM lines are done at once.
-_TILE_LINES = 4000
-_TILED_FROM = 40_000
-# A tile also takes the lines this far beyond its edges (m), so that faces near its edge come out
-# whole; a longer line piece grows the tile, a face that still crosses out is made in a second
-# pass.
-_HALO_M = 250.0
-# Inside its box shrunk by this much (m), a tile's noding equals the global one: snap rounding only
-# moves points by up to half a grid cell, so only lines within that distance matter.
-_MARGIN_M = 1.0
-
-
-def _faces_at_once(geoms: NDArray[Any], grid_size_m: float) -> NDArray[Any]:
-    """Faces of all lines noded together (snap rounding) and polygonized."""
-    noded = shapely.union_all(geoms, grid_size=grid_size_m)
-    faces, _cuts, dangles, invalid = shapely.polygonize_full(shapely.get_parts(noded))
-    n_dangles = shapely.get_num_geometries(dangles)
-    if n_dangles:
-        logger.debug("%d dangling line piece(s) enclose nothing and were ignored", n_dangles)
-    if shapely.get_num_geometries(invalid):
-        logger.debug("%d invalid ring(s) from polygonize ignored",
-                     shapely.get_num_geometries(invalid))
-    return shapely.get_parts(faces)
-
-
-def _in_box(xy: NDArray[np.float64], box: Sequence[float], *, closed: bool = False
-            ) -> NDArray[np.bool_]:
-    """Points in ``box`` (x0, y0, x1, y1); the upper edges are open unless ``closed``."""
-    if closed:
-        return ((xy[:, 0] >= box[0]) & (xy[:, 1] >= box[1]) & (xy[:, 0] <= box[2])
-                & (xy[:, 1] <= box[3]))
-    return (xy[:, 0] >= box[0]) & (xy[:, 1] >= box[1]) & (xy[:, 0] < box[2]) & (xy[:, 1] < box[3])
-
-
-def _within_box(lo: NDArray[np.float64], hi: NDArray[np.float64], box: Sequence[float]
-                ) -> NDArray[np.bool_]:
-    return (lo[:, 0] >= box[0]) & (lo[:, 1] >= box[1]) & (hi[:, 0] <= box[2]) & (hi[:, 1] <= box[3])
-
-
-def _before(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.bool_]:
-    """Row-wise a < b in (x, y) order."""
-    return (a[:, 0] < b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] < b[:, 1]))
-
-
-def _seg_keys(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Segments as (lower end, upper end) rows, whichever way they run."""
-    swap = _before(b, a)[:, None]
-    return np.column_stack([np.where(swap, b, a), np.where(swap, a, b)])
-
-
-def _count_equal(keys: NDArray[np.float64], ref: NDArray[np.float64]) -> NDArray[np.intp]:
-    """How many rows of ``ref`` equal each row of ``keys`` (exact)."""
-    both = np.concatenate([ref, keys])
-    order = np.lexsort(both.T[::-1])
-    srt = both[order]
-    grp = np.cumsum(np.r_[True, (srt[1:] != srt[:-1]).any(axis=1)]) - 1
-    is_ref = order < len(ref)
-    n_ref = np.bincount(grp[is_ref], minlength=int(grp[-1]) + 1 if len(grp) else 0)
-    out = np.zeros(len(keys), dtype=np.intp)
-    out[order[~is_ref] - len(ref)] = n_ref[grp[~is_ref]]
-    return out
-
-
-def _tiled_faces(geoms: NDArray[Any], *, grid_size_m: float, n_tiles: int
-                 ) -> NDArray[Any] | None:
-    """The faces of :func:`_faces_at_once`, noded and polygonized tile by tile.
-
-    Each tile nodes the lines within ``_HALO_M`` of it (clipped to that box) and keeps what
-    lies in its box shrunk by ``_MARGIN_M``, where its noding equals the global one: the line
-    pieces and faces whose first point (lowest x, then y) lies in the tile. A piece that starts
-    or ends in the tile but leaves that box grows the tile until it fits. A face that leaves it
-    is made in a second pass: the pieces that do not have kept faces on both sides are
-    polygonized together, which gives each missing face whole (all its edges are there) besides
-    unions of kept faces, which are dropped (a point inside them lies in a kept face).
-
-    Returns ``None`` when a tile would have to grow past half of the lines' extent (a very long
-    piece, e.g. a river bank crossed by nothing): then it is cheaper to do all at once.
-    """
-    x0, y0, x1, y1 = shapely.total_bounds(geoms)
-    w, h = x1 - x0, y1 - y0
-    nx = max(1, round(math.sqrt(n_tiles * w / max(h, 1e-9))))
-    ny = max(1, round(n_tiles / nx))
-    xs, ys = np.linspace(x0, x1, nx + 1), np.linspace(y0, y1, ny + 1)
-    # The outer tiles reach to infinity, so a point snapped just beyond the bounds is kept.
-    cx, cy = xs.copy(), ys.copy()
-    cx[0], cy[0], cx[-1], cy[-1] = -np.inf, -np.inf, np.inf, np.inf
-    limit = 0.5 * (w + 2 * _HALO_M) * (h + 2 * _HALO_M)
-    tree = shapely.STRtree(geoms)
-    kept: list[NDArray[Any]] = []
-    rest: list[NDArray[Any]] = []
-    n_grown = 0
-    for i in range(nx):
-        for j in range(ny):
-            core = (cx[i], cy[j], cx[i + 1], cy[j + 1])
-            box = [xs[i] - _HALO_M, ys[j] - _HALO_M, xs[i + 1] + _HALO_M, ys[j + 1] + _HALO_M]
-            while True:
-                sel = np.sort(tree.query(shapely.box(*box)))
-                if not len(sel):
-                    break
-                noded = shapely.union_all(shapely.clip_by_rect(geoms[sel], *box),
-                                          grid_size=grid_size_m)
-                if shapely.get_type_id(noded) == 1:
-                    noded = shapely.multilinestrings([noded])
-                if shapely.get_type_id(noded) != 5:
-                    sel = sel[:0]
-                    break
-                _, xy, (off, _) = shapely.to_ragged_array(np.array([noded], dtype=object))
-                start, stop = off[:-1], off[1:] - 1
-                lo, hi = np.minimum.reduceat(xy, start), np.maximum.reduceat(xy, start)
-                inner = (box[0] + _MARGIN_M, box[1] + _MARGIN_M, box[2] - _MARGIN_M,
-                         box[3] - _MARGIN_M)
-                grow = ~_within_box(lo, hi, inner) & (_in_box(xy[start], core, closed=True)
-                                                      | _in_box(xy[stop], core, closed=True))
-                if not grow.any():
-                    break
-                n_grown += 1
-                box = [min(box[0], lo[grow, 0].min() - _HALO_M),
-                       min(box[1], lo[grow, 1].min() - _HALO_M),
-                       max(box[2], hi[grow, 0].max() + _HALO_M),
-                       max(box[3], hi[grow, 1].max() + _HALO_M)]
-                if (box[2] - box[0]) * (box[3] - box[1]) > limit:
-                    logger.debug("a line piece spans most of the area: noding all at once")
-                    return None
-            if not len(sel):
-                continue
-            first, last = xy[start], xy[stop]
-            mine = np.flatnonzero(_in_box(np.where(_before(last, first)[:, None], last, first),
-                                          core))
-            faces = shapely.normalize(shapely.get_parts(shapely.polygonize([noded])))
-            if len(faces):
-                _, fxy, (ring_off, poly_off) = shapely.to_ragged_array(faces)
-                f_lo, f_hi = shapely.bounds(faces)[:, :2], shapely.bounds(faces)[:, 2:]
-                take = (_in_box(fxy[ring_off[poly_off[:-1]]], core)
-                        & _within_box(f_lo, f_hi, inner))
-                kept.append(faces[take])
-                # boundary segments of the kept faces (not the jumps between rings)
-                ring = np.repeat(np.arange(len(ring_off) - 1), np.diff(ring_off))
-                ring_poly = np.repeat(np.arange(len(faces)), np.diff(poly_off))
-                seg = (ring[:-1] == ring[1:]) & take[ring_poly[ring[:-1]]]
-                sides = _count_equal(_seg_keys(xy[start[mine]], xy[start[mine] + 1]),
-                                     _seg_keys(fxy[:-1][seg], fxy[1:][seg]))
-                mine = mine[sides < 2]
-            n_pts = (stop - start + 1)[mine]
-            ends = np.cumsum(n_pts)
-            pick = (np.arange(ends[-1] if len(ends) else 0)
-                    + np.repeat(start[mine] - (ends - n_pts), n_pts))
-            rest.append(shapely.linestrings(xy[pick], indices=np.repeat(np.arange(len(mine)),
-                                                                          n_pts)))
-    acc = np.concatenate(kept) if kept else np.empty(0, dtype=object)
-    left = np.concatenate(rest) if rest else np.empty(0, dtype=object)
-    extra = shapely.get_parts(shapely.polygonize(left)) if len(left) else left
-    if len(extra):
-        hit = shapely.STRtree(acc).query(shapely.point_on_surface(extra),
-                                         predicate="intersects")[0]
-        new = np.ones(len(extra), dtype=bool)
-        new[hit] = False
-        extra = shapely.normalize(extra[new])
-    logger.debug("faces in %d tiles (%d grown): %d, and %d from the second pass of %d pieces",
-                 nx * ny, n_grown, len(acc), len(extra), len(left))
-    return np.concatenate([acc, extra])
-
-
 def polygonize_blocks(lines: gpd.GeoDataFrame, study_area: Any, *, snap_tolerance_m: float = 0.0,
                       grid_size_m: float = _GRID_M) -> gpd.GeoDataFrame:
     """Polygonize lines into the faces they enclose inside the study area.
@@ -232,11 +62,15 @@ def polygonize_blocks(lines: gpd.GeoDataFrame, study_area: Any, *, snap_toleranc
     area = _study_geom(study_area)
     if snap_tolerance_m > 0 or "connector" not in lines.columns:
         lines = prepare_lines(lines, area, snap_tolerance_m=snap_tolerance_m)
-    geoms = np.asarray(lines.geometry.values, dtype=object)
-    polys = (_tiled_faces(geoms, grid_size_m=grid_size_m, n_tiles=len(geoms) // _TILE_LINES)
-             if len(geoms) >= _TILED_FROM else None)
-    if polys is None:
-        polys = _faces_at_once(geoms, grid_size_m)
+    noded = shapely.union_all(lines.geometry.values, grid_size=grid_size_m)
+    faces, _cuts, dangles, invalid = shapely.polygonize_full(shapely.get_parts(noded))
+    n_dangles = shapely.get_num_geometries(dangles)
+    if n_dangles:
+        logger.debug("%d dangling line piece(s) enclose nothing and were ignored", n_dangles)
+    if shapely.get_num_geometries(invalid):
+        logger.debug("%d invalid ring(s) from polygonize ignored",
+                     shapely.get_num_geometries(invalid))
+    polys = shapely.get_parts(faces)
     if len(polys):
         inside = shapely.intersects(area, shapely.point_on_surface(polys))
         polys = shapely.normalize(polys[inside])
