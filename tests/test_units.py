@@ -685,6 +685,37 @@ def test_all_water_is_a_data_error() -> None:
         uu.update_units(make_layers(area, water=[rect(-10, -10, 310, 310)]), config())
 
 
+def test_collector_runs_less_often_inside_the_stage_and_is_restored(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+    real = uu.classify_units
+
+    def spy(*args: Any, **kwargs: Any) -> gpd.GeoDataFrame:
+        seen.append(gc.get_threshold())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(uu, "classify_units", spy)
+    area = rect(0, 0, 400, 400)
+    roads = grid_roads([200], [200], x_span=(-30, 430), y_span=(-30, 430))
+    try:
+        gc.set_threshold(700, 10, 10)
+        uu.update_units(make_layers(area, roads=roads), config())
+        assert seen == [(10_000, 10, 10)]
+        assert gc.get_threshold() == (700, 10, 10)
+        # restored when the stage fails too, and never lowered
+        gc.set_threshold(50_000, 10, 10)
+        with pytest.raises(DataError, match="no land"):
+            uu.update_units(make_layers(area, water=[rect(-10, -10, 410, 410)]), config())
+        assert gc.get_threshold() == (50_000, 10, 10)
+        uu.update_units(make_layers(area, roads=roads), config())
+        assert seen[-1] == (50_000, 10, 10)
+    finally:
+        gc.set_threshold(*before)
+
+
 def test_subdistricts_without_crs_are_refused() -> None:
     sd = gpd.GeoDataFrame({"subdistrict": ["A"]}, geometry=[rect(0, 0, 10, 10)])
     with pytest.raises(CRSError, match="no CRS"):

@@ -63,7 +63,9 @@ def polygonize_blocks(lines: gpd.GeoDataFrame, study_area: Any, *, snap_toleranc
     if snap_tolerance_m > 0 or "connector" not in lines.columns:
         lines = prepare_lines(lines, area, snap_tolerance_m=snap_tolerance_m)
     noded = shapely.union_all(lines.geometry.values, grid_size=grid_size_m)
-    faces, _cuts, dangles, invalid = shapely.polygonize_full(shapely.get_parts(noded))
+    # The noded lines go in as one geometry: no Python object per piece (the polygonizer takes
+    # the same pieces in the same order either way).
+    faces, _cuts, dangles, invalid = shapely.polygonize_full([noded])
     n_dangles = shapely.get_num_geometries(dangles)
     if n_dangles:
         logger.debug("%d dangling line piece(s) enclose nothing and were ignored", n_dangles)
