@@ -49,12 +49,9 @@ All geometry is in the run's projected, metric CRS (metres, m²).
 from __future__ import annotations
 
 import dataclasses
-import gc
 import logging
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +61,7 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
+from urbanunits._gc import fewer_gc_sweeps
 from urbanunits.config import Config, PackagesConfig, UnitsConfig
 from urbanunits.crs import require_projected
 from urbanunits.errors import DataError
@@ -208,24 +206,6 @@ def _small_reasons(units: gpd.GeoDataFrame, adj: pd.DataFrame, *, max_area_m2: f
     return out
 
 
-@contextmanager
-def _fewer_gc_sweeps() -> Iterator[None]:
-    """Run the cyclic garbage collector less often inside the block (thresholds only raised).
-
-    Shapely geometries are tracked by the collector, and the stage makes a few of them per line,
-    face and block (noded pieces, faces, points on surfaces, unions): at Python's default
-    threshold (700) it sweeps the heap every few hundred, about a tenth of the stage's CPU time
-    on the bench cities. Garbage without cycles is freed by reference counting either way, so
-    memory stays the same.
-    """
-    before = gc.get_threshold()
-    gc.set_threshold(max(before[0], 10_000), *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-
-
 def update_units(layers: OSMLayers, options: UnitsConfig | Config, *,
                  subdistricts: gpd.GeoDataFrame | None = None,
                  heritage_areas: gpd.GeoDataFrame | None = None,
@@ -268,7 +248,7 @@ def update_units(layers: OSMLayers, options: UnitsConfig | Config, *,
         :func:`classify_units`). ``blocks`` columns: ``block_id``,
         ``unit_id``, ``subdistrict``, ``area_m2``, ``origin``, ``sliver``, geometry.
     """
-    with _fewer_gc_sweeps():
+    with fewer_gc_sweeps():
         return _update_units(layers, options, subdistricts=subdistricts,
                              heritage_areas=heritage_areas, rules=rules, fallback_far=fallback_far)
 
