@@ -7,18 +7,15 @@ are kept whole within ``osm.graph_margin_m`` of it. The walk graph follows osmnx
 ``network_type="walk"`` semantics, built and projected with osmnx (topological simplification is
 optional, ``osm.simplify_walk_graph``).
 
-Parsed layers are cached under ``<output.dir>/cache`` keyed by the SHA-256 of the extract (and of
-the study-area boundary file) and the config sections that affect parsing, so a second run skips
-the parse. The cache is a GeoPackage of data only, checked on read (:mod:`._cache`): a cache file
-from someone else cannot run code, and a damaged one is ignored with a warning and parsed again.
+Parsed layers are cached (:mod:`.osm_cache`) under ``<output.dir>/cache`` keyed by the SHA-256
+of the extract (and of the study-area boundary file) and the config sections that affect parsing,
+so a second run skips the parse. The cache is a GeoPackage of data only, checked on read
+(:mod:`._cache`): a cache file from someone else cannot run code, and a damaged one is ignored
+with a warning and parsed again.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import importlib.metadata
-import json
 import logging
 import re
 import time
@@ -33,13 +30,10 @@ import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from urbanunits._files import atomic_path, file_sha256
 from urbanunits._progress import progress
 from urbanunits.config import Config
-from urbanunits.errors import ConfigError, DataError, InputFileError, OutputError
+from urbanunits.errors import ConfigError, DataError, InputFileError
 from urbanunits.layers import OSMLayers
-from urbanunits.sources import _cache
-from urbanunits.sources import classify as classify_module
 from urbanunits.sources._checks import (
     COVER_CELL_DEG,
     FOOT_HIGHWAYS,
@@ -51,7 +45,8 @@ from urbanunits.sources._checks import (
     refuse_extract,
     walk_stats_of,
 )
-from urbanunits.sources.classify import classify_facilities, tag_rules
+from urbanunits.sources.classify import tag_rules
+from urbanunits.sources.osm_cache import classified_facilities, parse_key, read_parsed, write_parsed
 from urbanunits.sources.study_area import study_area_polygon
 from urbanunits.sources.tags import flag_lines
 from urbanunits.sources.walk import walk_ways
@@ -70,8 +65,6 @@ logger = logging.getLogger(__name__)
 
 WGS84 = "EPSG:4326"
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".osc")
-_CACHE_VERSION = 10  # 5: GeoPackage, not pickle; 6: coverage, designated; 7: elevator; 8: sites;
-# 9: is_tunnel/is_bridge on line layers; 10: walk network as arrays
 
 # Tags kept on features; the rest are dropped to keep layers (and the cache) small.
 _KEEP_TAGS = (
@@ -600,43 +593,6 @@ def _check_path(path: Path, hint: str) -> None:
                              "use .osm, .osm.bz2, .osm.gz or .osm.pbf")
 
 
-# A temporary cache file older than this is a killed run's leftover, not one being written.
-_STALE_PART_S = 3600.0
-
-
-def _read_cache(cache: Path, key: str) -> OSMLayers | None:
-    t0 = time.perf_counter()
-    try:
-        kw = _cache.read_cache(cache, key=key, version=_CACHE_VERSION)
-    except Exception as exc:  # any damage (GDAL, JSON, mismatch) means: parse again
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        logger.warning("ignoring unusable cache %s (%s); parsing the extract again", cache,
-                       first)
-        return None
-    logger.info("read the parsed extract from cache %s in %.1f s", cache.name,
-                time.perf_counter() - t0)
-    return OSMLayers(**kw)
-
-
-def _write_cache(cache: Path, layers: OSMLayers, key: str) -> None:
-    """Store parsed layers; a cache that cannot be written costs only the next parse."""
-
-    now = time.time()
-    for part in cache.parent.glob(".osm-*.part*"):
-        try:
-            if now - part.stat().st_mtime > _STALE_PART_S:
-                part.unlink()
-                logger.info("removed %s, left by a run that was stopped", part)
-        except OSError:
-            pass
-    try:
-        with atomic_path(cache) as tmp:
-            _cache.write_cache(tmp, layers, key=key, version=_CACHE_VERSION)
-    except OutputError as exc:
-        logger.warning("parse cache not saved: %s; the next run parses the extract again",
-                       exc.one_line())
-
-
 def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = None,
              check: bool = True) -> OSMLayers:
     """Read the configured OSM extract into :class:`OSMLayers` (cached).
@@ -662,16 +618,11 @@ def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = 
     path = Path(path or cfg.inputs.osm)
     _check_path(path, cfg.inputs.osm_help)
     use_cache = cfg.osm.cache if use_cache is None else use_cache
-    boundary = cfg.study_area.boundary
-    boundary_hash = file_sha256(boundary) if boundary is not None and boundary.is_file() else ""
-    key = hashlib.sha256(
-        f"{_CACHE_VERSION}|{file_sha256(path)}|{boundary_hash}|"
-        f"{cfg.digest('study_area', 'osm')}|{cfg.units.snap_tolerance_m}|"
-        f"{importlib.metadata.version('osmnx')}".encode()).hexdigest()[:20]
+    key = parse_key(cfg, path)
     cache = cfg.cache_dir / f"osm-{key}.gpkg"
     layers: OSMLayers | None = None
     if use_cache and cache.is_file():
-        layers = _read_cache(cache, key)
+        layers = read_parsed(cache, key)
     if layers is None:
         t0 = time.perf_counter()
         try:
@@ -689,40 +640,9 @@ def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = 
             refuse_extract(layers, cfg)
         logger.info("parsed %s in %.1f s", path.name, time.perf_counter() - t0)
         if use_cache:
-            _write_cache(cache, layers, key)
+            write_parsed(cache, layers, key)
     if check:
         check_extract(layers, cfg)
     _check_rule_keys(cfg)
-    layers.facilities = _facilities(layers, cfg, key if use_cache else None)
+    layers.facilities = classified_facilities(layers, cfg, key if use_cache else None)
     return layers
-
-
-#: Format version of the classified-facilities cache (its key also covers classify.py's source).
-_FACILITIES_VERSION = 1
-
-
-def _facilities(layers: OSMLayers, cfg: Config, parse_key: str | None) -> gpd.GeoDataFrame:
-    """``layers.pois`` classified by the config's facility categories.
-
-    Classifying takes longer than reading the whole parse cache (pandas string matching per
-    subtype), and its result changes only with the extract and the rules. With the parse cache
-    on (``parse_key``) it is kept beside it, ``facilities-<parse key>-<rules>.gpkg``, keyed by
-    the parse cache, the categories, the contradicting tags and the classifier's own source,
-    and read back while they are unchanged; an unusable file is classified again and rewritten.
-    """
-    lc = cfg.lifecircle
-
-    def classify() -> gpd.GeoDataFrame:
-        return classify_facilities(layers.pois, lc.categories,
-                                   contradicting_tags=lc.contradicting_tags)
-
-    if parse_key is None:
-        return classify()
-    rules = json.dumps([{k: dataclasses.asdict(c) for k, c in lc.categories.items()},
-                        lc.contradicting_tags], sort_keys=True, default=str)
-    h = hashlib.sha256(f"{parse_key}|{rules}|".encode())
-    h.update(Path(classify_module.__file__).read_bytes())
-    key = h.hexdigest()[:20]
-    return _cache.cached_frame(cfg.cache_dir / f"facilities-{parse_key}-{key[:12]}.gpkg",
-                               classify, key=key, version=_FACILITIES_VERSION,
-                               what="the facilities")
