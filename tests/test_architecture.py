@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "urbanunits"
 #: Pure stages: frames in, frames out.
 STAGES = {"units", "unit_lines", "unit_faces", "unit_regions", "unit_classes", "unit_ids",
           "packages", "communities", "package_barriers", "package_clusters",
-          "lifecircle", "network", "network.graph", "network.snap", "network.entries",
+          "lifecircle", "isochrones", "network", "network.graph", "network.snap", "network.entries",
           "network.router", "programme", "phasing", "elevators", "sites", "covering",
           "floor_area", "tables"}
 #: Writers, drawing and orchestration: stages never import them.

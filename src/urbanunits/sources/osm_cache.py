@@ -94,7 +94,8 @@ def classified_facilities(layers: OSMLayers, cfg: Config, parsed: str | None
     subtype), and its result changes only with the extract and the rules. With the parse cache
     on (``parsed`` is its key) it is kept beside it, ``facilities-<parse key>-<rules>.gpkg``,
     keyed by the parse cache, the categories, the contradicting tags and the classifier's own
-    source, and read back while they are unchanged; an unusable file is classified again and rewritten.
+    source, and read back while they are unchanged; an unusable file is classified again and
+    rewritten.
     """
     lc = cfg.lifecircle
 
