@@ -15,7 +15,7 @@ import pytest
 import shapely
 
 from urbanunits.config import Config
-from urbanunits.sources import osm
+from urbanunits.sources import osm, osm_cache
 from urbanunits.sources.classify import classify_facilities
 from urbanunits.sources.osm import OSMLayers, is_walkable, read_osm
 
@@ -147,7 +147,7 @@ def test_classified_facilities_are_cached_with_their_rules(
         raise AssertionError("classified again despite the cache")
 
     with monkeypatch.context() as m:
-        m.setattr(osm, "classify_facilities", boom)
+        m.setattr(osm_cache, "classify_facilities", boom)
         second = read_osm(cfg)
     # read back exactly as classifying the points of interest gives them
     pd.testing.assert_frame_equal(pd.DataFrame(second.facilities),
