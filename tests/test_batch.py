@@ -66,7 +66,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory, demo_layers: object
 
 
 def test_cities_run_and_a_broken_one_is_reported(batch: tuple[Path, list[Path], object]) -> None:
-    _, configs, res = batch
+    tmp, configs, res = batch
     rows = res.cities.set_index("city")  # type: ignore[attr-defined]
     assert list(rows["status"]) == ["done", "done", "failed"]
     assert "missing.osm" in rows.at["broken", "error"] and "\n" not in rows.at["broken", "error"]
@@ -81,6 +81,10 @@ def test_cities_run_and_a_broken_one_is_reported(batch: tuple[Path, list[Path], 
                                      read_geometry=False)
         want = cov.loc[(cov["category"] == "all"), "pop_share_ok"].iloc[0]
         assert rows.at[name, "share_all"] == pytest.approx(want, nan_ok=True)
+        # the maps are in the city's own folder, not in a staging folder left beside it
+        drawn = {p.name for p in Path(cfg.maps_dir).glob("*.png")}
+        assert {"update_units.png", "lifecircle_childcare.png"} <= drawn, drawn
+    assert not [p for p in (tmp / "out").iterdir() if "staging" in p.name]
     lines = res.summary_lines()  # type: ignore[attr-defined]
     assert any(line.startswith("broken: FAILED — ") for line in lines)
     assert lines[-1].startswith("2/3 cities done")

@@ -125,14 +125,19 @@ def saving_in_parallel(workers: int | None = None) -> Iterator[None]:
     Parameters
     ----------
     workers
-        Number of processes, this one included.
+        Number of processes, this one included (default: in a nested block, the outer
+        block's).
     """
     global _batch
-    if _batch is not None:  # nested: the outer block draws
-        yield
-        return
+    outer = _batch
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        if outer is not None:
+            workers = outer.workers
+        else:
+            workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    # A nested block draws its own maps when it ends, with the outer block's processes unless
+    # told otherwise: its caller may move the files right after (run_all swaps its staging
+    # folder in), so leaving them to the outer block would write them where nobody looks.
     batch = _Batch(workers=workers)
     _batch = batch
     try:
@@ -144,7 +149,7 @@ def saving_in_parallel(workers: int | None = None) -> Iterator[None]:
                 raise
             _finish(batch)
     finally:
-        _batch = None
+        _batch = outer
         if batch.frozen:
             gc.unfreeze()
 
