@@ -9,10 +9,12 @@ Where ``fork`` is not available the searches run one after another.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mmap
 import multiprocessing as mp
 import os
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -112,12 +114,21 @@ def _shared_run(one: Callable[[int], NDArray[np.float64]], k: int, n_owners: int
 
     pids = []
     for _ in range(workers - 1):
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns about fork() in a process with threads (a Jupyter kernel has
+            # some); the child only runs scipy searches into shared memory and leaves with
+            # os._exit, taking no lock but the counter's
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:  # child: its searches into shared memory, then leave at once
             code = 1
             try:
                 work()
                 code = 0
+            except BaseException as exc:  # the parent reruns the searches; say why here
+                with contextlib.suppress(Exception):
+                    os.write(2, f"search process {os.getpid()}: {type(exc).__name__}: "
+                                f"{exc}\n".encode(errors="replace"))
             finally:
                 os._exit(code)
         pids.append(pid)

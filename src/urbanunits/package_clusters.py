@@ -250,8 +250,8 @@ def cluster_packages(xy: ArrayLike, graph: nx.Graph | ArrayLike, *, floor_area_m
 
     1. **Sub-districts.** With ``prefer_same_subdistrict``, links between communities of
        different sub-districts are set aside (used again only in step 4).
-    2. **Components.** Each connected component of the link graph (networkx) whose total floor
-       area and households are within the ceilings is one package.
+    2. **Components.** Each connected component of the links (a networkx graph or an edge
+       array) whose total floor area and households are within the ceilings is one package.
     3. **Ceilings.** A larger component is split along its connectivity-constrained Ward
        dendrogram (:func:`sklearn.cluster.ward_tree` on community centroids, with the link graph
        as connectivity, so every tree node is a contiguous, compact group): from the root down,

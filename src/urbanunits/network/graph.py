@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -303,8 +304,10 @@ def _trim_heap() -> None:
     global _MALLOC_TRIM
     if _MALLOC_TRIM is None:
         try:
-            _MALLOC_TRIM = ctypes.CDLL(None).malloc_trim
-        except (AttributeError, OSError):
+            # CDLL(None) is the process's own symbols on POSIX; Windows raises TypeError
+            _MALLOC_TRIM = (ctypes.CDLL(None).malloc_trim if sys.platform.startswith("linux")
+                            else False)
+        except (AttributeError, OSError, TypeError):
             _MALLOC_TRIM = False
     if _MALLOC_TRIM:
         _MALLOC_TRIM(0)

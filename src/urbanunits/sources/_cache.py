@@ -498,4 +498,8 @@ def cached_frame(path: Path, compute: Callable[[], gpd.GeoDataFrame], *, key: st
     except OutputError as exc:
         logger.warning("cache of %s not saved: %s; the next run computes them again", what,
                        exc.one_line())
+    except Exception as exc:  # a cache is never worth stopping the run for
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        logger.warning("cache of %s not saved (%s); the next run computes them again", what,
+                       first)
     return df

@@ -67,7 +67,8 @@ def write_parsed(cache: Path, layers: OSMLayers, key: str) -> None:
     """Store parsed layers; a cache that cannot be written costs only the next parse."""
 
     now = time.time()
-    for part in cache.parent.glob(".osm-*.part*"):
+    parts = [*cache.parent.glob(".osm-*.part*"), *cache.parent.glob(".facilities-*.part*")]
+    for part in parts:
         try:
             if now - part.stat().st_mtime > _STALE_PART_S:
                 part.unlink()
