@@ -406,15 +406,7 @@ def read_cache(path: Path, *, key: str, version: int) -> dict[str, Any]:
         The file is not this cache or does not match its own metadata. GDAL and JSON errors
         on a damaged file propagate as they are; the caller ignores the cache on any of them.
     """
-    meta_df = pyogrio.read_dataframe(path, layer=META, read_geometry=False)
-    if len(meta_df) != 1:
-        raise CacheMismatchError(f"{META}: {len(meta_df)} rows")
-    meta = json.loads(str(meta_df["json"].iloc[0]))
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CacheMismatchError("not an urbanunits cache")
-    if meta.get("version") != version or meta.get("key") != key:
-        raise CacheMismatchError(f"version/key {meta.get('version')}/{meta.get('key')} instead of "
-                            f"{version}/{key}")
+    meta = _read_meta(path, FORMAT, key=key, version=version)
     out: dict[str, Any] = {name: _read_frame(path, name, meta["frames"][name])
                            for name in FRAMES}
     out["walk"] = _read_walk(path, meta["walk"])
@@ -432,6 +424,21 @@ def read_cache(path: Path, *, key: str, version: int) -> dict[str, Any]:
         raise CacheMismatchError("coverage is not a number")
     out["coverage"] = cov
     return out
+
+
+def _read_meta(path: Path, fmt: str, *, key: str, version: int) -> dict[str, Any]:
+    """The ``cache_meta`` record of ``path``, refused unless it declares ``fmt``, ``key`` and
+    ``version``."""
+    meta_df = pyogrio.read_dataframe(path, layer=META, read_geometry=False)
+    if len(meta_df) != 1:
+        raise CacheMismatchError(f"{META}: {len(meta_df)} rows")
+    meta = json.loads(str(meta_df["json"].iloc[0]))
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise CacheMismatchError(f"not an urbanunits cache of format {fmt}")
+    if meta.get("version") != version or meta.get("key") != key:
+        raise CacheMismatchError(f"version/key {meta.get('version')}/{meta.get('key')} instead of "
+                                 f"{version}/{key}")
+    return meta
 
 
 def write_frame_cache(path: Path, df: gpd.GeoDataFrame, *, key: str, version: int) -> None:
@@ -464,15 +471,7 @@ def read_frame_cache(path: Path, *, key: str, version: int) -> gpd.GeoDataFrame:
         The file is not that cache or does not match its own metadata; GDAL and JSON errors
         on a damaged file propagate as they are (the caller computes the frame again).
     """
-    meta_df = pyogrio.read_dataframe(path, layer=META, read_geometry=False)
-    if len(meta_df) != 1:
-        raise CacheMismatchError(f"{META}: {len(meta_df)} rows")
-    meta = json.loads(str(meta_df["json"].iloc[0]))
-    if not isinstance(meta, dict) or meta.get("format") != FRAME_FORMAT:
-        raise CacheMismatchError("not an urbanunits frame cache")
-    if meta.get("version") != version or meta.get("key") != key:
-        raise CacheMismatchError(f"version/key {meta.get('version')}/{meta.get('key')} instead of "
-                                 f"{version}/{key}")
+    meta = _read_meta(path, FRAME_FORMAT, key=key, version=version)
     return _read_frame(path, "frame", meta["frame"])
 
 
@@ -495,11 +494,9 @@ def cached_frame(path: Path, compute: Callable[[], gpd.GeoDataFrame], *, key: st
     try:
         with atomic_path(path) as tmp:
             write_frame_cache(tmp, df, key=key, version=version)
-    except OutputError as exc:
-        logger.warning("cache of %s not saved: %s; the next run computes them again", what,
-                       exc.one_line())
     except Exception as exc:  # a cache is never worth stopping the run for
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        why = (exc.one_line() if isinstance(exc, OutputError)
+               else (str(exc).splitlines() or [type(exc).__name__])[0])
         logger.warning("cache of %s not saved (%s); the next run computes them again", what,
-                       first)
+                       why)
     return df

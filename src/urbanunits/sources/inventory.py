@@ -314,29 +314,29 @@ def _lonlat(data: pd.DataFrame, label: dict[str, str], path: Path, lines: pd.Ser
     return lon, lat
 
 
+def _filled(data: pd.DataFrame, col: str, path: Path, lines: pd.Series, fix: str) -> pd.Series:
+    """Column ``col`` as stripped text; an empty cell is an error naming its rows."""
+    text = data[col].astype("string").str.strip()
+    empty = text.isna() | (text == "")
+    if empty.any():
+        rows = ", ".join(map(str, lines[empty].head(5).tolist()))
+        raise DataError(f"{path}: column {col!r}", f"has empty {col}s (rows {rows})", fix)
+    return text
+
+
 def _ids_and_names(data: pd.DataFrame, path: Path, lines: pd.Series
                    ) -> tuple[pd.Series | None, pd.Series]:
     """The file's ids (None without the column) and names, stripped; empty or repeated ids and
     empty names are errors naming the rows."""
     ids = None
     if "id" in data.columns:
-        ids = data["id"].astype("string").str.strip()
-        empty = ids.isna() | (ids == "")
-        if empty.any():
-            rows = ", ".join(map(str, lines[empty].head(5).tolist()))
-            raise DataError(f"{path}: column 'id'", f"has empty ids (rows {rows})",
-                            "give every row an id or drop the id column")
+        ids = _filled(data, "id", path, lines, "give every row an id or drop the id column")
         dup = ids[ids.duplicated(keep=False)]
         if not dup.empty:
             shown = ", ".join(sorted(set(dup.tolist()))[:10])
             raise DataError(f"{path}: column 'id'", f"duplicate ids: {shown}",
                             "make the ids unique (later stages key communities by id)")
-    names = data["name"].astype("string").str.strip()
-    empty = names.isna() | (names == "")
-    if empty.any():
-        rows = ", ".join(map(str, lines[empty].head(5).tolist()))
-        raise DataError(f"{path}: column 'name'", f"has empty names (rows {rows})",
-                        "give every community a name")
+    names = _filled(data, "name", path, lines, "give every community a name")
     return ids, names
 
 
