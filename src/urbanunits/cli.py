@@ -172,10 +172,10 @@ def _run(command: str, config: str | None) -> int:
         "packages": pipeline.run_packages, "lifecircle": pipeline.run_lifecircle,
         "programme": pipeline.run_programme,
         "sites": pipeline.run_sites,
-        "maps": pipeline.run_maps, "all": pipeline.run_all,
+        # `all` writes the HTML map into the run folder with the rest (cfg.html_path)
+        "maps": pipeline.run_maps, "all": lambda c: pipeline.run_all(c, webmap=True),
     }
-    # `all` writes the HTML map into the run folder with the rest (publish.run_export's path)
-    result = pipeline.run_all(cfg, webmap=True) if command == "all" else runners[command](cfg)
+    result = runners[command](cfg)
     print(result.report())
     if "html" in result.extra:
         print(f"export: HTML map {result.extra['html']} (open it in any web browser; "

@@ -7,6 +7,8 @@ the layers read back from the GeoPackage (``urbanunits maps``).
 Each map is handed to :func:`~urbanunits.map_files.save_map` as a function that builds its
 figure: inside a :func:`~urbanunits.map_files.saving_in_parallel` block the figures are then
 built by the processes that draw them, not one after the other before the drawing starts.
+The basemap they share is built first (:func:`~urbanunits.maps.prepare_basemap`), so that each
+process copies it instead of building its own.
 """
 
 from __future__ import annotations
@@ -48,15 +50,9 @@ def _figure(plot: Callable[..., tuple[Any, Any]], *args: Any, **kwargs: Any
     return lambda: plot(*args, **kwargs)[0]
 
 
-def _share_basemap(layers: OSMLayers) -> None:
-    """Build the maps' shared basemap here, before the figures are handed out: each process that
-    builds a figure then copies it instead of building its own."""
-    maps.prepare_basemap(layers)
-
-
 def draw_units(cfg: Config, staging: Staging, units: gpd.GeoDataFrame, layers: OSMLayers,
                 barriers: gpd.GeoDataFrame | None) -> Path:
-    _share_basemap(layers)
+    maps.prepare_basemap(layers)
     return save_into(cfg, staging, _figure(maps.plot_units, units, layers=layers,
                                            title=cfg.title, barriers=barriers),
                      "update_units.png")
@@ -64,7 +60,7 @@ def draw_units(cfg: Config, staging: Staging, units: gpd.GeoDataFrame, layers: O
 
 def draw_packages(cfg: Config, staging: Staging, packages: gpd.GeoDataFrame,
                   communities: gpd.GeoDataFrame, layers: OSMLayers) -> Path:
-    _share_basemap(layers)
+    maps.prepare_basemap(layers)
     return save_into(cfg, staging, _figure(maps.plot_packages, packages, communities,
                                            layers=layers, title=cfg.title),
                      "renewal_packages.png")
@@ -72,7 +68,7 @@ def draw_packages(cfg: Config, staging: Staging, packages: gpd.GeoDataFrame,
 
 def draw_lifecircle(cfg: Config, staging: Staging, result: Any,
                      layers: OSMLayers) -> list[Path]:
-    _share_basemap(layers)
+    maps.prepare_basemap(layers)
     return [save_into(cfg, staging, _figure(maps.plot_lifecircle, result.communities,
                                             result.facilities, key, layers=layers, cfg=cfg),
                       f"lifecircle_{key}.png")
@@ -81,7 +77,7 @@ def draw_lifecircle(cfg: Config, staging: Staging, result: Any,
 
 def draw_sites(cfg: Config, staging: Staging, result: Any, lcr: Any,
                 layers: OSMLayers) -> list[Path]:
-    _share_basemap(layers)
+    maps.prepare_basemap(layers)
     out = []
     lc = lcr.communities
     for key in dict.fromkeys(result.summary["category"]) if len(result.summary) else []:
@@ -97,7 +93,7 @@ def draw_sites(cfg: Config, staging: Staging, result: Any, lcr: Any,
 
 def draw_programme(cfg: Config, staging: Staging, result: Any,
                     layers: OSMLayers) -> list[Path]:
-    _share_basemap(layers)
+    maps.prepare_basemap(layers)
     return [save_into(cfg, staging, _figure(plot_programme, result.packages, result.communities,
                                             layers=layers, title=cfg.title), "programme.png"),
             save_into(cfg, staging, _figure(plot_programme_years, result.years, title=cfg.title),

@@ -58,6 +58,8 @@ _PNG_COMPRESS_LEVEL = 1
 #: zlib strategy of the savefig path (legend past the canvas): Z_RLE, runs of one colour being
 #: what a map is made of.
 _PNG_COMPRESS_TYPE = 3
+#: PIL's options on the savefig paths.
+_SAVEFIG_PNG = {"compress_level": _PNG_COMPRESS_LEVEL, "compress_type": _PNG_COMPRESS_TYPE}
 
 
 #: At most this many processes draw the maps of one run (:func:`saving_in_parallel`).
@@ -255,8 +257,7 @@ def _write_map(source: MapSource, path: Path, *, dpi: int) -> None:
             # a legend anchored beside the map reaches past the canvas: only savefig's tight
             # box, which widens the canvas, shows it whole (a layout pass, then the picture)
             fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight", pad_inches=_PAD_IN,
-                        pil_kwargs={"compress_level": _PNG_COMPRESS_LEVEL,
-                                    "compress_type": _PNG_COMPRESS_TYPE})
+                        pil_kwargs=_SAVEFIG_PNG)
             return
         canvas = FigureCanvasAgg(fig)
         canvas.draw()
@@ -274,8 +275,7 @@ def _write_map(source: MapSource, path: Path, *, dpi: int) -> None:
             fig.set_layout_engine(None)
             try:
                 fig.savefig(tmp, dpi=dpi, format="png", bbox_inches=tight,
-                            pil_kwargs={"compress_level": _PNG_COMPRESS_LEVEL,
-                                        "compress_type": _PNG_COMPRESS_TYPE})
+                            pil_kwargs=_SAVEFIG_PNG)
             finally:
                 fig.set_layout_engine(engine)
             return

@@ -636,7 +636,7 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None,
         if webmap:
             # from the staged GeoPackage, while the map workers draw (the last maps are
             # drawn by this process when the block ends)
-            html = cfg.gpkg_path.with_suffix(".html")
+            html = cfg.html_path
             write_webmap(staging.path(cfg.gpkg_path), staging.path(html), title=cfg.name,
                          final=html)
             res.extra["html"] = html

@@ -503,7 +503,7 @@ def _gdb_type(name: str, types: list[str]) -> str:
 
 def html_path(cfg: Config) -> Path:
     """The run's HTML map, beside its GeoPackage: ``<output>/<name>.html``."""
-    return cfg.gpkg_path.with_suffix(".html")
+    return cfg.html_path
 
 
 def run_export(cfg: Config, fmt: str, *, output: str | Path | None = None) -> str:

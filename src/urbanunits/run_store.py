@@ -134,7 +134,7 @@ def drop_stale(cfg: Config, staging: Staging, stage: str, *,
         shutil.rmtree(tables)
         logger.info("removed %s: made from the layers this stage replaced (`urbanunits all` "
                     "writes them again)", cfg.tables_dir)
-    html = staging.path(cfg.gpkg_path.with_suffix(".html"))
+    html = staging.path(cfg.html_path)
     if html.is_file():
         html.unlink()
         logger.info("removed %s: made from the layers this stage replaced (`urbanunits all` "

@@ -495,6 +495,11 @@ class Config:
         return self.run_dir / f"{self.name}.gpkg"
 
     @property
+    def html_path(self) -> Path:
+        """The run's HTML map, beside its GeoPackage: ``<output.dir>/<name>/<name>.html``."""
+        return self.gpkg_path.with_suffix(".html")
+
+    @property
     def maps_dir(self) -> Path:
         """Folder for PNG maps, ``<output.dir>/<name>/maps``."""
         return self.run_dir / "maps"
