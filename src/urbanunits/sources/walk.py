@@ -186,6 +186,28 @@ def _graph_edges(w: WalkWays, ids: list[int]) -> Any:
         yield ids[b], ids[a], {**attrs, "reversed": True}
 
 
+#: osmnx's mean Earth radius (``osmnx.distance.EARTH_RADIUS_M``), in metres.
+EARTH_RADIUS_M = 6_371_009.0
+
+
+def _great_circle_m(lon1: NDArray[np.float64], lat1: NDArray[np.float64],
+                    lon2: NDArray[np.float64], lat2: NDArray[np.float64]
+                    ) -> NDArray[np.float64]:
+    """Haversine distances in metres on osmnx's sphere (degrees in).
+
+    The same formula and radius as ``osmnx.distance.great_circle``, which ``add_edge_lengths``
+    uses; written out because importing osmnx (and the scikit-learn it pulls in) takes a second
+    of every parse, the CLI's and each batch worker's, for these five lines. A test holds the
+    lengths to osmnx's graph's.
+    """
+    # operations in osmnx's order, so that lengths are equal to the last bit
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dl = np.radians(lon2) - np.radians(lon1)
+    h = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    arc = 2 * np.arcsin(np.sqrt(np.minimum(1, h)))
+    return np.asarray(arc * EARTH_RADIUS_M, dtype=np.float64)
+
+
 def walk_ways(nodes: dict[int, tuple[float, float]],
               ways: Sequence[tuple[int, list[int], dict[str, str]]], clip_ll: BaseGeometry,
               crs: str) -> WalkWays:
@@ -207,8 +229,6 @@ def walk_ways(nodes: dict[int, tuple[float, float]],
     WalkWays
         Only nodes with an edge; edges in way order.
     """
-    import osmnx as ox  # see WalkWays._graph
-
     if not ways:
         return WalkWays.empty(crs)
     ids = np.fromiter(nodes.keys(), dtype=np.int64, count=len(nodes))
@@ -231,9 +251,7 @@ def walk_ways(nodes: dict[int, tuple[float, float]],
     new = np.cumsum(used) - 1
     lon, lat = ll[used, 0], ll[used, 1]
     u, v = new[a].astype(np.int32), new[b].astype(np.int32)
-    length = np.asarray(ox.distance.great_circle(lat[u], lon[u], lat[v], lon[v]),
-                        dtype=np.float64)
-    length[np.isnan(length)] = 0.0
+    length = _great_circle_m(lon[u], lat[u], lon[v], lat[v])
     x, y = pyproj.Transformer.from_crs(WGS84, crs, always_xy=True).transform(lon, lat)
     return WalkWays(node_id=ids[used], lon=lon, lat=lat, x=np.asarray(x, dtype=np.float64),
                     y=np.asarray(y, dtype=np.float64), u=u, v=v, length_m=length, way=way,
