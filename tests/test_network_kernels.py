@@ -241,20 +241,33 @@ def test_search_order_is_internal_matrices_by_node_position_unchanged() -> None:
     np.testing.assert_array_equal(router.distance_matrix(sources, limit_m=np.inf)[0], d)
 
 
-@pytest.mark.parametrize("fail_in_child", [False, True])
-def test_shared_searches_give_every_row_even_when_a_child_fails(fail_in_child: bool) -> None:
+@pytest.mark.parametrize("child", ["works", "raises", "is killed"])
+def test_shared_searches_give_every_row_even_when_a_child_fails(child: str) -> None:
     import os
+    import signal
 
     from urbanunits._search import _shared_run
 
     parent = os.getpid()
 
     def one(i: int) -> np.ndarray:
-        if fail_in_child and os.getpid() != parent:
-            raise RuntimeError("child")
+        if os.getpid() != parent:
+            if child == "raises":
+                raise RuntimeError("child")
+            if child == "is killed":  # as the OOM killer would, in the middle of its search
+                os.kill(os.getpid(), signal.SIGKILL)
         return np.arange(4, dtype=float) + 10 * i
 
     got = _shared_run(one, 7, 4, 3)
     assert len(got) == 7
     for i, row in enumerate(got):
         np.testing.assert_array_equal(row, np.arange(4) + 10 * i)
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_shared_searches_at_and_past_what_one_pipe_holds(extra: int) -> None:
+    from urbanunits._search import _MAX_SHARED, _shared_run
+
+    k = _MAX_SHARED + extra  # a full pipe is written before forking; one more runs alone
+    got = _shared_run(lambda i: np.full(2, float(i)), k, 2, 2)
+    np.testing.assert_array_equal(np.stack(got)[:, 0], np.arange(k))

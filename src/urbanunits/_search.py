@@ -2,8 +2,9 @@
 
 scipy's Dijkstra holds the GIL, so threads do not help; with ``workers`` > 1 the searches are
 shared with forked processes, which see the router's matrix without copying it (copy-on-write).
-Each process takes the next search not yet taken (a shared counter), so a long search does not
-leave a core idle, and writes one distance per owner into shared memory: no pool, no pickling.
+Each process takes the next search not yet taken (the next index in a pipe), so a long search
+does not leave a core idle, and writes one distance per owner into shared memory: no pool, no
+pickling.
 Where ``fork`` is not available the searches run one after another.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import mmap
-import multiprocessing as mp
 import os
 import warnings
 from typing import TYPE_CHECKING
@@ -93,49 +93,62 @@ def nearest_per_owner(router: Router, groups: Sequence[NDArray[np.intp]], entrie
     return _shared_run(one, k, n_owners, workers)
 
 
+#: Most searches shared through one pipe: their indices (4 bytes each) are written before the
+#: processes start, and a pipe holds 16 KiB without a reader on every POSIX system (Linux 64).
+_MAX_SHARED = 16384 // 4
+
+
 def _shared_run(one: Callable[[int], NDArray[np.float64]], k: int, n_owners: int,
                 workers: int) -> list[NDArray[np.float64]]:
     """``[one(i) for i in range(k)]`` shared by ``workers`` forked processes."""
-    nxt = mp.get_context("fork").Value("i", 0)
+    if k > _MAX_SHARED:
+        logger.debug("%d searches: more than one pipe shares; run in one process", k)
+        return [one(i) for i in range(k)]
+    # Searches are taken as 4-byte reads from a pipe, not from a locked counter: a process
+    # killed while taking one (the OOM killer) then holds no lock the others would wait for.
+    # Reads of 4 bytes from a stream of whole 4-byte indices are atomic, and once the pipe is
+    # empty every read returns at end of file, because the write end is closed before forking.
+    taken, put = os.pipe()
+    try:
+        os.write(put, np.arange(k, dtype="<u4").tobytes())
+    finally:
+        os.close(put)
     # Anonymous shared memory: the rows, then a flag per row set once it is written.
     buf = mmap.mmap(-1, k * n_owners * 8 + k)
     rows = np.frombuffer(buf, dtype=np.float64, count=k * n_owners).reshape(k, n_owners)
     done = np.frombuffer(buf, dtype=np.uint8, count=k, offset=k * n_owners * 8)
 
     def work() -> None:
-        while True:
-            with nxt.get_lock():
-                i = int(nxt.value)
-                nxt.value = i + 1
-            if i >= k:
-                return
+        while b := os.read(taken, 4):
+            i = int.from_bytes(b, "little")
             rows[i] = one(i)
             done[i] = 1
 
     pids = []
-    for _ in range(workers - 1):
-        with warnings.catch_warnings():
-            # Python 3.12+ warns about fork() in a process with threads (a Jupyter kernel has
-            # some); the child only runs scipy searches into shared memory and leaves with
-            # os._exit, taking no lock but the counter's
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:  # child: its searches into shared memory, then leave at once
-            code = 1
-            try:
-                work()
-                code = 0
-            except BaseException as exc:  # the parent reruns the searches; say why here
-                with contextlib.suppress(Exception):
-                    os.write(2, f"search process {os.getpid()}: {type(exc).__name__}: "
-                                f"{exc}\n".encode(errors="replace"))
-            finally:
-                os._exit(code)
-        pids.append(pid)
     try:
+        for _ in range(workers - 1):
+            with warnings.catch_warnings():
+                # Python 3.12+ warns about fork() in a process with threads (a Jupyter kernel
+                # has some); the child only runs scipy searches into shared memory and leaves
+                # with os._exit, taking no lock
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:  # child: its searches into shared memory, then leave at once
+                code = 1
+                try:
+                    work()
+                    code = 0
+                except BaseException as exc:  # the parent reruns the searches; say why here
+                    with contextlib.suppress(Exception):
+                        os.write(2, f"search process {os.getpid()}: {type(exc).__name__}: "
+                                    f"{exc}\n".encode(errors="replace"))
+                finally:
+                    os._exit(code)
+            pids.append(pid)
         work()
     finally:
         failed = sum(os.waitpid(pid, 0)[1] != 0 for pid in pids)
+        os.close(taken)
     if failed:
         logger.warning("%d search process(es) failed; their searches were run again here",
                        failed)
