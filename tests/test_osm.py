@@ -170,6 +170,36 @@ def test_classified_facilities_are_cached_with_their_rules(
     assert cached.read_bytes()[:16] == b"SQLite format 3\x00"
 
 
+def test_old_caches_are_pruned_by_last_use(tmp_path: Path) -> None:
+    import os
+
+    def made(name: str, age_s: float) -> Path:
+        p = tmp_path / name
+        p.write_bytes(b"x")
+        t = 1_700_000_000 - age_s
+        os.utime(p, (t, t))
+        return p
+
+    # parses a (newest) .. d (oldest); facilities of a: three rule sets; of c and of a parse gone
+    for age, key in enumerate("abcd"):
+        made(f"osm-{key}.gpkg", 100 * age)
+    for age, rules in enumerate(("r1", "r2", "r3")):
+        made(f"facilities-a-{rules}.gpkg", 10 * age)
+    made("facilities-c-r1.gpkg", 0)
+    made("facilities-z-r1.gpkg", 0)
+    other = made("units.gpkg", 1e6)  # not a cache of ours
+    removed = osm_cache.prune_caches(tmp_path, keep=2)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["facilities-a-r1.gpkg", "facilities-a-r2.gpkg", "osm-a.gpkg", "osm-b.gpkg",
+                    "units.gpkg"]
+    assert len(removed) == 5 and other.exists()
+    # reading a cache marks it used, so it outlives newer ones that were not read again
+    osm_cache._touch(tmp_path / "osm-b.gpkg")
+    made("osm-e.gpkg", -1)  # newer than a, older than the read of b
+    osm_cache.prune_caches(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("osm-*")) == ["osm-b.gpkg", "osm-e.gpkg"]
+
+
 def test_classify_facilities_by_tag_and_name(demo_cfg: Config) -> None:
     pts = shapely.points([0, 1, 2, 3, 4, 5], [0, 0, 0, 0, 0, 0])
     pois = gpd.GeoDataFrame({

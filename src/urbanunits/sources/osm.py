@@ -46,7 +46,13 @@ from urbanunits.sources._checks import (
     walk_stats_of,
 )
 from urbanunits.sources.classify import tag_rules
-from urbanunits.sources.osm_cache import classified_facilities, parse_key, read_parsed, write_parsed
+from urbanunits.sources.osm_cache import (
+    classified_facilities,
+    parse_key,
+    prune_caches,
+    read_parsed,
+    write_parsed,
+)
 from urbanunits.sources.study_area import study_area_polygon
 from urbanunits.sources.tags import flag_lines
 from urbanunits.sources.walk import walk_ways
@@ -645,4 +651,6 @@ def read_osm(cfg: Config, *, path: Path | None = None, use_cache: bool | None = 
         check_extract(layers, cfg)
     _check_rule_keys(cfg)
     layers.facilities = classified_facilities(layers, cfg, key if use_cache else None)
+    if use_cache:
+        prune_caches(cfg.cache_dir)
     return layers

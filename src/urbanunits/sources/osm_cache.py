@@ -8,12 +8,16 @@ run code, and a damaged one is ignored with a warning and parsed again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib.metadata
 import json
 import logging
+import os
 import time
+from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 import geopandas as gpd
@@ -26,7 +30,8 @@ from urbanunits.sources import _cache
 from urbanunits.sources import classify as classify_module
 from urbanunits.sources.classify import classify_facilities
 
-__all__ = ["classified_facilities", "parse_key", "read_parsed", "write_parsed"]
+__all__ = ["KEEP_PARSES", "classified_facilities", "parse_key", "prune_caches", "read_parsed",
+           "write_parsed"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +65,7 @@ def read_parsed(cache: Path, key: str) -> OSMLayers | None:
         return None
     logger.info("read the parsed extract from cache %s in %.1f s", cache.name,
                 time.perf_counter() - t0)
+    _touch(cache)
     return OSMLayers(**kw)
 
 
@@ -111,6 +117,64 @@ def classified_facilities(layers: OSMLayers, cfg: Config, parsed: str | None
     h = hashlib.sha256(f"{parsed}|{rules}|".encode())
     h.update(Path(classify_module.__file__).read_bytes())
     key = h.hexdigest()[:20]
-    return _cache.cached_frame(cfg.cache_dir / f"facilities-{parsed}-{key[:12]}.gpkg",
-                               classify, key=key, version=_FACILITIES_VERSION,
-                               what="the facilities")
+    path = cfg.cache_dir / f"facilities-{parsed}-{key[:12]}.gpkg"
+    df = _cache.cached_frame(path, classify, key=key, version=_FACILITIES_VERSION,
+                             what="the facilities")
+    _touch(path)
+    return df
+
+
+#: Parse caches kept in one cache folder, most recently used first (and, per parse, as many
+#: facilities caches). Every change to the extract, the study area or the ``osm`` section makes
+#: a new parse, and a city's is hundreds of MB: without a limit they pile up unseen.
+KEEP_PARSES = 4
+
+
+def _touch(path: Path) -> None:
+    """Mark a cache file as used now (its mtime orders what :func:`prune_caches` keeps)."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
+def _newest_first(paths: Iterable[Path]) -> list[Path]:
+    def mtime(p: Path) -> float:
+        try:
+            return p.stat().st_mtime
+        except OSError:
+            return 0.0
+    return sorted(paths, key=mtime, reverse=True)
+
+
+def prune_caches(cache_dir: Path, *, keep: int = KEEP_PARSES) -> list[Path]:
+    """Remove all but the ``keep`` most recently used parse caches in ``cache_dir``.
+
+    Facilities caches go with their parse cache, and beyond the ``keep`` most recently used
+    rule sets of a parse that stays. A file that cannot be removed is left. Runs that share one
+    output folder for more than ``keep`` extracts at once would parse again what another just
+    removed: give them their own folders.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    parses = _newest_first(cache_dir.glob("osm-*.gpkg"))
+    kept = {p.stem.removeprefix("osm-") for p in parses[:keep]}
+    drop = parses[keep:]
+    rule_sets: dict[str, list[Path]] = defaultdict(list)
+    for f in cache_dir.glob("facilities-*-*.gpkg"):
+        parse = f.stem.split("-")[1]
+        (rule_sets[parse] if parse in kept else drop).append(f)
+    for files in rule_sets.values():
+        drop += _newest_first(files)[keep:]
+    removed = []
+    for f in drop:
+        try:
+            f.unlink()
+        except OSError:
+            continue
+        removed.append(f)
+    if removed:
+        logger.info("removed %d old cache file(s) from %s, keeping the %d most recently used "
+                    "parses", len(removed), cache_dir, keep)
+    return removed
