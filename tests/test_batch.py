@@ -8,6 +8,7 @@ a rerun recomputes nothing.
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -163,8 +164,18 @@ def test_local_cluster_workers_allocate_as_a_lone_run_does() -> None:
 
     # Dask's default MALLOC_TRIM_THRESHOLD_ (glibc's adaptive mmap threshold off) is not set;
     # its one thread per worker for numerical libraries is kept
+    # On Linux workers fork from a fork server, not from this process (whose nanny would be
+    # their parent); a worker restarted after a crash starts the same way
     with dask_client(None, 1) as client:
         trim = client.run(os.getenv, "MALLOC_TRIM_THRESHOLD_")
         omp = client.run(os.getenv, "OMP_NUM_THREADS")
-    assert list(trim.values()) == [os.environ.get("MALLOC_TRIM_THRESHOLD_")]
+        parents = list(client.run(os.getppid).values())
+        client.restart()
+        trim_again = client.run(os.getenv, "MALLOC_TRIM_THRESHOLD_")
+        parents_again = list(client.run(os.getppid).values())
+    assert list(trim.values()) == list(trim_again.values()) == [
+        os.environ.get("MALLOC_TRIM_THRESHOLD_")]
     assert list(omp.values()) == ["1"]
+    if sys.platform.startswith("linux"):
+        assert os.getpid() not in parents + parents_again
+        assert parents == parents_again  # the same fork server

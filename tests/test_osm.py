@@ -170,34 +170,42 @@ def test_classified_facilities_are_cached_with_their_rules(
     assert cached.read_bytes()[:16] == b"SQLite format 3\x00"
 
 
-def test_old_caches_are_pruned_by_last_use(tmp_path: Path) -> None:
+def test_caches_unused_for_a_month_are_removed_and_reading_marks_use(
+        tmp_path: Path, demo_cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
+    import time
 
-    def made(name: str, age_s: float) -> Path:
-        p = tmp_path / name
-        p.write_bytes(b"x")
-        t = 1_700_000_000 - age_s
-        os.utime(p, (t, t))
-        return p
+    from urbanunits.config import Output
 
-    # parses a (newest) .. d (oldest); facilities of a: three rule sets; of c and of a parse gone
-    for age, key in enumerate("abcd"):
-        made(f"osm-{key}.gpkg", 100 * age)
-    for age, rules in enumerate(("r1", "r2", "r3")):
-        made(f"facilities-a-{rules}.gpkg", 10 * age)
-    made("facilities-c-r1.gpkg", 0)
-    made("facilities-z-r1.gpkg", 0)
-    other = made("units.gpkg", 1e6)  # not a cache of ours
-    removed = osm_cache.prune_caches(tmp_path, keep=2)
-    left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == ["facilities-a-r1.gpkg", "facilities-a-r2.gpkg", "osm-a.gpkg", "osm-b.gpkg",
-                    "units.gpkg"]
-    assert len(removed) == 5 and other.exists()
-    # reading a cache marks it used, so it outlives newer ones that were not read again
-    osm_cache._touch(tmp_path / "osm-b.gpkg")
-    made("osm-e.gpkg", -1)  # newer than a, older than the read of b
-    osm_cache.prune_caches(tmp_path, keep=2)
-    assert sorted(p.name for p in tmp_path.glob("osm-*")) == ["osm-b.gpkg", "osm-e.gpkg"]
+    cfg = dataclasses.replace(demo_cfg, output=Output(dir=tmp_path))
+    read_osm(cfg)
+    cache = tmp_path / "cache"
+    ours = sorted(cache.glob("*.gpkg"))
+    assert [p.name[:4] for p in ours] == ["faci", "osm-"]
+    old = time.time() - (osm_cache.MAX_UNUSED_DAYS + 1) * 86400
+    recent = time.time() - (osm_cache.MAX_UNUSED_DAYS - 1) * 86400
+    for name, t in (("osm-gone.gpkg", old), ("facilities-gone-r1.gpkg", old),
+                    ("osm-recent.gpkg", recent), ("facilities-recent-r1.gpkg", recent),
+                    ("units-old.gpkg", old)):
+        (cache / name).write_bytes(b"x")
+        os.utime(cache / name, (t, t))
+    for p in ours:  # last used a month ago, and read now: kept
+        os.utime(p, (old, old))
+
+    def boom(path: Path, *_: object) -> None:
+        raise AssertionError("parsed again despite the cache")
+
+    with monkeypatch.context() as m:
+        m.setattr(osm, "_parse", boom)
+        read_osm(cfg)
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [p.name for p in ours] + ["osm-recent.gpkg", "facilities-recent-r1.gpkg",
+                                  "units-old.gpkg"])
+    assert all(p.stat().st_mtime > recent for p in ours)
+    # off: nothing is removed
+    os.utime(cache / "osm-recent.gpkg", (old, old))
+    read_osm(cfg, use_cache=False)
+    assert (cache / "osm-recent.gpkg").exists()
 
 
 def test_classify_facilities_by_tag_and_name(demo_cfg: Config) -> None:

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import mmap
 import os
+import select
 import warnings
 from typing import TYPE_CHECKING
 
@@ -93,24 +94,25 @@ def nearest_per_owner(router: Router, groups: Sequence[NDArray[np.intp]], entrie
     return _shared_run(one, k, n_owners, workers)
 
 
-#: Most searches shared through one pipe: their indices (4 bytes each) are written before the
-#: processes start, and a pipe holds 16 KiB without a reader on every POSIX system (Linux 64).
-_MAX_SHARED = 16384 // 4
-
-
 def _shared_run(one: Callable[[int], NDArray[np.float64]], k: int, n_owners: int,
                 workers: int) -> list[NDArray[np.float64]]:
     """``[one(i) for i in range(k)]`` shared by ``workers`` forked processes."""
-    if k > _MAX_SHARED:
-        logger.debug("%d searches: more than one pipe shares; run in one process", k)
-        return [one(i) for i in range(k)]
     # Searches are taken as 4-byte reads from a pipe, not from a locked counter: a process
     # killed while taking one (the OOM killer) then holds no lock the others would wait for.
     # Reads of 4 bytes from a stream of whole 4-byte indices are atomic, and once the pipe is
     # empty every read returns at end of file, because the write end is closed before forking.
+    # The indices are written without blocking, in writes of at most PIPE_BUF bytes (each goes
+    # in whole or not at all): a pipe can hold as little as 4 KiB, and the searches that do not
+    # fit are run by this process at the end.
     taken, put = os.pipe()
+    os.set_blocking(put, False)
+    data = np.arange(k, dtype="<u4").tobytes()
     try:
-        os.write(put, np.arange(k, dtype="<u4").tobytes())
+        for at in range(0, len(data), select.PIPE_BUF):
+            os.write(put, data[at:at + select.PIPE_BUF])
+    except BlockingIOError:
+        logger.debug("the pipe holds %d of %d searches; this process runs the rest",
+                     at // 4, k)
     finally:
         os.close(put)
     # Anonymous shared memory: the rows, then a flag per row set once it is written.
@@ -147,8 +149,10 @@ def _shared_run(one: Callable[[int], NDArray[np.float64]], k: int, n_owners: int
             pids.append(pid)
         work()
     finally:
-        failed = sum(os.waitpid(pid, 0)[1] != 0 for pid in pids)
-        os.close(taken)
+        try:
+            failed = sum(os.waitpid(pid, 0)[1] != 0 for pid in pids)
+        finally:
+            os.close(taken)
     if failed:
         logger.warning("%d search process(es) failed; their searches were run again here",
                        failed)

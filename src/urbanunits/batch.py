@@ -22,7 +22,7 @@ import contextlib
 import hashlib
 import json
 import logging
-import multiprocessing
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -204,14 +204,41 @@ def _count(n: int, word: str) -> str:
 @contextlib.contextmanager
 def dask_client(scheduler: str | None, n_workers: int) -> Iterator[Any]:
     """A Dask client on ``scheduler``, or on a local cluster closed again afterwards."""
-    client = _client(scheduler, n_workers)
-    try:
-        yield client
-    finally:
-        cluster = getattr(client, "cluster", None)
-        client.close()
-        if cluster is not None and scheduler is None:
-            cluster.close()
+    with contextlib.ExitStack() as stack:
+        if scheduler is None:
+            # for the cluster's whole life: a worker restarted after a crash starts the same way
+            stack.enter_context(_local_worker_settings())
+        client = _client(scheduler, n_workers)
+        try:
+            yield client
+        finally:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None and scheduler is None:
+                cluster.close()
+
+
+def _local_worker_settings() -> Any:
+    """Dask settings for the worker processes of a local cluster (a ``dask.config.set``).
+
+    Processes, one thread each: the stages hold the GIL in shapely/pandas code paths, and a
+    crashing city must not take the others down. Dask's nanny starts its workers with
+    MALLOC_TRIM_THRESHOLD_=65536, which also turns glibc's adaptive mmap threshold off: every
+    array over 128 KiB is then mapped and faulted in afresh (four times the page faults of a
+    city run alone, 7 % more CPU). Left unset, workers allocate as a lone run does.
+
+    On Linux, workers come from a fork server: a fresh single-threaded process, so forking it
+    is safe, unlike forking this one (the client's event loop thread, a notebook's threads),
+    and each worker starts with distributed, numpy and pandas already imported where spawning
+    imports them again: 2.7 s → 1.4 s to start two workers. The server keeps the environment
+    it started with, the first time a batch runs in this process. Elsewhere (macOS, where it
+    is untested; Windows, which has none) workers are spawned.
+    """
+    import dask
+
+    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    return dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                            "distributed.worker.multiprocessing-method": method})
 
 
 def _client(scheduler: str | None, n_workers: int) -> Any:
@@ -225,24 +252,8 @@ def _client(scheduler: str | None, n_workers: int) -> Any:
                             "start one with `dask scheduler` (and workers with `dask worker "
                             f"{scheduler}`), or leave --scheduler out for a local cluster"
                             ) from exc
-    import dask
-
-    # Processes, one thread each: the stages hold the GIL in shapely/pandas code paths, and a
-    # crashing city must not take the others down. Dask's nanny starts its workers with
-    # MALLOC_TRIM_THRESHOLD_=65536, which also turns glibc's adaptive mmap threshold off: every
-    # array over 128 KiB is then mapped and faulted in afresh (four times the page faults of a
-    # city run alone, 7 % more CPU). Left unset, workers allocate as a lone run does.
-    #
-    # Workers come from a fork server where there is one (POSIX): it is a fresh single-threaded
-    # process, so forking it is safe, unlike forking this one (the client's event loop thread,
-    # a notebook's threads), and each worker starts with distributed, numpy and pandas already
-    # imported, where spawning imports them again: 2.7 s → 1.4 s to start two workers.
-    method = ("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
-              else "spawn")
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                          "distributed.worker.multiprocessing-method": method}):
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
     return Client(cluster)
 
 

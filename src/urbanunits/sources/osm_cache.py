@@ -16,8 +16,6 @@ import json
 import logging
 import os
 import time
-from collections import defaultdict
-from collections.abc import Iterable
 from pathlib import Path
 
 import geopandas as gpd
@@ -30,7 +28,7 @@ from urbanunits.sources import _cache
 from urbanunits.sources import classify as classify_module
 from urbanunits.sources.classify import classify_facilities
 
-__all__ = ["KEEP_PARSES", "classified_facilities", "parse_key", "prune_caches", "read_parsed",
+__all__ = ["MAX_UNUSED_DAYS", "classified_facilities", "parse_key", "prune_caches", "read_parsed",
            "write_parsed"]
 
 logger = logging.getLogger(__name__)
@@ -56,6 +54,7 @@ _STALE_PART_S = 3600.0
 def read_parsed(cache: Path, key: str) -> OSMLayers | None:
     """The layers stored in ``cache`` under ``key``, or None (logged) when it cannot be used."""
     t0 = time.perf_counter()
+    _touch(cache)  # before reading: an old cache is in use from now on, not removed under us
     try:
         kw = _cache.read_cache(cache, key=key, version=_CACHE_VERSION)
     except Exception as exc:  # any damage (GDAL, JSON, mismatch) means: parse again
@@ -65,7 +64,6 @@ def read_parsed(cache: Path, key: str) -> OSMLayers | None:
         return None
     logger.info("read the parsed extract from cache %s in %.1f s", cache.name,
                 time.perf_counter() - t0)
-    _touch(cache)
     return OSMLayers(**kw)
 
 
@@ -118,63 +116,47 @@ def classified_facilities(layers: OSMLayers, cfg: Config, parsed: str | None
     h.update(Path(classify_module.__file__).read_bytes())
     key = h.hexdigest()[:20]
     path = cfg.cache_dir / f"facilities-{parsed}-{key[:12]}.gpkg"
-    df = _cache.cached_frame(path, classify, key=key, version=_FACILITIES_VERSION,
-                             what="the facilities")
     _touch(path)
-    return df
+    return _cache.cached_frame(path, classify, key=key, version=_FACILITIES_VERSION,
+                               what="the facilities")
 
 
-#: Parse caches kept in one cache folder, most recently used first (and, per parse, as many
-#: facilities caches). Every change to the extract, the study area or the ``osm`` section makes
-#: a new parse, and a city's is hundreds of MB: without a limit they pile up unseen.
-KEEP_PARSES = 4
+#: A parse or facilities cache not used for this many days is removed. Every change to the
+#: extract, the study area or the ``osm`` section makes a new parse, and a city's is hundreds of
+#: MB: without a limit they pile up unseen. By age, not by count, because many configs share a
+#: cache folder (the shipped ones all write under ``data/processed``), and a batch of more
+#: cities than a count would keep would remove each other's caches on every run.
+MAX_UNUSED_DAYS = 30.0
 
 
 def _touch(path: Path) -> None:
-    """Mark a cache file as used now (its mtime orders what :func:`prune_caches` keeps)."""
+    """Mark a cache file as used now (its mtime is what :func:`prune_caches` reads)."""
     with contextlib.suppress(OSError):
         os.utime(path)
 
 
-def _newest_first(paths: Iterable[Path]) -> list[Path]:
-    def mtime(p: Path) -> float:
-        try:
-            return p.stat().st_mtime
-        except OSError:
-            return 0.0
-    return sorted(paths, key=mtime, reverse=True)
+def prune_caches(cache_dir: Path, *, max_unused_days: float = MAX_UNUSED_DAYS,
+                 now: float | None = None) -> list[Path]:
+    """Remove parse and facilities caches in ``cache_dir`` not used for ``max_unused_days``.
 
-
-def prune_caches(cache_dir: Path, *, keep: int = KEEP_PARSES) -> list[Path]:
-    """Remove all but the ``keep`` most recently used parse caches in ``cache_dir``.
-
-    Facilities caches go with their parse cache, and beyond the ``keep`` most recently used
-    rule sets of a parse that stays. A file that cannot be removed is left. Runs that share one
-    output folder for more than ``keep`` extracts at once would parse again what another just
-    removed: give them their own folders.
+    A cache is marked used when a run reads or writes it. Other files are left, and so is a
+    file that cannot be removed.
 
     Returns
     -------
     list of pathlib.Path
         The files removed.
     """
-    parses = _newest_first(cache_dir.glob("osm-*.gpkg"))
-    kept = {p.stem.removeprefix("osm-") for p in parses[:keep]}
-    drop = parses[keep:]
-    rule_sets: dict[str, list[Path]] = defaultdict(list)
-    for f in cache_dir.glob("facilities-*-*.gpkg"):
-        parse = f.stem.split("-")[1]
-        (rule_sets[parse] if parse in kept else drop).append(f)
-    for files in rule_sets.values():
-        drop += _newest_first(files)[keep:]
+    cutoff = (time.time() if now is None else now) - max_unused_days * 86400.0
     removed = []
-    for f in drop:
+    for f in [*cache_dir.glob("osm-*.gpkg"), *cache_dir.glob("facilities-*-*.gpkg")]:
         try:
-            f.unlink()
+            if f.stat().st_mtime < cutoff:
+                f.unlink()
+                removed.append(f)
         except OSError:
             continue
-        removed.append(f)
     if removed:
-        logger.info("removed %d old cache file(s) from %s, keeping the %d most recently used "
-                    "parses", len(removed), cache_dir, keep)
+        logger.info("removed %d cache file(s) unused for %g days from %s", len(removed),
+                    max_unused_days, cache_dir)
     return removed
