@@ -179,3 +179,21 @@ def test_local_cluster_workers_allocate_as_a_lone_run_does() -> None:
     if sys.platform.startswith("linux"):
         assert os.getpid() not in parents + parents_again
         assert parents == parents_again  # the same fork server
+
+
+def test_parts_keep_their_parse_cache_from_run_to_run(tmp_path: Path, demo_layers: object
+                                                      ) -> None:
+    """A part's boundary file is written with the same bytes each run, so the parse cache
+    keyed by its hash is found again instead of a new one written per part and run."""
+    from urbanunits.sources.osm_cache import parse_key
+    from urbanunits.split import part_configs, split_parts
+
+    cfg = load_config(_write_configs(tmp_path)[0])
+    parts = split_parts(cfg, "grid:1.45", layers=demo_layers)
+
+    def keys() -> list[str]:
+        return [parse_key(c, c.inputs.osm) for c in part_configs(cfg, parts, tmp_path / "w")]
+
+    first = keys()
+    assert len(set(first)) == len(parts) == 4
+    assert keys() == first

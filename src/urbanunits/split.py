@@ -115,9 +115,11 @@ def part_configs(cfg: Config, parts: gpd.GeoDataFrame, folder: Path) -> list[Con
     out = []
     for pid, geom in zip(parts["part_id"], parts.geometry, strict=True):
         grown = geom.buffer(halo_m(cfg)).intersection(area)
-        path = folder / f"{pid}.gpkg"
+        # FlatGeobuf, not GeoPackage: the same part gives the same bytes on every run (a
+        # GeoPackage stamps the time), so its parse cache, keyed by the file's hash, is reused
+        path = folder / f"{pid}.fgb"
         gpd.GeoDataFrame({"part_id": [pid]}, geometry=[grown], crs=parts.crs).to_file(
-            path, driver="GPKG", engine="pyogrio")
+            path, driver="FlatGeobuf", engine="pyogrio")
         out.append(dataclasses.replace(
             cfg, name=f"{cfg.name}_{pid}", study_area=StudyArea(boundary=path,
                                                                 crs=cfg.study_area.crs)))
