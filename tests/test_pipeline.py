@@ -17,6 +17,7 @@ from urbanunits.catalog import CATALOG, STAGE_LAYERS
 from urbanunits.config import Config
 from urbanunits.pipeline import StageResult
 from urbanunits.sources.osm import OSMLayers
+from urbanunits.tables import format_table
 from urbanunits.units import CLASS_LABELS, class_counts_line
 
 from .conftest import demo_config
@@ -85,6 +86,18 @@ def test_tables(run: tuple[Config, StageResult]) -> None:
     want = layer.loc[back.index, "floor_area_m2"].round(0)
     assert (back["建筑面积(㎡) floor_area_m2"] == want).all()
     lc = pd.read_csv(folder / "lifecircle_summary.csv", encoding="utf-8-sig")
+    # counts of communities and residents meeting a category stay numbers (not 是/否)
+    summary = res.layers["lifecircle_summary"]
+    for key in ("n_ok", "population_ok"):
+        (head,) = [c for c in lc.columns if c.endswith(" " + key)]
+        assert lc[head].tolist() == summary[key].round(0).astype(int).tolist()
+    # and no numeric column of any written layer is shown as 是/否
+    for name, layer in res.layers.items():
+        _, infos = format_table(layer)
+        for info in infos:
+            if info.kind == "bool":
+                assert not pd.api.types.is_numeric_dtype(layer[info.key]) or \
+                    set(layer[info.key].dropna().unique()) <= {0, 1}, (name, info.key)
     share = lc["达标人口占比(%) pop_share_ok"].dropna()
     raw = res.layers["lifecircle_summary"]["pop_share_ok"].dropna()
     assert share.tolist() == (raw * 100).round(1).tolist()  # percent, one decimal

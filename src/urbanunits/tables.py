@@ -116,6 +116,11 @@ def _kind(key: str, values: pd.Series | None) -> tuple[str, str]:
         return "share", "%"
     if values is not None and values.dtype == bool:
         return "bool", ""
+    # Counts first: ``n_ok``, ``<category>_n_ok`` and ``population_ok`` end like flags but are
+    # numbers of communities or residents, and must never be shown as 是/否.
+    if key.startswith("n_") or key.endswith("_n_ok") or key in ("households", "population",
+                                                                 "population_ok"):
+        return "count", ""
     if key.endswith("_ok") or key.startswith(("is_", "on_", "below_", "above_", "old_by_",
                                              "cut_by_")):
         return "bool", ""
@@ -131,9 +136,6 @@ def _kind(key: str, values: pd.Series | None) -> tuple[str, str]:
         return "ratio", ""
     if key.endswith("_year") or key == "level_minutes":
         return "year" if key.endswith("_year") else "count", ""
-    if key.startswith("n_") or key.endswith("_n_ok") or key in ("households", "population",
-                                                                 "population_ok"):
-        return "count", ""
     return "text", ""
 
 
