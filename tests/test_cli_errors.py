@@ -152,3 +152,17 @@ def test_fetch_without_dns_fails_fast(tmp_path: Path, capsys: pytest.CaptureFixt
     assert time.perf_counter() - t0 < 10.0
     assert_one_line_error(code, err, "nonexistent.invalid", "cannot resolve")
     assert not (tmp_path / "raw").exists() or not any((tmp_path / "raw").iterdir())
+
+
+@pytest.mark.parametrize("problem", ["missing", "unknown key"])
+def test_batch_refuses_a_bad_config_before_starting(tmp_path: Path, problem: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    good = config_file(tmp_path, "")
+    bad = tmp_path / "bad.toml"
+    if problem == "unknown key":
+        bad.write_text(good.read_text(encoding="utf-8") + "[bogus]\n", encoding="utf-8")
+    summary = tmp_path / "summary"
+    code, err = run_cli(["batch", str(good), str(bad), "--summary-dir", str(summary)], capsys)
+    assert_one_line_error(code, err, str(bad))
+    assert not summary.exists()  # no cluster, no city run, no summary
+    no_outputs_left(tmp_path)

@@ -290,6 +290,14 @@ def run_batch(configs: Sequence[str | Path], *, scheduler: str | None = None,
     paths = [str(Path(c).resolve()) for c in configs]
     if not paths:
         raise UserError("batch", "no config given", "name one or more TOML files")
+    # A config that is missing or does not load is the user's to fix before anything starts
+    # (one line, exit 2), not a city failing on the cluster after it has been started.
+    for p in paths:
+        if not Path(p).is_file():
+            raise UserError(p, "no such config file",
+                            "check the path (batch takes one TOML file per city: urbanunits "
+                            "batch configs/a.toml configs/b.toml)")
+        load_config(p)
     with dask_client(scheduler, n_workers) as client:
         futures = {client.submit(run_city, p, force=force, pure=False,
                                  key=f"city-{i}-{Path(p).stem}"): i

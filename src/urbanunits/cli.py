@@ -34,13 +34,14 @@ EXIT_CITY_FAILED = 4  # batch: at least one city failed; the others were written
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    verbosity = argparse.ArgumentParser(add_help=False)
+    verbosity.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                           help="debug logging and tracebacks")
+    verbosity.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                           help="warnings and errors only")
+    common = argparse.ArgumentParser(add_help=False, parents=[verbosity])
     common.add_argument("-c", "--config", default=argparse.SUPPRESS,
                         help="TOML config (default: configs/lujiazui.toml)")
-    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="debug logging and tracebacks")
-    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                        help="warnings and errors only")
     p = argparse.ArgumentParser(
         prog="urbanunits", parents=[common],
         description="Update units, renewal packages and 15-minute life circles from OSM data.")
@@ -65,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     clip.add_argument("pbf", help="a large OSM extract, e.g. china-latest.osm.pbf")
     clip.add_argument("-o", "--output", default=None,
                       help="write here instead of the config's inputs.osm")
-    batch = sub.add_parser("batch", parents=[common],
+    batch = sub.add_parser("batch", parents=[verbosity],
                            help="many configs (cities) at once on a Dask cluster")
     batch.add_argument("configs", nargs="+", metavar="CONFIG", help="TOML files, one per city")
     batch.add_argument("--scheduler", default=None, metavar="ADDRESS",
