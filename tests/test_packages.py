@@ -237,6 +237,19 @@ def test_two_clusters_far_apart_give_two_packages() -> None:
     assert res.packages["floor_area_m2"].tolist() == [80_000, 80_000]
 
 
+def test_links_of_touching_communities_have_no_geometry_and_the_rest_are_valid() -> None:
+    # C001 and C002 share an edge (60 m squares 60 m apart); C003 is 40 m from C002
+    res = pk.renewal_packages(squares([(0, 0), (60, 0), (160, 0)]), cfg=make_cfg())
+    links = res.links.set_index(["from_id", "to_id"])
+    assert links.loc[("C001", "C002"), "distance_m"] == 0
+    assert links.loc[("C001", "C002"), "geometry"] is None
+    gap = links.loc[("C002", "C003"), "geometry"]
+    assert gap.is_valid and gap.length == pytest.approx(40.0)
+    drawn = res.links.geometry.dropna()
+    assert shapely.is_valid(drawn.values).all()
+    assert np.allclose(drawn.length, res.links.loc[drawn.index, "distance_m"], atol=0.05)
+
+
 def test_ceiling_splits_a_long_chain_into_compact_pieces() -> None:
     n, each, cap = 12, 50_000.0, 200_000.0
     comm = squares([(100.0 * i, 0.0) for i in range(n)], floor_area_m2=each)

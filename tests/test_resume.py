@@ -72,8 +72,11 @@ def test_every_layer_reads_back_exactly(demo_run: DemoRun) -> None:
     assert set(back) == set(computed)
     for name, df in computed.items():
         if isinstance(df, gpd.GeoDataFrame):
+            # geometry types compared here: geopandas' own check fails on a missing geometry
+            # (NaN != NaN), which package_links has for communities that touch
             assert_geodataframe_equal(back[name], df, check_less_precise=False,
-                                      check_index_type=True, check_geom_type=True)
+                                      check_index_type=True, check_geom_type=False)
+            assert back[name].geom_type.fillna("").tolist() == df.geom_type.fillna("").tolist()
             assert back[name].crs == df.crs
         else:
             pd.testing.assert_frame_equal(back[name], df, check_exact=True)

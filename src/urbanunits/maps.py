@@ -317,6 +317,10 @@ def least_covered_corner(ax: Axes, gdf: gpd.GeoDataFrame, *, box_share: float = 
 __all__ += ["plot_units"]  # appended here so that stage sections merge cleanly
 
 
+def _has_subdistricts(units: gpd.GeoDataFrame) -> bool:
+    return "subdistrict" in units.columns and bool(units["subdistrict"].notna().any())
+
+
 def plot_units(units: gpd.GeoDataFrame, *, layers: OSMLayers, title: str = "",
                ax: Axes | None = None, barriers: gpd.GeoDataFrame | None = None,
                label: bool = True) -> tuple[Figure, Axes]:
@@ -398,8 +402,9 @@ def plot_units(units: gpd.GeoDataFrame, *, layers: OSMLayers, title: str = "",
             label_points(ax, units.assign(_label=text), "_label", fontsize=6.0)
         heading = "更新单元 Update units"
         add_map_furniture(ax, title=f"{heading} — {title}" if title else heading, legend=False,
-                          note=f"{len(units)} units; ids ordered by sub-district, then rows "
-                               "north → south, west → east")
+                          note=f"{len(units)} units; ids ordered "
+                               + ("by sub-district, then " if _has_subdistricts(units) else "")
+                               + "in rows north → south, west → east")
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=True,
                   framealpha=0.95, title=legend_title("update_units"), borderaxespad=0.0)
     return fig, ax

@@ -451,12 +451,18 @@ def _union_groups(geoms: NDArray[Any], groups: list[NDArray[np.intp]]) -> NDArra
 
 
 def _links(old: gpd.GeoDataFrame, e: NDArray[np.int64]) -> gpd.GeoDataFrame:
-    """The links (``(m, 2)`` positions, sorted) as lines between nearest points."""
+    """The links (``(m, 2)`` positions, sorted) as lines between nearest points.
+
+    Communities that touch or overlap have no gap to draw: their link has no geometry (a line
+    of two equal points is invalid in GIS), and ``distance_m`` 0.
+    """
     ids = old["community_id"].to_numpy()
     g = np.asarray(old.geometry.values)
+    dist = shapely.distance(g[e[:, 0]], g[e[:, 1]])
+    lines = shapely.shortest_line(g[e[:, 0]], g[e[:, 1]])
+    lines[shapely.length(lines) == 0] = None
     return gpd.GeoDataFrame({"from_id": ids[e[:, 0]], "to_id": ids[e[:, 1]],
-                             "distance_m": shapely.distance(g[e[:, 0]], g[e[:, 1]]).round(1)},
-                            geometry=shapely.shortest_line(g[e[:, 0]], g[e[:, 1]]), crs=old.crs)
+                             "distance_m": dist.round(1)}, geometry=lines, crs=old.crs)
 
 
 def _unit_counts(units: gpd.GeoDataFrame, comm: gpd.GeoDataFrame) -> pd.DataFrame:

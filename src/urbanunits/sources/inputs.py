@@ -220,6 +220,10 @@ def load_subdistricts(cfg: Config, layers: OSMLayers) -> gpd.GeoDataFrame | None
         return sub
     found = subdistricts_from_osm(layers, codes_csv=codes)
     if found.subdistricts.empty:
+        logger.warning("no sub-districts (街道): inputs.subdistricts is not set and the extract "
+                       "has no admin_level=8 boundaries; units are merged across sub-district "
+                       "lines and have no subdistrict — set inputs.subdistricts to a boundary "
+                       "file")
         return None
     logger.info("sub-districts from OSM: %s", "; ".join(found.summary_lines()))
     _check_subdistricts(found.subdistricts, layers, "OSM admin_level=8 boundaries")
