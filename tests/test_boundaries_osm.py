@@ -301,3 +301,15 @@ def test_is_garbled() -> None:
     for name in ("Zürich", "São Paulo", "Ålesund", "陆家嘴 Lujiazui"):
         assert not is_garbled(name)
     assert is_garbled("陆家\ufffd街道")
+
+
+def test_no_subdistricts_at_all_is_a_warning(demo_cfg: Config, demo_layers: object,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    assert demo_cfg.inputs.subdistricts is None
+    no_admin = dataclasses.replace(demo_layers, admin=demo_layers.admin.iloc[:0])  # type: ignore
+    with caplog.at_level(logging.WARNING):
+        assert pipeline.load_subdistricts(demo_cfg, no_admin) is None
+    (msg,) = [r.getMessage() for r in caplog.records if "sub-district" in r.getMessage()]
+    assert "inputs.subdistricts" in msg and "merged across" in msg
