@@ -258,7 +258,9 @@ def label_points(ax: Axes, gdf: gpd.GeoDataFrame, column: str, *, fontsize: floa
     """
     import matplotlib.patheffects as pe
 
-    effects = [pe.withStroke(linewidth=2, foreground="white")] if halo else None
+    # A halo wide enough to close the gaps inside a glyph: at 2 pt the fill showed between the
+    # two strokes of 二, which then read as 三 (东园二村 as 东园三村).
+    effects = [pe.withStroke(linewidth=0.5 * fontsize, foreground="white")] if halo else None
     pts = gdf.geometry.representative_point()
     texts = ["" if t is None or t != t else str(t) for t in gdf[column]]  # None or NaN
     order = np.argsort(-gdf.geometry.area.to_numpy(), kind="stable")
