@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 
@@ -176,7 +177,11 @@ def _run(command: str, config: str | None) -> int:
         # `all` writes the HTML map into the run folder with the rest (cfg.html_path)
         "maps": pipeline.run_maps, "all": lambda c: pipeline.run_all(c, webmap=True),
     }
+    t0 = time.perf_counter()
     result = runners[command](cfg)
+    # the whole command, maps and tables included (the stage's own clock stops before the maps
+    # drawn in other processes are saved)
+    result.seconds = time.perf_counter() - t0
     print(result.report())
     if "html" in result.extra:
         print(f"export: HTML map {result.extra['html']} (open it in any web browser; "
