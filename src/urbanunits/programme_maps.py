@@ -108,9 +108,10 @@ def plot_programme(programme: gpd.GeoDataFrame, communities: gpd.GeoDataFrame | 
     return fig, ax
 
 
-_RESOURCE_PLOTS = (("floor_area_m2", "floor_area_cap_m2", "建筑面积 Floor area (万m²)", 1e4),
-                   ("households", "households_cap", "户数 Households", 1.0),
-                   ("cost_yuan", "budget_cap_yuan", "投资 Cost (万元)", 1e4))
+# column, its cap, title, divisor, decimals (floor area to 0.1 万m² as the packages map says it)
+_RESOURCE_PLOTS = (("floor_area_m2", "floor_area_cap_m2", "建筑面积 Floor area (万m²)", 1e4, 1),
+                   ("households", "households_cap", "户数 Households", 1.0, 0),
+                   ("cost_yuan", "budget_cap_yuan", "投资 Cost (万元)", 1e4, 0))
 
 
 def plot_programme_years(years: pd.DataFrame, *, title: str = "") -> tuple[Figure, Any]:
@@ -132,13 +133,14 @@ def plot_programme_years(years: pd.DataFrame, *, title: str = "") -> tuple[Figur
     """
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
+    from matplotlib.ticker import StrMethodFormatter
 
     with map_style():
         fig = Figure(figsize=(11.0, 4.2), layout="constrained")
         axes = fig.subplots(1, len(_RESOURCE_PLOTS))
         x = np.arange(len(years))
         colors = [STATUS_COLORS.get(s, "#fddbc7") for s in years["status"]]
-        for ax, (col, cap, label, scale) in zip(axes, _RESOURCE_PLOTS, strict=True):
+        for ax, (col, cap, label, scale, decimals) in zip(axes, _RESOURCE_PLOTS, strict=True):
             vals = years[col].to_numpy(dtype=float) / scale
             bars = ax.bar(x, vals, color=colors, edgecolor="#333333", linewidth=0.6)
             for bar, status in zip(bars, years["status"], strict=True):
@@ -150,8 +152,9 @@ def plot_programme_years(years: pd.DataFrame, *, title: str = "") -> tuple[Figur
                     ax.hlines(c, xi - 0.42, xi + 0.42, colors="black", linestyles="--",
                               linewidth=1.4, zorder=5)
             for xi, v in zip(x, vals, strict=True):
-                ax.text(xi, v, f"{v:,.0f}" if v >= 10 else f"{v:,.1f}", ha="center",
-                        va="bottom", fontsize=7)
+                ax.text(xi, v, f"{v:,.{decimals}f}" if v else "0", ha="center", va="bottom",
+                        fontsize=7)
+            ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
             ax.set_xticks(x, [str(s).replace(" ", "\n") for s in years["label"]], fontsize=7)
             ax.set_title(label, fontsize=9)
             ax.spines[["top", "right"]].set_visible(False)
