@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
+import numpy as np
 from matplotlib.figure import Figure
 
 from urbanunits.catalog import SITES_COLORS
@@ -77,16 +78,22 @@ def plot_sites(lc: gpd.GeoDataFrame, suggestions: gpd.GeoDataFrame, category: st
                 _draw_communities(ax, lc[sel & polys], lc[sel & ~polys], SITES_COLORS[key])
                 handles.append(Patch(facecolor=SITES_COLORS[key], edgecolor="#555555",
                                      linewidth=0.4, label=f"{text} ({int(sel.sum())})"))
-        for i, s in enumerate(dict.fromkeys(sites["subtype"]) if len(sites) else []):
+        subtypes = list(dict.fromkeys(sites["subtype"])) if len(sites) else []
+        for i, s in enumerate(subtypes):
             sub = sites[sites["subtype"] == s]
             marker = _SUBTYPE_MARKERS[i % len(_SUBTYPE_MARKERS)]
-            ax.scatter(sub.geometry.x, sub.geometry.y, marker=marker, s=80, c="#2c7bb6",
-                       edgecolors="white", linewidths=1.0, zorder=9)
+            # One site can be suggested for two items: earlier items' markers are larger and
+            # drawn below, so that both show (nested), and their ranks are set one above the
+            # other instead of on top of each other.
+            size = 70.0 + 120.0 * (len(subtypes) - 1 - i)
+            ax.scatter(sub.geometry.x, sub.geometry.y, marker=marker, s=size, c="#2c7bb6",
+                       edgecolors="white", linewidths=1.0, zorder=9 + 0.1 * i)
             for r in sub.itertuples():
-                ax.annotate(f"{r.rank}", (r.geometry.x, r.geometry.y), xytext=(4, 4),
+                ax.annotate(f"{r.rank}", (r.geometry.x, r.geometry.y), xytext=(5, 4 + 8 * i),
                             textcoords="offset points", fontsize=7, zorder=10)
             label = cat.subtypes[s].label or s
-            handles.append(Line2D([], [], marker=marker, linestyle="none", markersize=8,
+            handles.append(Line2D([], [], marker=marker, linestyle="none",
+                                  markersize=float(np.sqrt(size)),
                                   markerfacecolor="#2c7bb6", markeredgecolor="white",
                                   label=f"建议选址 suggested: {label} ({len(sub)}, "
                                   f"+{sub['new_residents'].sum():,.0f} residents)"))
