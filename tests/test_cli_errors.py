@@ -166,3 +166,26 @@ def test_batch_refuses_a_bad_config_before_starting(tmp_path: Path, problem: str
     assert_one_line_error(code, err, str(bad))
     assert not summary.exists()  # no cluster, no city run, no summary
     no_outputs_left(tmp_path)
+
+
+def test_all_reads_the_inventory_before_computing_anything(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from urbanunits import pipeline
+
+    inv = tmp_path / "inventory.csv"
+    inv.write_bytes("小区名称,经度\n三航小区,121.5084\n".encode("gbk"))
+    cfg = config_file(tmp_path, "").read_text(encoding="utf-8").replace(
+        "[inputs]\n", f'[inputs]\ninventory = "{inv}"\n')
+    path = tmp_path / "configs" / "t.toml"
+    path.write_text(cfg, encoding="utf-8")
+
+    def units_ran(*_a: object, **_k: object) -> None:
+        raise AssertionError("the units stage ran before the inventory was read")
+
+    monkeypatch.setattr(pipeline, "run_units", units_ran)
+    code, err = run_cli(["all", "-q", "--config", str(path)], capsys)
+    # with -q only warnings are logged besides the error (no sub-districts in this extract)
+    err = "\n".join(ln for ln in err.splitlines() if "sub-district" not in ln)
+    assert_one_line_error(code, err, "inventory.csv", "纬度 (lat)", "is missing")
+    assert not (tmp_path / "out" / "t").exists()  # no run folder (the parse cache is kept)

@@ -104,8 +104,8 @@ def test_bd09_csv_round_trips(tmp_path: Path) -> None:
     ("name,lon,lat,floor_area", "floor_area", "did you mean 'floor_area_m2'"),
     ("name,lon,lat,househods", "househods", "did you mean 'households'"),
     ("nmae,lon,lat", "nmae", "did you mean 'name'"),
-    ("title,lon,lat", "name", "is missing"),
-    ("name,lon", "lat", "is missing"),
+    ("title,lon,lat", "小区名称 (name)", "is missing"),
+    ("name,lon", "纬度 (lat)", "is missing"),
 ])
 def test_bad_columns_name_the_column_and_list_expected(tmp_path: Path, header: str, column: str,
                                                        hint: str) -> None:
@@ -114,8 +114,10 @@ def test_bad_columns_name_the_column_and_list_expected(tmp_path: Path, header: s
     with pytest.raises(DataError) as err:
         read_inventory(path, crs=CRS)
     msg = str(err.value)
-    assert f"'{column}'" in msg and hint in msg
-    assert "expected columns: name, lon, lat, built_year, floor_area_m2, households" in msg
+    assert (f"'{column}'" if column.isascii() else column) in msg and hint in msg
+    # the expected columns as bureaus' files name them, with their keys
+    assert ("expected columns: 小区名称 (name), 经度 (lon), 纬度 (lat), 建成年份 (built_year), "
+            "建筑面积 (floor_area_m2), 户数 (households)") in msg
 
 
 def test_rows_without_coordinates_skipped_or_error(tmp_path: Path) -> None:
@@ -176,7 +178,7 @@ def test_polygons_without_any_attribute_name_the_missing_column(tmp_path: Path) 
     # columns). An empty layer is still "no rows".
     path = tmp_path / "outlines.gpkg"
     gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 50, 50)], crs=CRS).to_file(path)
-    with pytest.raises(DataError, match=r"column 'name'.*is missing"):
+    with pytest.raises(DataError, match=r"column 小区名称 \(name\).*is missing"):
         read_inventory(path, crs=CRS)
     empty = tmp_path / "empty.gpkg"
     gpd.GeoDataFrame(geometry=[], crs=CRS).to_file(empty)
@@ -594,7 +596,7 @@ def test_xlsx_sheet_by_name_and_unknown_sheet(tmp_path: Path) -> None:
     assert gdf["name"].tolist() == ["甲"]
     with pytest.raises(DataError, match=r"sheet 'list'.*sheets: Sheet, 清单"):
         read_inventory(path, crs=CRS, sheet="list")
-    with pytest.raises(DataError, match=r"column 'name'.*is missing"):
+    with pytest.raises(DataError, match=r"column 小区名称 \(name\).*is missing"):
         read_inventory(path, crs=CRS)  # the first sheet holds no table
     old = tmp_path / "old.xls"
     old.write_bytes(b"\xd0\xcf\x11\xe0")

@@ -62,6 +62,7 @@ from urbanunits.sites import combine_candidates, osm_candidates
 from urbanunits.sources.boundaries import subdistricts_from_osm
 from urbanunits.sources.candidates import read_candidate_sites
 from urbanunits.sources.inputs import (
+    CommunityInputs,
     load_communities,
     load_heritage_areas,
     load_run_facilities,
@@ -358,13 +359,16 @@ __all__ += ["run_packages"]
 def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
                  units: gpd.GeoDataFrame | None = None, write: bool = True,
                  draw: bool = True,
-                 subdistricts: gpd.GeoDataFrame | _Load | None = _LOAD) -> StageResult:
+                 subdistricts: gpd.GeoDataFrame | _Load | None = _LOAD,
+                 community_inputs: CommunityInputs | None = None) -> StageResult:
     """Renewal packages: inventory → links → packages.
 
     Writes layers ``communities``, ``renewal_packages``, ``package_links`` and the updated
     ``update_units``, and the map ``renewal_packages.png``. Without ``units`` the units stage is
     run in memory first and its ``blocks`` are written too, so the file stays one consistent run;
     life-circle layers and maps computed from older packages, and the tables, are removed.
+    ``community_inputs`` are the config's inventory, overrides and raster as
+    :func:`load_communities` reads them (read here when None).
 
     Raises
     ------
@@ -373,7 +377,8 @@ def run_packages(cfg: Config, *, layers: OSMLayers | None = None,
     """
     with stage_outputs(cfg, active=write or draw) as staging:
         return _run_packages(cfg, layers=layers, units=units, write=write, draw=draw,
-                             staging=staging, subdistricts=subdistricts)
+                             staging=staging, subdistricts=subdistricts,
+                             community_inputs=community_inputs)
 
 
 def _no_communities(cfg: Config, layers: OSMLayers) -> EmptyInputError:
@@ -387,7 +392,8 @@ def _no_communities(cfg: Config, layers: OSMLayers) -> EmptyInputError:
 
 def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFrame | None,
                   write: bool, draw: bool, staging: Staging | None,
-                  subdistricts: gpd.GeoDataFrame | _Load | None) -> StageResult:
+                  subdistricts: gpd.GeoDataFrame | _Load | None,
+                  community_inputs: CommunityInputs | None) -> StageResult:
 
     t0 = time.perf_counter()
     layers = _config_layers(cfg, layers)
@@ -412,7 +418,8 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
         vouched = ["units", "packages"]
     # the units' classes are re-derived below, so their layer (and map) is always rewritten
     communities = pk.build_inventory(layers, cfg=cfg.packages,
-                                     inputs=load_communities(cfg, layers), units=units)
+                                     inputs=community_inputs or load_communities(cfg, layers),
+                                     units=units)
     if communities.empty:
         raise _no_communities(cfg, layers)
     barriers = pk.hard_barriers(layers, kinds=cfg.packages.hard_barriers)
@@ -569,12 +576,16 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None,
     # run's GeoPackage and tables untouched, never a mix of two runs. The units map is drawn after
     # the packages stage has counted old communities per unit (old-community renewal class).
     subdistricts = load_subdistricts(cfg, layers)
+    # The packages stage's input files are read before anything is computed: a wrong inventory
+    # stops the run at once, not after the units stage (minutes on a city).
+    community_inputs = load_communities(cfg, layers)
     stages["units"] = run_units(cfg, layers=layers, write=False, draw=False,
                                 subdistricts=subdistricts)
     try:
         stages["packages"] = run_packages(cfg, layers=layers,
                                           units=stages["units"].layers["update_units"],
-                                          write=False, draw=False, subdistricts=subdistricts)
+                                          write=False, draw=False, subdistricts=subdistricts,
+                                          community_inputs=community_inputs)
     except EmptyInputError as exc:
         skipped["packages"] = exc.one_line()
         skipped["lifecircle"] = "needs the communities of the packages stage, which was skipped"

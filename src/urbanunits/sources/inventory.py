@@ -179,11 +179,18 @@ class InventoryReport:
         return out
 
 
+def _named(canon: str) -> str:
+    """A column as a bureau's file names it, with the key: ``纬度 (lat)``."""
+    zh = next((a for a in EXPECTED_COLUMNS.get(canon, ()) if not a.isascii()), None)
+    return f"{zh} ({canon})" if zh else canon
+
+
 def _expected_text(*, csv: bool) -> str:
     cols = ["name", *(["lon", "lat"] if csv else []), "built_year", "floor_area_m2",
             "households", "population", "id", "status"]
-    return "expected columns: " + ", ".join(cols) + (
-        " (name" + (", lon, lat" if csv else "") + " required)")
+    required = ["name", *(["lon", "lat"] if csv else [])]
+    return ("expected columns: " + ", ".join(map(_named, cols))
+            + f" ({', '.join(required)} required)")
 
 
 def _lookup(*, csv: bool) -> dict[str, str]:
@@ -257,7 +264,7 @@ def _canonical_columns(columns: list[str], path: Path, *, csv: bool
     required = ["name", "lon", "lat"] if csv else ["name"]
     for req in required:
         if req not in seen:
-            raise DataError(f"{path}: column {req!r}", "is missing",
+            raise DataError(f"{path}: column {_named(req)}", "is missing",
                             f"add it; {_expected_text(csv=csv)}")
     return mapping, scales
 
