@@ -44,6 +44,7 @@ __all__ = [
     "build_inventory",
     "classify_communities",
     "largest_overlap",
+    "matched_areas",
     "name_stem",
     "parse_year",
     "with_units",
@@ -226,6 +227,28 @@ def largest_overlap(geoms: gpd.GeoSeries, zones: gpd.GeoDataFrame, column: str) 
     if miss.size:
         gi2, zi2 = tree.query_nearest(g[miss], max_distance=1.0, all_matches=False)
         out.iloc[miss[gi2]] = zones[column].to_numpy()[zi2]
+    return out
+
+
+def matched_areas(geoms: gpd.GeoSeries, areas: gpd.GeoDataFrame | None) -> NDArray[np.int64]:
+    """The OSM residential area a point community stands for: position in ``areas`` or -1.
+
+    An inventory point marks a community but not its extent; the nearest named residential
+    area within :data:`POINT_MATCH_M` m is taken as its site (for the floor-area estimate here,
+    and the programme stage's building counts). Polygons keep their own outline (-1), as do
+    points with no area that near.
+    """
+    out = np.full(len(geoms), -1, dtype=np.int64)
+    if areas is None or areas.empty or len(geoms) == 0:
+        return out
+    if areas.crs != geoms.crs:
+        areas = areas.to_crs(geoms.crs)
+    g = np.asarray(geoms.values)
+    pts = np.flatnonzero(~np.isin(shapely.get_type_id(g), [3, 6]) & ~shapely.is_empty(g))
+    if pts.size:
+        tree = shapely.STRtree(np.asarray(areas.geometry.values))
+        qi, ri = tree.query_nearest(g[pts], max_distance=POINT_MATCH_M, all_matches=False)
+        out[pts[qi]] = ri
     return out
 
 
@@ -540,10 +563,9 @@ def _inventory_estimates(inv: gpd.GeoDataFrame, layers: OSMLayers, p: PackagesCo
     if pts.any() and not layers.residential.empty:
         res = layers.residential
         est = estimate_floor_area(res, layers.buildings, fallback_far=p.fallback_far)
-        tree = shapely.STRtree(np.asarray(res.geometry.values))
         sub = inv[pts]
-        qi, ri = tree.query_nearest(np.asarray(sub.geometry.values), max_distance=POINT_MATCH_M,
-                                    all_matches=False)
+        area = matched_areas(sub.geometry, res)
+        qi, ri = np.flatnonzero(area >= 0), area[area >= 0]
         idx = sub.index[qi]
         est_floor[idx] = est["floor_area_m2"].to_numpy()[ri]
         method[idx] = "osm residential area (" + res["name"].astype(str).to_numpy()[ri] + ")"

@@ -499,7 +499,7 @@ def _run_programme(cfg: Config, *, layers: OSMLayers | None,
         packages, communities = upstream["renewal_packages"], upstream["communities"]
         gaps = upstream["service_gaps"]
     result = pg_mod.programme(packages, communities, cfg=cfg.programme, lifecircle=gaps,
-                              buildings=layers.buildings)
+                              buildings=layers.buildings, areas=layers.residential)
     res = StageResult("programme", layers={**upstream, **result.layers()})
     res.summary = result.summary_lines()
     res.extra["result"] = result

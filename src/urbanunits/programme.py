@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 
 from urbanunits.config import RENOVATION_TYPES, ProgrammeConfig
 from urbanunits.crs import require_projected
-from urbanunits.elevators import RESIDENTIAL_BUILDINGS, elevator_candidates
+from urbanunits.elevators import community_buildings, elevator_candidates
 from urbanunits.phasing import Phasing, ProgrammeInfeasibleError, phase
 
 __all__ = ["CRITERIA", "STATUS", "Phasing", "ProgrammeInfeasibleError", "ProgrammeResult",
@@ -127,30 +127,30 @@ def _unit_cost(cfg: ProgrammeConfig) -> dict[str, float]:
             "enhancement": cfg.cost_enhancement_yuan_m2}
 
 
-def _osm_building_stats(comm: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | None
-                        ) -> pd.DataFrame:
-    """Per community: OSM building count, median tagged storeys, and any lift tag."""
+def _osm_building_stats(comm: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | None,
+                        areas: gpd.GeoDataFrame | None) -> pd.DataFrame:
+    """Per community: OSM building count, median tagged storeys, and any lift tag.
+
+    The buildings are those :func:`~urbanunits.elevators.community_buildings` gives each
+    community (an inventory point's are those of the residential area it stands in), the same
+    the lift candidates are drawn from.
+    """
     out = pd.DataFrame({"osm_n_buildings": np.nan, "osm_levels": np.nan,
                         "osm_levels_tagged": False,
                         "osm_elevator": pd.Series(pd.NA, index=comm.index, dtype="boolean")},
                        index=comm.index)
-    if buildings is None or buildings.empty or comm.empty:
+    owner = community_buildings(comm, buildings, areas=areas)
+    if not len(owner):
         return out
-
-    b = buildings[buildings["building"].astype(str).isin(RESIDENTIAL_BUILDINGS)]
-    b = b.to_crs(comm.crs) if b.crs != comm.crs else b
-    polys = comm[comm.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
-    if b.empty or polys.empty:
-        return out
-    pts = gpd.GeoDataFrame({"levels": b["levels"].to_numpy(dtype=float),
+    assert buildings is not None  # community_buildings found some
+    b = buildings.loc[owner.index]
+    grp_all = pd.DataFrame({"ci": owner.to_numpy(),
+                            "levels": b["levels"].to_numpy(dtype=float),
                             "tagged": b["levels_tagged"].astype(bool).to_numpy(),
                             "elevator": (b["elevator"].astype(object).to_numpy()
-                                         if "elevator" in b.columns else None)},
-                           geometry=b.geometry.representative_point().to_numpy(), crs=comm.crs)
-    hit = gpd.sjoin(pts, gpd.GeoDataFrame(geometry=polys.geometry, crs=comm.crs),
-                    predicate="within", how="inner")
-    hit = hit[~hit.index.duplicated(keep="first")]
-    for ci, grp in hit.groupby("index_right"):
+                                         if "elevator" in b.columns else None)})
+    for ci, grp in grp_all.groupby("ci"):
+        ci = comm.index[int(ci)]
         out.at[ci, "osm_n_buildings"] = float(len(grp))
         tagged = grp.loc[grp["tagged"], "levels"]
         out.at[ci, "osm_levels"] = float(tagged.median() if len(tagged)
@@ -184,7 +184,8 @@ def _gap_items(comm: pd.DataFrame, lifecircle: pd.DataFrame | None) -> tuple[pd.
 
 def community_values(communities: gpd.GeoDataFrame, *, cfg: ProgrammeConfig,
                      lifecircle: pd.DataFrame | None = None,
-                     buildings: gpd.GeoDataFrame | None = None
+                     buildings: gpd.GeoDataFrame | None = None,
+                     areas: gpd.GeoDataFrame | None = None
                      ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """The criterion values of each old community, with the source of every estimated field.
 
@@ -202,6 +203,9 @@ def community_values(communities: gpd.GeoDataFrame, *, cfg: ProgrammeConfig,
     buildings
         OSM buildings (``levels``, ``levels_tagged``, ``building``, ``elevator``) to estimate
         storeys, building counts and lifts where the inventory is silent.
+    areas
+        OSM residential areas: an inventory point's buildings are those of the area it stands
+        in (:func:`urbanunits.communities.matched_areas`); None leaves points without.
 
     Returns
     -------
@@ -210,7 +214,9 @@ def community_values(communities: gpd.GeoDataFrame, *, cfg: ProgrammeConfig,
         ``gap_items``, ``gap_residents``, ``elevator_households``, ``unmanaged_share``…), the
         fields of :data:`FIELDS` filled where possible, ``*_source`` flags (``inventory``,
         ``osm``, ``assumed``, ``default``, ``unknown``), ``works_cost_yuan``,
-        ``elevator_buildings``, ``n_lifts``, ``elevator_cost_yuan`` and ``cost_yuan``.
+        ``elevator_buildings``, ``n_lifts`` (both NaN where lifts are needed but the
+        building count is unknown), ``elevator_cost_yuan`` (of the lifts counted) and
+        ``cost_yuan``.
     geopandas.GeoDataFrame
         Lift retrofit candidates (:func:`urbanunits.elevators.elevator_candidates`).
     """
@@ -236,7 +242,7 @@ def community_values(communities: gpd.GeoDataFrame, *, cfg: ProgrammeConfig,
     comm["built_year_source"] = np.where(known, "listed", "assumed")
     comm["age_years"] = (cfg.start_year - year.fillna(fill)).clip(lower=0.0)
 
-    osm = _osm_building_stats(comm, buildings)
+    osm = _osm_building_stats(comm, buildings, areas)
     lv = pd.to_numeric(comm["levels"], errors="coerce")
     osm_src = np.where(osm["osm_levels_tagged"].astype(bool), "osm", "assumed")
     comm["levels_source"] = np.where(lv.notna(), "inventory",
@@ -276,15 +282,17 @@ def community_values(communities: gpd.GeoDataFrame, *, cfg: ProgrammeConfig,
     # The candidates judge each building from its own tags and the inventory's figures only,
     # not from the community-wide OSM estimates above.
     lifts = elevator_candidates(comm.assign(levels=lv, has_elevator=lift), buildings=buildings,
-                                min_levels=cfg.elevator_min_levels,
+                                areas=areas, min_levels=cfg.elevator_min_levels,
                                 max_levels=cfg.elevator_max_levels,
                                 households_per_lift=cfg.households_per_lift)
     per = lifts.groupby(lifts["community_id"].astype(str))
     key = comm["community_id"].astype(str)
-    comm["elevator_buildings"] = key.map(per["n_buildings"].sum(min_count=1)).fillna(0.0)
+    # No candidate: 0 buildings and lifts; candidates of unknown building count: both unknown.
+    none = ~key.isin(lifts["community_id"].astype(str))
+    comm["elevator_buildings"] = key.map(per["n_buildings"].sum(min_count=1)).mask(none, 0.0)
     comm["elevator_households"] = key.map(per["households"].sum()).fillna(0.0).round(0)
-    comm["n_lifts"] = key.map(per["n_lifts"].sum()).fillna(0.0)
-    comm["elevator_cost_yuan"] = comm["n_lifts"] * cfg.elevator_cost_yuan
+    comm["n_lifts"] = key.map(per["n_lifts"].sum(min_count=1)).mask(none, 0.0)
+    comm["elevator_cost_yuan"] = comm["n_lifts"].fillna(0.0) * cfg.elevator_cost_yuan
     comm["cost_yuan"] = comm["works_cost_yuan"] + (
         comm["elevator_cost_yuan"] if cfg.elevator_cost_in_budget else 0.0)
     return comm, lifts
@@ -483,7 +491,8 @@ def _empty_result(communities: gpd.GeoDataFrame, reason: str) -> ProgrammeResult
 
 def programme(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
               cfg: ProgrammeConfig, lifecircle: pd.DataFrame | None = None,
-              buildings: gpd.GeoDataFrame | None = None) -> ProgrammeResult:
+              buildings: gpd.GeoDataFrame | None = None,
+              areas: gpd.GeoDataFrame | None = None) -> ProgrammeResult:
     """Score communities and packages and phase the packages into programme years.
 
     Parameters
@@ -499,6 +508,8 @@ def programme(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
         ``service_gaps`` (or the ``lifecircle`` layer); None leaves the gaps criterion at 0.
     buildings
         OSM buildings for storeys, building counts and lifts the inventory does not give.
+    areas
+        OSM residential areas, the sites of inventory points (:func:`community_values`).
 
     Returns
     -------
@@ -515,7 +526,7 @@ def programme(packages: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
                              "in the study area)")
     require_projected(packages, "programme")
     comm, lifts = community_values(communities, cfg=cfg, lifecircle=lifecircle,
-                                   buildings=buildings)
+                                   buildings=buildings, areas=areas)
     pk = package_values(comm, packages, cfg=cfg)
     pk = pd.concat([pk, score_table(pk, cfg)], axis=1)
     comm["colocation_packages"] = _colocation(comm.geometry, packages, comm["package_id"],
@@ -581,7 +592,8 @@ def _notes(comm: gpd.GeoDataFrame, pk: gpd.GeoDataFrame, cfg: ProgrammeConfig,
     if gaps_from == "none":
         notes.append("life-circle gaps not given: the gaps criterion is 0 for every package")
     for col, what in (("built_year_source", "built year"), ("levels_source", "storeys"),
-                      ("elevator_source", "lift"), ("property_source", "property management"),
+                      ("n_buildings_source", "building count"), ("elevator_source", "lift"),
+                      ("property_source", "property management"),
                       ("consent_source", "consent"), ("renovation_type_source", "改造类型")):
         counts = comm[col].value_counts()
         listed = int(counts.get("listed", 0) + counts.get("inventory", 0))
