@@ -77,7 +77,9 @@ def field_label(column: str) -> str:
     Returns
     -------
     str
-        E.g. ``"医疗步行距离 (m) Clinic walk (m)"``.
+        E.g. ``"医疗步行距离 (m) Clinic walk (m)"``; a column named only in the report tables'
+        :data:`urbanunits.tables.LABELS` (the programme's, the lift candidates') gets that
+        Chinese name with its short English meaning, e.g. ``"估算投资(元) Estimated cost"``.
     """
     if column in _FIELDS:
         return _FIELDS[column]
@@ -91,7 +93,15 @@ def field_label(column: str) -> str:
             sub = stem[len(cat) + 1:]
             if stem.startswith(cat + "_") and sub in _SUBTYPES:
                 return f"{_SUBTYPES[sub]}{zh} {sub.replace('_', ' ').capitalize()} {en}"
-    return column
+    # imported here: the tables module reads the programme's criteria, which need the config
+    from urbanunits.tables import column_info
+
+    info = column_info(column)
+    if info.zh == column:
+        return column
+    # a long meaning (a list of codes, a formula) stays in the tables' dictionary
+    en = info.en
+    return f"{info.zh} {en[:1].upper()}{en[1:]}" if len(en) <= 40 else info.zh
 
 
 def category_label(category: str) -> str:
