@@ -7,6 +7,7 @@ labels are what people read: field aliases in the File Geodatabase and rows of t
 from __future__ import annotations
 
 from urbanunits.catalog import LAYER_LABELS
+from urbanunits.tables import column_info
 
 #: Optional fields of a bureau's project list that an inventory carries to the programme stage
 #: (absent columns give NA; the stage estimates or assumes them and says so). Read by
@@ -93,9 +94,6 @@ def field_label(column: str) -> str:
             sub = stem[len(cat) + 1:]
             if stem.startswith(cat + "_") and sub in _SUBTYPES:
                 return f"{_SUBTYPES[sub]}{zh} {sub.replace('_', ' ').capitalize()} {en}"
-    # imported here: the tables module reads the programme's criteria, which need the config
-    from urbanunits.tables import column_info
-
     info = column_info(column)
     if info.zh == column:
         return column
