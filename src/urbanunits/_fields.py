@@ -7,6 +7,7 @@ labels are what people read: field aliases in the File Geodatabase and rows of t
 from __future__ import annotations
 
 from urbanunits.catalog import LAYER_LABELS
+from urbanunits.tables import column_info
 
 #: Optional fields of a bureau's project list that an inventory carries to the programme stage
 #: (absent columns give NA; the stage estimates or assumes them and says so). Read by
@@ -77,7 +78,9 @@ def field_label(column: str) -> str:
     Returns
     -------
     str
-        E.g. ``"医疗步行距离 (m) Clinic walk (m)"``.
+        E.g. ``"医疗步行距离 (m) Clinic walk (m)"``; a column named only in the report tables'
+        :data:`urbanunits.tables.LABELS` (the programme's, the lift candidates') gets that
+        Chinese name with its short English meaning, e.g. ``"估算投资(元) Estimated cost"``.
     """
     if column in _FIELDS:
         return _FIELDS[column]
@@ -91,7 +94,12 @@ def field_label(column: str) -> str:
             sub = stem[len(cat) + 1:]
             if stem.startswith(cat + "_") and sub in _SUBTYPES:
                 return f"{_SUBTYPES[sub]}{zh} {sub.replace('_', ' ').capitalize()} {en}"
-    return column
+    info = column_info(column)
+    if info.zh == column:
+        return column
+    # a long meaning (a list of codes, a formula) stays in the tables' dictionary
+    en = info.en
+    return f"{info.zh} {en[:1].upper()}{en[1:]}" if len(en) <= 40 else info.zh
 
 
 def category_label(category: str) -> str:

@@ -261,7 +261,9 @@ def write_tables(folder: str | Path, tables: Mapping[str, pd.DataFrame], *,
 
 
 _NUMBER_FORMATS = {"metres": "#,##0", "m2": "#,##0", "count": "#,##0", "year": "0",
-                   "ha": "#,##0.00", "share": "0.0", "minutes": "0.0", "ratio": "0.00"}
+                   "ha": "#,##0.00", "share": "0.0", "minutes": "0.0", "ratio": "0.00",
+                   "yuan": "#,##0", "points": "0.0", "years": "0.0", "per_1000": "0.0",
+                   "wan_m2": "#,##0.00", "wan_yuan": "#,##0.0"}
 
 
 def _style_sheet(ws: Any, infos: Sequence[Any] | None) -> None:
