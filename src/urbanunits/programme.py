@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from urbanunits._criteria import CRITERIA
 from urbanunits.config import RENOVATION_TYPES, ProgrammeConfig
 from urbanunits.crs import require_projected
 from urbanunits.elevators import community_buildings, elevator_candidates
@@ -45,17 +46,6 @@ __all__ = ["CRITERIA", "STATUS", "Phasing", "ProgrammeInfeasibleError", "Program
 
 logger = logging.getLogger(__name__)
 
-#: Criterion key → (value column, weight field in ProgrammeConfig, label for reports).
-CRITERIA: dict[str, tuple[str, str, str]] = {
-    "age": ("age_years", "weight_age", "建成年限 age"),
-    "floor_area": ("floor_area_m2", "weight_floor_area", "建筑面积 floor area"),
-    "households": ("households", "weight_households", "户数 households"),
-    "gaps": ("gap_residents", "weight_gaps", "生活圈缺项×居民 gaps × residents"),
-    "elevator": ("elevator_households", "weight_elevator", "加装电梯户数 lift need"),
-    "unmanaged": ("unmanaged_share", "weight_unmanaged", "无物业 no property management"),
-    "consent": ("consent_share", "weight_consent", "居民意愿 consent"),
-    "colocation": ("colocation_packages", "weight_colocation", "相邻片区 co-location"),
-}
 #: Status of programme year k (0-based); later years are 谋划 too; unscheduled is 储备.
 STATUS = ("实施", "生成", "谋划")
 RESERVE = "储备"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from urbanunits.programme import CRITERIA
+from urbanunits._criteria import CRITERIA
 
 __all__ = ["LABELS", "ZH_COLUMNS", "ColumnInfo", "column_info", "data_dictionary",
            "format_table", "header"]
@@ -222,6 +222,8 @@ _BOOL_KEYS = frozenset({"ready", "property_managed"})
 _SHOWN_UNITS = {"share": "%", "metres": "m", "m2": "㎡", "ha": "ha", "minutes": "分钟",
                 "yuan": "元", "years": "年", "per_1000": "个/千人", "wan_m2": "万㎡",
                 "wan_yuan": "万元"}
+
+
 #: Programme criteria: ``<key>_norm`` and ``<key>_points`` (label "中文 english").
 _CRITERIA = {key: tuple(spec[2].split(" ", 1)) for key, spec in CRITERIA.items()}
 
