@@ -229,6 +229,14 @@ def test_caps_fixed_years_readiness_and_whole_packages() -> None:
     lst = pg.project_list(res)
     assert list(lst.columns[:3]) == ["序号", "项目编号", "项目名称"]
     assert lst.set_index("项目编号").at["P04", "计划年度"] == 2027
+    # the score breakdown names the criteria in Chinese, with the same points as top_criteria
+    zh = {key: label.split(" ")[0] for key, (_, _, label) in pg.CRITERIA.items()}
+    by_id = res.packages.set_index("package_id")["top_criteria"]
+    for pid, text in zip(lst["项目编号"], lst["得分构成（前三项）"], strict=True):
+        want = by_id[pid]
+        for key, name in zh.items():
+            want = want.replace(f"{key} ", f"{name} ")
+        assert text == want and text.isascii() is (not text)
 
 
 def test_rerun_is_identical() -> None:

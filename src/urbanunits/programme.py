@@ -95,12 +95,17 @@ def score_table(values: pd.DataFrame, cfg: ProgrammeConfig) -> pd.DataFrame:
         pts.append(f"{key}_points")
     out["score"] = out[pts].sum(axis=1).round(3)
     out["rank"] = out["score"].rank(ascending=False, method="min").astype(int)
-    arr = out[pts].to_numpy()
-    order = np.argsort(-arr, axis=1, kind="stable")[:, :3]
-    keys = list(CRITERIA)
-    out["top_criteria"] = [", ".join(f"{keys[j]} {arr[i, j]:.1f}" for j in order[i]
-                                     if arr[i, j] > 0) for i in range(len(arr))]
+    out["top_criteria"] = _top_criteria(out, list(CRITERIA))
     return out
+
+
+def _top_criteria(scores: pd.DataFrame, names: list[str]) -> list[str]:
+    """The three largest ``<criterion>_points`` of each row, named by ``names`` (in
+    :data:`CRITERIA` order): ``"age 13.3, floor_area 12.0"``."""
+    arr = scores[[f"{key}_points" for key in CRITERIA]].to_numpy()
+    order = np.argsort(-arr, axis=1, kind="stable")[:, :3]
+    return [", ".join(f"{names[j]} {arr[i, j]:.1f}" for j in order[i] if arr[i, j] > 0)
+            for i in range(len(arr))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -640,7 +645,9 @@ def project_list(result: ProgrammeResult) -> pd.DataFrame:
         "计划年度": pk["year"],
         "项目状态": pk["status"],
         "综合得分": pk["score"].round(1), "排名": pk["rank"],
-        "得分构成（前三项）": pk["top_criteria"], "安排理由": pk["reason"],
+        "得分构成（前三项）": _top_criteria(pk, [label.split(" ")[0] for _, _, label
+                                          in CRITERIA.values()]),
+        "安排理由": pk["reason"],
     })
 
 
