@@ -383,6 +383,9 @@ def plot_units(units: gpd.GeoDataFrame, *, layers: OSMLayers, title: str = "",
                     sub.plot(ax=ax, color=color, linewidth=lw, linestyle=ls, zorder=3)
                     handles.append(Line2D([], [], color=color, linewidth=lw, linestyle=ls,
                                           label=text))
+        # the basemap's grey roads (all classes, barriers or not), which the units map shows
+        handles.append(Line2D([], [], color=ROAD_STYLE["secondary"][1], linewidth=1.0,
+                              label="道路 Roads (basemap)"))
         units.boundary.plot(ax=ax, color="white", linewidth=2.2, zorder=4)
         units.boundary.plot(ax=ax, color="#222222", linewidth=0.9, zorder=5)
         handles.append(Line2D([], [], color="#222222", linewidth=0.9,
