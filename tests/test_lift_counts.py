@@ -118,7 +118,8 @@ def test_inventory_points_take_the_buildings_of_their_estate(
     # 丙: lift need known (its households), buildings and lifts not, and nothing is charged.
     assert c.at["丙村", "n_buildings_source"] == "unknown"
     assert np.isnan(c.at["丙村", "elevator_buildings"]) and np.isnan(c.at["丙村", "n_lifts"])
-    assert c.at["丙村", "elevator_households"] == 200 and c.at["丙村", "elevator_cost_yuan"] == 0
+    assert c.at["丙村", "elevator_households"] == 200 and np.isnan(c.at["丙村",
+                                                                        "elevator_cost_yuan"])
     warned = [r.getMessage() for r in caplog.records if "丙村" in r.getMessage()]
     assert len(warned) == 1 and "楼栋数" in warned[0] and "甲村" not in warned[0]
 
@@ -128,12 +129,22 @@ def test_inventory_points_take_the_buildings_of_their_estate(
     assert_counts_agree(res.elevators, "n_buildings", "n_lifts", "households", per)
     assert_counts_agree(res.packages, "elevator_buildings", "n_lifts", "elevator_households",
                         per)
+    # The package holds 丙: its lift totals are blank, not the 5 buildings and 20 lifts of 甲
+    # and 乙 (which would read as all of them); its cost counts the lifts that are known.
     p = res.packages.iloc[0]
-    assert p["elevator_buildings"] == 5 and p["n_lifts"] == 12 + 8
-    assert p["elevator_cost_yuan"] == 20 * cfg.elevator_cost_yuan
+    assert np.isnan(p["elevator_buildings"]) and np.isnan(p["n_lifts"])
+    assert np.isnan(p["elevator_cost_yuan"])
     assert p["cost_yuan"] == pytest.approx(p["works_cost_yuan"] + 20 * cfg.elevator_cost_yuan)
+    y = res.years[res.years["n_packages"] > 0].iloc[0]
+    assert np.isnan(y["n_lifts"]) and np.isnan(y["elevator_buildings"])
     row = pg.project_list(res).iloc[0]
-    assert (row["加装电梯（幢）"], row["加装电梯（台）"]) == (5, 20)
+    assert pd.isna(row["加装电梯（幢）"]) and pd.isna(row["加装电梯（台）"])
+    # Without 丙 the package's totals are 甲's and 乙's.
+    known = comm[comm["name"] != "丙村"]
+    p2 = pg.programme(one_package(known), known, cfg=cfg, buildings=b,
+                      areas=areas).packages.iloc[0]
+    assert p2["elevator_buildings"] == 5 and p2["n_lifts"] == 12 + 8
+    assert p2["elevator_cost_yuan"] == 20 * cfg.elevator_cost_yuan
     assert any(line.startswith("building count: 0/3") for line in res.summary_lines())
 
 
@@ -152,6 +163,31 @@ def test_two_listed_parts_of_one_estate_share_its_buildings_once(tmp_path: Path)
     c = res.communities.set_index("name")
     assert c.at["大村一区", "n_buildings"] == 3 and c.at["大村二区", "n_buildings"] == 2
     assert res.elevators["osm_id"].is_unique and len(res.elevators) == len(xs)
+
+
+def test_a_point_beside_an_estate_yields_to_one_inside_and_a_phase_beats_the_whole(
+        tmp_path: Path) -> None:
+    """A point 30 m outside estate A does not take A's buildings from the point inside it, even
+    where it is nearer; a point inside phase S, mapped within the whole estate W, takes S's
+    buildings only."""
+    areas = gpd.GeoDataFrame({"name": ["A", "W", "S"], "osm_id": [1, 2, 3]},
+                             geometry=[rect(0, 0, 200, 100), rect(1000, 0, 400, 400),
+                                       rect(1050, 50, 100, 100)], crs=CRS)
+    xs = [10, 60, 110, 170]  # A's walk-ups; the last is nearer the outside point
+    b = gpd.GeoDataFrame({"building": "residential", "levels": 6.0, "levels_tagged": False,
+                          "osm_id": np.arange(7)},
+                         geometry=[*(rect(x, 40, 20, 20) for x in xs),
+                                   rect(1080, 80, 20, 20), rect(1300, 300, 20, 20),
+                                   rect(1300, 100, 20, 20)], crs=CRS)
+    comm = inventory_without_counts(tmp_path, [("内村", 20, 50, 100), ("外村", 230, 50, 50),
+                                               ("期村", 1100, 100, 60)])
+    res = pg.programme(one_package(comm), comm, cfg=ProgrammeConfig(), buildings=b,
+                       areas=areas)
+    c = res.communities.set_index("name")
+    assert c.at["内村", "n_buildings"] == len(xs)
+    # 外村's buildings are not mapped apart from A's: unknown, not none
+    assert c.at["外村", "n_buildings_source"] == "unknown" and np.isnan(c.at["外村", "n_lifts"])
+    assert c.at["期村", "n_buildings"] == 1  # S's one walk-up, not W's three
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

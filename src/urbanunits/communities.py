@@ -233,10 +233,11 @@ def largest_overlap(geoms: gpd.GeoSeries, zones: gpd.GeoDataFrame, column: str) 
 def matched_areas(geoms: gpd.GeoSeries, areas: gpd.GeoDataFrame | None) -> NDArray[np.int64]:
     """The OSM residential area a point community stands for: position in ``areas`` or -1.
 
-    An inventory point marks a community but not its extent; the nearest named residential
-    area within :data:`POINT_MATCH_M` m is taken as its site (for the floor-area estimate here,
-    and the programme stage's building counts). Polygons keep their own outline (-1), as do
-    points with no area that near.
+    An inventory point marks a community but not its extent; the residential area it stands in
+    is taken as its site (for the floor-area estimate here, and the programme stage's building
+    counts): the smallest of those that contain it (one phase of an estate mapped inside the
+    whole), else the nearest within :data:`POINT_MATCH_M` m. Polygons keep their own outline
+    (-1), as do points with no area that near.
     """
     out = np.full(len(geoms), -1, dtype=np.int64)
     if areas is None or areas.empty or len(geoms) == 0:
@@ -246,9 +247,16 @@ def matched_areas(geoms: gpd.GeoSeries, areas: gpd.GeoDataFrame | None) -> NDArr
     g = np.asarray(geoms.values)
     pts = np.flatnonzero(~np.isin(shapely.get_type_id(g), [3, 6]) & ~shapely.is_empty(g))
     if pts.size:
-        tree = shapely.STRtree(np.asarray(areas.geometry.values))
-        qi, ri = tree.query_nearest(g[pts], max_distance=POINT_MATCH_M, all_matches=False)
-        out[pts[qi]] = ri
+        a = np.asarray(areas.geometry.values)
+        tree = shapely.STRtree(a)
+        qi, ri = tree.query(g[pts], predicate="within")
+        if qi.size:
+            order = np.lexsort((ri, shapely.area(a[ri]), qi))  # per point, smallest first
+            first = order[np.r_[True, qi[order][1:] != qi[order][:-1]]]
+            out[pts[qi[first]]] = ri[first]
+        rest = pts[out[pts] < 0]
+        qi, ri = tree.query_nearest(g[rest], max_distance=POINT_MATCH_M, all_matches=False)
+        out[rest[qi]] = ri
     return out
 
 

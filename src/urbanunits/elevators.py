@@ -84,9 +84,9 @@ def community_buildings(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFra
     pandas.Series
         Indexed by the labels of the buildings that fall in a community (representative point
         within its outline or site), valued by the community's position in ``communities``.
-        A building counts once: a community's own outline wins over a borrowed site, then the
-        nearest point of those sharing a site (two listed parts of one mapped estate), then the
-        first community.
+        A building counts once: a community's own outline wins over a borrowed site, a point
+        standing in the site over one beside it, then the nearest point of those sharing a
+        site (two listed parts of one mapped estate), then the first community.
     """
     none = pd.Series([], dtype=np.int64)
     if buildings is None or buildings.empty or communities.empty:
@@ -111,11 +111,15 @@ def community_buildings(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFra
     if not bi.size:
         return none
     ci = use[si]
+    g = np.asarray(geoms.values)
     hits = pd.DataFrame({"b": bi, "c": ci, "borrowed": ~own[ci],
-                         "dist": shapely.distance(np.asarray(pts.values)[bi],
-                                                  np.asarray(geoms.values)[ci])})
+                         # a point standing outside the site it borrows yields to one inside
+                         "outside": ~shapely.intersects(g[ci], np.asarray(sites.values)[ci]),
+                         "dist": shapely.distance(np.asarray(pts.values)[bi], g[ci])})
+    hits.loc[~hits["borrowed"], "outside"] = False
     hits.loc[~hits["borrowed"], "dist"] = 0.0
-    best = hits.sort_values(["b", "borrowed", "dist", "c"], kind="stable").drop_duplicates("b")
+    best = hits.sort_values(["b", "borrowed", "outside", "dist", "c"],
+                            kind="stable").drop_duplicates("b")
     return pd.Series(best["c"].to_numpy(dtype=np.int64), index=b.index[best["b"].to_numpy()])
 
 

@@ -287,9 +287,11 @@ def community_values(communities: gpd.GeoDataFrame, *, cfg: ProgrammeConfig,
     comm["elevator_buildings"] = key.map(per["n_buildings"].sum(min_count=1)).mask(none, 0.0)
     comm["elevator_households"] = key.map(per["households"].sum()).fillna(0.0).round(0)
     comm["n_lifts"] = key.map(per["n_lifts"].sum(min_count=1)).mask(none, 0.0)
-    comm["elevator_cost_yuan"] = comm["n_lifts"].fillna(0.0) * cfg.elevator_cost_yuan
+    # Unknown lifts have an unknown cost (blank), and add nothing to the cost the caps and the
+    # phasing count, which is then a lower bound (the warning of elevator_candidates says so).
+    comm["elevator_cost_yuan"] = comm["n_lifts"] * cfg.elevator_cost_yuan
     comm["cost_yuan"] = comm["works_cost_yuan"] + (
-        comm["elevator_cost_yuan"] if cfg.elevator_cost_in_budget else 0.0)
+        comm["elevator_cost_yuan"].fillna(0.0) if cfg.elevator_cost_in_budget else 0.0)
     return comm, lifts
 
 
@@ -348,8 +350,9 @@ def package_values(comm: gpd.GeoDataFrame, packages: gpd.GeoDataFrame, *,
             "gap_residents": float(m["gap_residents"].sum()),
             "gap_items": float(m["gap_items"].sum()),
             "elevator_households": float(m["elevator_households"].sum()),
-            "elevator_buildings": float(m["elevator_buildings"].sum()),
-            "n_lifts": float(m["n_lifts"].sum()),
+            # blank when a member's lifts are unknown: a sum without them would read as all
+            "elevator_buildings": float(m["elevator_buildings"].sum(skipna=False)),
+            "n_lifts": float(m["n_lifts"].sum(skipna=False)),
             "unmanaged_share": (float((fa * m["unmanaged_share"].fillna(0.0)).sum() / fa.sum())
                                 if fa.sum() > 0 and managed_known.any() else np.nan),
             "consent_share": _wmean(m["consent_share"], hh),
@@ -359,7 +362,7 @@ def package_values(comm: gpd.GeoDataFrame, packages: gpd.GeoDataFrame, *,
             "plan_year": float(years[0]) if years else np.nan,
             "renovation_type": types[-1] if types else cfg.default_renovation_type,
             "works_cost_yuan": float(m["works_cost_yuan"].sum()),
-            "elevator_cost_yuan": float(m["elevator_cost_yuan"].sum()),
+            "elevator_cost_yuan": float(m["elevator_cost_yuan"].sum(skipna=False)),
             "cost_yuan": float(m["cost_yuan"].sum()),
             "district": "、".join(dict.fromkeys(m["district"].dropna().astype(str))),
             "street": "、".join(dict.fromkeys(m["street"].dropna().astype(str))),
@@ -440,7 +443,9 @@ class ProgrammeResult:
                     if pd.notna(y.get(cap))]
             out.append(f"{y['label']}: {int(y['n_packages'])} packages, "
                        f"{y['floor_area_m2']:,.0f} m², {y['households']:,.0f} households, "
-                       f"{y['cost_yuan'] / 1e4:,.0f} 万元, {int(y['n_lifts'])} lifts"
+                       f"{y['cost_yuan'] / 1e4:,.0f} 万元, "
+                       + (f"{int(y['n_lifts'])} lifts" if pd.notna(y["n_lifts"])
+                          else "lifts not all known")
                        + (f" (caps used {', '.join(caps)})" if caps else ""))
         ph = self.phasing
         if ph is not None:
@@ -465,9 +470,9 @@ def _years_table(pk: gpd.GeoDataFrame, cfg: ProgrammeConfig) -> pd.DataFrame:
             "households_cap": cap.households_cap if cap else np.nan,
             "cost_yuan": float(sel["cost_yuan"].sum()),
             "budget_cap_yuan": cap.budget_cap_yuan if cap else np.nan,
-            "elevator_buildings": float(sel["elevator_buildings"].sum()),
+            "elevator_buildings": float(sel["elevator_buildings"].sum(skipna=False)),
             "elevator_households": float(sel["elevator_households"].sum()),
-            "n_lifts": float(sel["n_lifts"].sum())})
+            "n_lifts": float(sel["n_lifts"].sum(skipna=False))})
     df = pd.DataFrame(rows)
     for c in ("floor_area_cap_m2", "households_cap", "budget_cap_yuan"):
         df[c] = pd.to_numeric(df[c], errors="coerce")
