@@ -98,11 +98,13 @@ def test_accessibility_columns_read_in_chinese_and_round_by_kind() -> None:
     out, infos = format_table(df, categories=cats)
     assert [header(i) for i in infos] == [
         "日间照料中心需求人数 elderly_care_day_care_demand",
-        "幼儿园可达供给(个/千人) childcare_kindergarten_access",
+        "幼儿园可达供给(个/千需求人口) childcare_kindergarten_access",
         "幼儿园供给缺口 childcare_kindergarten_shortfall_places"]
     assert out["elderly_care_day_care_demand"].tolist() == [617, 5]
-    assert out["childcare_kindergarten_access"].tolist() == [1191.9, 0.0]  # per 1,000 people
-    assert out["childcare_kindergarten_shortfall_places"].tolist() == [11, 1]
+    # per 1,000 people of the demand group (children 3-6 here)
+    assert out["childcare_kindergarten_access"].tolist() == [1191.9, 0.0]
+    # a shortfall of 0.7 places is not none: to 0.1
+    assert out["childcare_kindergarten_shortfall_places"].tolist() == [11.1, 0.7]
     # a measure with no Chinese word is left unnamed, not glued half-English (幼儿园foo)
     assert column_info("childcare_kindergarten_foo", categories=cats).zh == \
         "childcare_kindergarten_foo"
@@ -116,3 +118,23 @@ def test_gis_aliases_take_the_tables_names() -> None:
     assert CJK.search(field_label("elevator_households"))
     assert field_label("clinic_dist_m") == "医疗步行距离 (m) Clinic walk (m)"  # own labels first
     assert field_label("mystery") == "mystery"
+
+
+def test_text_under_a_count_name_stays_text() -> None:
+    df = pd.DataFrame({"n_buildings_source": ["osm", "inventory", None], "n_lifts": [3.0, 1, 2]})
+    out, _ = format_table(df)
+    assert out["n_buildings_source"].tolist()[:2] == ["osm", "inventory"]
+    assert out["n_lifts"].tolist() == [3, 1, 2]
+
+
+def test_every_row_of_a_long_sheet_gets_its_number_format(tmp_path: Path) -> None:
+    import openpyxl
+
+    from urbanunits.export import write_tables
+
+    n = 450
+    write_tables(tmp_path, {"units": pd.DataFrame({"unit_id": [f"U{i}" for i in range(n)],
+                                                   "floor_area_m2": np.arange(n) * 1000.5})})
+    ws = openpyxl.load_workbook(tmp_path / "tables.xlsx")["units"]
+    formats = {ws.cell(row=r, column=2).number_format for r in range(2, n + 2)}
+    assert formats == {"#,##0"}

@@ -277,10 +277,11 @@ def _style_sheet(ws: Any, infos: Sequence[Any] | None) -> None:
     for cell in ws[1]:
         cell.font = Font(bold=True)
         cell.alignment = Alignment(wrap_text=True, vertical="top")
-    for j, column in enumerate(ws.iter_cols(min_row=1, max_row=min(ws.max_row, 200)), start=1):
-        # CJK characters are about twice as wide as Latin ones in spreadsheet fonts.
+    for j, column in enumerate(ws.iter_cols(min_row=1, max_row=ws.max_row), start=1):
+        # CJK characters are about twice as wide as Latin ones in spreadsheet fonts; the width
+        # is judged on the first 200 rows, the number format set on every row.
         width = max((sum(2 if ord(c) > 0x2E80 else 1 for c in str(c_.value or ""))
-                     for c_ in column), default=8)
+                     for c_ in column[:200]), default=8)
         ws.column_dimensions[get_column_letter(j)].width = min(max(8, width + 2), 60)
         if infos is not None and j <= len(infos):
             fmt = _NUMBER_FORMATS.get(infos[j - 1].kind)

@@ -208,7 +208,8 @@ _CATEGORY_WORDS = {"ok": ("达标", "meets it"), "missing": ("缺项", "missing 
                    "share": ("达标人口占比", "share of residents meeting it"),
                    "n_ok": ("达标小区数", "communities meeting it"),
                    "demand": ("需求人数", "residents in need"),
-                   "access": ("可达供给", "places within reach per 1,000 residents (E2SFCA)"),
+                   "access": ("可达供给", "places within reach per 1,000 people of the group "
+                              "the facility serves (its demand, E2SFCA)"),
                    "shortfall_places": ("供给缺口", "places short of the standard")}
 
 #: Counted nouns: a key ending in one (``elevator_households``, ``new_residents``,
@@ -220,7 +221,7 @@ _COUNT_WORDS = {"households": "户", "residents": "人", "population": "人", "d
 _BOOL_KEYS = frozenset({"ready", "property_managed"})
 #: Kind → unit shown in the Chinese header (when the name does not say it already).
 _SHOWN_UNITS = {"share": "%", "metres": "m", "m2": "㎡", "ha": "ha", "minutes": "分钟",
-                "yuan": "元", "years": "年", "per_1000": "个/千人", "wan_m2": "万㎡",
+                "yuan": "元", "years": "年", "per_1000": "个/千需求人口", "wan_m2": "万㎡",
                 "wan_yuan": "万元"}
 
 
@@ -251,9 +252,12 @@ def _kind(key: str, values: pd.Series | None) -> tuple[str, str]:
     noun = words[-2] if words[-1] == "cap" and len(words) > 1 else words[-1]
     # Counts first: ``n_ok``, ``<category>_n_ok`` and ``population_ok`` end like flags but are
     # numbers of communities or residents, and must never be shown as 是/否.
-    if key.startswith("n_") or key.endswith("_n_ok") or key in ("population_ok", "rank",
-                                                                 "year_index"):
+    numeric = values is None or pd.api.types.is_numeric_dtype(values) or values.isna().all()
+    if numeric and (key.startswith("n_") or key.endswith("_n_ok")
+                    or key in ("population_ok", "rank", "year_index")):
         return "count", _COUNT_WORDS.get(noun, "人" if key == "population_ok" else "")
+    if key.endswith("_shortfall_places"):  # places short by the standard: 0.3 is not none
+        return "number", "个"
     if key.endswith(("_ok", "_estimated")) or key in _BOOL_KEYS or key.startswith(
             ("is_", "on_", "below_", "above_", "old_by_", "cut_by_", "has_", "in_")):
         return "bool", ""
@@ -274,7 +278,7 @@ def _kind(key: str, values: pd.Series | None) -> tuple[str, str]:
     if key.endswith(("_ratio", "_norm")) or key == "polsby_popper":
         return "ratio", ""
     if key.endswith("_access"):
-        return "per_1000", "个/千人"
+        return "per_1000", "个/千需求人口"
     if key == "score" or key.endswith("_points"):
         return "points", "分"
     if key in ("levels", "floors"):
