@@ -699,3 +699,10 @@ def test_inventory_is_read_only_for_the_stages_that_use_it(demo_layers: OSMLayer
     # asked for, they are read with the rest
     got = load_inputs(demo_cfg, communities=True).communities
     assert got is not None and got.inventory is None and got.overrides is None
+
+
+def test_half_a_building_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "b.csv", "小区名称,经度,纬度,楼栋数\n甲,121.50,31.23,12\n"
+                                     "乙,121.501,31.231,12.5栋\n")
+    with pytest.raises(DataError, match=r"row 3 has '12.5栋', not a whole number of buildings"):
+        read_inventory(path, crs=CRS)

@@ -45,6 +45,13 @@ def programme_fields(out: pd.DataFrame, data: pd.DataFrame, label: dict[str, str
     for col in ("n_buildings", "levels"):
         out[col] = (numbers(data[col], label[col], path, lines, scale=scales[col],
                             quantity=QUANTITY[col]) if col in data.columns else np.nan)
+    if "n_buildings" in data.columns:
+        nb = out["n_buildings"]
+        part = nb.notna() & (nb != nb.round())
+        if part.any():  # half a building would give lifts with no building to stand in
+            raise bad_value(path, label["n_buildings"], lines, part, data["n_buildings"],
+                            "not a whole number of buildings",
+                            "write whole buildings (12, not 12.5), or leave the cell empty")
     has = pd.Series(pd.NA, index=idx, dtype="boolean")
     count = pd.Series(np.nan, index=idx)
     if "elevator" in data.columns:
