@@ -23,7 +23,7 @@ def test_demo_run_all_writes_the_programme(demo_run: Any) -> None:
     rows = list(wb["项目库"].iter_rows(values_only=True))
     assert rows[0][:3] == ("序号", "项目编号", "项目名称") and len(rows) == 2  # one package
     assert "实施" in rows[1]
-    assert any(line.startswith("[programme] 2026 实施: 1 packages") for line in res.summary)
+    assert any(line.startswith("[programme] 2026 实施: 1 package,") for line in res.summary)
     maps = [p for p in res.maps if p.name.startswith("programme")]
     assert [p.name for p in maps] == ["programme.png", "programme_years.png"]
     assert all(p.parent == cfg.maps_dir and p.stat().st_size > 10_000 for p in maps)

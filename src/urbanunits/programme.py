@@ -441,7 +441,8 @@ class ProgrammeResult:
         for _, y in self.years.iterrows():
             caps = [f"{y[c]:,.0f}/{y[cap]:,.0f} {u}" for c, cap, u in RESOURCES
                     if pd.notna(y.get(cap))]
-            out.append(f"{y['label']}: {int(y['n_packages'])} packages, "
+            n = int(y["n_packages"])
+            out.append(f"{y['label']}: {n} package{'' if n == 1 else 's'}, "
                        f"{y['floor_area_m2']:,.0f} m², {y['households']:,.0f} households, "
                        f"{y['cost_yuan'] / 1e4:,.0f} 万元, "
                        + (f"{int(y['n_lifts'])} lifts" if pd.notna(y["n_lifts"])
