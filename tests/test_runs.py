@@ -141,6 +141,39 @@ def test_whole_run_replaces_the_folder_and_stage_runs_drop_stale_files(
     only_the_run_left(cfg)
 
 
+def test_a_stage_whose_results_are_current_is_not_computed_again(
+        tmp_path: Path, use_demo: OSMLayers, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`urbanunits units` after `all` with nothing changed keeps the whole run (it removed the
+    later stages' layers, maps and tables); a changed config or --force computes it."""
+    toml = write_toml(tmp_path, "t", tmp_path / "out")
+    assert main(["all", "-q", "--config", str(toml)]) == 0
+    run = tmp_path / "out" / "t"
+    before = snapshot(run)
+    capsys.readouterr()
+
+    def units_ran(*_a: object, **_k: object) -> None:
+        raise AssertionError("computed again")
+
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "run_units", units_ran)
+        assert main(["units", "-q", "--config", str(toml)]) == 0
+        assert main(["sites", "-q", "--config", str(toml)]) == 0
+    assert "units: up to date" in capsys.readouterr().out
+    assert snapshot(run) == before
+    # a word changed in the config (the title the maps carry): computed
+    toml.write_text(toml.read_text(encoding="utf-8").replace(
+        'title = "', 'title = "新 ', 1), encoding="utf-8")
+    assert main(["units", "-q", "--config", str(toml)]) == 0
+    assert "done in" in capsys.readouterr().out
+    assert "lifecircle" not in list_layers(run / "t.gpkg")  # later stages made stale
+    # now current again, and --force computes it anyway
+    assert main(["units", "-q", "--config", str(toml)]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert main(["units", "--force", "-q", "--config", str(toml)]) == 0
+    assert "done in" in capsys.readouterr().out
+
+
 def test_leftovers_of_a_killed_run_are_cleaned_or_completed(tmp_path: Path) -> None:
     run = tmp_path / "r"
     run.mkdir()
@@ -241,7 +274,7 @@ def test_write_failure_is_one_line_and_keeps_previous_outputs(
         raise exc
 
     monkeypatch.setattr(pyogrio, "write_dataframe", fail)
-    assert main(["units", "-q", "--config", str(toml)]) == 2
+    assert main(["units", "--force", "-q", "--config", str(toml)]) == 2
     # named by its final path, not the temporary folder
     line = assert_one_line(capsys.readouterr().err, str(run / "t.gpkg"), needle, "output.dir")
     assert "staging" not in line

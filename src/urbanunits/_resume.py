@@ -38,7 +38,7 @@ from urbanunits._files import file_sha256
 if TYPE_CHECKING:
     from urbanunits.config import Config
 
-__all__ = ["Reused", "merge_metadata", "read_stage", "stage_digests"]
+__all__ = ["Reused", "merge_metadata", "read_metadata", "read_stage", "stage_digests"]
 
 logger = logging.getLogger(__name__)
 
@@ -169,8 +169,8 @@ def _layer_schema(df: gpd.GeoDataFrame | pd.DataFrame) -> dict[str, Any] | None:
     return out
 
 
-def _previous_rows(gpkg: Path) -> dict[str, str]:
-    """The stage rows of the metadata already in ``gpkg`` (empty when there is none)."""
+def read_metadata(gpkg: Path) -> dict[str, str]:
+    """Every row of the run metadata in ``gpkg`` (empty when there is none or it is unreadable)."""
     if not gpkg.is_file():
         return {}
     try:
@@ -178,10 +178,15 @@ def _previous_rows(gpkg: Path) -> dict[str, str]:
         if METADATA_TABLE not in names:
             return {}
         meta = pyogrio.read_dataframe(gpkg, layer=METADATA_TABLE, read_geometry=False)
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError):
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError):
         return {}
-    return {str(k): str(v) for k, v in zip(meta["key"], meta["value"], strict=True)
-            if str(k).startswith((DIGEST_KEY, SCHEMA_KEY))}
+    return {str(k): str(v) for k, v in zip(meta["key"], meta["value"], strict=True)}
+
+
+def _previous_rows(gpkg: Path) -> dict[str, str]:
+    """The stage rows of the metadata already in ``gpkg`` (empty when there is none)."""
+    return {k: v for k, v in read_metadata(gpkg).items()
+            if k.startswith((DIGEST_KEY, SCHEMA_KEY))}
 
 
 def merge_metadata(meta: pd.DataFrame, gpkg: Path,

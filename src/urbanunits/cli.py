@@ -49,12 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"urbanunits {__version__}")
     sub = p.add_subparsers(dest="command", metavar="command", required=True)
     sub.add_parser("ingest", parents=[common], help="parse the OSM extract and report layers")
-    sub.add_parser("units", parents=[common], help="update units (更新单元)")
-    sub.add_parser("packages", parents=[common], help="renewal packages (片区化改造)")
-    sub.add_parser("lifecircle", parents=[common], help="15-minute life circles (生活圈)")
-    sub.add_parser("programme", parents=[common],
+    # a stage whose results in the run are current is not computed again (make-like)
+    forced = argparse.ArgumentParser(add_help=False, parents=[common])
+    forced.add_argument("--force", action="store_true", default=argparse.SUPPRESS,
+                        help="compute the stage even when the run's results are up to date")
+    sub.add_parser("units", parents=[forced], help="update units (更新单元)")
+    sub.add_parser("packages", parents=[forced], help="renewal packages (片区化改造)")
+    sub.add_parser("lifecircle", parents=[forced], help="15-minute life circles (生活圈)")
+    sub.add_parser("programme", parents=[forced],
                    help="project library: scores and phasing into years (项目库)")
-    sub.add_parser("sites", parents=[common],
+    sub.add_parser("sites", parents=[forced],
                    help="sites for missing facilities, supply and demand (选址)")
     sub.add_parser("maps", parents=[common], help="redraw all maps")
     sub.add_parser("all", parents=[common], help="every stage, tables and maps")
@@ -164,11 +168,17 @@ def _run_source(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(command: str, config: str | None) -> int:
+def _run(command: str, config: str | None, *, force: bool = False) -> int:
     from urbanunits import pipeline
     from urbanunits.config import Config, load_config
+    from urbanunits.run_store import STAGE_MAPS, up_to_date
 
     cfg = load_config(config)
+    if command in STAGE_MAPS and not force:
+        current = up_to_date(cfg, command)
+        if current is not None:
+            print(current)
+            return 0
     runners: dict[str, Callable[[Config], pipeline.StageResult]] = {
         "ingest": pipeline.run_ingest, "units": pipeline.run_units,
         "packages": pipeline.run_packages, "lifecircle": pipeline.run_lifecircle,
@@ -216,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_batch(args)
         if args.command in ("publish", "export"):
             return _run_publish(args)
-        return _run(args.command, getattr(args, "config", None))
+        return _run(args.command, getattr(args, "config", None),
+                    force=bool(getattr(args, "force", False)))
     except UserError as exc:
         if verbose:
             traceback.print_exc()

@@ -35,6 +35,7 @@ __all__ = [
     "stage_outputs",
     "stale_layers",
     "store_stage",
+    "up_to_date",
     "write_run",
 ]
 
@@ -199,6 +200,29 @@ def current_digests(cfg: Config, stages: Sequence[str]) -> dict[str, str]:
         return {}
     now = stage_digests(cfg)
     return {s: now[s] for s in stages}
+
+
+def up_to_date(cfg: Config, stage: str) -> str | None:
+    """Why the run already holds ``stage``'s current results, or None when it must be computed.
+
+    Current means: the GeoPackage was written from the same config file, word for word (so
+    titles and map options too), by this version, and records for ``stage`` and each stage it
+    is computed from the digest of the config sections and input files it reads now
+    (:mod:`urbanunits._resume`); and the stage's maps are there. A later stage's results in the
+    file were then computed from these same results, and stay.
+    """
+    if cfg.source is None or not Path(cfg.source).is_file():
+        return None
+    meta = _resume.read_metadata(cfg.gpkg_path)
+    if meta.get("config_toml") != Path(cfg.source).read_text(encoding="utf-8"):
+        return None
+    now = stage_digests(cfg)
+    if any(meta.get(_resume.DIGEST_KEY + s) != now[s] for s in ancestors(stage)):
+        return None
+    if not all(any(cfg.maps_dir.glob(p)) for p in STAGE_MAPS[stage]):
+        return None
+    return (f"{stage}: up to date in {cfg.gpkg_path} (same config, inputs and version as "
+            "when it was written); nothing recomputed — --force recomputes it")
 
 
 def reuse(cfg: Config, stage: str, *, have: Sequence[str] = ()) -> Any:
