@@ -172,6 +172,18 @@ def test_a_stage_whose_results_are_current_is_not_computed_again(
     assert "up to date" in capsys.readouterr().out
     assert main(["units", "--force", "-q", "--config", str(toml)]) == 0
     assert "done in" in capsys.readouterr().out
+    # a layer the digests vouch for deleted from the file (in QGIS, say): computed again
+    import sqlite3
+
+    with sqlite3.connect(run / "t.gpkg") as db:  # as QGIS deletes a layer
+        db.execute("DROP TABLE blocks")
+        db.execute("DROP TABLE IF EXISTS rtree_blocks_geom")
+        for meta in ("gpkg_contents", "gpkg_geometry_columns", "gpkg_extensions"):
+            db.execute(f"DELETE FROM {meta} WHERE table_name = 'blocks'")
+    assert "blocks" not in list_layers(run / "t.gpkg")
+    assert main(["units", "-q", "--config", str(toml)]) == 0
+    assert "done in" in capsys.readouterr().out
+    assert "blocks" in list_layers(run / "t.gpkg")
 
 
 def test_leftovers_of_a_killed_run_are_cleaned_or_completed(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ match. :mod:`urbanunits.pipeline` decides what to compute; this module only stor
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -23,7 +24,7 @@ from urbanunits._outputs import Staging, staged_run
 from urbanunits._resume import UPSTREAM, ancestors, stage_digests
 from urbanunits.catalog import STAGE_LAYERS
 from urbanunits.config import Config
-from urbanunits.export import layer_styles, run_metadata, write_layers
+from urbanunits.export import layer_styles, list_layers, run_metadata, write_layers
 
 __all__ = [
     "STAGE_MAPS",
@@ -217,7 +218,15 @@ def up_to_date(cfg: Config, stage: str) -> str | None:
     if meta.get("config_toml") != Path(cfg.source).read_text(encoding="utf-8"):
         return None
     now = stage_digests(cfg)
-    if any(meta.get(_resume.DIGEST_KEY + s) != now[s] for s in ancestors(stage)):
+    chain = ancestors(stage)
+    if any(meta.get(_resume.DIGEST_KEY + s) != now[s] for s in chain):
+        return None
+    # the layers the digests vouch for are all still there (none deleted in QGIS, say)
+    try:
+        wanted = set().union(*(json.loads(meta[_resume.SCHEMA_KEY + s]) for s in chain))
+    except (KeyError, ValueError):
+        return None
+    if not wanted <= set(list_layers(cfg.gpkg_path)):
         return None
     if not all(any(cfg.maps_dir.glob(p)) for p in STAGE_MAPS[stage]):
         return None
