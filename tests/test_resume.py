@@ -14,6 +14,7 @@ import pytest
 from geopandas.testing import assert_geodataframe_equal
 
 from urbanunits import _resume, catalog, pipeline
+from urbanunits.config import Config
 from urbanunits.sources.osm import OSMLayers
 
 from .conftest import demo_config
@@ -300,3 +301,24 @@ def test_a_layer_the_stage_no_longer_makes_is_removed(
     pipeline.run_lifecircle(off, draw=False)
     assert "isochrones" not in _layers(cfg)
     assert {"lifecircle", "service_gaps"} <= _layers(cfg)
+
+
+def test_a_shapefiles_attributes_are_part_of_its_digest(demo_cfg: Config, tmp_path: Path
+                                                        ) -> None:
+    """Renaming sub-districts in the .dbf alone (the .shp unchanged) changes the units' digest,
+    so their layers are computed again rather than reused with the old names."""
+    import geopandas as gpd
+    import shapely
+
+    shp = tmp_path / "sd.shp"
+    gpd.GeoDataFrame({"name": ["甲"]}, geometry=[shapely.box(0, 0, 1, 1)],
+                     crs="EPSG:32651").to_file(shp, encoding="utf-8")
+    cfg = dataclasses.replace(demo_cfg, inputs=dataclasses.replace(demo_cfg.inputs,
+                                                                    subdistricts=shp))
+    before = _resume.stage_digests(cfg)
+    geometry = shp.read_bytes()
+    gpd.GeoDataFrame({"name": ["东"]}, geometry=[shapely.box(0, 0, 1, 1)],
+                     crs="EPSG:32651").to_file(shp, encoding="utf-8")
+    assert shp.read_bytes() == geometry  # the premise: only the attributes changed
+    after = _resume.stage_digests(cfg)
+    assert after["units"] != before["units"] and after["sites"] != before["sites"]

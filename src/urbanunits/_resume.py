@@ -75,12 +75,30 @@ def ancestors(stage: str) -> list[str]:
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
-def _file_hash(path: Path) -> str:
+#: Files read together with a file of this suffix (a Shapefile's attributes, CRS and encoding;
+#: a raster's georeferencing): a change to any of them changes what the input says.
+#: ``.x`` replaces the suffix (``sd.dbf``), ``+x`` is appended to the name (``pop.tif.aux.xml``).
+_COMPANIONS = {".shp": (".dbf", ".shx", ".prj", ".cpg"), ".tif": (".tfw", "+.aux.xml", "+.ovr"),
+               ".tiff": (".tfw", "+.aux.xml", "+.ovr")}
+
+
+def _one_hash(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _HASHES:
         _HASHES[key] = file_sha256(path)
     return _HASHES[key]
+
+
+def _file_hash(path: Path) -> str:
+    """SHA-256 of an input file, with its companion files (``.dbf`` of a ``.shp``…) when any."""
+    own = _one_hash(path)
+    side = [(sfx, path.with_name(path.name + sfx[1:]) if sfx.startswith("+")
+             else path.with_suffix(sfx)) for sfx in _COMPANIONS.get(path.suffix.lower(), ())]
+    parts = [f"{sfx}:{_one_hash(p)}" for sfx, p in side if p.is_file()]
+    if not parts:
+        return own
+    return hashlib.sha256("|".join([own, *parts]).encode()).hexdigest()
 
 
 def _input_files(cfg: Config, stage: str) -> dict[str, Path]:
