@@ -172,6 +172,33 @@ def test_a_stage_whose_results_are_current_is_not_computed_again(
     assert "up to date" in capsys.readouterr().out
     assert main(["units", "--force", "-q", "--config", str(toml)]) == 0
     assert "done in" in capsys.readouterr().out
+    # maps drawn under an older config are not current: the title changed, then `sites` ran
+    # (reusing the units): `units` still has its old-title map and is computed
+    assert main(["all", "-q", "--config", str(toml)]) == 0
+    toml.write_text(toml.read_text(encoding="utf-8").replace(
+        'title = "', 'title = "再 ', 1), encoding="utf-8")
+    assert main(["sites", "-q", "--config", str(toml)]) == 0
+    capsys.readouterr()
+    assert main(["units", "-q", "--config", str(toml)]) == 0
+    assert "done in" in capsys.readouterr().out
+    # an input of a later stage changed: update_units holds the packages stage's recount of
+    # old communities, so `units` is not current either
+    overrides = tmp_path / "overrides.csv"
+    overrides.write_text("name,status\n东园一村,old\n", encoding="utf-8")
+    toml.write_text(toml.read_text(encoding="utf-8").replace(
+        "[inputs]\n", f'[inputs]\ncommunity_overrides = "{overrides}"\n', 1), encoding="utf-8")
+    assert main(["all", "-q", "--config", str(toml)]) == 0
+    overrides.write_text("name,status\n东园一村,new\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["units", "-q", "--config", str(toml)]) == 0
+    assert "done in" in capsys.readouterr().out
+    # a life-circle map deleted: that stage is computed (and draws it again)
+    assert main(["all", "-q", "--config", str(toml)]) == 0
+    (run / "maps" / "lifecircle_clinic.png").unlink()
+    capsys.readouterr()
+    assert main(["lifecircle", "-q", "--config", str(toml)]) == 0
+    assert "done in" in capsys.readouterr().out
+    assert (run / "maps" / "lifecircle_clinic.png").is_file()
     # a layer the digests vouch for deleted from the file (in QGIS, say): computed again
     import sqlite3
 

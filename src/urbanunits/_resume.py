@@ -38,12 +38,15 @@ from urbanunits._files import file_sha256
 if TYPE_CHECKING:
     from urbanunits.config import Config
 
-__all__ = ["Reused", "merge_metadata", "read_metadata", "read_stage", "stage_digests"]
+__all__ = ["Reused", "config_text_hash", "merge_metadata", "read_metadata", "read_stage",
+           "stage_digests"]
 
 logger = logging.getLogger(__name__)
 
 DIGEST_KEY = "stage_digest:"
 SCHEMA_KEY = "stage_schema:"
+#: SHA-256 of the config file's text a stage's layers (and maps) were last made with.
+CONFIG_KEY = "stage_config:"
 METADATA_TABLE = "run_metadata"
 
 # The stages in order and the one each is computed from.
@@ -204,13 +207,18 @@ def read_metadata(gpkg: Path) -> dict[str, str]:
 def _previous_rows(gpkg: Path) -> dict[str, str]:
     """The stage rows of the metadata already in ``gpkg`` (empty when there is none)."""
     return {k: v for k, v in read_metadata(gpkg).items()
-            if k.startswith((DIGEST_KEY, SCHEMA_KEY))}
+            if k.startswith((DIGEST_KEY, SCHEMA_KEY, CONFIG_KEY))}
+
+
+def config_text_hash(text: str | None) -> str:
+    """What :data:`CONFIG_KEY` rows hold: the SHA-256 of a config file's text ("" for none)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest() if text is not None else ""
 
 
 def merge_metadata(meta: pd.DataFrame, gpkg: Path,
                    layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame], *,
                    owned: Mapping[str, frozenset[str]], drop: frozenset[str] | set[str],
-                   digests: Mapping[str, str]) -> pd.DataFrame:
+                   digests: Mapping[str, str], drawn: Collection[str] = ()) -> pd.DataFrame:
     """``meta`` with the stage rows that hold after ``layers`` are written to ``gpkg``.
 
     Parameters
@@ -228,6 +236,9 @@ def merge_metadata(meta: pd.DataFrame, gpkg: Path,
     digests
         Stage → digest for the stages whose layers in ``layers`` were computed (or reused)
         under the current config; other stages touched by the write lose their rows.
+    drawn
+        Stages whose maps this run draws: their :data:`CONFIG_KEY` row becomes this config's;
+        the other stages of ``digests`` keep theirs (their maps are the earlier run's).
 
     Returns
     -------
@@ -235,11 +246,15 @@ def merge_metadata(meta: pd.DataFrame, gpkg: Path,
         ``meta`` plus ``stage_digest:*`` and ``stage_schema:*`` rows.
     """
     rows = _previous_rows(gpkg)
+    previous = dict(rows)
     touched = set(layers) | set(drop)
+    keys = (DIGEST_KEY, SCHEMA_KEY, CONFIG_KEY)
     for stage, names in owned.items():
         if names & touched or stage in digests:
-            rows.pop(DIGEST_KEY + stage, None)
-            rows.pop(SCHEMA_KEY + stage, None)
+            for k in keys:
+                rows.pop(k + stage, None)
+    toml = meta.loc[meta["key"] == "config_toml", "value"]
+    config = config_text_hash(str(toml.iloc[0]) if len(toml) else None)
     for stage, digest in digests.items():
         present = {n: layers[n] for n in owned[stage] if n in layers}
         schemas = {n: _layer_schema(df) for n, df in present.items()}
@@ -248,11 +263,14 @@ def merge_metadata(meta: pd.DataFrame, gpkg: Path,
             continue
         rows[DIGEST_KEY + stage] = digest
         rows[SCHEMA_KEY + stage] = json.dumps(schemas, ensure_ascii=False)
+        made_with = config if stage in drawn else previous.get(CONFIG_KEY + stage)
+        if made_with is not None:
+            rows[CONFIG_KEY + stage] = made_with
     # A stage whose upstream lost its row is computed again next time, so its row goes too.
     for stage, up in UPSTREAM.items():
         if up is not None and DIGEST_KEY + up not in rows:
-            rows.pop(DIGEST_KEY + stage, None)
-            rows.pop(SCHEMA_KEY + stage, None)
+            for k in keys:
+                rows.pop(k + stage, None)
     extra = pd.DataFrame(sorted(rows.items()), columns=["key", "value"])
     return pd.concat([meta, extra], ignore_index=True) if len(extra) else meta
 

@@ -160,7 +160,8 @@ def _run_units(cfg: Config, *, layers: OSMLayers | None, write: bool, draw: bool
     res.extra["digests"] = ["units"]
     if staging is not None:
         if write:
-            store_stage(cfg, staging, res.layers, "units", vouched=res.extra["digests"])
+            store_stage(cfg, staging, res.layers, "units", vouched=res.extra["digests"],
+                        drawn=draw)
         if draw:
             res.maps.append(draw_units(cfg, staging, result.units, layers, result.barriers))
     res.seconds = time.perf_counter() - t0
@@ -242,7 +243,8 @@ def _run_lifecircle(cfg: Config, *, layers: OSMLayers | None,
     res.extra["recomputed"] = redo
     if staging is not None:
         if write:
-            store_stage(cfg, staging, res.layers, "lifecircle", vouched=vouched, recomputed=redo)
+            store_stage(cfg, staging, res.layers, "lifecircle", vouched=vouched, recomputed=redo,
+                        drawn=draw)
         if draw:
             res.maps += draw_lifecircle(cfg, staging, result, layers)
     res.seconds = time.perf_counter() - t0
@@ -344,7 +346,8 @@ def _run_sites(cfg: Config, *, layers: OSMLayers | None, lifecircle: StageResult
     res.extra["lifecircle"] = lifecircle
     if staging is not None:
         if write:
-            store_stage(cfg, staging, res.layers, "sites", vouched=vouched, recomputed=redo)
+            store_stage(cfg, staging, res.layers, "sites", vouched=vouched, recomputed=redo,
+                        drawn=draw)
         if draw:
             res.maps += draw_sites(cfg, staging, result, lcr, layers)
     res.seconds = time.perf_counter() - t0
@@ -448,7 +451,8 @@ def _run_packages(cfg: Config, *, layers: OSMLayers | None, units: gpd.GeoDataFr
     res.extra["recomputed"] = redo = ["units", "packages"]
     if staging is not None:
         if write:
-            store_stage(cfg, staging, res.layers, "packages", vouched=vouched, recomputed=redo)
+            store_stage(cfg, staging, res.layers, "packages", vouched=vouched, recomputed=redo,
+                        drawn=draw)
         if draw:
             res.maps.append(draw_units(cfg, staging, out["update_units"], layers,
                                        map_barriers(cfg, layers) if unit_lines is None
@@ -506,7 +510,8 @@ def _run_programme(cfg: Config, *, layers: OSMLayers | None,
     if staging is not None and write and (
             result.layers() or staging.path(cfg.gpkg_path).exists()):
         # with no package to phase, the programme layers of an earlier run go too
-        store_stage(cfg, staging, res.layers, "programme", vouched=vouched, recomputed=redo)
+        store_stage(cfg, staging, res.layers, "programme", vouched=vouched, recomputed=redo,
+                    drawn=draw)
     if staging is not None and draw and result.layers():
         res.maps += draw_programme(cfg, staging, result, layers)
     res.seconds = time.perf_counter() - t0
@@ -638,7 +643,8 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None,
                                     stages["lifecircle"].extra["result"], layers)
         start_drawing()
     if staging is not None and write:
-        write_run(cfg, res.layers, staging=staging, digests=current_digests(cfg, list(stages)))
+        write_run(cfg, res.layers, staging=staging, digests=current_digests(cfg, list(stages)),
+                  drawn=list(stages) if draw else [])
         files = write_tables(staging.path(cfg.tables_dir), _tables(stages),
                              workbook=f"{cfg.name}.xlsx", categories=cfg.lifecircle.categories,
                              about=[("运行 run", cfg.title or cfg.name),

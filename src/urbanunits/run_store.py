@@ -145,7 +145,8 @@ def drop_stale(cfg: Config, staging: Staging, stage: str, *,
 
 def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame], *,
               drop: set[str] | frozenset[str] = frozenset(),
-              staging: Staging | None = None, digests: Mapping[str, str] | None = None) -> Path:
+              staging: Staging | None = None, digests: Mapping[str, str] | None = None,
+              drawn: Sequence[str] = ()) -> Path:
     """Write stage layers to the run's GeoPackage with their QGIS styles and the run metadata.
 
     ``drop`` names layers to remove (later stages' results that these layers make stale).
@@ -157,7 +158,7 @@ def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]
     if staging is None:
         with stage_outputs(cfg, active=True) as own:
             assert own is not None
-            write_run(cfg, layers, drop=drop, staging=own, digests=digests)
+            write_run(cfg, layers, drop=drop, staging=own, digests=digests, drawn=drawn)
         return cfg.gpkg_path
 
     inputs = {"osm": cfg.inputs.osm}
@@ -173,7 +174,8 @@ def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]
             inputs[f"facilities:{key}:{i}"] = f.path
     gpkg = staging.path(cfg.gpkg_path)
     meta = _resume.merge_metadata(run_metadata(cfg, inputs=inputs), gpkg, layers,
-                                  owned=STAGE_LAYERS, drop=drop, digests=digests or {})
+                                  owned=STAGE_LAYERS, drop=drop, digests=digests or {},
+                                  drawn=drawn)
     write_layers(gpkg, layers, styles=layer_styles(layers), metadata=meta, drop=drop,
                  shown_as=cfg.gpkg_path)
     return cfg.gpkg_path
@@ -181,7 +183,8 @@ def write_run(cfg: Config, layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame]
 
 def store_stage(cfg: Config, staging: Staging,
                 layers: Mapping[str, gpd.GeoDataFrame | pd.DataFrame], stage: str, *,
-                vouched: Sequence[str], recomputed: Iterable[str] = ()) -> None:
+                vouched: Sequence[str], recomputed: Iterable[str] = (),
+                drawn: bool = False) -> None:
     """Write a stage run's layers and remove what they make stale, in one step.
 
     Removed: the layers of stages computed from what this run ``recomputed``
@@ -190,7 +193,8 @@ def store_stage(cfg: Config, staging: Staging,
     :func:`drop_stale`. ``vouched`` are the stages whose digests are recorded for resume.
     """
     drop = stale_layers(stage, recomputed) | (STAGE_LAYERS[stage] - set(layers))
-    write_run(cfg, layers, drop=drop, staging=staging, digests=current_digests(cfg, vouched))
+    write_run(cfg, layers, drop=drop, staging=staging, digests=current_digests(cfg, vouched),
+              drawn=[stage] if drawn else [])
     drop_stale(cfg, staging, stage, recomputed=recomputed)
 
 
@@ -206,19 +210,25 @@ def current_digests(cfg: Config, stages: Sequence[str]) -> dict[str, str]:
 def up_to_date(cfg: Config, stage: str) -> str | None:
     """Why the run already holds ``stage``'s current results, or None when it must be computed.
 
-    Current means: the GeoPackage was written from the same config file, word for word (so
-    titles and map options too), by this version, and records for ``stage`` and each stage it
-    is computed from the digest of the config sections and input files it reads now
-    (:mod:`urbanunits._resume`); and the stage's maps are there. A later stage's results in the
-    file were then computed from these same results, and stay.
+    Current means: the GeoPackage records, for ``stage`` and each stage it is computed from,
+    the digest of the version, config sections and input files it reads now
+    (:mod:`urbanunits._resume`); ``stage``'s layers were written, and so its maps drawn, from
+    this config file word for word (titles and map options too); every layer those digests
+    vouch for is still in the file, and the stage's maps are there. For units, the packages
+    stage's counts in ``update_units`` must be current too. A later stage's results in the file
+    were then computed from these same results, and stay.
     """
     if cfg.source is None or not Path(cfg.source).is_file():
         return None
     meta = _resume.read_metadata(cfg.gpkg_path)
-    if meta.get("config_toml") != Path(cfg.source).read_text(encoding="utf-8"):
+    text = Path(cfg.source).read_text(encoding="utf-8")
+    if meta.get(_resume.CONFIG_KEY + stage) != _resume.config_text_hash(text):
         return None
     now = stage_digests(cfg)
     chain = ancestors(stage)
+    # update_units carries the packages stage's recount of old communities when it ran
+    if stage == "units" and _resume.DIGEST_KEY + "packages" in meta:
+        chain = ancestors("packages")
     if any(meta.get(_resume.DIGEST_KEY + s) != now[s] for s in chain):
         return None
     # the layers the digests vouch for are all still there (none deleted in QGIS, say)
@@ -228,7 +238,9 @@ def up_to_date(cfg: Config, stage: str) -> str | None:
         return None
     if not wanted <= set(list_layers(cfg.gpkg_path)):
         return None
-    if not all(any(cfg.maps_dir.glob(p)) for p in STAGE_MAPS[stage]):
+    maps = ([f"lifecircle_{key}.png" for key in cfg.lifecircle.categories]
+            if stage == "lifecircle" else STAGE_MAPS[stage])
+    if not all(any(cfg.maps_dir.glob(p)) for p in maps):
         return None
     return (f"{stage}: up to date in {cfg.gpkg_path} (same config, inputs and version as "
             "when it was written); nothing recomputed — --force recomputes it")
