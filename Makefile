@@ -37,7 +37,8 @@ help:
 	@echo "make setup       create .venv and install the toolkit (every target does it first)"
 	@echo "make clean       remove outputs in data/processed/; distclean also removes .venv"
 	@echo "make system-deps Debian packages the tests use: PostgreSQL + PostGIS, Chromium (root)"
-	@echo "CONFIG=configs/ningbo.toml selects another config"
+	@echo "CONFIG=configs/ningbo.toml selects another config; FORCE=1 computes a stage whose"
+	@echo "                 results are up to date (otherwise it is left as it is)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed, found " + sys.version.split()[0]'
@@ -52,19 +53,19 @@ ingest: $(STAMP)
 	$(BIN)/urbanunits ingest --config $(CONFIG)
 
 units: $(STAMP)
-	$(BIN)/urbanunits units --config $(CONFIG)
+	$(BIN)/urbanunits units --config $(CONFIG) $(if $(FORCE),--force)
 
 packages: $(STAMP)
-	$(BIN)/urbanunits packages --config $(CONFIG)
+	$(BIN)/urbanunits packages --config $(CONFIG) $(if $(FORCE),--force)
 
 lifecircle: $(STAMP)
-	$(BIN)/urbanunits lifecircle --config $(CONFIG)
+	$(BIN)/urbanunits lifecircle --config $(CONFIG) $(if $(FORCE),--force)
 
 programme: $(STAMP)
-	$(BIN)/urbanunits programme --config $(CONFIG)
+	$(BIN)/urbanunits programme --config $(CONFIG) $(if $(FORCE),--force)
 
 sites: $(STAMP)
-	$(BIN)/urbanunits sites --config $(CONFIG)
+	$(BIN)/urbanunits sites --config $(CONFIG) $(if $(FORCE),--force)
 
 maps: $(STAMP)
 	$(BIN)/urbanunits maps --config $(CONFIG)
