@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from geopandas.testing import assert_geodataframe_equal
 
-from urbanunits import _resume, catalog, pipeline
+from urbanunits import _resume, catalog, pipeline, redraw
 from urbanunits.config import Config
 from urbanunits.sources.osm import OSMLayers
 
@@ -122,7 +122,7 @@ def test_maps_after_all_read_the_layers(tmp_path: Path, demo_run: DemoRun, use_d
     gpkg = cfg.gpkg_path.read_bytes()
     forbid(monkeypatch, "update_units", "renewal_packages", "life_circle", "programme",
            "suggest_sites")
-    res = pipeline.run_maps(cfg)
+    res = redraw.run_maps(cfg)
     assert reused(caplog) == {"units", "packages", "lifecircle", "programme", "sites"}
     names = {p.name for p in res.maps}
     assert {"update_units.png", "renewal_packages.png", "programme.png"} <= names

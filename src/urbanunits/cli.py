@@ -169,7 +169,7 @@ def _run_source(args: argparse.Namespace) -> int:
 
 
 def _run(command: str, config: str | None, *, force: bool = False) -> int:
-    from urbanunits import pipeline
+    from urbanunits import pipeline, redraw
     from urbanunits.config import Config, load_config
     from urbanunits.run_store import STAGE_MAPS, up_to_date
 
@@ -185,7 +185,7 @@ def _run(command: str, config: str | None, *, force: bool = False) -> int:
         "programme": pipeline.run_programme,
         "sites": pipeline.run_sites,
         # `all` writes the HTML map into the run folder with the rest (cfg.html_path)
-        "maps": pipeline.run_maps, "all": lambda c: pipeline.run_all(c, webmap=True),
+        "maps": redraw.run_maps, "all": lambda c: pipeline.run_all(c, webmap=True),
     }
     t0 = time.perf_counter()
     result = runners[command](cfg)

@@ -42,7 +42,6 @@ from urbanunits.drawing import (
     draw_sites,
     draw_units,
     map_barriers,
-    sites_from_layers,
 )
 from urbanunits.errors import EmptyInputError
 from urbanunits.export import write_tables
@@ -520,7 +519,7 @@ def _run_programme(cfg: Config, *, layers: OSMLayers | None,
 
 # --- whole run ---
 
-__all__ += ["run_all", "run_maps"]
+__all__ += ["run_all"]
 
 
 def _tables(stages: dict[str, StageResult]) -> dict[str, pd.DataFrame]:
@@ -658,67 +657,5 @@ def _run_all(cfg: Config, *, write: bool, draw: bool, staging: Staging | None,
                          final=html)
             res.extra["html"] = html
     res.extra["stages"] = stages
-    res.seconds = time.perf_counter() - t0
-    return res
-
-
-def run_maps(cfg: Config) -> StageResult:
-    """Redraw every map; the GeoPackage and tables are not touched.
-
-    The layers are read from the run's GeoPackage when their digests match the config and
-    inputs (a stage whose layers cannot be reused is computed in memory); without a usable
-    GeoPackage every stage is computed in memory, as :func:`run_all` does.
-    """
-    # the maps are queued and drawn in parallel before the folder is swapped in
-    with stage_outputs(cfg, active=True, keep=True) as staging, saving_in_parallel():
-        assert staging is not None
-        shutil.rmtree(staging.path(cfg.maps_dir), ignore_errors=True)
-        res = _maps_from_run(cfg, staging)
-        if res is None:
-            res = _run_all(cfg, write=False, draw=True, staging=staging)
-    res.stage = "maps"
-    res.summary = []
-    res.layers = {}
-    return res
-
-
-def _maps_from_run(cfg: Config, staging: Staging) -> StageResult | None:
-    """Draw every map from the run's layers; None when the life circles cannot be reused."""
-    from types import SimpleNamespace
-
-
-    lc = reuse(cfg, "lifecircle")
-    if lc is None:
-        return None
-    t0 = time.perf_counter()
-    layers = load_layers(cfg)
-    got = dict(lc.layers)
-    lcr = _lifecircle_from_layers(got)
-    res = StageResult("maps")
-    res.maps.append(draw_units(cfg, staging, got["update_units"], layers,
-                                map_barriers(cfg, layers)))
-    res.maps.append(draw_packages(cfg, staging, got["renewal_packages"], got["communities"],
-                                  layers))
-    res.maps += draw_lifecircle(cfg, staging, lcr, layers)
-    pg = reuse(cfg, "programme", have=lc.stages)
-    if pg is not None:
-        pgr: Any = SimpleNamespace(packages=pg.layers["programme"],
-                                   communities=pg.layers["programme_communities"],
-                                   years=pg.layers["programme_years"])
-    else:
-        pgr = run_programme(cfg, layers=layers, packages=got["renewal_packages"],
-                            communities=got["communities"], gaps=got["service_gaps"],
-                            write=False, draw=False).extra["result"]
-    if pg is not None or pgr.layers():
-        res.maps += draw_programme(cfg, staging, pgr, layers)
-    st = reuse(cfg, "sites", have=lc.stages)
-    if st is not None:
-        sr = sites_from_layers(got["lifecircle"], st.layers["site_suggestions"], cfg)
-    else:
-        lc_stage = StageResult("lifecircle", layers=got, extra={"result": lcr})
-        sr = run_sites(cfg, layers=layers, lifecircle=lc_stage,
-                       communities=got["communities"], write=False,
-                       draw=False).extra["result"]
-    res.maps += draw_sites(cfg, staging, sr, lcr, layers)
     res.seconds = time.perf_counter() - t0
     return res
