@@ -125,7 +125,8 @@ def community_buildings(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFra
 
 def elevator_candidates(communities: gpd.GeoDataFrame, *,
                         buildings: gpd.GeoDataFrame | None = None,
-                        areas: gpd.GeoDataFrame | None = None, min_levels: int = 4,
+                        areas: gpd.GeoDataFrame | None = None,
+                        owner: pd.Series | None = None, min_levels: int = 4,
                         max_levels: int = 6, households_per_lift: float = 12.0
                         ) -> gpd.GeoDataFrame:
     """Buildings (or whole listed communities) that are candidates for a lift retrofit.
@@ -140,6 +141,9 @@ def elevator_candidates(communities: gpd.GeoDataFrame, *,
         ``elevator``, ``osm_id``), same CRS; None uses the inventory's figures alone.
     areas
         OSM residential areas, the sites of inventory points (:func:`community_buildings`).
+    owner
+        :func:`community_buildings` of these communities, buildings and areas when the caller
+        has it already (``areas`` is then not read).
     min_levels, max_levels
         Storeys of a candidate walk-up, ends included.
     households_per_lift
@@ -170,7 +174,8 @@ def elevator_candidates(communities: gpd.GeoDataFrame, *,
     hh = pd.to_numeric(col("households"), errors="coerce").fillna(0.0)
     rows: list[dict[str, object]] = []
     covered = np.zeros(len(comm), dtype=bool)
-    owner = community_buildings(comm, buildings, areas=areas)
+    if owner is None:
+        owner = community_buildings(comm, buildings, areas=areas)
     if len(owner):
         assert buildings is not None  # community_buildings found some
         b = buildings.loc[owner.index]

@@ -123,18 +123,17 @@ def _unit_cost(cfg: ProgrammeConfig) -> dict[str, float]:
 
 
 def _osm_building_stats(comm: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | None,
-                        areas: gpd.GeoDataFrame | None) -> pd.DataFrame:
+                        owner: pd.Series) -> pd.DataFrame:
     """Per community: OSM building count, median tagged storeys, and any lift tag.
 
     The buildings are those :func:`~urbanunits.elevators.community_buildings` gives each
-    community (an inventory point's are those of the residential area it stands in), the same
-    the lift candidates are drawn from.
+    community (``owner``; an inventory point's are those of the residential area it stands
+    in), the same the lift candidates are drawn from.
     """
     out = pd.DataFrame({"osm_n_buildings": np.nan, "osm_levels": np.nan,
                         "osm_levels_tagged": False,
                         "osm_elevator": pd.Series(pd.NA, index=comm.index, dtype="boolean")},
                        index=comm.index)
-    owner = community_buildings(comm, buildings, areas=areas)
     if not len(owner):
         return out
     assert buildings is not None  # community_buildings found some
@@ -237,7 +236,9 @@ def community_values(communities: gpd.GeoDataFrame, *, cfg: ProgrammeConfig,
     comm["built_year_source"] = np.where(known, "listed", "assumed")
     comm["age_years"] = (cfg.start_year - year.fillna(fill)).clip(lower=0.0)
 
-    osm = _osm_building_stats(comm, buildings, areas)
+    # which community each building belongs to, found once for the counts and the candidates
+    owner = community_buildings(comm, buildings, areas=areas)
+    osm = _osm_building_stats(comm, buildings, owner)
     lv = pd.to_numeric(comm["levels"], errors="coerce")
     osm_src = np.where(osm["osm_levels_tagged"].astype(bool), "osm", "assumed")
     comm["levels_source"] = np.where(lv.notna(), "inventory",
@@ -277,7 +278,7 @@ def community_values(communities: gpd.GeoDataFrame, *, cfg: ProgrammeConfig,
     # The candidates judge each building from its own tags and the inventory's figures only,
     # not from the community-wide OSM estimates above.
     lifts = elevator_candidates(comm.assign(levels=lv, has_elevator=lift), buildings=buildings,
-                                areas=areas, min_levels=cfg.elevator_min_levels,
+                                owner=owner, min_levels=cfg.elevator_min_levels,
                                 max_levels=cfg.elevator_max_levels,
                                 households_per_lift=cfg.households_per_lift)
     per = lifts.groupby(lifts["community_id"].astype(str))
